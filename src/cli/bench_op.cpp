@@ -1,0 +1,158 @@
+// `lighthouse bench`: plan geometry and the op's latency against dense causal SDPA, forward
+// and forward+backward, on random inputs (medians of repeats after warm-up).
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <chrono>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "cli/progress.h"
+#include "lighthouse/lighthouse.h"
+
+namespace lighthouse::cli {
+namespace {
+
+struct BenchArgs {
+  int64_t batch = 1, n = 16384, heads = 4, kv_heads = 0, dim = 64;
+  int64_t levels = 3, pool = 4, topk = 256, tile_topk = 128;
+  int64_t warmup = 1, repeats = 3, seed = 0;
+  std::string dtype = "float32", device = "cpu", json;
+};
+
+at::ScalarType parse_dtype(const std::string& s) {
+  if (s == "float32") return at::kFloat;
+  if (s == "float64") return at::kDouble;
+  if (s == "bfloat16") return at::kBFloat16;
+  if (s == "float16") return at::kHalf;
+  throw std::invalid_argument("--dtype must be float32|float64|bfloat16|float16, got " + s);
+}
+
+void sync(const at::Device& dev) {
+  if (dev.is_cuda()) torch::cuda::synchronize();
+}
+
+struct Case {
+  std::string name;
+  double median_ms = 0;
+};
+
+int run_bench(const BenchArgs& a) {
+  Config cfg;
+  cfg.levels = a.levels;
+  cfg.pool = a.pool;
+  cfg.topk = a.topk;
+  cfg.tile_topk = a.tile_topk;
+  Geometry g;
+  std::string err;
+  if (!make_geometry(cfg, a.n, &g, &err)) throw std::invalid_argument(err);
+  const int64_t hkv = a.kv_heads > 0 ? a.kv_heads : a.heads;
+  if (a.heads % hkv != 0) throw std::invalid_argument("--heads must be a multiple of --kv-heads");
+  const at::Device dev(a.device);
+  const auto opts = torch::TensorOptions().dtype(parse_dtype(a.dtype)).device(dev);
+
+  std::cout << "geometry: N=" << a.n << " L=" << g.L << " p=" << g.p << " k=" << g.k
+            << " m=" << g.m << "  tiles T=" << g.T << "  C=" << g.C << "  S=" << g.S
+            << "  S/N=" << std::fixed << std::setprecision(4) << double(g.S) / double(a.n)
+            << "  pyramid P=" << g.P << "\n";
+  std::cout << "inputs: B=" << a.batch << " H=" << a.heads << " Hkv=" << hkv << " D=" << a.dim
+            << " dtype=" << a.dtype << " device=" << a.device << "\n";
+
+  torch::manual_seed(a.seed);
+  auto q = torch::randn({a.batch, a.n, a.heads, a.dim}, opts).requires_grad_();
+  auto k = torch::randn({a.batch, a.n, hkv, a.dim}, opts).requires_grad_();
+  auto v = torch::randn({a.batch, a.n, hkv, a.dim}, opts).requires_grad_();
+  auto dout = torch::randn({a.batch, a.n, a.heads, a.dim}, opts);
+
+  using Fn = std::function<at::Tensor()>;
+  const Fn dense = [&] { return dense_attention(q, k, v); };
+  const Fn light = [&] { return attention(q, k, v, cfg); };
+  {  // verify before timing: finite outputs of the right shape
+    torch::NoGradGuard ng;
+    auto o = light();
+    TORCH_CHECK(o.sizes() == q.sizes() && o.isfinite().all().item<bool>(),
+                "lighthouse output is not finite");
+  }
+
+  const int64_t per_case = a.warmup + a.repeats;
+  Progress progress("bench", 4 * per_case, "runs");
+  int64_t done = 0;
+  auto time_case = [&](const std::string& name, const Fn& fn, bool backward) {
+    std::vector<double> ms;
+    for (int64_t r = 0; r < per_case; ++r) {
+      sync(dev);
+      const auto t0 = std::chrono::steady_clock::now();
+      if (backward) {
+        fn().backward(dout);
+      } else {
+        torch::NoGradGuard ng;
+        fn();
+      }
+      sync(dev);
+      const double el =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      if (r >= a.warmup) ms.push_back(el);
+      q.mutable_grad() = at::Tensor();
+      k.mutable_grad() = at::Tensor();
+      v.mutable_grad() = at::Tensor();
+      progress.update(++done, name);
+    }
+    std::sort(ms.begin(), ms.end());
+    return Case{name, ms[ms.size() / 2]};
+  };
+  std::vector<Case> cases = {time_case("dense fwd", dense, false),
+                             time_case("lighthouse fwd", light, false),
+                             time_case("dense fwd+bwd", dense, true),
+                             time_case("lighthouse fwd+bwd", light, true)};
+
+  std::cout << std::left << std::setw(22) << "case" << std::right << std::setw(14) << "median ms"
+            << std::setw(12) << "speedup" << "\n";
+  for (size_t i = 0; i < cases.size(); ++i) {
+    const double base = cases[i % 2 == 0 ? i : i - 1].median_ms;
+    std::cout << std::left << std::setw(22) << cases[i].name << std::right << std::setw(14)
+              << std::setprecision(3) << cases[i].median_ms << std::setw(11)
+              << std::setprecision(2) << base / cases[i].median_ms << "x\n";
+  }
+  if (!a.json.empty()) {
+    nlohmann::json j;
+    j["geometry"] = {{"N", a.n}, {"L", g.L}, {"p", g.p}, {"k", g.k}, {"m", g.m},
+                     {"T", g.T}, {"C", g.C}, {"S", g.S}};
+    j["inputs"] = {{"B", a.batch}, {"H", a.heads}, {"Hkv", hkv}, {"D", a.dim},
+                   {"dtype", a.dtype}, {"device", a.device}};
+    for (const auto& c : cases) j["median_ms"][c.name] = c.median_ms;
+    std::ofstream(a.json) << j.dump(2) << "\n";
+  }
+  return 0;
+}
+
+}  // namespace
+
+void add_bench(CLI::App& app) {
+  auto a = std::make_shared<BenchArgs>();
+  CLI::App* sub = app.add_subcommand("bench", "Time the Lighthouse op against dense causal SDPA");
+  sub->add_option("--batch", a->batch, "batch size B")->check(CLI::PositiveNumber);
+  sub->add_option("-n,--seq-len", a->n, "sequence length N")->check(CLI::PositiveNumber);
+  sub->add_option("--heads", a->heads, "query heads H")->check(CLI::PositiveNumber);
+  sub->add_option("--kv-heads", a->kv_heads, "KV heads Hkv (default H)")->check(CLI::NonNegativeNumber);
+  sub->add_option("--dim", a->dim, "head dim D")->check(CLI::PositiveNumber);
+  sub->add_option("--levels", a->levels, "pyramid levels L");
+  sub->add_option("--pool", a->pool, "pooling factor p");
+  sub->add_option("--topk", a->topk, "per-level budget k");
+  sub->add_option("--tile-topk", a->tile_topk, "per-tile budget m");
+  sub->add_option("--dtype", a->dtype, "float32|float64|bfloat16|float16")
+      ->check(CLI::IsMember({"float32", "float64", "bfloat16", "float16"}));
+  sub->add_option("--device", a->device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
+  sub->add_option("--warmup", a->warmup, "warm-up runs per case")->check(CLI::NonNegativeNumber);
+  sub->add_option("--repeats", a->repeats, "timed runs per case")->check(CLI::PositiveNumber);
+  sub->add_option("--seed", a->seed, "random seed");
+  sub->add_option("--json", a->json, "write results as JSON to this file");
+  sub->callback([a] {
+    const int rc = run_bench(*a);
+    if (rc != 0) throw CLI::RuntimeError(rc);
+  });
+}
+
+}  // namespace lighthouse::cli

@@ -1,0 +1,99 @@
+// Autograd for the two differentiable stage ops, registered once in C++ (Autograd key), so
+// C++ and Python callers get the same gradients. The selection carries no gradient: slots
+// and inverse are constants, and the pyramid argument of _gather is a cache of x's means
+// (its gradient reaches x through _gather_backward, SPEC.md §7).
+#include <torch/autograd.h>
+#include <torch/library.h>
+
+#include "ops/stages.h"
+
+namespace lighthouse::ops {
+namespace {
+
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+
+class GatherFn : public torch::autograd::Function<GatherFn> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& pyramid,
+                            const at::Tensor& slots, const at::Tensor& inverse, int64_t levels,
+                            int64_t pool) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    ctx->save_for_backward({inverse});
+    ctx->saved_data["levels"] = levels;
+    ctx->saved_data["pool"] = pool;
+    ctx->saved_data["kv_heads"] = x.size(2);
+    return gather(x, pyramid, slots, inverse, levels, pool);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const at::Tensor inverse = ctx->get_saved_variables()[0];
+    at::Tensor dx = gather_backward(grads[0].contiguous(), inverse,
+                                    ctx->saved_data["levels"].toInt(),
+                                    ctx->saved_data["pool"].toInt(),
+                                    ctx->saved_data["kv_heads"].toInt());
+    return {dx, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+class ScatterFn : public torch::autograd::Function<ScatterFn> {
+ public:
+  static at::Tensor forward(AutogradContext* ctx, const at::Tensor& o_tilde,
+                            const at::Tensor& slots, const at::Tensor& inverse, int64_t levels,
+                            int64_t pool) {
+    at::AutoDispatchBelowADInplaceOrView guard;
+    ctx->save_for_backward({slots});
+    ctx->saved_data["levels"] = levels;
+    ctx->saved_data["pool"] = pool;
+    return scatter(o_tilde, slots, inverse, levels, pool);
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const at::Tensor slots = ctx->get_saved_variables()[0];
+    at::Tensor d = scatter_backward(grads[0].contiguous(), slots,
+                                    ctx->saved_data["levels"].toInt(),
+                                    ctx->saved_data["pool"].toInt());
+    return {d, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
+  }
+};
+
+at::Tensor gather_autograd(const at::Tensor& x, const at::Tensor& pyramid, const at::Tensor& slots,
+                           const at::Tensor& inverse, int64_t levels, int64_t pool) {
+  return GatherFn::apply(x, pyramid.detach(), slots, inverse, levels, pool);
+}
+
+at::Tensor scatter_autograd(const at::Tensor& o_tilde, const at::Tensor& slots,
+                            const at::Tensor& inverse, int64_t levels, int64_t pool) {
+  return ScatterFn::apply(o_tilde, slots, inverse, levels, pool);
+}
+
+// The selection stages produce no gradient: run them below autograd, outputs detached.
+std::tuple<at::Tensor, at::Tensor> pool_score_autograd(const at::Tensor& x, int64_t levels,
+                                                       int64_t pool, bool want_pyramid,
+                                                       bool want_score) {
+  at::AutoDispatchBelowADInplaceOrView guard;
+  return pool_score(x, levels, pool, want_pyramid, want_score);
+}
+
+std::tuple<at::Tensor, at::Tensor> select_autograd(const at::Tensor& sq, const at::Tensor& sk,
+                                                   int64_t levels, int64_t pool, int64_t topk,
+                                                   int64_t tile_topk) {
+  at::AutoDispatchBelowADInplaceOrView guard;
+  Config cfg;
+  cfg.levels = levels;
+  cfg.pool = pool;
+  cfg.topk = topk;
+  cfg.tile_topk = tile_topk;
+  return select(sq, sk, cfg);
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(lighthouse, Autograd, m) {
+  m.impl("_gather", &gather_autograd);
+  m.impl("_scatter", &scatter_autograd);
+  m.impl("_pool_score", &pool_score_autograd);
+  m.impl("_select", &select_autograd);
+}
+
+}  // namespace lighthouse::ops

@@ -1,0 +1,109 @@
+// Validation shared by every op: each failure names the argument, its value and the rule.
+#include <c10/util/Exception.h>
+
+#include "ops/stages.h"
+
+namespace lighthouse::ops {
+
+Config config_from_args(int64_t levels, int64_t pool, int64_t topk, int64_t tile_topk,
+                        std::string_view scorer, std::string_view sdpa) {
+  Config cfg;
+  cfg.levels = levels;
+  cfg.pool = pool;
+  cfg.topk = topk;
+  cfg.tile_topk = tile_topk;
+  std::string err;
+  cfg.scorer = parse_scorer(std::string(scorer), &err);
+  TORCH_CHECK_VALUE(err.empty(), err);
+  cfg.backend = backend_from_arg(sdpa);
+  err = validate(cfg);
+  TORCH_CHECK_VALUE(err.empty(), err);
+  return cfg;
+}
+
+SdpaBackend backend_from_arg(std::string_view sdpa) {
+  std::string err;
+  SdpaBackend b = parse_backend(std::string(sdpa), &err);
+  TORCH_CHECK_VALUE(err.empty(), err);
+  return b;
+}
+
+void check_qkv(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const char* op) {
+  TORCH_CHECK_VALUE(q.defined() && k.defined(), op, ": q and k must be defined tensors");
+  TORCH_CHECK_VALUE(q.dim() == 4, op, ": q must be [B, N, H, D], got sizes ", q.sizes());
+  TORCH_CHECK_VALUE(k.dim() == 4, op, ": k must be [B, N, Hkv, D], got sizes ", k.sizes());
+  TORCH_CHECK_TYPE(at::isFloatingType(q.scalar_type()),
+                   op, ": q must be float32, float64, bfloat16 or float16, got ", q.scalar_type());
+  TORCH_CHECK_TYPE(k.scalar_type() == q.scalar_type(), op, ": k dtype must equal q dtype ",
+                   q.scalar_type(), ", got ", k.scalar_type());
+  TORCH_CHECK_VALUE(k.device() == q.device(), op, ": k must be on q's device ", q.device(),
+                    ", got ", k.device());
+  TORCH_CHECK_VALUE(q.numel() > 0, op, ": q must be non-empty, got sizes ", q.sizes());
+  TORCH_CHECK_VALUE(k.numel() > 0, op, ": k must be non-empty, got sizes ", k.sizes());
+  TORCH_CHECK_VALUE(k.size(0) == q.size(0), op, ": k batch size (dim 0) must equal q's B = ",
+                    q.size(0), ", got ", k.size(0));
+  TORCH_CHECK_VALUE(k.size(1) == q.size(1), op, ": k sequence length (dim 1) must equal q's N = ",
+                    q.size(1), ", got ", k.size(1));
+  TORCH_CHECK_VALUE(k.size(3) == q.size(3), op, ": k head dim (dim 3) must equal q's D = ",
+                    q.size(3), ", got ", k.size(3));
+  TORCH_CHECK_VALUE(q.size(2) % k.size(2) == 0, op, ": q heads H = ", q.size(2),
+                    " must be a multiple of k heads Hkv = ", k.size(2), " (GQA)");
+  if (!v.defined()) return;
+  TORCH_CHECK_VALUE(v.dim() == 4, op, ": v must be [B, N, Hkv, D], got sizes ", v.sizes());
+  TORCH_CHECK_TYPE(v.scalar_type() == q.scalar_type(), op, ": v dtype must equal q dtype ",
+                   q.scalar_type(), ", got ", v.scalar_type());
+  TORCH_CHECK_VALUE(v.device() == q.device(), op, ": v must be on q's device ", q.device(),
+                    ", got ", v.device());
+  TORCH_CHECK_VALUE(v.sizes() == k.sizes(), op, ": v sizes must equal k sizes ", k.sizes(),
+                    ", got ", v.sizes());
+}
+
+Geometry checked_geometry(const Config& cfg, int64_t N) {
+  Geometry g;
+  std::string err;
+  TORCH_CHECK_VALUE(make_geometry(cfg, N, &g, &err), err);
+  return g;
+}
+
+Geometry checked_levels(int64_t levels, int64_t pool, int64_t N) {
+  Config cfg;
+  cfg.levels = levels;
+  cfg.pool = pool;
+  cfg.topk = cfg.tile_topk;  // levels-only check: budgets are not used here
+  std::string err = validate(cfg);
+  TORCH_CHECK_VALUE(err.empty(), err);
+  TORCH_CHECK_VALUE(N > 0, "sequence length N must be positive, got ", N);
+  Geometry g = level_geometry(levels, pool, N);
+  TORCH_CHECK_VALUE(N % g.window[levels - 1] == 0, "sequence length N = ", N,
+                    " must be divisible by p^(L-1) = ", g.window[levels - 1]);
+  return g;
+}
+
+Geometry levels_from_pyramid(int64_t levels, int64_t pool, int64_t P, const char* what) {
+  const int64_t N = seq_len_from_pyramid(P, levels, pool);
+  TORCH_CHECK_VALUE(N > 0, what, ": pyramid dimension ", P,
+                    " is not sum_l N / p^l for levels = ", levels, ", pool = ", pool);
+  return checked_levels(levels, pool, N);
+}
+
+void check_plan(const at::Tensor& q, const at::Tensor& slots, const at::Tensor& inverse,
+                const Geometry& g) {
+  TORCH_CHECK_TYPE(slots.scalar_type() == at::kLong, "slots must be int64, got ",
+                   slots.scalar_type());
+  TORCH_CHECK_TYPE(inverse.scalar_type() == at::kLong, "inverse must be int64, got ",
+                   inverse.scalar_type());
+  TORCH_CHECK_VALUE(slots.device() == q.device(), "slots must be on q's device ", q.device(),
+                    ", got ", slots.device());
+  TORCH_CHECK_VALUE(inverse.device() == q.device(), "inverse must be on q's device ", q.device(),
+                    ", got ", inverse.device());
+  TORCH_CHECK_VALUE(slots.dim() == 3 && slots.size(0) == q.size(0) && slots.size(1) == q.size(2)
+                        && slots.size(2) > 0,
+                    "slots must be [B, H, S] = [", q.size(0), ", ", q.size(2), ", S], got ",
+                    slots.sizes());
+  TORCH_CHECK_VALUE(inverse.dim() == 3 && inverse.size(0) == q.size(0)
+                        && inverse.size(1) == q.size(2) && inverse.size(2) == g.P,
+                    "inverse must be [B, H, P] = [", q.size(0), ", ", q.size(2), ", ", g.P,
+                    "], got ", inverse.sizes());
+}
+
+}  // namespace lighthouse::ops

@@ -1,0 +1,79 @@
+// The public ops, composed from the stage ops and stock SDPA (CompositeImplicitAutograd):
+// autograd comes from _gather/_scatter (autograd.cpp) and from SDPA itself.
+#include <torch/library.h>
+
+#include "ops/stages.h"
+
+namespace lighthouse::ops {
+namespace {
+
+// [B, N, H, D] -> [B, H, N, D] view and back.
+at::Tensor heads_first(const at::Tensor& x) { return x.transpose(1, 2); }
+
+std::tuple<at::Tensor, at::Tensor> plan_op(const at::Tensor& q, const at::Tensor& k,
+                                           int64_t levels, int64_t pool, int64_t topk,
+                                           int64_t tile_topk, c10::string_view scorer) {
+  check_qkv(q, k, at::Tensor(), "lighthouse::plan");
+  const Config cfg = config_from_args(levels, pool, topk, tile_topk, scorer, "auto");
+  checked_geometry(cfg, q.size(1));
+  const at::Tensor sq = std::get<1>(pool_score(q, levels, pool, false, true));  // [B, H, P]
+  const at::Tensor sk = std::get<1>(pool_score(k, levels, pool, false, true));  // [B, Hkv, P]
+  return select(sq, sk, cfg);
+}
+
+// Everything after the selection. pyr_* are the levels >= 1 of q, k, v.
+at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                  const at::Tensor& pyr_q, const at::Tensor& pyr_k, const at::Tensor& pyr_v,
+                  const at::Tensor& slots, const at::Tensor& inverse, int64_t levels,
+                  int64_t pool, SdpaBackend backend) {
+  at::Tensor qt = gather(q, pyr_q, slots, inverse, levels, pool);  // [B, H, S, D]
+  at::Tensor kt = gather(k, pyr_k, slots, inverse, levels, pool);  // [B, H, S, D]
+  at::Tensor vt = gather(v, pyr_v, slots, inverse, levels, pool);  // [B, H, S, D]
+  at::Tensor ot = sdpa_causal(qt, kt, vt, backend);                // [B, H, S, D]
+  return scatter(ot, slots, inverse, levels, pool);                // [B, N, H, D]
+}
+
+at::Tensor attention_op(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                        int64_t levels, int64_t pool, int64_t topk, int64_t tile_topk,
+                        c10::string_view scorer, c10::string_view sdpa) {
+  check_qkv(q, k, v, "lighthouse::attention");
+  const Config cfg = config_from_args(levels, pool, topk, tile_topk, scorer, sdpa);
+  checked_geometry(cfg, q.size(1));
+  auto [pyr_q, sq] = pool_score(q, levels, pool, true, true);  // [B, P1, H, D], [B, H, P]
+  auto [pyr_k, sk] = pool_score(k, levels, pool, true, true);  // [B, P1, Hkv, D], [B, Hkv, P]
+  at::Tensor pyr_v = std::get<0>(pool_score(v, levels, pool, true, false));  // [B, P1, Hkv, D]
+  auto [slots, inverse] = select(sq, sk, cfg);
+  return attend(q, k, v, pyr_q, pyr_k, pyr_v, slots, inverse, levels, pool, cfg.backend);
+}
+
+at::Tensor attention_with_plan_op(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                  const at::Tensor& slots, const at::Tensor& inverse,
+                                  int64_t levels, int64_t pool, c10::string_view sdpa) {
+  check_qkv(q, k, v, "lighthouse::attention_with_plan");
+  const SdpaBackend backend = backend_from_arg(sdpa);
+  const Geometry g = checked_levels(levels, pool, q.size(1));
+  check_plan(q, slots, inverse, g);
+  at::Tensor pyr_q = std::get<0>(pool_score(q, levels, pool, true, false));  // [B, P1, H, D]
+  at::Tensor pyr_k = std::get<0>(pool_score(k, levels, pool, true, false));  // [B, P1, Hkv, D]
+  at::Tensor pyr_v = std::get<0>(pool_score(v, levels, pool, true, false));  // [B, P1, Hkv, D]
+  return attend(q, k, v, pyr_q, pyr_k, pyr_v, slots, inverse, levels, pool, backend);
+}
+
+at::Tensor dense_attention_op(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                              c10::string_view sdpa) {
+  check_qkv(q, k, v, "lighthouse::dense_attention");
+  at::Tensor o = sdpa_causal(heads_first(q), heads_first(k), heads_first(v),
+                             backend_from_arg(sdpa));  // [B, H, N, D]
+  return heads_first(o).contiguous();                  // [B, N, H, D]
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(lighthouse, CompositeImplicitAutograd, m) {
+  m.impl("plan", &plan_op);
+  m.impl("attention", &attention_op);
+  m.impl("attention_with_plan", &attention_with_plan_op);
+  m.impl("dense_attention", &dense_attention_op);
+}
+
+}  // namespace lighthouse::ops

@@ -1,0 +1,33 @@
+// The one schema file: every `lighthouse::` torch op is defined here. Implementations
+// register next to their code (cpu_impl.cpp, cuda_impl.cpp, meta_impl.cpp, autograd.cpp,
+// composite.cpp).
+//
+// Public ops (layout q [B, N, H, D], k/v [B, N, Hkv, D]):
+//   attention, attention_with_plan, plan, dense_attention
+// Stage ops (underscore; shapes in src/ops/stages.h):
+//   _pool_score, _select, _gather, _gather_backward, _scatter, _scatter_backward
+#include <torch/library.h>
+
+TORCH_LIBRARY(lighthouse, m) {
+  m.def(
+      "attention(Tensor q, Tensor k, Tensor v, int levels, int pool, int topk, "
+      "int tile_topk=128, str scorer=\"norm\", str sdpa=\"auto\") -> Tensor");
+  m.def(
+      "attention_with_plan(Tensor q, Tensor k, Tensor v, Tensor slots, Tensor inverse, "
+      "int levels, int pool, str sdpa=\"auto\") -> Tensor");
+  m.def(
+      "plan(Tensor q, Tensor k, int levels, int pool, int topk, int tile_topk=128, "
+      "str scorer=\"norm\") -> (Tensor slots, Tensor inverse)");
+  m.def("dense_attention(Tensor q, Tensor k, Tensor v, str sdpa=\"auto\") -> Tensor");
+
+  m.def(
+      "_pool_score(Tensor x, int levels, int pool, bool want_pyramid=True, "
+      "bool want_score=True) -> (Tensor pyramid, Tensor score)");
+  m.def(
+      "_select(Tensor sq, Tensor sk, int levels, int pool, int topk, int tile_topk) "
+      "-> (Tensor slots, Tensor inverse)");
+  m.def("_gather(Tensor x, Tensor pyramid, Tensor slots, Tensor inverse, int levels, int pool) -> Tensor");
+  m.def("_gather_backward(Tensor grad, Tensor inverse, int levels, int pool, int kv_heads) -> Tensor");
+  m.def("_scatter(Tensor o_tilde, Tensor slots, Tensor inverse, int levels, int pool) -> Tensor");
+  m.def("_scatter_backward(Tensor grad, Tensor slots, int levels, int pool) -> Tensor");
+}

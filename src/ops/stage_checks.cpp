@@ -1,0 +1,107 @@
+// Argument checks of the stage ops, shared by the CPU, CUDA and Meta implementations.
+// Each returns the geometry the kernels need.
+#include <c10/util/Exception.h>
+
+#include "ops/stages.h"
+
+namespace lighthouse::ops {
+namespace {
+
+void check_x(const at::Tensor& x, const char* op) {
+  TORCH_CHECK_VALUE(x.dim() == 4 && x.numel() > 0, op,
+                    ": x must be non-empty [B, N, Hx, D], got ", x.sizes());
+  TORCH_CHECK_TYPE(at::isFloatingType(x.scalar_type()), op, ": x must be floating point, got ",
+                   x.scalar_type());
+}
+
+void check_index(const at::Tensor& t, const at::Tensor& like, const char* name, const char* op) {
+  TORCH_CHECK_TYPE(t.scalar_type() == at::kLong, op, ": ", name, " must be int64, got ",
+                   t.scalar_type());
+  TORCH_CHECK_VALUE(t.device() == like.device(), op, ": ", name, " must be on device ",
+                    like.device(), ", got ", t.device());
+}
+
+}  // namespace
+
+Geometry check_pool_score(const at::Tensor& x, int64_t levels, int64_t pool) {
+  check_x(x, "lighthouse::_pool_score");
+  return checked_levels(levels, pool, x.size(1));
+}
+
+Geometry check_select(const at::Tensor& sq, const at::Tensor& sk, const Config& cfg) {
+  TORCH_CHECK_TYPE(sq.scalar_type() == at::kFloat && sk.scalar_type() == at::kFloat,
+                   "lighthouse::_select: sq and sk must be float32, got ", sq.scalar_type(),
+                   " and ", sk.scalar_type());
+  TORCH_CHECK_VALUE(sq.dim() == 3 && sk.dim() == 3 && sq.size(0) == sk.size(0)
+                        && sq.size(2) == sk.size(2) && sk.size(1) > 0 && sq.size(1) > 0
+                        && sq.size(1) % sk.size(1) == 0,
+                    "lighthouse::_select: sq must be [B, H, P] and sk [B, Hkv, P] with "
+                    "H % Hkv == 0, got ", sq.sizes(), " and ", sk.sizes());
+  TORCH_CHECK_VALUE(sk.device() == sq.device(), "lighthouse::_select: sk must be on sq's device ",
+                    sq.device(), ", got ", sk.device());
+  const Geometry lv = levels_from_pyramid(cfg.levels, cfg.pool, sq.size(2), "lighthouse::_select sq");
+  return checked_geometry(cfg, lv.N);
+}
+
+Geometry check_gather(const at::Tensor& x, const at::Tensor& pyramid, const at::Tensor& slots,
+                      const at::Tensor& inverse, int64_t levels, int64_t pool) {
+  const char* op = "lighthouse::_gather";
+  check_x(x, op);
+  const Geometry g = checked_levels(levels, pool, x.size(1));
+  TORCH_CHECK_VALUE(pyramid.dim() == 4 && pyramid.size(0) == x.size(0) && pyramid.size(1) == g.P1
+                        && pyramid.size(2) == x.size(2) && pyramid.size(3) == x.size(3),
+                    op, ": pyramid must be [B, P1, Hx, D] = [", x.size(0), ", ", g.P1, ", ",
+                    x.size(2), ", ", x.size(3), "], got ", pyramid.sizes());
+  TORCH_CHECK_TYPE(pyramid.scalar_type() == x.scalar_type(), op, ": pyramid dtype must equal x's ",
+                   x.scalar_type(), ", got ", pyramid.scalar_type());
+  check_index(slots, x, "slots", op);
+  check_index(inverse, x, "inverse", op);
+  TORCH_CHECK_VALUE(slots.dim() == 3 && slots.size(0) == x.size(0) && slots.size(1) > 0
+                        && slots.size(1) % x.size(2) == 0,
+                    op, ": slots must be [B, H, S] with H a multiple of x's heads ", x.size(2),
+                    ", got ", slots.sizes());
+  TORCH_CHECK_VALUE(inverse.dim() == 3 && inverse.size(0) == x.size(0)
+                        && inverse.size(1) == slots.size(1) && inverse.size(2) == g.P,
+                    op, ": inverse must be [B, H, P] = [", x.size(0), ", ", slots.size(1), ", ",
+                    g.P, "], got ", inverse.sizes());
+  return g;
+}
+
+Geometry check_gather_backward(const at::Tensor& grad, const at::Tensor& inverse, int64_t levels,
+                               int64_t pool, int64_t kv_heads) {
+  const char* op = "lighthouse::_gather_backward";
+  TORCH_CHECK_VALUE(grad.dim() == 4 && inverse.dim() == 3 && kv_heads > 0
+                        && grad.size(1) % kv_heads == 0 && inverse.size(0) == grad.size(0)
+                        && inverse.size(1) == grad.size(1),
+                    op, ": need grad [B, H, S, D], inverse [B, H, P], H % kv_heads == 0; got ",
+                    grad.sizes(), ", ", inverse.sizes(), ", kv_heads = ", kv_heads);
+  check_index(inverse, grad, "inverse", op);
+  return levels_from_pyramid(levels, pool, inverse.size(2), op);
+}
+
+Geometry check_scatter(const at::Tensor& o_tilde, const at::Tensor& slots,
+                       const at::Tensor& inverse, int64_t levels, int64_t pool) {
+  const char* op = "lighthouse::_scatter";
+  TORCH_CHECK_VALUE(o_tilde.dim() == 4 && inverse.dim() == 3 && inverse.size(0) == o_tilde.size(0)
+                        && inverse.size(1) == o_tilde.size(1),
+                    op, ": need o_tilde [B, H, S, D], inverse [B, H, P]; got ", o_tilde.sizes(),
+                    ", ", inverse.sizes());
+  TORCH_CHECK_VALUE(slots.dim() == 3 && slots.size(2) == o_tilde.size(2), op,
+                    ": slots must be [B, H, S] with S = ", o_tilde.size(2), ", got ", slots.sizes());
+  check_index(inverse, o_tilde, "inverse", op);
+  check_index(slots, o_tilde, "slots", op);
+  return levels_from_pyramid(levels, pool, inverse.size(2), op);
+}
+
+Geometry check_scatter_backward(const at::Tensor& grad, const at::Tensor& slots, int64_t levels,
+                                int64_t pool) {
+  const char* op = "lighthouse::_scatter_backward";
+  TORCH_CHECK_VALUE(grad.dim() == 4 && slots.dim() == 3 && slots.size(0) == grad.size(0)
+                        && slots.size(1) == grad.size(2),
+                    op, ": need grad [B, N, H, D], slots [B, H, S]; got ", grad.sizes(), ", ",
+                    slots.sizes());
+  check_index(slots, grad, "slots", op);
+  return checked_levels(levels, pool, grad.size(1));
+}
+
+}  // namespace lighthouse::ops

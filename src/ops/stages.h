@@ -1,0 +1,71 @@
+// Ops-layer internals: argument validation shared by every op, and typed dispatcher calls
+// of the stage ops so that composites reach CPU, CUDA and Meta kernels alike.
+//
+// Stage op shapes (B batch, N positions, H query heads, Hx heads of x, D head dim,
+// S slots per head, P = sum_l N / p^l pyramid entries, P1 = P - N):
+//   _pool_score(x [B, N, Hx, D]) -> pyramid [B, P1, Hx, D] (x's dtype), score [B, Hx, P] fp32
+//   _select(sq [B, H, P], sk [B, Hkv, P]) -> slots [B, H, S] int64, inverse [B, H, P] int64
+//   _gather(x [B, N, Hx, D], pyramid, slots, inverse) -> [B, H, S, D]
+//   _gather_backward(grad [B, H, S, D], inverse, kv_heads) -> [B, N, kv_heads, D]
+//   _scatter(o_tilde [B, H, S, D], slots, inverse) -> [B, N, H, D]
+//   _scatter_backward(grad [B, N, H, D], slots) -> [B, H, S, D]
+#pragma once
+
+#include <ATen/ATen.h>
+
+#include <string_view>
+#include <tuple>
+
+#include "lighthouse/config.h"
+
+namespace lighthouse::ops {
+
+Config config_from_args(int64_t levels, int64_t pool, int64_t topk, int64_t tile_topk,
+                        std::string_view scorer, std::string_view sdpa);
+SdpaBackend backend_from_arg(std::string_view sdpa);
+
+// Checks q, k (and v when defined) against SPEC.md §2; `op` names the caller in messages.
+void check_qkv(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const char* op);
+
+// Full geometry for cfg at sequence length N; errors name the violated parameter.
+Geometry checked_geometry(const Config& cfg, int64_t N);
+// Level geometry for the stage ops (levels and pool validated, N > 0).
+Geometry checked_levels(int64_t levels, int64_t pool, int64_t N);
+// Level geometry recovered from a pyramid-sized dimension P of `what`.
+Geometry levels_from_pyramid(int64_t levels, int64_t pool, int64_t P, const char* what);
+
+// Checks a plan (slots [B, H, S], inverse [B, H, P]) against q and the level geometry.
+void check_plan(const at::Tensor& q, const at::Tensor& slots, const at::Tensor& inverse,
+                const Geometry& g);
+
+// Argument checks of the stage ops (stage_checks.cpp), shared by every backend.
+Geometry check_pool_score(const at::Tensor& x, int64_t levels, int64_t pool);
+Geometry check_select(const at::Tensor& sq, const at::Tensor& sk, const Config& cfg);
+Geometry check_gather(const at::Tensor& x, const at::Tensor& pyramid, const at::Tensor& slots,
+                      const at::Tensor& inverse, int64_t levels, int64_t pool);
+Geometry check_gather_backward(const at::Tensor& grad, const at::Tensor& inverse, int64_t levels,
+                               int64_t pool, int64_t kv_heads);
+Geometry check_scatter(const at::Tensor& o_tilde, const at::Tensor& slots,
+                       const at::Tensor& inverse, int64_t levels, int64_t pool);
+Geometry check_scatter_backward(const at::Tensor& grad, const at::Tensor& slots, int64_t levels,
+                                int64_t pool);
+
+// Typed dispatcher calls of the stage ops.
+std::tuple<at::Tensor, at::Tensor> pool_score(const at::Tensor& x, int64_t levels, int64_t pool,
+                                              bool want_pyramid, bool want_score);
+std::tuple<at::Tensor, at::Tensor> select(const at::Tensor& sq, const at::Tensor& sk,
+                                          const Config& cfg);
+at::Tensor gather(const at::Tensor& x, const at::Tensor& pyramid, const at::Tensor& slots,
+                  const at::Tensor& inverse, int64_t levels, int64_t pool);
+at::Tensor gather_backward(const at::Tensor& grad, const at::Tensor& inverse, int64_t levels,
+                           int64_t pool, int64_t kv_heads);
+at::Tensor scatter(const at::Tensor& o_tilde, const at::Tensor& slots, const at::Tensor& inverse,
+                   int64_t levels, int64_t pool);
+at::Tensor scatter_backward(const at::Tensor& grad, const at::Tensor& slots, int64_t levels,
+                            int64_t pool);
+
+// Stock causal SDPA on [B, H, S, D] (k/v may have fewer heads: GQA).
+at::Tensor sdpa_causal(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                       SdpaBackend backend);
+
+}  // namespace lighthouse::ops
