@@ -1,0 +1,59 @@
+// Llama-3-style decoder on libtorch modules: token embedding, RMSNorm, RoPE, GQA attention,
+// SwiGLU FFN, final norm, untied output head. Each layer's attention runs dense or
+// Lighthouse; switching mode changes no parameter and no optimizer state.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <vector>
+
+#include "lighthouse/config.h"
+
+namespace lighthouse::model {
+
+// Byte-level vocabulary: 256 byte values, then the specials.
+constexpr int64_t kBos = 256;
+constexpr int64_t kEos = 257;
+constexpr int64_t kPad = 258;
+constexpr int64_t kVocab = 259;
+
+enum class AttentionMode { Dense, Lighthouse };
+
+struct ModelConfig {
+  int64_t vocab = kVocab;
+  int64_t d_model = 256;
+  int64_t n_layers = 4;
+  int64_t n_heads = 4;
+  int64_t n_kv_heads = 4;            // GQA when < n_heads
+  int64_t head_dim = 64;
+  int64_t ffn_hidden = 512;          // SwiGLU hidden size
+  double rope_theta = 10000.0;
+  double norm_eps = 1e-5;
+  std::vector<int64_t> dense_layers;  // always dense; empty = first two and last two
+  Config lighthouse;                  // L, p, k, m, scorer, SDPA backend of Lighthouse layers
+  bool activation_checkpointing = false;
+};
+
+// Layers that stay dense: cfg.dense_layers, or {0, 1, n-2, n-1} when empty.
+std::vector<int64_t> resolved_dense_layers(const ModelConfig& cfg);
+
+class LlamaImpl : public torch::nn::Module {
+ public:
+  explicit LlamaImpl(const ModelConfig& cfg);
+
+  // tokens [B, N] int64 -> logits [B, N, vocab] (fp32 master weights; autocast may lower).
+  at::Tensor forward(const at::Tensor& tokens);
+
+  // Non-dense layers switch between Lighthouse and dense; parameters are untouched.
+  void set_attention_mode(AttentionMode mode);
+  AttentionMode attention_mode() const;
+
+  const ModelConfig& config() const;
+
+ private:
+  struct State;
+  std::shared_ptr<State> state_;
+};
+TORCH_MODULE(Llama);
+
+}  // namespace lighthouse::model
