@@ -1,20 +1,11 @@
 // The public C++ API (include/lighthouse/lighthouse.h): thin calls of the registered ops.
-#include <ATen/core/dispatch/Dispatcher.h>
-
 #include "lighthouse/lighthouse.h"
+#include "ops/handle.h"
 
 namespace lighthouse {
-namespace {
-
-template <typename Sig>
-c10::TypedOperatorHandle<Sig> handle(const char* name) {
-  return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<Sig>();
-}
-
-}  // namespace
 
 Plan plan(const at::Tensor& q, const at::Tensor& k, const Config& cfg) {
-  static auto op = handle<std::tuple<at::Tensor, at::Tensor>(
+  static auto op = ops::op_handle<std::tuple<at::Tensor, at::Tensor>(
       const at::Tensor&, const at::Tensor&, int64_t, int64_t, int64_t, int64_t,
       c10::string_view)>("lighthouse::plan");
   auto [slots, inverse] = op.call(q, k, cfg.levels, cfg.pool, cfg.topk, cfg.tile_topk,
@@ -24,7 +15,7 @@ Plan plan(const at::Tensor& q, const at::Tensor& k, const Config& cfg) {
 
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                      const Config& cfg) {
-  static auto op = handle<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&,
+  static auto op = ops::op_handle<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&,
                                      int64_t, int64_t, int64_t, int64_t, c10::string_view,
                                      c10::string_view)>("lighthouse::attention");
   return op.call(q, k, v, cfg.levels, cfg.pool, cfg.topk, cfg.tile_topk, scorer_name(cfg.scorer),
@@ -33,7 +24,7 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
 
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                      const Plan& plan, const Config& cfg) {
-  static auto op = handle<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&,
+  static auto op = ops::op_handle<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&,
                                      const at::Tensor&, const at::Tensor&, int64_t, int64_t,
                                      c10::string_view)>("lighthouse::attention_with_plan");
   return op.call(q, k, v, plan.slots, plan.inverse, cfg.levels, cfg.pool,
@@ -42,7 +33,7 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
 
 at::Tensor dense_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                            SdpaBackend backend) {
-  static auto op = handle<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&,
+  static auto op = ops::op_handle<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&,
                                      c10::string_view)>("lighthouse::dense_attention");
   return op.call(q, k, v, backend_name(backend));
 }

@@ -1,28 +1,18 @@
 // Typed dispatcher calls of the stage ops and the stock SDPA call.
-#include <ATen/core/dispatch/Dispatcher.h>
-
+#include "ops/handle.h"
 #include "ops/stages.h"
 
 namespace lighthouse::ops {
-namespace {
-
-template <typename Sig>
-c10::TypedOperatorHandle<Sig> handle(const char* name) {
-  return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<Sig>();
-}
-
-}  // namespace
-
 std::tuple<at::Tensor, at::Tensor> pool_score(const at::Tensor& x, int64_t levels, int64_t pool,
                                               bool want_pyramid, bool want_score) {
-  static auto op = handle<std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, int64_t, int64_t,
+  static auto op = op_handle<std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, int64_t, int64_t,
                                                              bool, bool)>("lighthouse::_pool_score");
   return op.call(x, levels, pool, want_pyramid, want_score);
 }
 
 std::tuple<at::Tensor, at::Tensor> select(const at::Tensor& sq, const at::Tensor& sk,
                                           const Config& cfg) {
-  static auto op = handle<std::tuple<at::Tensor, at::Tensor>(
+  static auto op = op_handle<std::tuple<at::Tensor, at::Tensor>(
       const at::Tensor&, const at::Tensor&, int64_t, int64_t, int64_t, int64_t)>(
       "lighthouse::_select");
   return op.call(sq, sk, cfg.levels, cfg.pool, cfg.topk, cfg.tile_topk);
@@ -30,28 +20,28 @@ std::tuple<at::Tensor, at::Tensor> select(const at::Tensor& sq, const at::Tensor
 
 at::Tensor gather(const at::Tensor& x, const at::Tensor& pyramid, const at::Tensor& slots,
                   const at::Tensor& inverse, int64_t levels, int64_t pool) {
-  static auto op = handle<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&,
+  static auto op = op_handle<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&,
                                      const at::Tensor&, int64_t, int64_t)>("lighthouse::_gather");
   return op.call(x, pyramid, slots, inverse, levels, pool);
 }
 
 at::Tensor gather_backward(const at::Tensor& grad, const at::Tensor& inverse, int64_t levels,
                            int64_t pool, int64_t kv_heads) {
-  static auto op = handle<at::Tensor(const at::Tensor&, const at::Tensor&, int64_t, int64_t,
+  static auto op = op_handle<at::Tensor(const at::Tensor&, const at::Tensor&, int64_t, int64_t,
                                      int64_t)>("lighthouse::_gather_backward");
   return op.call(grad, inverse, levels, pool, kv_heads);
 }
 
 at::Tensor scatter(const at::Tensor& o_tilde, const at::Tensor& slots, const at::Tensor& inverse,
                    int64_t levels, int64_t pool) {
-  static auto op = handle<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&,
+  static auto op = op_handle<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&,
                                      int64_t, int64_t)>("lighthouse::_scatter");
   return op.call(o_tilde, slots, inverse, levels, pool);
 }
 
 at::Tensor scatter_backward(const at::Tensor& grad, const at::Tensor& slots, int64_t levels,
                             int64_t pool) {
-  static auto op = handle<at::Tensor(const at::Tensor&, const at::Tensor&, int64_t, int64_t)>(
+  static auto op = op_handle<at::Tensor(const at::Tensor&, const at::Tensor&, int64_t, int64_t)>(
       "lighthouse::_scatter_backward");
   return op.call(grad, slots, levels, pool);
 }
