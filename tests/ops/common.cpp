@@ -59,6 +59,12 @@ std::vector<Shape> oracle_shapes() {
   return {all[0], all[1], all[2], all[3], all[6], all[7], all[8], all[9]};
 }
 
+std::vector<Shape> gradient_shapes() {
+  return {{2, 64, 2, 1, 8, 2, 2, 8, 4},    // L 2, T 2, MQA, B 2
+          {1, 128, 2, 2, 8, 3, 4, 4, 2},   // L 3, p 4, m 2
+          {1, 256, 4, 2, 4, 4, 2, 4, 2}};  // L 4, GQA 2
+}
+
 std::string shape_param_name(const Shape& s, size_t index) {
   return std::to_string(index) + "_" + s.name();
 }

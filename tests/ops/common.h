@@ -31,6 +31,8 @@ void PrintTo(const Shape& s, std::ostream* os);
 std::vector<Shape> property_shapes();
 // A subset cheap enough for the float64 oracle and the gradient tests.
 std::vector<Shape> oracle_shapes();
+// Tiny shapes for finite differences (every coordinate costs two forward passes).
+std::vector<Shape> gradient_shapes();
 // gtest parameter names.
 std::string shape_param_name(const Shape& s, size_t index);
 
