@@ -1,0 +1,114 @@
+// GQA equals the same computation with K/V heads explicitly repeated (plan, output and
+// gradients, dK/dV summed over each group); determinism (identical inputs give bitwise
+// identical plans, outputs and gradients); attention(q, k, v) equals attention with the plan
+// of plan(q, k); non-contiguous inputs give the contiguous result.
+#include <gtest/gtest.h>
+
+#include <ATen/Parallel.h>
+
+#include "ops/common.h"
+
+namespace lighthouse::test {
+namespace {
+
+std::vector<Shape> gqa_shapes() {
+  std::vector<Shape> out;
+  for (const Shape& s : property_shapes())
+    if (s.H != s.Hkv && s.N <= 2048) out.push_back(s);
+  return out;
+}
+
+class Gqa : public ::testing::TestWithParam<Shape> {};
+
+TEST_P(Gqa, EqualsRepeatedKvHeads) {
+  const Shape s = GetParam();
+  const int64_t group = s.H / s.Hkv;
+  const Inputs in = random_inputs(s, at::kDouble, 51);
+  const Inputs rep{in.q, in.k.repeat_interleave(group, 2), in.v.repeat_interleave(group, 2)};
+  const at::Tensor grad_out = randn({s.B, s.N, s.H, s.D}, at::kDouble, 52);  // [B, N, H, D]
+
+  const Plan pg = plan(in.q, in.k, s.cfg());
+  const Plan pr = plan(rep.q, rep.k, s.cfg());
+  EXPECT_TRUE(at::equal(pg.slots, pr.slots));
+  EXPECT_TRUE(at::equal(pg.inverse, pr.inverse));
+
+  const FwdBwd g = run_attention(in, s.cfg(), grad_out);
+  const FwdBwd r = run_attention(rep, s.cfg(), grad_out);
+  auto group_sum = [&](const at::Tensor& x) {  // [B, N, H, D] -> [B, N, Hkv, D]
+    return x.reshape({s.B, s.N, s.Hkv, group, s.D}).sum(3);
+  };
+  EXPECT_LE(rel_err(g.o, r.o), 1e-13);
+  EXPECT_LE(rel_err(g.dq, r.dq), 1e-13);
+  EXPECT_LE(rel_err(g.dk, group_sum(r.dk)), 1e-13);
+  EXPECT_LE(rel_err(g.dv, group_sum(r.dv)), 1e-13);
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, Gqa, ::testing::ValuesIn(gqa_shapes()),
+                         [](const auto& info) { return shape_param_name(info.param, info.index); });
+
+class Determinism : public ::testing::TestWithParam<Shape> {};
+
+void expect_bitwise(const FwdBwd& a, const FwdBwd& b) {
+  EXPECT_TRUE(bitwise_equal(a.o, b.o)) << "output";
+  EXPECT_TRUE(bitwise_equal(a.dq, b.dq)) << "dq";
+  EXPECT_TRUE(bitwise_equal(a.dk, b.dk)) << "dk";
+  EXPECT_TRUE(bitwise_equal(a.dv, b.dv)) << "dv";
+}
+
+TEST_P(Determinism, RunTwiceBitwise) {
+  const Shape s = GetParam();
+  for (at::ScalarType dt : {at::kFloat, at::kDouble, at::kBFloat16}) {
+    SCOPED_TRACE(at::toString(dt));
+    const Inputs in = random_inputs(s, dt, 61);
+    const at::Tensor grad_out = randn({s.B, s.N, s.H, s.D}, dt, 62);  // [B, N, H, D]
+    const Plan p1 = plan(in.q, in.k, s.cfg()), p2 = plan(in.q, in.k, s.cfg());
+    EXPECT_TRUE(bitwise_equal(p1.slots, p2.slots));
+    EXPECT_TRUE(bitwise_equal(p1.inverse, p2.inverse));
+    expect_bitwise(run_attention(in, s.cfg(), grad_out), run_attention(in, s.cfg(), grad_out));
+  }
+}
+
+// Our kernels compute every output element in one fixed order, whatever the thread count.
+TEST_P(Determinism, ThreadCountInvariant) {
+  const Shape s = GetParam();
+  const Inputs in = random_inputs(s, at::kFloat, 63);
+  const at::Tensor grad_out = randn({s.B, s.N, s.H, s.D}, at::kFloat, 64);  // [B, N, H, D]
+  const int threads = at::get_num_threads();
+  at::set_num_threads(1);
+  const FwdBwd one = run_attention(in, s.cfg(), grad_out);
+  at::set_num_threads(std::max(threads, 2));
+  const FwdBwd many = run_attention(in, s.cfg(), grad_out);
+  at::set_num_threads(threads);
+  expect_bitwise(one, many);
+}
+
+// attention(q, k, v) is attention(q, k, v; plan(q, k)) exactly, gradients included.
+TEST_P(Determinism, AttentionEqualsAttentionWithItsPlan) {
+  const Shape s = GetParam();
+  const Inputs in = random_inputs(s, at::kDouble, 65);
+  const at::Tensor grad_out = randn({s.B, s.N, s.H, s.D}, at::kDouble, 66);  // [B, N, H, D]
+  expect_bitwise(run_attention(in, s.cfg(), grad_out),
+                 run_with_plan(in, plan(in.q, in.k, s.cfg()), s.cfg(), grad_out));
+}
+
+// Strided views ([B, H, N, D] storage seen as [B, N, H, D]) give the contiguous result.
+TEST_P(Determinism, NonContiguousInputs) {
+  const Shape s = GetParam();
+  const Inputs in = random_inputs(s, at::kDouble, 67);
+  auto strided = [](const at::Tensor& x) { return x.transpose(1, 2).contiguous().transpose(1, 2); };
+  const Inputs nc{strided(in.q), strided(in.k), strided(in.v)};
+  ASSERT_FALSE(nc.q.is_contiguous());
+  const at::Tensor grad_out = strided(randn({s.B, s.N, s.H, s.D}, at::kDouble, 68));
+  const FwdBwd a = run_attention(in, s.cfg(), grad_out.contiguous());
+  const FwdBwd b = run_attention(nc, s.cfg(), grad_out);
+  EXPECT_LE(rel_err(b.o, a.o), 1e-14);
+  EXPECT_LE(rel_err(b.dq, a.dq), 1e-14);
+  EXPECT_LE(rel_err(b.dk, a.dk), 1e-14);
+  EXPECT_LE(rel_err(b.dv, a.dv), 1e-14);
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, Determinism, ::testing::ValuesIn(oracle_shapes()),
+                         [](const auto& info) { return shape_param_name(info.param, info.index); });
+
+}  // namespace
+}  // namespace lighthouse::test
