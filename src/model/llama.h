@@ -51,7 +51,7 @@ class LlamaImpl : public torch::nn::Module {
   const ModelConfig& config() const;
 
  private:
-  struct State;
+  struct State;  // modules, per-layer dense flags, mode, RoPE tables (llama.cpp)
   std::shared_ptr<State> state_;
 };
 TORCH_MODULE(Llama);

@@ -1,0 +1,97 @@
+// RMSNorm, RoPE tables and application, GQA attention (dense or Lighthouse), SwiGLU MLP and
+// the decoder layer. Activations keep the [B, N, H, D] layout the attention ops take, so
+// projections are views, never transposes.
+#include "model/layers.h"
+
+#include "lighthouse/lighthouse.h"
+
+namespace lighthouse::model {
+namespace {
+
+torch::nn::Linear linear(int64_t in, int64_t out) {
+  return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(false));
+}
+
+}  // namespace
+
+RMSNormImpl::RMSNormImpl(int64_t dim, double eps) : eps_(eps) {
+  weight = register_parameter("weight", torch::ones({dim}));
+}
+
+at::Tensor RMSNormImpl::forward(const at::Tensor& x) {
+  return at::rms_norm(x, {weight.size(0)}, weight, eps_);
+}
+
+RopeCache::RopeCache(int64_t head_dim, double theta) : head_dim_(head_dim), theta_(theta) {}
+
+RopeTables RopeCache::get(int64_t n, const c10::Device& device, at::ScalarType dtype) {
+  for (const Entry& e : entries_) {
+    if (e.n == n && e.device == device && e.dtype == dtype) return e.tables;
+  }
+  const auto f32 = torch::TensorOptions().dtype(at::kFloat).device(device);
+  at::Tensor exponent = torch::arange(0, head_dim_, 2, f32) / static_cast<double>(head_dim_);
+  at::Tensor inv_freq = 1.0 / at::pow(theta_, exponent);                  // [D/2]
+  at::Tensor angles = at::outer(torch::arange(n, f32), inv_freq);        // [N, D/2]
+  at::Tensor c = angles.cos();                                           // [N, D/2]
+  at::Tensor s = angles.sin();                                           // [N, D/2]
+  RopeTables t;
+  t.cos = at::cat({c, c}, -1).unsqueeze(1).to(dtype).contiguous();       // [N, 1, D]
+  t.sin = at::cat({-s, s}, -1).unsqueeze(1).to(dtype).contiguous();      // [N, 1, D]
+  if (entries_.size() == kMaxEntries) entries_.erase(entries_.begin());
+  entries_.push_back(Entry{n, device, dtype, std::move(t)});
+  return entries_.back().tables;
+}
+
+at::Tensor apply_rope(const at::Tensor& x, const RopeTables& rope) {
+  const int64_t half = x.size(-1) / 2;
+  // [x2, x1] times the signed sin equals rotate_half(x) * sin.
+  at::Tensor swapped = at::cat({x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);  // [B, N, H, D]
+  return at::addcmul(x * rope.cos, swapped, rope.sin);  // [B, N, H, D]
+}
+
+AttentionImpl::AttentionImpl(const ModelConfig& cfg)
+    : n_heads_(cfg.n_heads),
+      n_kv_heads_(cfg.n_kv_heads),
+      head_dim_(cfg.head_dim),
+      lighthouse_(cfg.lighthouse) {
+  q_proj = register_module("q_proj", linear(cfg.d_model, cfg.n_heads * cfg.head_dim));
+  k_proj = register_module("k_proj", linear(cfg.d_model, cfg.n_kv_heads * cfg.head_dim));
+  v_proj = register_module("v_proj", linear(cfg.d_model, cfg.n_kv_heads * cfg.head_dim));
+  o_proj = register_module("o_proj", linear(cfg.n_heads * cfg.head_dim, cfg.d_model));
+}
+
+at::Tensor AttentionImpl::forward(const at::Tensor& x, const RopeTables& rope, bool lighthouse) {
+  const int64_t B = x.size(0), N = x.size(1);
+  at::Tensor q = apply_rope(q_proj(x).view({B, N, n_heads_, head_dim_}), rope);     // [B, N, H, D]
+  at::Tensor k = apply_rope(k_proj(x).view({B, N, n_kv_heads_, head_dim_}), rope);  // [B, N, Hkv, D]
+  at::Tensor v = v_proj(x).view({B, N, n_kv_heads_, head_dim_});                    // [B, N, Hkv, D]
+  at::Tensor o = lighthouse ? lighthouse::attention(q, k, v, lighthouse_)
+                            : lighthouse::dense_attention(q, k, v, lighthouse_.backend);  // [B, N, H, D]
+  return o_proj(o.reshape({B, N, n_heads_ * head_dim_}));  // [B, N, d_model]
+}
+
+MlpImpl::MlpImpl(const ModelConfig& cfg) {
+  gate_proj = register_module("gate_proj", linear(cfg.d_model, cfg.ffn_hidden));
+  up_proj = register_module("up_proj", linear(cfg.d_model, cfg.ffn_hidden));
+  down_proj = register_module("down_proj", linear(cfg.ffn_hidden, cfg.d_model));
+}
+
+at::Tensor MlpImpl::forward(const at::Tensor& x) {
+  return down_proj(at::silu(gate_proj(x)) * up_proj(x));  // [B, N, d_model]
+}
+
+DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& cfg) {
+  self_attn = register_module("self_attn", Attention(cfg));
+  mlp = register_module("mlp", Mlp(cfg));
+  input_layernorm = register_module("input_layernorm", RMSNorm(cfg.d_model, cfg.norm_eps));
+  post_attention_layernorm =
+      register_module("post_attention_layernorm", RMSNorm(cfg.d_model, cfg.norm_eps));
+}
+
+at::Tensor DecoderLayerImpl::forward(const at::Tensor& x, const RopeTables& rope,
+                                     bool lighthouse) {
+  at::Tensor h = x + self_attn(input_layernorm(x), rope, lighthouse);  // [B, N, d_model]
+  return h + mlp(post_attention_layernorm(h));                         // [B, N, d_model]
+}
+
+}  // namespace lighthouse::model

@@ -1,0 +1,93 @@
+// Building blocks of the Llama decoder: RMSNorm, rotary embeddings (Hugging Face
+// "rotate_half" layout, so exported weights need no permutation), GQA self-attention that
+// runs dense or Lighthouse, the SwiGLU MLP and one pre-norm decoder layer. Submodule names
+// match Hugging Face's LlamaForCausalLM so export is a rename with a "model." prefix.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <vector>
+
+#include "model/llama.h"
+
+namespace lighthouse::model {
+
+// y = weight * x / sqrt(mean(x^2) + eps) over the last dimension.
+class RMSNormImpl : public torch::nn::Module {
+ public:
+  RMSNormImpl(int64_t dim, double eps);
+  at::Tensor forward(const at::Tensor& x);  // [..., dim] -> [..., dim]
+
+  at::Tensor weight;  // [dim]
+
+ private:
+  double eps_;
+};
+TORCH_MODULE(RMSNorm);
+
+// cos and signed sin tables of one sequence length, device and dtype.
+struct RopeTables {
+  at::Tensor cos;  // [N, 1, D]: cos(t * f_j), f repeated over both halves
+  at::Tensor sin;  // [N, 1, D]: -sin(t * f_j) on the first half, +sin on the second
+};
+
+// Caches RopeTables per (N, device, dtype); the frequencies follow Hugging Face
+// (inv_freq_j = theta^(-2j/D) and angles computed in fp32).
+class RopeCache {
+ public:
+  RopeCache(int64_t head_dim, double theta);
+  RopeTables get(int64_t n, const c10::Device& device, at::ScalarType dtype);
+
+ private:
+  struct Entry {
+    int64_t n;
+    c10::Device device;
+    at::ScalarType dtype;
+    RopeTables tables;
+  };
+  int64_t head_dim_;
+  double theta_;
+  std::vector<Entry> entries_;  // most recent last, at most kMaxEntries
+  static constexpr size_t kMaxEntries = 4;
+};
+
+// x * cos + rotate_half(x) * sin, rotate_half(x) = [-x2, x1] (halves of the last dim).
+at::Tensor apply_rope(const at::Tensor& x, const RopeTables& rope);  // [B, N, H, D]
+
+class AttentionImpl : public torch::nn::Module {
+ public:
+  explicit AttentionImpl(const ModelConfig& cfg);
+  // x [B, N, d_model] -> [B, N, d_model]; lighthouse picks the Lighthouse op over dense SDPA.
+  at::Tensor forward(const at::Tensor& x, const RopeTables& rope, bool lighthouse);
+
+  torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
+
+ private:
+  int64_t n_heads_, n_kv_heads_, head_dim_;
+  Config lighthouse_;
+};
+TORCH_MODULE(Attention);
+
+// down(silu(gate(x)) * up(x)).
+class MlpImpl : public torch::nn::Module {
+ public:
+  explicit MlpImpl(const ModelConfig& cfg);
+  at::Tensor forward(const at::Tensor& x);  // [B, N, d_model] -> [B, N, d_model]
+
+  torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+};
+TORCH_MODULE(Mlp);
+
+// h = x + attn(norm(x)); out = h + mlp(norm(h)).
+class DecoderLayerImpl : public torch::nn::Module {
+ public:
+  explicit DecoderLayerImpl(const ModelConfig& cfg);
+  at::Tensor forward(const at::Tensor& x, const RopeTables& rope, bool lighthouse);
+
+  RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
+  Attention self_attn{nullptr};
+  Mlp mlp{nullptr};
+};
+TORCH_MODULE(DecoderLayer);
+
+}  // namespace lighthouse::model

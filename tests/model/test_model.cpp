@@ -1,0 +1,252 @@
+// The Llama model: shapes, Hugging Face parameter names, deterministic init, per-layer
+// attention mode (a switch touches no parameter), dense layers, activation checkpointing,
+// GQA, causality, RoPE and configuration errors.
+#include <gtest/gtest.h>
+
+#include "model/layers.h"
+#include "model/tiny.h"
+
+namespace lighthouse::model {
+namespace {
+
+using testing::kTinyN;
+using testing::make_model;
+using testing::random_tokens;
+using testing::snapshot;
+using testing::tiny_config;
+
+at::Tensor loss_of(Llama& model, const at::Tensor& tokens) {
+  at::Tensor logits = model(tokens);  // [B, N, V]
+  return torch::nn::functional::cross_entropy(logits.flatten(0, 1), tokens.roll(-1, 1).flatten());
+}
+
+TEST(Llama, ForwardShapes) {
+  Llama model = make_model(tiny_config());
+  at::Tensor logits = model(random_tokens(2, kTinyN));  // [B, N, V]
+  EXPECT_EQ(logits.sizes(), (std::vector<int64_t>{2, kTinyN, kVocab}));
+  EXPECT_EQ(logits.scalar_type(), at::kFloat);
+  EXPECT_TRUE(logits.isfinite().all().item<bool>());
+  at::Tensor logits32 = model(random_tokens(2, kTinyN).to(at::kInt));  // [B, N, V]
+  EXPECT_TRUE(torch::equal(logits32, logits));
+}
+
+TEST(Llama, HuggingFaceParameterNames) {
+  const ModelConfig cfg = tiny_config();
+  Llama model = make_model(cfg);
+  const auto params = model->named_parameters();
+  EXPECT_EQ(params.size(), static_cast<size_t>(3 + 9 * cfg.n_layers));
+  const int64_t H = cfg.n_heads, Hkv = cfg.n_kv_heads, D = cfg.head_dim, d = cfg.d_model;
+  const std::map<std::string, std::vector<int64_t>> expected = {
+      {"embed_tokens.weight", {kVocab, d}},
+      {"layers.0.self_attn.q_proj.weight", {H * D, d}},
+      {"layers.0.self_attn.k_proj.weight", {Hkv * D, d}},
+      {"layers.0.self_attn.v_proj.weight", {Hkv * D, d}},
+      {"layers.0.self_attn.o_proj.weight", {d, H * D}},
+      {"layers.4.mlp.gate_proj.weight", {cfg.ffn_hidden, d}},
+      {"layers.4.mlp.up_proj.weight", {cfg.ffn_hidden, d}},
+      {"layers.4.mlp.down_proj.weight", {d, cfg.ffn_hidden}},
+      {"layers.2.input_layernorm.weight", {d}},
+      {"layers.2.post_attention_layernorm.weight", {d}},
+      {"norm.weight", {d}},
+      {"lm_head.weight", {kVocab, d}}};
+  for (const auto& [name, shape] : expected) {
+    const at::Tensor* p = params.find(name);
+    ASSERT_NE(p, nullptr) << name;
+    EXPECT_EQ(p->sizes().vec(), shape) << name;
+  }
+}
+
+TEST(Llama, InitIsSeededNormalAndOnes) {
+  Llama a = make_model(tiny_config(), 3);
+  Llama b = make_model(tiny_config(), 3);
+  const auto pa = snapshot(a), pb = snapshot(b);
+  for (const auto& [name, t] : pa) {
+    EXPECT_TRUE(torch::equal(t, pb.at(name))) << name;
+    if (t.dim() == 1) {
+      EXPECT_TRUE(torch::equal(t, torch::ones_like(t))) << name;
+    } else {
+      EXPECT_NEAR(t.mean().item<double>(), 0.0, 0.005) << name;
+      EXPECT_NEAR(t.std().item<double>(), 0.02, 0.003) << name;
+    }
+  }
+}
+
+TEST(Llama, ModeSwitchChangesOutputsNotParameters) {
+  Llama model = make_model(tiny_config());
+  const at::Tensor tokens = random_tokens(2, kTinyN);
+  const auto before = snapshot(model);
+  EXPECT_EQ(model->attention_mode(), AttentionMode::Dense);
+  at::Tensor dense = model(tokens);  // [B, N, V]
+  model->set_attention_mode(AttentionMode::Lighthouse);
+  EXPECT_EQ(model->attention_mode(), AttentionMode::Lighthouse);
+  at::Tensor lh = model(tokens);  // [B, N, V]
+  EXPECT_GT((lh - dense).abs().max().item<double>(), 1e-4);
+  model->set_attention_mode(AttentionMode::Dense);
+  EXPECT_TRUE(torch::equal(model(tokens), dense));
+  for (const auto& [name, t] : snapshot(model)) {
+    EXPECT_TRUE(torch::equal(t, before.at(name))) << name << " changed across mode switches";
+  }
+}
+
+TEST(Llama, DenseLayersIgnoreTheMode) {
+  ModelConfig cfg = tiny_config();
+  cfg.dense_layers = {0, 1, 2, 3, 4};
+  Llama model = make_model(cfg);
+  const at::Tensor tokens = random_tokens(1, kTinyN);
+  at::Tensor dense = model(tokens);  // [B, N, V]
+  model->set_attention_mode(AttentionMode::Lighthouse);
+  EXPECT_TRUE(torch::equal(model(tokens), dense));
+}
+
+TEST(Llama, ResolvedDenseLayers) {
+  ModelConfig cfg = tiny_config();
+  EXPECT_EQ(resolved_dense_layers(cfg), (std::vector<int64_t>{0, 1, 3, 4}));
+  cfg.n_layers = 30;
+  EXPECT_EQ(resolved_dense_layers(cfg), (std::vector<int64_t>{0, 1, 28, 29}));
+  cfg.n_layers = 3;
+  EXPECT_EQ(resolved_dense_layers(cfg), (std::vector<int64_t>{0, 1, 2}));
+  cfg.dense_layers = {2, 0, 2};
+  EXPECT_EQ(resolved_dense_layers(cfg), (std::vector<int64_t>{0, 2}));
+  cfg.dense_layers = {3};
+  EXPECT_THROW(
+      {
+        try {
+          resolved_dense_layers(cfg);
+        } catch (const c10::Error& e) {
+          EXPECT_NE(std::string(e.what()).find("dense_layers"), std::string::npos);
+          throw;
+        }
+      },
+      c10::Error);
+}
+
+// Checkpointed and plain runs give the same loss and gradients, in both attention modes.
+TEST(Llama, ActivationCheckpointingSameLossAndGradients) {
+  for (AttentionMode mode : {AttentionMode::Dense, AttentionMode::Lighthouse}) {
+    ModelConfig cfg = tiny_config();
+    Llama plain = make_model(cfg);
+    cfg.activation_checkpointing = true;
+    Llama ckpt = make_model(cfg);
+    plain->set_attention_mode(mode);
+    ckpt->set_attention_mode(mode);
+    const at::Tensor tokens = random_tokens(2, kTinyN);
+    at::Tensor l1 = loss_of(plain, tokens);
+    at::Tensor l2 = loss_of(ckpt, tokens);
+    EXPECT_TRUE(torch::equal(l1, l2));
+    l1.backward();
+    l2.backward();
+    const auto g1 = plain->named_parameters();
+    for (const auto& p : ckpt->named_parameters()) {
+      const at::Tensor& a = g1[p.key()].grad();
+      const at::Tensor& b = p.value().grad();
+      ASSERT_TRUE(a.defined() && b.defined()) << p.key();
+      EXPECT_TRUE(torch::allclose(a, b, 1e-5, 1e-7)) << p.key() << " max diff "
+                                                     << (a - b).abs().max().item<double>();
+    }
+    torch::NoGradGuard no_grad;  // inference with checkpointing on runs the layers directly
+    EXPECT_TRUE(torch::equal(ckpt(tokens), plain(tokens)));
+  }
+}
+
+// A GQA model equals the MHA model whose K/V projections repeat each KV head per group.
+TEST(Llama, GqaEqualsRepeatedKvHeads) {
+  ModelConfig gcfg = tiny_config();
+  ModelConfig mcfg = gcfg;
+  mcfg.n_kv_heads = mcfg.n_heads;
+  Llama gqa = make_model(gcfg);
+  Llama mha = make_model(mcfg, 99);
+  const int64_t group = gcfg.n_heads / gcfg.n_kv_heads;
+  {
+    torch::NoGradGuard no_grad;
+    const auto src = gqa->named_parameters();
+    for (auto& p : mha->named_parameters()) {
+      at::Tensor w = src[p.key()];
+      const std::string& n = p.key();
+      if (n.find("k_proj") != std::string::npos || n.find("v_proj") != std::string::npos) {
+        w = w.view({gcfg.n_kv_heads, gcfg.head_dim, gcfg.d_model})
+                .repeat_interleave(group, 0)
+                .reshape({mcfg.n_kv_heads * gcfg.head_dim, gcfg.d_model});
+      }
+      p.value().copy_(w);
+    }
+  }
+  const at::Tensor tokens = random_tokens(2, kTinyN);
+  for (AttentionMode mode : {AttentionMode::Dense, AttentionMode::Lighthouse}) {
+    gqa->set_attention_mode(mode);
+    mha->set_attention_mode(mode);
+    at::Tensor a = gqa(tokens);  // [B, N, V]
+    at::Tensor b = mha(tokens);  // [B, N, V]
+    EXPECT_TRUE(torch::allclose(a, b, 1e-5, 1e-6)) << "max diff " << (a - b).abs().max();
+  }
+}
+
+TEST(Llama, DenseModelIsCausal) {
+  Llama model = make_model(tiny_config());
+  at::Tensor a = random_tokens(2, kTinyN, 1);
+  at::Tensor b = a.clone();
+  const int64_t t = 20;
+  b.narrow(1, t + 1, kTinyN - t - 1).copy_(random_tokens(2, kTinyN - t - 1, 2));
+  at::Tensor la = model(a);  // [B, N, V]
+  at::Tensor lb = model(b);  // [B, N, V]
+  EXPECT_TRUE(torch::allclose(la.narrow(1, 0, t + 1), lb.narrow(1, 0, t + 1), 1e-5, 1e-6));
+  EXPECT_GT((la.narrow(1, t + 1, kTinyN - t - 1) - lb.narrow(1, t + 1, kTinyN - t - 1))
+                .abs()
+                .max()
+                .item<double>(),
+            1e-4);
+}
+
+// RoPE rotates the pairs (j, j + D/2) by t * theta^(-2j/D): position 0 is the identity and
+// every pair keeps its norm.
+TEST(Rope, RotatesHalfPairs) {
+  const int64_t D = 8, N = 6;
+  RopeCache cache(D, 10000.0);
+  RopeTables rope = cache.get(N, torch::kCPU, at::kDouble);
+  torch::manual_seed(0);
+  at::Tensor x = torch::randn({1, N, 2, D}, torch::kDouble);  // [B, N, H, D]
+  at::Tensor y = apply_rope(x, rope);                           // [B, N, H, D]
+  EXPECT_TRUE(torch::allclose(y.select(1, 0), x.select(1, 0)));
+  auto pair_norm = [D](const at::Tensor& v) {
+    return v.narrow(-1, 0, D / 2).square() + v.narrow(-1, D / 2, D / 2).square();
+  };
+  EXPECT_TRUE(torch::allclose(pair_norm(y), pair_norm(x)));
+  const double angle = 3 * std::pow(10000.0, -2.0 / D);  // t = 3, j = 1
+  const double x1 = x[0][3][1][1].item<double>(), x2 = x[0][3][1][1 + D / 2].item<double>();
+  EXPECT_NEAR(y[0][3][1][1].item<double>(), x1 * std::cos(angle) - x2 * std::sin(angle), 1e-6);
+  EXPECT_NEAR(y[0][3][1][1 + D / 2].item<double>(), x2 * std::cos(angle) + x1 * std::sin(angle),
+              1e-6);
+}
+
+void expect_error(const ModelConfig& cfg, const std::string& needle) {
+  try {
+    Llama model(cfg);
+    ADD_FAILURE() << "expected an error naming " << needle;
+  } catch (const c10::Error& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos) << e.what();
+  }
+}
+
+TEST(Llama, RejectsBadConfigNamingTheParameter) {
+  ModelConfig cfg = tiny_config();
+  cfg.n_kv_heads = 3;
+  expect_error(cfg, "model.n_kv_heads");
+  cfg = tiny_config();
+  cfg.head_dim = 7;
+  expect_error(cfg, "model.head_dim");
+  cfg = tiny_config();
+  cfg.vocab = 256;
+  expect_error(cfg, "model.vocab");
+  cfg = tiny_config();
+  cfg.dense_layers = {-1};
+  expect_error(cfg, "model.dense_layers");
+  cfg = tiny_config();
+  cfg.lighthouse.pool = 3;
+  expect_error(cfg, "pool");
+
+  Llama model = make_model(tiny_config());
+  EXPECT_THROW(model(torch::zeros({kTinyN}, torch::kLong)), c10::Error);
+  EXPECT_THROW(model(torch::zeros({1, kTinyN}, torch::kFloat)), c10::Error);
+}
+
+}  // namespace
+}  // namespace lighthouse::model
