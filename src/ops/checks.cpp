@@ -103,7 +103,8 @@ void check_plan(const at::Tensor& q, const at::Tensor& slots, const at::Tensor& 
   TORCH_CHECK_VALUE(inverse.dim() == 3 && inverse.size(0) == q.size(0)
                         && inverse.size(1) == q.size(2) && inverse.size(2) == g.P,
                     "inverse must be [B, H, P] = [", q.size(0), ", ", q.size(2), ", ", g.P,
-                    "], got ", inverse.sizes());
+                    "] (P = sum_l N / p^l for N = ", g.N, ", levels = ", g.L, ", pool = ", g.p,
+                    "), got ", inverse.sizes());
 }
 
 }  // namespace lighthouse::ops

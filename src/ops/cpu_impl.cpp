@@ -20,6 +20,18 @@ void check_range(const at::Tensor& t, int64_t lo, int64_t hi, const char* what) 
                     "), got [", mn, ", ", mx, "]; pass a plan made by lighthouse::plan");
 }
 
+// A user plan must be self-consistent: inverse[slots[s]] == s for every slot and -1 for every
+// pyramid index not in slots (so no entry is listed twice). Call after the range checks.
+void check_consistent(const at::Tensor& slots, const at::Tensor& inverse) {
+  const at::Tensor back = inverse.gather(2, slots);                         // [B, H, S]
+  const at::Tensor want = at::arange(slots.size(2), slots.options()).expand_as(back);
+  const int64_t listed = inverse.ge(0).sum().item<int64_t>();
+  TORCH_CHECK_VALUE(at::equal(back, want) && listed == slots.numel(),
+                    "inverse must be the inverse of slots (inverse[slots[s]] == s for every "
+                    "slot, -1 for every pyramid index not in slots); pass a plan made by "
+                    "lighthouse::plan");
+}
+
 std::tuple<at::Tensor, at::Tensor> pool_score_cpu(const at::Tensor& x, int64_t levels,
                                                   int64_t pool, bool want_pyramid,
                                                   bool want_score) {
@@ -42,6 +54,8 @@ at::Tensor gather_cpu(const at::Tensor& x, const at::Tensor& pyramid, const at::
                       const at::Tensor& inverse, int64_t levels, int64_t pool) {
   const Geometry g = check_gather(x, pyramid, slots, inverse, levels, pool);
   check_range(slots, 0, g.P, "slots");
+  check_range(inverse, -1, slots.size(2), "inverse");
+  check_consistent(slots, inverse);
   return cpu::gather(compute(x), compute(pyramid), slots.contiguous(), g).to(x.scalar_type());
 }
 

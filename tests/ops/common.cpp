@@ -36,22 +36,24 @@ int64_t Shape::P() const {
   return total;
 }
 
-void PrintTo(const Shape& s, std::ostream* os) { *os << s.name(); }
+void PrintTo(const Shape& s, std::ostream* os) {
+  *os << s.name();
+}
 
 std::vector<Shape> property_shapes() {
   //       B     N  H Hkv   D  L   p    k   m    (T = k/m, C = N / p^(L-1) / T)
-  return {{2, 256, 4, 2, 16, 3, 2, 16, 8},     // T 2, C 32, GQA 2, B 2
-          {1, 512, 2, 2, 8, 2, 8, 16, 4},      // L 2, p 8, T 4
-          {2, 1024, 4, 1, 16, 4, 2, 8, 4},     // L 4, MQA
-          {1, 2048, 2, 1, 32, 3, 4, 32, 8},    // D 32, T 4
-          {2, 4096, 2, 2, 8, 4, 4, 8, 4},      // L 4, p 4
-          {1, 2048, 3, 3, 16, 2, 4, 32, 16},   // odd H, C 256
-          {1, 1024, 2, 1, 8, 3, 8, 4, 2},      // m 2 (smallest), p 8
-          {2, 256, 2, 1, 8, 2, 2, 128, 32},    // C == m: every coarsest entry is refined
-          {1, 8192, 2, 1, 8, 4, 8, 8, 4},      // L 4, p 8
-          {1, 768, 6, 2, 8, 3, 2, 24, 8},      // T 3, N not a power of two
-          {1, 512, 1, 1, 8, 3, 4, 8, 8},       // T 1
-          {1, 4096, 1, 1, 8, 3, 16, 8, 4}};    // p 16 (largest)
+  return {{2, 256, 4, 2, 16, 3, 2, 16, 8},    // T 2, C 32, GQA 2, B 2
+          {1, 512, 2, 2, 8, 2, 8, 16, 4},     // L 2, p 8, T 4
+          {2, 1024, 4, 1, 16, 4, 2, 8, 4},    // L 4, MQA
+          {1, 2048, 2, 1, 32, 3, 4, 32, 8},   // D 32, T 4
+          {2, 4096, 2, 2, 8, 4, 4, 8, 4},     // L 4, p 4
+          {1, 2048, 3, 3, 16, 2, 4, 32, 16},  // odd H, C 256
+          {1, 1024, 2, 1, 8, 3, 8, 4, 2},     // m 2 (smallest), p 8
+          {2, 256, 2, 1, 8, 2, 2, 128, 32},   // C == m: every coarsest entry is refined
+          {1, 8192, 2, 1, 8, 4, 8, 8, 4},     // L 4, p 8
+          {1, 768, 6, 2, 8, 3, 2, 24, 8},     // T 3, N not a power of two
+          {1, 512, 1, 1, 8, 3, 4, 8, 8},      // T 1
+          {1, 4096, 1, 1, 8, 3, 16, 8, 4}};   // p 16 (largest)
 }
 
 std::vector<Shape> oracle_shapes() {
@@ -78,7 +80,7 @@ Inputs random_inputs(const Shape& s, at::ScalarType dtype, uint64_t seed) {
   at::Generator gen = at::make_generator<at::CPUGeneratorImpl>(seed);
   auto opts = at::TensorOptions().dtype(at::kDouble);
   auto scaled = [&](int64_t heads) {
-    at::Tensor x = at::randn({s.B, s.N, heads, s.D}, gen, opts);      // [B, N, Hx, D]
+    at::Tensor x = at::randn({s.B, s.N, heads, s.D}, gen, opts);               // [B, N, Hx, D]
     at::Tensor scale = at::rand({s.B, s.N, heads, 1}, gen, opts) * 1.5 + 0.5;  // [B, N, Hx, 1]
     return (x * scale).to(dtype);
   };

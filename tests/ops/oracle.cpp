@@ -32,8 +32,8 @@ double key(int64_t l, int64_t i, int64_t p, bool selected) {
 }
 
 at::Tensor scores(const at::Tensor& x, int64_t L, int64_t p) {
-  const at::Tensor xc = x.scalar_type() == at::kDouble ? x.contiguous()
-                                                       : x.to(at::kFloat).contiguous();
+  const at::Tensor xc =
+      x.scalar_type() == at::kDouble ? x.contiguous() : x.to(at::kFloat).contiguous();
   const int64_t B = x.size(0), N = x.size(1), Hx = x.size(2), D = x.size(3);
   const Levels lv(N, L, p);
   at::Tensor out = at::empty({B, Hx, lv.P()}, at::kFloat);  // [B, Hx, P]
@@ -51,8 +51,10 @@ at::Tensor scores(const at::Tensor& x, int64_t L, int64_t p) {
           out[b][h][t] = static_cast<float>(std::sqrt(acc));
         }
   };
-  if (xc.scalar_type() == at::kDouble) level0(0.0);
-  else level0(0.0f);
+  if (xc.scalar_type() == at::kDouble)
+    level0(0.0);
+  else
+    level0(0.0f);
   float* sp = out.data_ptr<float>();
   for (int64_t bh = 0; bh < B * Hx; ++bh) {
     float* s = sp + bh * lv.P();
@@ -61,8 +63,10 @@ at::Tensor scores(const at::Tensor& x, int64_t L, int64_t p) {
         bool nan = false;
         float mx = -std::numeric_limits<float>::infinity();
         for (int64_t t = i * lv.w[l]; t < (i + 1) * lv.w[l]; ++t) {
-          if (std::isnan(s[t])) nan = true;
-          else mx = std::max(mx, s[t]);
+          if (std::isnan(s[t]))
+            nan = true;
+          else
+            mx = std::max(mx, s[t]);
         }
         s[lv.off[l] + i] = nan ? std::numeric_limits<float>::quiet_NaN() : mx;
       }
@@ -130,12 +134,11 @@ Selection select(const at::Tensor& sq, const at::Tensor& sk, int64_t L, int64_t 
   int64_t S = -1;
   for (int64_t b = 0; b < B; ++b)
     for (int64_t h = 0; h < H; ++h) {
-      std::vector<Emitted> e = emit_head(sqc.data_ptr<float>() + (b * H + h) * P,
-                                         skc.data_ptr<float>() + (b * Hkv + h / (H / Hkv)) * P,
-                                         levels, k, m);
-      std::sort(e.begin(), e.end(), [](const Emitted& a, const Emitted& b2) {
-        return a.key < b2.key;
-      });
+      std::vector<Emitted> e =
+          emit_head(sqc.data_ptr<float>() + (b * H + h) * P,
+                    skc.data_ptr<float>() + (b * Hkv + h / (H / Hkv)) * P, levels, k, m);
+      std::sort(e.begin(), e.end(),
+                [](const Emitted& a, const Emitted& b2) { return a.key < b2.key; });
       std::vector<int64_t> t;
       for (const Emitted& x : e) t.push_back(x.index);
       if (S >= 0 && static_cast<int64_t>(t.size()) != S)
@@ -144,8 +147,8 @@ Selection select(const at::Tensor& sq, const at::Tensor& sk, int64_t L, int64_t 
       tables.push_back(std::move(t));
     }
   Selection out;
-  out.slots = at::empty({B, H, S}, at::kLong);          // [B, H, S]
-  out.inverse = at::full({B, H, P}, -1, at::kLong);     // [B, H, P]
+  out.slots = at::empty({B, H, S}, at::kLong);       // [B, H, S]
+  out.inverse = at::full({B, H, P}, -1, at::kLong);  // [B, H, P]
   int64_t* sl = out.slots.data_ptr<int64_t>();
   int64_t* inv = out.inverse.data_ptr<int64_t>();
   for (int64_t bh = 0; bh < B * H; ++bh)

@@ -21,7 +21,7 @@ struct Levels {
   Levels(int64_t n, int64_t levels, int64_t pool);
   int64_t P() const { return off[L]; }
   int64_t len(int64_t l) const { return N / w[l]; }
-  int64_t level(int64_t e) const;                    // level of pyramid index e
+  int64_t level(int64_t e) const;  // level of pyramid index e
   int64_t local(int64_t e) const { return e - off[level(e)]; }
 };
 

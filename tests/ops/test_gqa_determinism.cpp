@@ -2,9 +2,8 @@
 // gradients, dK/dV summed over each group); determinism (identical inputs give bitwise
 // identical plans, outputs and gradients); attention(q, k, v) equals attention with the plan
 // of plan(q, k); non-contiguous inputs give the contiguous result.
-#include <gtest/gtest.h>
-
 #include <ATen/Parallel.h>
+#include <gtest/gtest.h>
 
 #include "ops/common.h"
 

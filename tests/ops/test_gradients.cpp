@@ -2,17 +2,16 @@
 // gradients agree with central finite differences, per coordinate and along random
 // directions; outputs at positions <= t are bit-for-bit unchanged when any input after t
 // changes.
-#include <gtest/gtest.h>
-
 #include <ATen/CPUGeneratorImpl.h>
+#include <gtest/gtest.h>
 
 #include "ops/common.h"
 
 namespace lighthouse::test {
 namespace {
 
-constexpr double kEps = 1e-5;     // central-difference step
-constexpr double kFdTol = 1e-6;   // relative to max(1, |analytic|)
+constexpr double kEps = 1e-5;    // central-difference step
+constexpr double kFdTol = 1e-6;  // relative to max(1, |analytic|)
 
 // loss(q, k, v) = sum(attention(q, k, v; plan) * w) with w fixed.
 struct Loss {
@@ -92,7 +91,8 @@ Inputs perturb_after(const Inputs& in, int64_t t, uint64_t seed) {
   auto tail = [&](const at::Tensor& x, uint64_t sd) {
     at::Tensor y = x.clone();
     const int64_t n = x.size(1) - t - 1;
-    if (n > 0) y.narrow(1, t + 1, n).copy_(randn(y.narrow(1, t + 1, n).sizes(), x.scalar_type(), sd));
+    if (n > 0)
+      y.narrow(1, t + 1, n).copy_(randn(y.narrow(1, t + 1, n).sizes(), x.scalar_type(), sd));
     return y;
   };
   return {tail(in.q, seed), tail(in.k, seed + 1), tail(in.v, seed + 2)};

@@ -25,7 +25,8 @@ TEST_P(Oracle, ScoresAndPyramidMatch) {
     for (const at::Tensor& x : {in.q, in.k}) {
       auto [pyr, score] = ops::pool_score(x, s.L, s.p, true, true);  // [B, P1, Hx, D], [B, Hx, P]
       EXPECT_TRUE(bitwise_equal(score, oracle::scores(x, s.L, s.p))) << at::toString(dt);
-      const at::Tensor want = oracle::pyramid(x.to(at::kDouble), s.L, s.p).narrow(1, s.N, pyr.size(1));
+      const at::Tensor want =
+          oracle::pyramid(x.to(at::kDouble), s.L, s.p).narrow(1, s.N, pyr.size(1));
       EXPECT_LE(rel_err(pyr, want), dt == at::kDouble ? 1e-14 : 1e-6) << at::toString(dt);
     }
   }

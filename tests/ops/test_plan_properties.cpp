@@ -67,7 +67,8 @@ struct HeadPlan {
         if (l == 0 || !emitted(l, i)) continue;
         n_selected += selected(l, i);
         for (int64_t ch = 1; ch < s.p; ++ch)
-          EXPECT_EQ(emitted(l - 1, i * s.p + ch), selected(l, i)) << "children of " << l << "," << i;
+          EXPECT_EQ(emitted(l - 1, i * s.p + ch), selected(l, i))
+              << "children of " << l << "," << i;
       }
       EXPECT_EQ(n_emitted, l == c ? C : s.m * s.p) << "tile " << tile << " level " << l;
       if (l > 0) EXPECT_EQ(n_selected, s.m) << "tile " << tile << " level " << l;
@@ -142,10 +143,12 @@ void check_plan(const Shape& s, const Inputs& in) {
     for (int64_t h = 0; h < s.H; ++h) {
       SCOPED_TRACE("batch " + std::to_string(b) + " head " + std::to_string(h));
       const int64_t bh = b * s.H + h, hk = h / (s.H / s.Hkv);
-      HeadPlan hp{s, lv,
+      HeadPlan hp{s,
+                  lv,
                   std::vector<int64_t>(slots.begin() + bh * S, slots.begin() + (bh + 1) * S),
                   std::vector<int64_t>(inverse.begin() + bh * P, inverse.begin() + (bh + 1) * P),
-                  sq.data_ptr<float>() + bh * P, sk.data_ptr<float>() + (b * s.Hkv + hk) * P};
+                  sq.data_ptr<float>() + bh * P,
+                  sk.data_ptr<float>() + (b * s.Hkv + hk) * P};
       hp.check_table();
       hp.check_keys();
       for (int64_t j = 0; j < T; ++j) {
@@ -156,9 +159,13 @@ void check_plan(const Shape& s, const Inputs& in) {
     }
 }
 
-TEST_P(PlanProperties, Float32) { check_plan(GetParam(), random_inputs(GetParam(), at::kFloat, 21)); }
+TEST_P(PlanProperties, Float32) {
+  check_plan(GetParam(), random_inputs(GetParam(), at::kFloat, 21));
+}
 
-TEST_P(PlanProperties, Float64) { check_plan(GetParam(), random_inputs(GetParam(), at::kDouble, 22)); }
+TEST_P(PlanProperties, Float64) {
+  check_plan(GetParam(), random_inputs(GetParam(), at::kDouble, 22));
+}
 
 // Heavy-tailed scores (a few huge rows) and a constant-norm head: selection still valid.
 TEST_P(PlanProperties, SkewedAndFlatScores) {
