@@ -2,6 +2,7 @@
 #include "ops/common.h"
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <gtest/gtest.h>
 #include <torch/csrc/autograd/autograd.h>
 
 #include <cstring>
@@ -114,6 +115,20 @@ FwdBwd run_with_plan(const Inputs& in, const Plan& plan, const Config& cfg,
   at::Tensor k = in.k.detach().clone().requires_grad_(true);
   at::Tensor v = in.v.detach().clone().requires_grad_(true);
   return backward(attention(q, k, v, plan, cfg), q, k, v, grad_out);
+}
+
+void expect_valid_table(const Plan& plan, int64_t S, int64_t P) {
+  ASSERT_EQ(plan.slots.dim(), 3);
+  ASSERT_EQ(plan.slots.size(2), S);
+  ASSERT_EQ(plan.inverse.size(2), P);
+  ASSERT_TRUE(plan.slots.ge(0).all().item<bool>() && plan.slots.lt(P).all().item<bool>());
+  const at::Tensor sorted = std::get<0>(plan.slots.sort(2));  // [B, H, S]
+  EXPECT_TRUE(sorted.narrow(2, 1, S - 1).gt(sorted.narrow(2, 0, S - 1)).all().item<bool>())
+      << "a pyramid index appears twice";
+  const at::Tensor arange = at::arange(S, plan.slots.options()).expand_as(plan.slots);
+  EXPECT_TRUE(at::equal(plan.inverse.gather(2, plan.slots), arange)) << "inverse[slots[s]] != s";
+  EXPECT_EQ(plan.inverse.ge(0).sum().item<int64_t>(), plan.slots.numel())
+      << "inverse lists entries that are not in slots";
 }
 
 double rel_err(const at::Tensor& a, const at::Tensor& b) {

@@ -56,6 +56,10 @@ FwdBwd run_attention(const Inputs& in, const Config& cfg, const at::Tensor& grad
 FwdBwd run_with_plan(const Inputs& in, const Plan& plan, const Config& cfg,
                      const at::Tensor& grad_out);
 
+// A well-formed slot table: slots [B, H, S] hold S distinct pyramid indices per head and
+// inverse [B, H, P] is exactly their inverse (-1 elsewhere). gtest expectations.
+void expect_valid_table(const Plan& plan, int64_t S, int64_t P);
+
 // max |a - b| / max |b| (b is the reference); +inf if the shapes differ or any is non-finite.
 double rel_err(const at::Tensor& a, const at::Tensor& b);
 // Same dtype, shape and bytes (NaN payloads included).
