@@ -1,0 +1,129 @@
+// `lighthouse bench train --config FILE [--steps N] [--warmup W] [--set key=value ...]`:
+// end-to-end training throughput of one config, dense attention and then Lighthouse in the
+// non-dense layers, in the same process on the same data. Warm-up steps are excluded; each
+// mode reports the median step time, tokens/s and peak memory, and their ratio is printed.
+#include <algorithm>
+#include <fstream>
+#include <iomanip>
+#include <iostream>
+#include <memory>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.h"
+#include "cli/progress.h"
+#include "train/device.h"
+#include "train/trainer.h"
+
+namespace lighthouse::cli {
+namespace {
+
+struct BenchTrainArgs {
+  std::string config, json;
+  std::vector<std::string> sets;
+  int64_t steps = 5, warmup = 2;
+};
+
+struct ModeResult {
+  std::string mode;
+  double median_step_s = 0, tokens_per_s = 0;
+  int64_t peak_memory_bytes = 0;
+  std::vector<double> step_s, losses;
+};
+
+int run_bench_train(const BenchTrainArgs& a) {
+  train::Launch launch{a.config, {}};
+  for (const auto& s : a.sets) {
+    const auto eq = s.find('=');
+    if (eq == std::string::npos || eq == 0)
+      throw train::ConfigError("--set: expected key=value, got \"" + s + "\"");
+    launch.overrides.emplace_back(s.substr(0, eq), s.substr(eq + 1));
+  }
+  // Only as much built-in data as the benchmark reads; no validation, no checkpoints.
+  train::RunConfig probe;
+  if (a.config.empty()) probe = train::tiny_config(); else train::apply_toml_file(probe, a.config);
+  for (const auto& [k, v] : launch.overrides) train::apply_value(probe, k, v);
+  const int64_t sequences = 2 * (a.steps + a.warmup) * probe.train.batch_size * probe.train.grad_accum;
+  if (probe.data.source == "builtin")
+    launch.overrides.emplace_back("data.builtin_docs",
+                                  std::to_string(std::min(probe.data.builtin_docs, sequences * 3 / 2 + 4)));
+  launch.overrides.emplace_back("data.val_fraction", "0");
+  launch.overrides.emplace_back("val.every", "0");
+
+  auto s = train::open_session(launch);
+  const auto& c = s->cfg;
+  const int64_t tokens_per_step = c.train.batch_size * c.train.grad_accum * c.train.context;
+  std::cout << "bench train: " << (a.config.empty() ? "configs/tiny.toml (built in)" : a.config)
+            << " on " << s->device.str() << (s->bf16 ? " (bf16 autocast)" : " (fp32)") << ", "
+            << tokens_per_step << " tokens/step, " << a.warmup << " warm-up + " << a.steps
+            << " timed steps per mode\n";
+
+  Progress progress("bench train", 2 * (a.warmup + a.steps), "steps");
+  int64_t done = 0;
+  std::vector<ModeResult> results;
+  for (const auto mode : {model::AttentionMode::Dense, model::AttentionMode::Lighthouse}) {
+    ModeResult r;
+    r.mode = train::mode_name(mode);
+    for (int64_t i = 0; i < a.warmup + a.steps; ++i) {
+      const auto st = train::train_step(*s, mode);
+      progress.update(++done, r.mode + " loss " + std::to_string(st.loss));
+      if (i < a.warmup) continue;
+      r.step_s.push_back(st.step_time_s);
+      r.losses.push_back(st.loss);
+      r.peak_memory_bytes = std::max(r.peak_memory_bytes, st.peak_memory_bytes);
+    }
+    auto sorted = r.step_s;
+    std::sort(sorted.begin(), sorted.end());
+    r.median_step_s = sorted[sorted.size() / 2];
+    r.tokens_per_s = static_cast<double>(tokens_per_step) / r.median_step_s;
+    results.push_back(r);
+  }
+
+  const double ratio = results[1].tokens_per_s / results[0].tokens_per_s;
+  std::cout << std::left << std::setw(12) << "mode" << std::right << std::setw(16) << "step (ms)"
+            << std::setw(16) << "tokens/s" << std::setw(18) << "peak mem (MiB)" << "\n";
+  for (const auto& r : results)
+    std::cout << std::left << std::setw(12) << r.mode << std::right << std::fixed << std::setprecision(1)
+              << std::setw(16) << r.median_step_s * 1e3 << std::setw(16) << r.tokens_per_s
+              << std::setw(18) << r.peak_memory_bytes / 1048576.0 << "\n";
+  std::cout << "lighthouse / dense tokens/s: " << std::setprecision(2) << ratio << "x"
+            << (s->device.is_cuda() ? "" : "  (peak memory on CPU is the process peak RSS)") << "\n";
+
+  if (!a.json.empty()) {
+    nlohmann::json j;
+    j["config"] = train::to_json(c);
+    j["device"] = s->device.str();
+    j["bf16"] = s->bf16;
+    j["tokens_per_step"] = tokens_per_step;
+    j["warmup_steps"] = a.warmup;
+    j["timed_steps"] = a.steps;
+    for (const auto& r : results)
+      j["modes"][r.mode] = {{"median_step_s", r.median_step_s}, {"tokens_per_s", r.tokens_per_s},
+                            {"peak_memory_bytes", r.peak_memory_bytes}, {"step_s", r.step_s},
+                            {"losses", r.losses}};
+    j["lighthouse_over_dense"] = ratio;
+    std::ofstream(a.json) << j.dump(2) << "\n";
+  }
+  return 0;
+}
+
+}  // namespace
+
+void add_bench_train(CLI::App& bench) {
+  auto a = std::make_shared<BenchTrainArgs>();
+  CLI::App* sub = bench.add_subcommand(
+      "train", "End-to-end training throughput of a config: dense vs Lighthouse, same process");
+  sub->add_option("--config", a->config, "TOML run config (default: configs/tiny.toml, built in)")
+      ->check(CLI::ExistingFile);
+  sub->add_option("--steps", a->steps, "timed steps per mode")->check(CLI::PositiveNumber);
+  sub->add_option("--warmup", a->warmup, "warm-up steps per mode (not timed)")
+      ->check(CLI::NonNegativeNumber);
+  sub->add_option("--set", a->sets, "override a config key (repeatable)")->type_name("KEY=VALUE");
+  sub->add_option("--json", a->json, "write results as JSON to this file");
+  sub->callback([a] {
+    const int rc = run_bench_train(*a);
+    if (rc != 0) throw CLI::RuntimeError(rc);
+    throw CLI::Success();  // done: the parent `bench` (op benchmark) must not run as well
+  });
+}
+
+}  // namespace lighthouse::cli

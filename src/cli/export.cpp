@@ -1,0 +1,60 @@
+// `lighthouse export --run DIR | --checkpoint FILE --out DIR [--dtype ...]`: writes a trained
+// model (dense: the attention mode is not a weight) as Hugging Face Llama safetensors plus
+// config.json.
+#include <iostream>
+#include <memory>
+
+#include "cli/commands.h"
+#include "model/export.h"
+#include "train/checkpoint.h"
+#include "train/trainer.h"
+
+namespace lighthouse::cli {
+namespace {
+
+struct ExportArgs {
+  std::string run, checkpoint, out, dtype = "float32";
+};
+
+at::ScalarType export_dtype(const std::string& s) {
+  if (s == "bfloat16") return at::kBFloat16;
+  if (s == "float16") return at::kHalf;
+  return at::kFloat;
+}
+
+int run_export(const ExportArgs& a) {
+  const std::string target = a.checkpoint.empty() ? a.run : a.checkpoint;
+  train::TrainedModel tm;
+  try {
+    tm = train::load_trained_model(target);
+  } catch (const train::CheckpointError& e) {
+    throw std::runtime_error((a.checkpoint.empty() ? "--run: " : "--checkpoint: ") + std::string(e.what()));
+  }
+  model::export_hf(tm.model, a.out, export_dtype(a.dtype));
+  std::cout << "exported " << tm.path << " (step " << tm.step << ", " << tm.cfg.model.n_layers
+            << " layers, dense attention) as " << a.dtype << " to " << a.out << "\n";
+  return 0;
+}
+
+}  // namespace
+
+void add_export(CLI::App& app) {
+  auto a = std::make_shared<ExportArgs>();
+  CLI::App* sub = app.add_subcommand(
+      "export", "Write a trained model as Hugging Face Llama safetensors + config.json");
+  auto* run = sub->add_option("--run", a->run, "run directory (its newest readable checkpoint)")
+                  ->check(CLI::ExistingDirectory);
+  auto* ck = sub->add_option("--checkpoint", a->checkpoint, "checkpoint file")->check(CLI::ExistingFile);
+  run->excludes(ck);
+  sub->add_option("--out", a->out, "output directory")->required();
+  sub->add_option("--dtype", a->dtype, "float32 | bfloat16 | float16")
+      ->check(CLI::IsMember({"float32", "bfloat16", "float16"}));
+  sub->callback([a] {
+    if (a->run.empty() && a->checkpoint.empty())
+      throw CLI::ValidationError("export", "one of --run or --checkpoint is required");
+    const int rc = run_export(*a);
+    if (rc != 0) throw CLI::RuntimeError(rc);
+  });
+}
+
+}  // namespace lighthouse::cli

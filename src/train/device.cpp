@@ -1,0 +1,76 @@
+// Device resolution, the autocast scope, synchronization and peak-memory readings (device.h).
+#include "train/device.h"
+
+#include <ATen/autocast_mode.h>
+#include <sys/resource.h>
+
+#ifdef LIGHTHOUSE_TRAIN_CUDA
+#include <c10/cuda/CUDACachingAllocator.h>
+#endif
+
+namespace lighthouse::train {
+
+torch::Device resolve_device(const RunConfig& cfg) {
+  const std::string& d = cfg.run.device;
+  if (d == "cpu") return torch::kCPU;
+  const bool have = torch::cuda::is_available();
+  if (d == "auto") return have ? torch::Device(torch::kCUDA, 0) : torch::Device(torch::kCPU);
+  torch::Device dev(d);
+  if (!have || dev.index() >= static_cast<int64_t>(torch::cuda::device_count()))
+    throw ConfigError("run.device: \"" + d + "\" requested but " +
+                      std::to_string(have ? torch::cuda::device_count() : 0) +
+                      " CUDA device(s) are available");
+  if (!dev.has_index()) dev.set_index(0);
+  return dev;
+}
+
+bool use_bf16(const RunConfig& cfg, const torch::Device& device) {
+  const std::string& p = cfg.train.precision;
+  if (p == "bf16" && !device.is_cuda())
+    throw ConfigError("train.precision: bf16 autocast needs a CUDA device, but training runs on cpu");
+  return p == "bf16" || (p == "auto" && device.is_cuda());
+}
+
+AutocastScope::AutocastScope(bool enabled) : enabled_(enabled) {
+  if (!enabled_) return;
+  prev_enabled_ = at::autocast::is_autocast_enabled(at::kCUDA);
+  prev_dtype_ = at::autocast::get_autocast_dtype(at::kCUDA);
+  at::autocast::set_autocast_enabled(at::kCUDA, true);
+  at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
+  at::autocast::increment_nesting();
+}
+
+AutocastScope::~AutocastScope() {
+  if (!enabled_) return;
+  if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
+  at::autocast::set_autocast_enabled(at::kCUDA, prev_enabled_);
+  at::autocast::set_autocast_dtype(at::kCUDA, prev_dtype_);
+}
+
+void synchronize(const torch::Device& device) {
+  if (device.is_cuda()) torch::cuda::synchronize(device.index());
+}
+
+void reset_peak_memory(const torch::Device& device) {
+#ifdef LIGHTHOUSE_TRAIN_CUDA
+  if (device.is_cuda()) c10::cuda::CUDACachingAllocator::resetPeakStats(device.index());
+#else
+  (void)device;
+#endif
+}
+
+int64_t peak_memory_bytes(const torch::Device& device) {
+#ifdef LIGHTHOUSE_TRAIN_CUDA
+  if (device.is_cuda()) {
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
+    return stats.allocated_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)].peak;
+  }
+#else
+  (void)device;
+#endif
+  struct rusage ru {};
+  getrusage(RUSAGE_SELF, &ru);
+  return static_cast<int64_t>(ru.ru_maxrss) * 1024;
+}
+
+}  // namespace lighthouse::train

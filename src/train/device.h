@@ -1,0 +1,37 @@
+// Device plumbing for training and benchmarks: resolving run.device and train.precision,
+// the bf16 autocast scope (CUDA only; CPU trains in fp32), synchronization and peak memory.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <cstdint>
+
+#include "train/run_config.h"
+
+namespace lighthouse::train {
+
+// run.device resolved ("auto" -> cuda when available); throws ConfigError naming run.device.
+torch::Device resolve_device(const RunConfig& cfg);
+// Whether steps run under bf16 autocast; throws ConfigError naming train.precision.
+bool use_bf16(const RunConfig& cfg, const torch::Device& device);
+
+// bf16 autocast on CUDA for the lifetime of the scope (forward passes only); no-op when off.
+class AutocastScope {
+ public:
+  explicit AutocastScope(bool enabled);
+  ~AutocastScope();
+  AutocastScope(const AutocastScope&) = delete;
+  AutocastScope& operator=(const AutocastScope&) = delete;
+
+ private:
+  bool enabled_, prev_enabled_ = false;
+  at::ScalarType prev_dtype_ = at::kHalf;
+};
+
+void synchronize(const torch::Device& device);
+// Peak memory since the last reset: CUDA allocator peak on CUDA, process peak RSS on CPU
+// (which cannot be reset).
+void reset_peak_memory(const torch::Device& device);
+int64_t peak_memory_bytes(const torch::Device& device);
+
+}  // namespace lighthouse::train

@@ -1,0 +1,28 @@
+// Optimizer and learning-rate schedule: AdamW with two parameter groups (weight decay on
+// matrices only, unless optim.decay_norms_and_embeddings), linear warmup then cosine / linear /
+// constant decay to optim.lr * schedule.min_lr_factor, and global-norm gradient clipping.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <memory>
+
+#include "train/run_config.h"
+
+namespace lighthouse::train {
+
+// Learning rate of step `step` (0-based: the step about to run).
+double lr_at(const RunConfig& cfg, int64_t step);
+
+// AdamW over the model's parameters: group 0 decays, group 1 (1-D tensors such as norm
+// weights, and the token embedding) does not, unless decay_norms_and_embeddings is set.
+std::unique_ptr<torch::optim::AdamW> make_optimizer(const torch::nn::Module& model,
+                                                    const RunConfig& cfg);
+
+// Re-applies the config's hyper-parameters to every group (after a resume) and sets the lr.
+void set_hyperparameters(torch::optim::AdamW& opt, const RunConfig& cfg, double lr);
+
+// Global L2 norm of all gradients, in fp32; scales them to max_norm when above it (and > 0).
+double clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm);
+
+}  // namespace lighthouse::train

@@ -1,0 +1,577 @@
+// The key table of RunConfig and everything driven by it: TOML / JSON / override parsing with
+// type checks, range validation, resume compatibility, and TOML / JSON serialization.
+#include "train/run_config.h"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <sstream>
+#include <toml++/toml.h>
+#include <variant>
+
+namespace lighthouse::train {
+namespace {
+
+enum class Kind { Int, Float, Bool, String, IntList };
+
+struct Field {
+  const char* key;
+  Kind kind;
+  const char* help;
+  void* (*ptr)(RunConfig&);
+  bool frozen_on_resume;  // changing it would change the data order or the model's shapes
+};
+
+#define LH_KEY(key, kind, member, frozen, help) \
+  Field{key, Kind::kind, help, [](RunConfig& c) -> void* { return &c.member; }, frozen}
+
+const std::vector<Field>& fields() {
+  static const std::vector<Field> f = {
+      LH_KEY("run.name", String, run.name, false, "run label and run-directory prefix"),
+      LH_KEY("run.dir", String, run.dir, false, "run directory (\"\" = runs/<name>-<time>)"),
+      LH_KEY("run.resume", String, run.resume, false, "run directory or checkpoint to resume"),
+      LH_KEY("run.device", String, run.device, false, "auto | cpu | cuda | cuda:N"),
+      LH_KEY("run.seed", Int, run.seed, true, "global seed: weights, data order, split"),
+      LH_KEY("run.threads", Int, run.threads, false, "CPU intra-op threads (0 = default)"),
+      LH_KEY("model.d_model", Int, model.d_model, true, "residual width"),
+      LH_KEY("model.n_layers", Int, model.n_layers, true, "decoder layers"),
+      LH_KEY("model.n_heads", Int, model.n_heads, true, "query heads"),
+      LH_KEY("model.n_kv_heads", Int, model.n_kv_heads, true, "KV heads (GQA when < n_heads)"),
+      LH_KEY("model.head_dim", Int, model.head_dim, true, "head dimension"),
+      LH_KEY("model.ffn_hidden", Int, model.ffn_hidden, true, "SwiGLU hidden size"),
+      LH_KEY("model.rope_theta", Float, model.rope_theta, true, "RoPE base"),
+      LH_KEY("model.norm_eps", Float, model.norm_eps, true, "RMSNorm epsilon"),
+      LH_KEY("model.dense_layers", IntList, model.dense_layers, true,
+             "always-dense layers ([] = first two and last two)"),
+      LH_KEY("model.activation_checkpointing", Bool, model.activation_checkpointing, false,
+             "recompute layer activations in backward"),
+      LH_KEY("lighthouse.levels", Int, lighthouse.levels, false, "pyramid levels L"),
+      LH_KEY("lighthouse.pool", Int, lighthouse.pool, false, "pooling factor p"),
+      LH_KEY("lighthouse.topk", Int, lighthouse.topk, false, "per-level budget k"),
+      LH_KEY("lighthouse.tile_topk", Int, lighthouse.tile_topk, false, "per-tile budget m"),
+      LH_KEY("lighthouse.scorer", String, lighthouse.scorer, false, "norm"),
+      LH_KEY("lighthouse.backend", String, lighthouse.backend, false,
+             "SDPA backend: auto | cudnn | flash | efficient | math"),
+      LH_KEY("train.steps", Int, train.steps, false, "optimizer steps of the whole run"),
+      LH_KEY("train.stage1_steps", Int, train.stage1_steps, false,
+             "steps with Lighthouse in non-dense layers before the dense tail"),
+      LH_KEY("train.attention", String, train.attention, false,
+             "lighthouse (two-stage) | dense (dense from now on)"),
+      LH_KEY("train.context", Int, train.context, true, "tokens per sequence"),
+      LH_KEY("train.batch_size", Int, train.batch_size, true, "sequences per micro-batch"),
+      LH_KEY("train.grad_accum", Int, train.grad_accum, true, "micro-batches per step"),
+      LH_KEY("train.precision", String, train.precision, false, "auto | bf16 | fp32"),
+      LH_KEY("train.stop_at", Int, train.stop_at, false,
+             "stop this invocation after that step (0 = train.steps)"),
+      LH_KEY("optim.lr", Float, optim.lr, false, "peak learning rate"),
+      LH_KEY("optim.beta1", Float, optim.beta1, false, "AdamW beta1"),
+      LH_KEY("optim.beta2", Float, optim.beta2, false, "AdamW beta2"),
+      LH_KEY("optim.eps", Float, optim.eps, false, "AdamW epsilon"),
+      LH_KEY("optim.weight_decay", Float, optim.weight_decay, false, "decoupled weight decay"),
+      LH_KEY("optim.clip", Float, optim.clip, false, "global grad-norm clip (0 = off)"),
+      LH_KEY("optim.decay_norms_and_embeddings", Bool, optim.decay_norms_and_embeddings, false,
+             "apply weight decay to norms and embeddings too"),
+      LH_KEY("schedule.warmup_steps", Int, schedule.warmup_steps, false, "linear warmup steps"),
+      LH_KEY("schedule.decay", String, schedule.decay, false, "cosine | linear | constant"),
+      LH_KEY("schedule.min_lr_factor", Float, schedule.min_lr_factor, false,
+             "final lr as a fraction of optim.lr"),
+      LH_KEY("data.source", String, data.source, true,
+             "builtin | text file | JSONL file | directory (.gz allowed)"),
+      LH_KEY("data.text_key", String, data.text_key, true, "JSON Lines field with the text"),
+      LH_KEY("data.val_fraction", Float, data.val_fraction, true,
+             "fraction of sequences (the stream's tail) held out for validation"),
+      LH_KEY("data.builtin_docs", Int, data.builtin_docs, true, "built-in corpus documents"),
+      LH_KEY("data.builtin_doc_bytes", Int, data.builtin_doc_bytes, true,
+             "built-in corpus mean document bytes (0 = train.context)"),
+      LH_KEY("data.builtin_facts", Int, data.builtin_facts, true,
+             "built-in corpus key-value facts per document"),
+      LH_KEY("val.every", Int, val.every, false, "steps between validation runs (0 = off)"),
+      LH_KEY("val.batches", Int, val.batches, false, "batches per validation run"),
+      LH_KEY("checkpoint.every", Int, checkpoint.every, false,
+             "steps between checkpoints (0 = only at the end)"),
+      LH_KEY("checkpoint.keep", Int, checkpoint.keep, false, "newest checkpoints kept"),
+      LH_KEY("log.every", Int, log.every, false, "steps between console loss lines"),
+      LH_KEY("log.progress", Bool, log.progress, false, "progress line on stderr"),
+  };
+  return f;
+}
+#undef LH_KEY
+
+using Value = std::variant<int64_t, double, bool, std::string, std::vector<int64_t>>;
+
+template <typename... Args>
+std::string cat(const Args&... args) {
+  std::ostringstream os;
+  (os << ... << args);
+  return os.str();
+}
+
+size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diag = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diag + (a[i - 1] != b[j - 1])});
+      diag = up;
+    }
+  }
+  return row[b.size()];
+}
+
+const Field& find_field(const std::string& key, const std::string& origin) {
+  const Field* best = nullptr;
+  size_t best_d = 4;
+  for (const auto& f : fields()) {
+    if (key == f.key) return f;
+    const size_t d = edit_distance(key, f.key);
+    if (d < best_d) best_d = d, best = &f;
+  }
+  throw ConfigError(cat(key, ": unknown key (", origin, ")",
+                        best ? cat("; did you mean ", best->key, "?") : std::string()));
+}
+
+const char* kind_name(Kind k) {
+  switch (k) {
+    case Kind::Int: return "an integer";
+    case Kind::Float: return "a number";
+    case Kind::Bool: return "true or false";
+    case Kind::String: return "a string";
+    case Kind::IntList: return "a list of integers";
+  }
+  return "?";
+}
+
+void assign(RunConfig& cfg, const Field& f, const Value& v, const std::string& origin) {
+  void* p = f.ptr(cfg);
+  bool ok = true;
+  switch (f.kind) {
+    case Kind::Int:
+      if (auto* i = std::get_if<int64_t>(&v)) *static_cast<int64_t*>(p) = *i; else ok = false;
+      break;
+    case Kind::Float:
+      if (auto* d = std::get_if<double>(&v)) *static_cast<double*>(p) = *d;
+      else if (auto* i = std::get_if<int64_t>(&v)) *static_cast<double*>(p) = double(*i);
+      else ok = false;
+      break;
+    case Kind::Bool:
+      if (auto* b = std::get_if<bool>(&v)) *static_cast<bool*>(p) = *b; else ok = false;
+      break;
+    case Kind::String:
+      if (auto* s = std::get_if<std::string>(&v)) *static_cast<std::string*>(p) = *s;
+      else ok = false;
+      break;
+    case Kind::IntList:
+      if (auto* l = std::get_if<std::vector<int64_t>>(&v))
+        *static_cast<std::vector<int64_t>*>(p) = *l;
+      else ok = false;
+      break;
+  }
+  if (!ok) throw ConfigError(cat(f.key, ": expected ", kind_name(f.kind), " (", origin, ")"));
+}
+
+bool parse_int(std::string s, int64_t* out) {
+  s.erase(std::remove(s.begin(), s.end(), '_'), s.end());
+  if (!s.empty() && s[0] == '+') s.erase(0, 1);
+  const auto r = std::from_chars(s.data(), s.data() + s.size(), *out);
+  return !s.empty() && r.ec == std::errc() && r.ptr == s.data() + s.size();
+}
+
+bool parse_float(const std::string& s, double* out) {
+  if (s.empty()) return false;
+  char* end = nullptr;
+  *out = std::strtod(s.c_str(), &end);
+  return end == s.c_str() + s.size() && std::isfinite(*out);
+}
+
+std::string trim(const std::string& s) {
+  const auto b = s.find_first_not_of(" \t");
+  if (b == std::string::npos) return "";
+  return s.substr(b, s.find_last_not_of(" \t") - b + 1);
+}
+
+// A flag value for field f: parsed by the field's kind, so `--set run.name=42` is a string.
+Value parse_text(const Field& f, const std::string& raw) {
+  const std::string s = trim(raw);
+  const auto bad = [&] {
+    return ConfigError(cat(f.key, ": expected ", kind_name(f.kind), ", got \"", s, "\""));
+  };
+  switch (f.kind) {
+    case Kind::Int: {
+      int64_t i;
+      if (!parse_int(s, &i)) throw bad();
+      return i;
+    }
+    case Kind::Float: {
+      double d;
+      if (!parse_float(s, &d)) throw bad();
+      return d;
+    }
+    case Kind::Bool:
+      if (s == "true") return true;
+      if (s == "false") return false;
+      throw bad();
+    case Kind::String:
+      if (s.size() >= 2 && (s.front() == '"' || s.front() == '\'') && s.back() == s.front())
+        return s.substr(1, s.size() - 2);
+      return s;
+    case Kind::IntList: {
+      std::string body = s;
+      if (!body.empty() && body.front() == '[') {
+        if (body.back() != ']') throw bad();
+        body = body.substr(1, body.size() - 2);
+      }
+      std::vector<int64_t> out;
+      std::stringstream ss(body);
+      std::string item;
+      while (std::getline(ss, item, ',')) {
+        int64_t i;
+        if (!parse_int(trim(item), &i)) throw bad();
+        out.push_back(i);
+      }
+      return out;
+    }
+  }
+  throw bad();
+}
+
+Value from_toml(const Field& f, const toml::node& n, const std::string& where) {
+  if (auto v = n.as_integer()) return v->get();
+  if (auto v = n.as_floating_point()) return v->get();
+  if (auto v = n.as_boolean()) return v->get();
+  if (auto v = n.as_string()) return v->get();
+  if (auto arr = n.as_array()) {
+    std::vector<int64_t> out;
+    for (const auto& e : *arr) {
+      auto i = e.as_integer();
+      if (!i) throw ConfigError(cat(f.key, ": expected a list of integers (", where, ")"));
+      out.push_back(i->get());
+    }
+    return out;
+  }
+  throw ConfigError(cat(f.key, ": expected ", kind_name(f.kind), " (", where, ")"));
+}
+
+void walk_toml(RunConfig& cfg, const toml::table& t, const std::string& prefix,
+               const std::string& origin) {
+  for (const auto& [k, node] : t) {
+    const std::string key = prefix.empty() ? std::string(k.str()) : prefix + "." + std::string(k.str());
+    if (auto sub = node.as_table()) {
+      walk_toml(cfg, *sub, key, origin);
+      continue;
+    }
+    const std::string where = cat(origin, ":", node.source().begin.line);
+    const Field& f = find_field(key, where);
+    assign(cfg, f, from_toml(f, node, where), where);
+  }
+}
+
+void walk_json(RunConfig& cfg, const nlohmann::json& j, const std::string& prefix,
+               const std::string& origin) {
+  for (const auto& [k, v] : j.items()) {
+    const std::string key = prefix.empty() ? k : prefix + "." + k;
+    if (v.is_object()) {
+      walk_json(cfg, v, key, origin);
+      continue;
+    }
+    const Field& f = find_field(key, origin);
+    Value val;
+    if (v.is_number_integer()) val = v.get<int64_t>();
+    else if (v.is_number_float()) val = v.get<double>();
+    else if (v.is_boolean()) val = v.get<bool>();
+    else if (v.is_string()) val = v.get<std::string>();
+    else if (v.is_array() && std::all_of(v.begin(), v.end(), [](auto& e) { return e.is_number_integer(); }))
+      val = v.get<std::vector<int64_t>>();
+    else throw ConfigError(cat(f.key, ": expected ", kind_name(f.kind), " (", origin, ")"));
+    assign(cfg, f, val, origin);
+  }
+}
+
+std::string format_double(double d) {
+  char buf[64];
+  const auto r = std::to_chars(buf, buf + sizeof(buf), d);
+  std::string s(buf, r.ptr);
+  if (s.find_first_of(".en") == std::string::npos) s += ".0";
+  return s;
+}
+
+std::string quote(const std::string& s) {
+  std::string out = "\"";
+  for (const char c : s) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) {
+      char esc[8];
+      std::snprintf(esc, sizeof(esc), "\\u%04x", c);
+      out += esc;
+      continue;
+    }
+    out += c;
+  }
+  return out + "\"";
+}
+
+// The TOML text of one value (also used to compare and report values).
+std::string toml_value(const RunConfig& cfg, const Field& f) {
+  void* p = f.ptr(const_cast<RunConfig&>(cfg));
+  switch (f.kind) {
+    case Kind::Int: return std::to_string(*static_cast<int64_t*>(p));
+    case Kind::Float: return format_double(*static_cast<double*>(p));
+    case Kind::Bool: return *static_cast<bool*>(p) ? "true" : "false";
+    case Kind::String: return quote(*static_cast<std::string*>(p));
+    case Kind::IntList: {
+      std::string s = "[";
+      for (const auto i : *static_cast<std::vector<int64_t>*>(p))
+        s += (s.size() > 1 ? ", " : "") + std::to_string(i);
+      return s + "]";
+    }
+  }
+  return "";
+}
+
+[[noreturn]] void fail(const std::string& key, const std::string& msg) {
+  throw ConfigError(key + ": " + msg);
+}
+
+}  // namespace
+
+void apply_toml(RunConfig& cfg, const std::string& text, const std::string& origin) {
+  toml::table t;
+  try {
+    t = toml::parse(text, origin);
+  } catch (const toml::parse_error& e) {
+    throw ConfigError(cat(origin, ":", e.source().begin.line, ": TOML syntax error: ",
+                          std::string(e.description())));
+  }
+  walk_toml(cfg, t, "", origin);
+}
+
+void apply_toml_file(RunConfig& cfg, const std::string& path) {
+  toml::table t;
+  try {
+    t = toml::parse_file(path);
+  } catch (const toml::parse_error& e) {
+    if (e.source().begin.line == 0)  // toml++ reports unreadable files without a position
+      throw ConfigError(cat("--config: cannot read ", path, ": ", std::string(e.description())));
+    throw ConfigError(cat(path, ":", e.source().begin.line, ": TOML syntax error: ",
+                          std::string(e.description())));
+  }
+  walk_toml(cfg, t, "", path);
+}
+
+void apply_json(RunConfig& cfg, const nlohmann::json& j, const std::string& origin) {
+  walk_json(cfg, j, "", origin);
+}
+
+void apply_override(RunConfig& cfg, const std::string& assignment) {
+  const auto eq = assignment.find('=');
+  if (eq == std::string::npos || eq == 0)
+    throw ConfigError(cat("--set: expected key=value, got \"", assignment, "\""));
+  apply_value(cfg, trim(assignment.substr(0, eq)), assignment.substr(eq + 1));
+}
+
+void apply_value(RunConfig& cfg, const std::string& key, const std::string& value) {
+  const Field& f = find_field(key, "--set");
+  assign(cfg, f, parse_text(f, value), "command line");
+}
+
+void validate(const RunConfig& c) {
+  const auto& m = c.model;
+  const auto positive = [](const char* key, int64_t v) {
+    if (v <= 0) fail(key, cat("must be positive, got ", v));
+  };
+  const auto one_of = [](const char* key, const std::string& v, std::initializer_list<const char*> ok) {
+    std::string list;
+    for (const char* o : ok) {
+      if (v == o) return;
+      list += (list.empty() ? "" : " | ") + std::string(o);
+    }
+    fail(key, cat("must be one of ", list, ", got \"", v, "\""));
+  };
+  const auto in_range = [](const char* key, double v, double lo, double hi, bool hi_open) {
+    if (!(v >= lo && (hi_open ? v < hi : v <= hi)))
+      fail(key, cat("must be in [", lo, ", ", hi, hi_open ? ")" : "]", ", got ", v));
+  };
+
+  const std::string& dev = c.run.device;
+  int64_t dev_index = 0;
+  if (!(dev == "auto" || dev == "cpu" || dev == "cuda" ||
+        (dev.rfind("cuda:", 0) == 0 && parse_int(dev.substr(5), &dev_index) && dev_index >= 0)))
+    fail("run.device", cat("must be auto | cpu | cuda | cuda:N, got \"", dev, "\""));
+  if (c.run.seed < 0) fail("run.seed", cat("must be >= 0, got ", c.run.seed));
+  if (c.run.threads < 0) fail("run.threads", cat("must be >= 0, got ", c.run.threads));
+
+  positive("model.d_model", m.d_model);
+  positive("model.n_layers", m.n_layers);
+  positive("model.n_heads", m.n_heads);
+  positive("model.n_kv_heads", m.n_kv_heads);
+  if (m.n_heads % m.n_kv_heads != 0)
+    fail("model.n_kv_heads", cat("must divide model.n_heads = ", m.n_heads, ", got ", m.n_kv_heads));
+  positive("model.head_dim", m.head_dim);
+  if (m.head_dim % 2 != 0) fail("model.head_dim", cat("must be even (RoPE), got ", m.head_dim));
+  positive("model.ffn_hidden", m.ffn_hidden);
+  if (!(m.rope_theta > 1.0)) fail("model.rope_theta", cat("must be > 1, got ", m.rope_theta));
+  if (!(m.norm_eps > 0.0 && m.norm_eps < 1.0))
+    fail("model.norm_eps", cat("must be in (0, 1), got ", m.norm_eps));
+  for (size_t i = 0; i < m.dense_layers.size(); ++i) {
+    const int64_t l = m.dense_layers[i];
+    if (l < 0 || l >= m.n_layers)
+      fail("model.dense_layers", cat("layer ", l, " is outside [0, ", m.n_layers, ")"));
+    for (size_t j = 0; j < i; ++j)
+      if (m.dense_layers[j] == l) fail("model.dense_layers", cat("layer ", l, " is listed twice"));
+  }
+
+  Config lh;
+  lh.levels = c.lighthouse.levels;
+  lh.pool = c.lighthouse.pool;
+  lh.topk = c.lighthouse.topk;
+  lh.tile_topk = c.lighthouse.tile_topk;
+  std::string err = lighthouse::validate(lh);
+  if (!err.empty()) {
+    const std::string param = err.substr(0, err.find(' '));  // levels | pool | tile_topk | topk
+    fail("lighthouse." + param, err);
+  }
+  parse_scorer(c.lighthouse.scorer, &err);
+  if (!err.empty()) fail("lighthouse.scorer", err);
+  parse_backend(c.lighthouse.backend, &err);
+  if (!err.empty()) fail("lighthouse.backend", err);
+
+  const auto& t = c.train;
+  positive("train.steps", t.steps);
+  one_of("train.attention", t.attention, {"lighthouse", "dense"});
+  if (t.stage1_steps < 0 || t.stage1_steps > t.steps)
+    fail("train.stage1_steps", cat("must be in [0, train.steps = ", t.steps, "], got ", t.stage1_steps));
+  if (t.attention == "lighthouse" && t.stage1_steps == 0)
+    fail("train.stage1_steps", "must be > 0 when train.attention = \"lighthouse\" "
+                               "(use train.attention = \"dense\" for a dense run)");
+  if (t.context < 2) fail("train.context", cat("must be >= 2, got ", t.context));
+  positive("train.batch_size", t.batch_size);
+  positive("train.grad_accum", t.grad_accum);
+  one_of("train.precision", t.precision, {"auto", "bf16", "fp32"});
+  if (t.precision == "bf16" && dev == "cpu")
+    fail("train.precision", "bf16 autocast needs a CUDA device (run.device = \"cpu\" trains in fp32)");
+  if (t.stop_at < 0 || t.stop_at > t.steps)
+    fail("train.stop_at", cat("must be in [0, train.steps = ", t.steps, "], got ", t.stop_at));
+  if (t.attention == "lighthouse") {
+    const auto dense = model::resolved_dense_layers(to_model_config(c));
+    if (static_cast<int64_t>(dense.size()) >= m.n_layers)
+      fail("model.dense_layers", cat("all ", m.n_layers, " layers are dense, so train.attention = "
+                                     "\"lighthouse\" would change nothing"));
+    Geometry g;
+    if (!make_geometry(lh, t.context, &g, &err))
+      fail("train.context", cat(t.context, " does not fit the Lighthouse config: ", err));
+  }
+
+  const auto& o = c.optim;
+  if (!(o.lr > 0 && o.lr < 1)) fail("optim.lr", cat("must be in (0, 1), got ", o.lr));
+  in_range("optim.beta1", o.beta1, 0, 1, true);
+  in_range("optim.beta2", o.beta2, 0, 1, true);
+  if (!(o.eps > 0 && o.eps < 1)) fail("optim.eps", cat("must be in (0, 1), got ", o.eps));
+  in_range("optim.weight_decay", o.weight_decay, 0, 1, false);
+  if (!(o.clip >= 0)) fail("optim.clip", cat("must be >= 0 (0 = off), got ", o.clip));
+
+  if (c.schedule.warmup_steps < 0 || c.schedule.warmup_steps > t.steps)
+    fail("schedule.warmup_steps",
+         cat("must be in [0, train.steps = ", t.steps, "], got ", c.schedule.warmup_steps));
+  one_of("schedule.decay", c.schedule.decay, {"cosine", "linear", "constant"});
+  in_range("schedule.min_lr_factor", c.schedule.min_lr_factor, 0, 1, false);
+
+  if (c.data.source.empty()) fail("data.source", "must be \"builtin\" or a path");
+  if (c.data.text_key.empty()) fail("data.text_key", "must not be empty");
+  in_range("data.val_fraction", c.data.val_fraction, 0, 0.5, false);
+  positive("data.builtin_docs", c.data.builtin_docs);
+  if (c.data.builtin_doc_bytes < 0)
+    fail("data.builtin_doc_bytes", cat("must be >= 0 (0 = train.context), got ", c.data.builtin_doc_bytes));
+  if (c.data.builtin_facts < 1 || c.data.builtin_facts > 64)
+    fail("data.builtin_facts", cat("must be in [1, 64], got ", c.data.builtin_facts));
+
+  if (c.val.every < 0) fail("val.every", cat("must be >= 0 (0 = off), got ", c.val.every));
+  positive("val.batches", c.val.batches);
+  if (c.val.every > 0 && c.data.val_fraction == 0)
+    fail("val.every", "validation needs data.val_fraction > 0 (or set val.every = 0)");
+  if (c.checkpoint.every < 0)
+    fail("checkpoint.every", cat("must be >= 0 (0 = only at the end), got ", c.checkpoint.every));
+  positive("checkpoint.keep", c.checkpoint.keep);
+  positive("log.every", c.log.every);
+}
+
+void check_resume_compatible(const RunConfig& saved, const RunConfig& now) {
+  for (const auto& f : fields()) {
+    if (!f.frozen_on_resume) continue;
+    const std::string a = toml_value(saved, f), b = toml_value(now, f);
+    if (a != b)
+      fail(f.key, cat("cannot change when resuming (checkpoint has ", a, ", got ", b, ")"));
+  }
+}
+
+std::string to_toml(const RunConfig& cfg) {
+  std::string out, section;
+  for (const auto& f : fields()) {
+    const std::string key = f.key;
+    const auto dot = key.find('.');
+    if (key.substr(0, dot) != section) {
+      section = key.substr(0, dot);
+      out += (out.empty() ? "[" : "\n[") + section + "]\n";
+    }
+    out += key.substr(dot + 1) + " = " + toml_value(cfg, f) + "\n";
+  }
+  return out;
+}
+
+nlohmann::json to_json(const RunConfig& cfg) {
+  nlohmann::json j = nlohmann::json::object();
+  for (const auto& f : fields()) {
+    const std::string key = f.key;
+    const auto dot = key.find('.');
+    auto& slot = j[key.substr(0, dot)][key.substr(dot + 1)];
+    void* p = f.ptr(const_cast<RunConfig&>(cfg));
+    switch (f.kind) {
+      case Kind::Int: slot = *static_cast<int64_t*>(p); break;
+      case Kind::Float: slot = *static_cast<double*>(p); break;
+      case Kind::Bool: slot = *static_cast<bool*>(p); break;
+      case Kind::String: slot = *static_cast<std::string*>(p); break;
+      case Kind::IntList: slot = *static_cast<std::vector<int64_t>*>(p); break;
+    }
+  }
+  return j;
+}
+
+std::vector<KeyInfo> all_keys() {
+  std::vector<KeyInfo> out;
+  for (const auto& f : fields()) out.push_back({f.key, f.help});
+  return out;
+}
+
+RunConfig tiny_config() {
+  RunConfig c;
+  apply_toml(c, tiny_config_toml(), "configs/tiny.toml (built in)");
+  return c;
+}
+
+model::ModelConfig to_model_config(const RunConfig& c) {
+  model::ModelConfig m;
+  m.d_model = c.model.d_model;
+  m.n_layers = c.model.n_layers;
+  m.n_heads = c.model.n_heads;
+  m.n_kv_heads = c.model.n_kv_heads;
+  m.head_dim = c.model.head_dim;
+  m.ffn_hidden = c.model.ffn_hidden;
+  m.rope_theta = c.model.rope_theta;
+  m.norm_eps = c.model.norm_eps;
+  m.dense_layers = c.model.dense_layers;
+  m.activation_checkpointing = c.model.activation_checkpointing;
+  m.lighthouse.levels = c.lighthouse.levels;
+  m.lighthouse.pool = c.lighthouse.pool;
+  m.lighthouse.topk = c.lighthouse.topk;
+  m.lighthouse.tile_topk = c.lighthouse.tile_topk;
+  std::string err;
+  m.lighthouse.scorer = parse_scorer(c.lighthouse.scorer, &err);
+  m.lighthouse.backend = parse_backend(c.lighthouse.backend, &err);
+  return m;
+}
+
+}  // namespace lighthouse::train

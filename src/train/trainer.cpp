@@ -1,0 +1,337 @@
+// Session setup and resume, the optimizer step, validation, checkpoint saving and the logged
+// training loop (trainer.h).
+#include "train/trainer.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cmath>
+#include <csignal>
+#include <cstdlib>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <optional>
+#include <sstream>
+
+#include "train/checkpoint.h"
+#include "train/device.h"
+#include "train/metrics.h"
+#include "train/optim.h"
+#include "train/rng.h"
+
+namespace lighthouse::train {
+namespace fs = std::filesystem;
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// <run>/checkpoints/step-N.ckpt -> <run>; a checkpoint elsewhere -> its folder.
+std::string run_dir_of(const std::string& ckpt) {
+  const fs::path dir = fs::path(ckpt).parent_path();
+  return (dir.filename() == "checkpoints" ? dir.parent_path() : dir).string();
+}
+
+std::string default_run_dir(const RunConfig& cfg) {
+  char stamp[32];
+  const std::time_t now = std::time(nullptr);
+  std::strftime(stamp, sizeof(stamp), "%Y%m%d-%H%M%S", std::localtime(&now));
+  return "runs/" + cfg.run.name + "-" + stamp;
+}
+
+std::string format_count(double x) {
+  char buf[32];
+  if (x >= 1e9) std::snprintf(buf, sizeof(buf), "%.2fG", x / 1e9);
+  else if (x >= 1e6) std::snprintf(buf, sizeof(buf), "%.2fM", x / 1e6);
+  else if (x >= 1e3) std::snprintf(buf, sizeof(buf), "%.1fk", x / 1e3);
+  else std::snprintf(buf, sizeof(buf), "%.0f", x);
+  return buf;
+}
+
+std::string join(const std::vector<int64_t>& v) {
+  std::string s;
+  for (const auto x : v) s += (s.empty() ? "" : ", ") + std::to_string(x);
+  return s.empty() ? "none" : s;
+}
+
+at::Tensor batch_loss(Session& s, const at::Tensor& batch) {  // batch [B, N + 1]
+  const int64_t B = batch.size(0), N = batch.size(1) - 1;
+  const auto on_device = batch.to(s.device);
+  const auto inputs = on_device.narrow(1, 0, N).contiguous();   // [B, N]
+  const auto targets = on_device.narrow(1, 1, N).contiguous();  // [B, N]
+  at::Tensor logits;                                             // [B, N, vocab]
+  {
+    AutocastScope autocast(s.bf16);
+    logits = s.model->forward(inputs);
+  }
+  return torch::nn::functional::cross_entropy(logits.reshape({B * N, logits.size(2)}).to(at::kFloat),
+                                              targets.reshape({B * N}));
+}
+
+void write_text(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::trunc);
+  out << text;
+  if (!out) throw std::runtime_error("cannot write " + path);
+}
+
+}  // namespace
+
+model::AttentionMode mode_at(const RunConfig& cfg, int64_t step) {
+  return cfg.train.attention == "lighthouse" && step < cfg.train.stage1_steps
+             ? model::AttentionMode::Lighthouse
+             : model::AttentionMode::Dense;
+}
+
+std::string mode_name(model::AttentionMode m) {
+  return m == model::AttentionMode::Lighthouse ? "lighthouse" : "dense";
+}
+
+std::unique_ptr<Session> open_session(const Launch& launch) {
+  RunConfig cfg;
+  if (launch.config_file.empty()) cfg = tiny_config(); else apply_toml_file(cfg, launch.config_file);
+  bool dir_given = false;
+  for (const auto& [k, v] : launch.overrides) {
+    apply_value(cfg, k, v);
+    dir_given |= k == "run.dir";
+  }
+
+  std::optional<CheckpointContents> ck;
+  std::string ck_path;
+  if (!cfg.run.resume.empty()) {
+    if (!launch.config_file.empty())
+      throw ConfigError("--config: cannot be combined with run.resume (the checkpoint's config is "
+                        "used; change keys with --set)");
+    std::pair<std::string, CheckpointContents> found;
+    try {
+      found = read_newest_checkpoint(cfg.run.resume);
+    } catch (const CheckpointError& e) {
+      throw ConfigError(std::string("run.resume: ") + e.what());
+    }
+    ck_path = found.first;
+    ck = std::move(found.second);
+    RunConfig saved;
+    apply_json(saved, ck->meta.at("config"), ck_path);
+    RunConfig now = saved;
+    now.train.stop_at = 0;  // per invocation, like run.resume itself
+    for (const auto& [k, v] : launch.overrides) apply_value(now, k, v);
+    if (!dir_given) now.run.dir = run_dir_of(ck_path);
+    check_resume_compatible(saved, now);
+    cfg = now;
+  }
+  validate(cfg);
+  if (cfg.run.dir.empty()) cfg.run.dir = default_run_dir(cfg);
+
+  auto s = std::make_unique<Session>();
+  s->device = resolve_device(cfg);
+  s->bf16 = use_bf16(cfg, s->device);
+  if (cfg.run.threads > 0) at::set_num_threads(static_cast<int>(cfg.run.threads));
+  s->run_dir = cfg.run.dir;
+
+  torch::manual_seed(static_cast<uint64_t>(cfg.run.seed));
+  s->model = model::Llama(to_model_config(cfg));  // initialized on CPU: same weights on any device
+  s->model->to(s->device);
+  s->opt = make_optimizer(*s->model, cfg);
+  s->params = s->model->parameters();
+
+  s->data = load_dataset(cfg);
+  const uint64_t seed = static_cast<uint64_t>(cfg.run.seed);
+  s->train_loader = std::make_unique<SequenceLoader>(s->data.train, cfg.train.context,
+                                                     mix_seed(seed, 0x7a1), /*shuffle=*/true);
+  if (!s->data.val.tokens.empty())
+    s->val_loader = std::make_unique<SequenceLoader>(s->data.val, cfg.train.context, 0, false);
+
+  if (ck) {
+    restore_model(*ck, *s->model, ck_path);
+    restore_optimizer(*ck, *s->model, *s->opt, ck_path);
+    restore_rng(*ck);
+    s->step = ck->meta.at("step").get<int64_t>();
+    s->tokens = ck->meta.at("tokens").get<int64_t>();
+    s->train_loader->seek(ck->meta.at("data_cursor").get<uint64_t>());
+    s->saved_mode = ck->meta.at("attention").get<std::string>();
+    s->resumed_from = ck_path;
+    if (s->step > cfg.train.steps)
+      throw ConfigError("train.steps: " + std::to_string(cfg.train.steps) + " is below the step " +
+                        std::to_string(s->step) + " of the checkpoint " + ck_path);
+  }
+  s->cfg = cfg;
+  return s;
+}
+
+StepStats train_step(Session& s, std::optional<model::AttentionMode> mode) {
+  StepStats st;
+  st.mode = mode.value_or(mode_at(s.cfg, s.step));
+  if (s.model->attention_mode() != st.mode) s.model->set_attention_mode(st.mode);
+  st.lr = lr_at(s.cfg, s.step);
+  set_hyperparameters(*s.opt, s.cfg, st.lr);
+
+  synchronize(s.device);
+  reset_peak_memory(s.device);
+  const auto t0 = Clock::now();
+  s.opt->zero_grad(/*set_to_none=*/true);
+  const int64_t A = s.cfg.train.grad_accum, B = s.cfg.train.batch_size;
+  auto loss_sum = torch::zeros({}, torch::dtype(at::kFloat).device(s.device));  // []
+  for (int64_t a = 0; a < A; ++a) {
+    const auto loss = batch_loss(s, s.train_loader->next_batch(B));  // []
+    (loss / static_cast<double>(A)).backward();
+    loss_sum += loss.detach();
+  }
+  st.grad_norm = clip_grad_norm(s.params, s.cfg.optim.clip);
+  st.loss = loss_sum.item<double>() / static_cast<double>(A);
+  if (!std::isfinite(st.loss))
+    throw std::runtime_error("train: loss is " + std::to_string(st.loss) + " at step " +
+                             std::to_string(s.step + 1) + " (try a lower optim.lr)");
+  s.opt->step();
+  synchronize(s.device);
+  st.step_time_s = seconds_since(t0);
+  st.peak_memory_bytes = peak_memory_bytes(s.device);
+  const int64_t tokens = A * B * s.cfg.train.context;
+  st.tokens_per_s = static_cast<double>(tokens) / st.step_time_s;
+  s.tokens += tokens;
+  st.step = ++s.step;
+  return st;
+}
+
+double validation_loss(Session& s) {
+  TORCH_CHECK(s.val_loader, "validation needs data.val_fraction > 0");
+  torch::NoGradGuard no_grad;
+  const int64_t B = s.cfg.train.batch_size;
+  double sum = 0;
+  for (int64_t b = 0; b < s.cfg.val.batches; ++b)
+    sum += batch_loss(s, s.val_loader->batch_at(b * B, B)).item<double>();
+  return sum / static_cast<double>(s.cfg.val.batches);
+}
+
+void save_checkpoint(Session& s) {
+  const nlohmann::json meta = {{"format", 1},
+                               {"step", s.step},
+                               {"tokens", s.tokens},
+                               {"data_cursor", s.train_loader->cursor()},
+                               {"attention", mode_name(s.model->attention_mode())},
+                               {"config", to_json(s.cfg)}};
+  TensorMap tensors;
+  add_model(tensors, *s.model);
+  add_optimizer(tensors, *s.model, *s.opt);
+  add_rng(tensors);
+  write_checkpoint(checkpoint_path(s.run_dir, s.step), meta, tensors);
+  prune_checkpoints(s.run_dir, s.cfg.checkpoint.keep);
+}
+
+TrainedModel load_trained_model(const std::string& target) {
+  auto [path, ck] = read_newest_checkpoint(target);
+  TrainedModel out;
+  apply_json(out.cfg, ck.meta.at("config"), path);
+  out.model = model::Llama(to_model_config(out.cfg));
+  restore_model(ck, *out.model, path);
+  out.model->set_attention_mode(model::AttentionMode::Dense);
+  out.path = path;
+  out.step = ck.meta.at("step").get<int64_t>();
+  return out;
+}
+
+TrainResult train(Session& s, const ConsoleHooks& console) {
+  const auto t_start = Clock::now();
+  const RunConfig& c = s.cfg;
+  const auto say = [&](const std::string& text) {
+    if (console.line) console.line(text); else std::cout << text << std::endl;
+  };
+  if (s.resumed_from.empty() && !list_checkpoints(s.run_dir).empty())
+    throw ConfigError("run.dir: " + s.run_dir + " already holds checkpoints; resume it with --set "
+                      "run.resume=" + s.run_dir + " or choose another run.dir");
+  fs::create_directories(s.run_dir);
+  write_text(s.run_dir + "/config.toml", to_toml(c));
+  write_text(s.run_dir + "/config.json", to_json(c).dump(2) + "\n");
+  MetricsLog metrics(s.run_dir + "/metrics.jsonl", s.step);
+
+  const int64_t end = c.train.stop_at > 0 ? c.train.stop_at : c.train.steps;
+  const int64_t tokens_per_step = c.train.grad_accum * c.train.batch_size * c.train.context;
+  const auto mcfg = to_model_config(c);
+  const auto dense = model::resolved_dense_layers(mcfg);
+  int64_t n_params = 0;
+  for (const auto& p : s.params) n_params += p.numel();
+  std::ostringstream head;
+  head << "run " << s.run_dir << (s.resumed_from.empty() ? "" : " (resumed from " + s.resumed_from + ")")
+       << "\n  model: " << format_count(double(n_params)) << " parameters, " << c.model.n_layers
+       << " layers (always dense: " << join(dense) << "), d_model " << c.model.d_model << ", "
+       << c.model.n_heads << " heads x " << c.model.head_dim << "\n  data: " << s.data.description
+       << "\n  device: " << s.device.str() << (s.bf16 ? " (bf16 autocast, fp32 master weights)" : " (fp32)")
+       << ", " << at::get_num_threads() << " CPU threads\n  recipe: " << c.train.steps << " steps";
+  if (c.train.attention == "lighthouse")
+    head << ", Lighthouse (L=" << c.lighthouse.levels << " p=" << c.lighthouse.pool << " k="
+         << c.lighthouse.topk << " m=" << c.lighthouse.tile_topk << ") until step "
+         << c.train.stage1_steps << ", then dense";
+  else
+    head << ", dense attention";
+  head << "; " << c.train.batch_size << " x " << c.train.context << " tokens x " << c.train.grad_accum
+       << " accumulation = " << format_count(double(tokens_per_step)) << " tokens/step; this run: steps "
+       << s.step + 1 << ".." << end;
+  say(head.str());
+
+  std::optional<model::AttentionMode> prev;
+  if (!s.saved_mode.empty())
+    prev = s.saved_mode == "lighthouse" ? model::AttentionMode::Lighthouse : model::AttentionMode::Dense;
+  const int64_t first = s.step;
+  const char* kill_env = std::getenv("LIGHTHOUSE_FAULT_KILL_AFTER_STEP");
+  const int64_t kill_after = kill_env && *kill_env ? std::atoll(kill_env) : -1;
+  TrainResult result;
+  while (s.step < end) {
+    const auto mode = mode_at(c, s.step);
+    if (prev && *prev != mode) {
+      say("== step " + std::to_string(s.step) + ": switching to " + mode_name(mode) +
+          " attention in the non-dense layers (" +
+          (mode == model::AttentionMode::Dense ? "stage 2" : "stage 1") +
+          "; weights and optimizer state unchanged) ==");
+      metrics.write({{"type", "event"}, {"step", s.step}, {"event", "attention_switch"},
+                     {"attention", mode_name(mode)}});
+    }
+    prev = mode;
+    const StepStats st = train_step(s);
+    result.losses.push_back(st.loss);
+    metrics.write({{"type", "step"}, {"step", st.step}, {"loss", st.loss}, {"lr", st.lr},
+                   {"grad_norm", st.grad_norm}, {"tokens_per_s", st.tokens_per_s},
+                   {"step_time_s", st.step_time_s}, {"attention", mode_name(st.mode)},
+                   {"peak_memory_bytes", st.peak_memory_bytes}, {"tokens", s.tokens}});
+    char line[200];
+    if (st.step % c.log.every == 0 || st.step == end || st.step == first + 1) {
+      std::snprintf(line, sizeof(line), "step %6lld/%lld  loss %.4f  lr %.2e  grad %.3f  %s tok/s  %s",
+                    static_cast<long long>(st.step), static_cast<long long>(c.train.steps), st.loss,
+                    st.lr, st.grad_norm, format_count(st.tokens_per_s).c_str(), mode_name(st.mode).c_str());
+      say(line);
+    }
+    if (s.val_loader && c.val.every > 0 && (st.step % c.val.every == 0 || st.step == end)) {
+      result.final_val_loss = validation_loss(s);
+      metrics.write({{"type", "val"}, {"step", st.step}, {"val_loss", result.final_val_loss},
+                     {"attention", mode_name(st.mode)}});
+      std::snprintf(line, sizeof(line), "step %6lld  validation loss %.4f (%s)",
+                    static_cast<long long>(st.step), result.final_val_loss, mode_name(st.mode).c_str());
+      say(line);
+    }
+    if (console.progress) {
+      std::snprintf(line, sizeof(line), "step %lld/%lld loss %.3f", static_cast<long long>(st.step),
+                    static_cast<long long>(end), st.loss);
+      console.progress((st.step - first) * tokens_per_step, (end - first) * tokens_per_step, line);
+    }
+    if (st.step == kill_after) std::raise(SIGKILL);  // test hook (trainer.h)
+    if ((c.checkpoint.every > 0 && st.step % c.checkpoint.every == 0) || st.step == end)
+      save_checkpoint(s);
+  }
+  result.wall_s = seconds_since(t_start);
+  std::ostringstream done;
+  done << "done: step " << s.step << "/" << c.train.steps << " in " << std::fixed;
+  done.precision(1);
+  done << result.wall_s << " s";
+  if (!result.losses.empty()) {
+    done.precision(4);
+    done << "; last loss " << result.losses.back();
+    if (result.final_val_loss >= 0) done << ", validation loss " << result.final_val_loss;
+  }
+  done << "; checkpoint " << checkpoint_path(s.run_dir, s.step);
+  say(done.str());
+  return result;
+}
+
+}  // namespace lighthouse::train

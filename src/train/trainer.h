@@ -1,0 +1,98 @@
+// The trainer: a Session (config, model, AdamW, data, position) opened fresh or from a
+// checkpoint, one optimizer step at a time (mode of the two-stage recipe, schedule, gradient
+// accumulation, autocast, clipping), validation, checkpoints, and the logged training loop.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "model/llama.h"
+#include "train/data.h"
+#include "train/run_config.h"
+
+namespace lighthouse::train {
+
+// How a run is launched: a config file ("" = the built-in tiny config) and key=value
+// overrides in command-line order. With run.resume set, the checkpoint's config replaces the
+// file and the overrides apply on top of it.
+struct Launch {
+  std::string config_file;
+  std::vector<std::pair<std::string, std::string>> overrides;
+};
+
+struct Session {
+  RunConfig cfg;
+  std::string run_dir;
+  torch::Device device = torch::kCPU;
+  bool bf16 = false;
+  model::Llama model{nullptr};
+  std::unique_ptr<torch::optim::AdamW> opt;
+  std::vector<at::Tensor> params;
+  Dataset data;
+  std::unique_ptr<SequenceLoader> train_loader, val_loader;
+  int64_t step = 0;     // optimizer steps completed
+  int64_t tokens = 0;   // training tokens consumed
+  std::string resumed_from;  // checkpoint path, "" for a fresh run
+  std::string saved_mode;    // attention mode recorded in that checkpoint
+};
+
+// Resolves and validates the config, seeds, builds everything and restores the checkpoint
+// named by run.resume (a run directory: its newest readable checkpoint; or a file). Touches no
+// files. Throws ConfigError / CheckpointError with a one-line reason.
+std::unique_ptr<Session> open_session(const Launch& launch);
+
+// The attention mode of step `step` (0-based) under the two-stage recipe.
+model::AttentionMode mode_at(const RunConfig& cfg, int64_t step);
+std::string mode_name(model::AttentionMode m);
+
+struct StepStats {
+  int64_t step = 0;  // steps completed after this one
+  double loss = 0, lr = 0, grad_norm = 0, step_time_s = 0, tokens_per_s = 0;
+  int64_t peak_memory_bytes = 0;
+  model::AttentionMode mode = model::AttentionMode::Dense;
+};
+
+// One optimizer step (train.grad_accum micro-batches). `mode` forces the attention mode
+// (benchmarks); by default it follows mode_at(cfg, step).
+StepStats train_step(Session& s, std::optional<model::AttentionMode> mode = std::nullopt);
+// Mean loss over val.batches fixed validation batches, in the current attention mode.
+double validation_loss(Session& s);
+// Writes <run_dir>/checkpoints/step-N.ckpt atomically and prunes old ones.
+void save_checkpoint(Session& s);
+
+// The model of a checkpoint (`target`: a checkpoint file, or a run directory's newest), on
+// CPU in dense mode, with the run config it was trained with. Throws CheckpointError.
+struct TrainedModel {
+  model::Llama model{nullptr};
+  RunConfig cfg;
+  std::string path;
+  int64_t step = 0;
+};
+TrainedModel load_trained_model(const std::string& target);
+
+// Console output of the loop: permanent log lines, and a progress report (tokens done of
+// tokens planned for this invocation, plus a short status) that a CLI may draw in place.
+struct ConsoleHooks {
+  std::function<void(const std::string&)> line;
+  std::function<void(int64_t, int64_t, const std::string&)> progress;
+};
+
+struct TrainResult {
+  std::vector<double> losses;  // per step run by this invocation
+  double final_val_loss = -1;  // -1 when validation is off
+  double wall_s = 0;
+};
+
+// The training loop: run dir (config.toml, config.json, metrics.jsonl, checkpoints/), console
+// log lines every log.every steps and a progress line, validation and checkpoints on schedule,
+// until train.stop_at or train.steps. Test hook: LIGHTHOUSE_FAULT_KILL_AFTER_STEP=N sends
+// SIGKILL to the process right after step N is logged, before its checkpoint.
+TrainResult train(Session& s, const ConsoleHooks& console = {});
+
+}  // namespace lighthouse::train
