@@ -10,6 +10,9 @@ int main(int argc, char** argv) {
   CLI::App app{"lighthouse: Lighthouse Attention for long-context pre-training"};
   app.require_subcommand(1);
   lighthouse::cli::add_bench(app);
+  lighthouse::cli::add_bench_train(*app.get_subcommand("bench"));
+  lighthouse::cli::add_train(app);
+  lighthouse::cli::add_export(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
