@@ -1,5 +1,6 @@
 // `lighthouse bench`: plan geometry and the op's latency against dense causal SDPA, forward
-// and forward+backward, on random inputs (medians of repeats after warm-up).
+// and forward+backward, on random inputs (medians of repeats after warm-up). On the CPU here;
+// `--device cuda` runs the CUDA sweep of bench_cuda.cpp.
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -9,19 +10,12 @@
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "cli/bench.h"
 #include "cli/commands.h"
 #include "cli/progress.h"
 #include "lighthouse/lighthouse.h"
 
 namespace lighthouse::cli {
-namespace {
-
-struct BenchArgs {
-  int64_t batch = 1, n = 16384, heads = 4, kv_heads = 0, dim = 64;
-  int64_t levels = 3, pool = 4, topk = 256, tile_topk = 128;
-  int64_t warmup = 1, repeats = 3, seed = 0;
-  std::string dtype = "float32", device = "cpu", json;
-};
 
 at::ScalarType parse_dtype(const std::string& s) {
   if (s == "float32") return at::kFloat;
@@ -30,6 +24,8 @@ at::ScalarType parse_dtype(const std::string& s) {
   if (s == "float16") return at::kHalf;
   throw std::invalid_argument("--dtype must be float32|float64|bfloat16|float16, got " + s);
 }
+
+namespace {
 
 void sync(const at::Device& dev) {
   if (dev.is_cuda()) torch::cuda::synchronize();
@@ -149,8 +145,22 @@ void add_bench(CLI::App& app) {
   sub->add_option("--repeats", a->repeats, "timed runs per case")->check(CLI::PositiveNumber);
   sub->add_option("--seed", a->seed, "random seed");
   sub->add_option("--json", a->json, "write results as JSON to this file");
+  sub->add_option("--seq-lens", a->seq_lens, "CUDA sweep: sequence lengths (default: --seq-len)")
+      ->delimiter(',');
+  sub->add_option("--topks", a->topks, "CUDA sweep: k per sequence length, or one for all")
+      ->delimiter(',');
+  sub->add_option("--markdown", a->markdown, "CUDA sweep: write the report as Markdown");
+  sub->add_option("--case-budget", a->case_budget_s,
+                  "CUDA sweep: seconds of timed runs per case before repeats drop (>= 2 runs)");
+  sub->add_option("--verify-max-n", a->verify_max_n,
+                  "CUDA sweep: verify Lighthouse up to this N (0: every N)");
   sub->callback([a] {
+#ifdef LIGHTHOUSE_WITH_CUDA
+    const int rc = a->device == "cuda" ? run_cuda_bench(*a, "") : run_bench(*a);
+#else
+    if (a->device == "cuda") throw std::invalid_argument("--device cuda: built without CUDA");
     const int rc = run_bench(*a);
+#endif
     if (rc != 0) throw CLI::RuntimeError(rc);
   });
 }

@@ -46,12 +46,34 @@ at::Tensor scatter_backward(const at::Tensor& grad, const at::Tensor& slots, int
   return op.call(grad, slots, levels, pool);
 }
 
+// CPU, and `auto` on CUDA: at::scaled_dot_product_attention picks its kernel. A named CUDA
+// backend calls that stock kernel directly (each has its autograd formula); K/V heads are
+// repeated for GQA first, as those kernels expect equal head counts.
 at::Tensor sdpa_causal(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                        SdpaBackend backend) {
-  (void)backend;  // CUDA backend selection: see sdpa_cuda (issue: CUDA fast path)
   const bool gqa = k.size(1) != q.size(1);
-  return at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, /*dropout_p=*/0.0,
-                                          /*is_causal=*/true, /*scale=*/std::nullopt, gqa);
+  if (!q.is_cuda() || backend == SdpaBackend::Auto)
+    return at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, /*dropout_p=*/0.0,
+                                            /*is_causal=*/true, /*scale=*/std::nullopt, gqa);
+  const int64_t group = q.size(1) / k.size(1);
+  const at::Tensor kk = gqa ? k.repeat_interleave(group, 1) : k;  // [B, H, S, D]
+  const at::Tensor vv = gqa ? v.repeat_interleave(group, 1) : v;  // [B, H, S, D]
+  const bool grad = at::GradMode::is_enabled() &&
+                    (q.requires_grad() || k.requires_grad() || v.requires_grad());
+  switch (backend) {
+    case SdpaBackend::Cudnn:
+      return std::get<0>(at::_scaled_dot_product_cudnn_attention(
+          q, kk, vv, /*attn_bias=*/{}, /*compute_log_sumexp=*/grad, 0.0, /*is_causal=*/true));
+    case SdpaBackend::Flash:
+      return std::get<0>(at::_scaled_dot_product_flash_attention(q, kk, vv, 0.0, true));
+    case SdpaBackend::Efficient:
+      return std::get<0>(at::_scaled_dot_product_efficient_attention(
+          q, kk, vv, /*attn_bias=*/{}, /*compute_log_sumexp=*/grad, 0.0, /*is_causal=*/true));
+    case SdpaBackend::Math:
+    case SdpaBackend::Auto:
+      break;
+  }
+  return std::get<0>(at::_scaled_dot_product_attention_math(q, kk, vv, {}, 0.0, true));
 }
 
 }  // namespace lighthouse::ops

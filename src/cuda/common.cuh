@@ -1,0 +1,120 @@
+// Device helpers shared by the Lighthouse kernels: packs of 8 elements moved with 16-byte
+// vector loads and stores and converted to fp32, the dtype dispatch, grid sizing for
+// grid-stride loops, and the level arithmetic of SPEC.md §2 (p is a power of two).
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+
+#include "cuda/kernels.h"
+
+namespace lighthouse::cuda {
+
+__device__ __forceinline__ float to_float(float x) { return x; }
+__device__ __forceinline__ float to_float(__half x) { return __half2float(x); }
+__device__ __forceinline__ float to_float(__nv_bfloat16 x) { return __bfloat162float(x); }
+
+template <typename T>
+__device__ __forceinline__ T from_float(float x);
+template <>
+__device__ __forceinline__ float from_float<float>(float x) { return x; }
+template <>
+__device__ __forceinline__ __half from_float<__half>(float x) { return __float2half_rn(x); }
+template <>
+__device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float x) {
+  return __float2bfloat16_rn(x);
+}
+
+// kPack consecutive elements of type T: 16 bytes for 16-bit types, 32 bytes for fp32.
+template <typename T>
+struct alignas(16) Pack {
+  static constexpr int kVec = sizeof(T) * kPack / 16;  // 16-byte words per pack
+  T v[kPack];
+};
+
+template <typename T>
+__device__ __forceinline__ Pack<T> load_raw(const T* __restrict__ src) {
+  Pack<T> p;
+  const uint4* s = reinterpret_cast<const uint4*>(src);
+  uint4* d = reinterpret_cast<uint4*>(&p);
+#pragma unroll
+  for (int w = 0; w < Pack<T>::kVec; ++w) d[w] = __ldg(s + w);
+  return p;
+}
+
+template <typename T>
+__device__ __forceinline__ void unpack(const Pack<T>& p, float (&out)[kPack]) {
+#pragma unroll
+  for (int i = 0; i < kPack; ++i) out[i] = to_float(p.v[i]);
+}
+
+template <typename T>
+__device__ __forceinline__ void load_pack(const T* __restrict__ src, float (&out)[kPack]) {
+  unpack(load_raw(src), out);
+}
+
+template <typename T>
+__device__ __forceinline__ void store_pack(T* __restrict__ dst, const float (&in)[kPack]) {
+  Pack<T> p;
+#pragma unroll
+  for (int i = 0; i < kPack; ++i) p.v[i] = from_float<T>(in[i]);
+  const uint4* s = reinterpret_cast<const uint4*>(&p);
+  uint4* d = reinterpret_cast<uint4*>(dst);
+#pragma unroll
+  for (int w = 0; w < Pack<T>::kVec; ++w) d[w] = s[w];
+}
+
+// Raw 16-byte copy of one pack (gather: no conversion needed).
+template <typename T>
+__device__ __forceinline__ void copy_pack(T* __restrict__ dst, const T* __restrict__ src) {
+  const uint4* s = reinterpret_cast<const uint4*>(src);
+  uint4* d = reinterpret_cast<uint4*>(dst);
+  uint4 tmp[Pack<T>::kVec];
+#pragma unroll
+  for (int w = 0; w < Pack<T>::kVec; ++w) tmp[w] = __ldg(s + w);
+#pragma unroll
+  for (int w = 0; w < Pack<T>::kVec; ++w) d[w] = tmp[w];
+}
+
+// Calls f(T{}) with T the element type named by dt.
+template <typename F>
+cudaError_t dispatch_dtype(DType dt, F&& f) {
+  switch (dt) {
+    case DType::Float32: return f(float{});
+    case DType::Float16: return f(__half{});
+    case DType::BFloat16: return f(__nv_bfloat16{});
+  }
+  return cudaErrorInvalidValue;
+}
+
+constexpr int kThreads = 256;
+
+// Blocks for a grid-stride loop over `work` items: enough to fill the device, never more than
+// the grid's x limit (the loops below are correct for any grid size).
+inline unsigned grid_for(int64_t work) {
+  const int64_t blocks = (work + kThreads - 1) / kThreads;
+  constexpr int64_t kMaxBlocks = int64_t{1} << 30;
+  return static_cast<unsigned>(blocks < 1 ? 1 : (blocks > kMaxBlocks ? kMaxBlocks : blocks));
+}
+
+__device__ __forceinline__ int64_t global_thread() {
+  return static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x;
+}
+__device__ __forceinline__ int64_t grid_threads() {
+  return static_cast<int64_t>(gridDim.x) * blockDim.x;
+}
+
+// Level of pyramid index e: offset[l] <= e < offset[l + 1].
+__device__ __forceinline__ int level_of(const Levels& lv, int64_t e) {
+  int l = 0;
+  while (l + 1 < lv.L && e >= lv.offset[l + 1]) ++l;
+  return l;
+}
+
+// Launch check: the error of the launch itself (bad configuration), not of the kernel's run.
+inline cudaError_t launched() { return cudaGetLastError(); }
+
+}  // namespace lighthouse::cuda

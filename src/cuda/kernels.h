@@ -1,0 +1,111 @@
+// Torch-free CUDA kernels of the Lighthouse stages (SPEC.md §3-§7): a params struct of raw
+// pointers and int64 sizes per kernel, and a launcher that takes a cudaStream_t, checks the
+// launch and returns its error code. The ops layer (src/ops/cuda_impl.cpp) fills the structs
+// from contiguous at::Tensors and turns errors into exceptions.
+//
+// Element type: float32, float16 or bfloat16 (accumulation is always fp32). D % 8 == 0 and
+// D <= 256: every thread moves one pack of 8 elements (16 bytes, two 16-byte loads for fp32).
+// All tensors are contiguous; the layouts are those of src/ops/stages.h.
+#pragma once
+
+#include <cuda_runtime_api.h>
+
+#include <cstddef>
+#include <cstdint>
+
+namespace lighthouse::cuda {
+
+enum class DType { Float32, Float16, BFloat16 };
+
+constexpr int kMaxLevels = 16;    // config.cpp validates L <= 16
+constexpr int kMaxPoolLevels = 8; // pool_score unrolls its window recursion up to L = 8
+constexpr int kPack = 8;          // elements per thread
+constexpr int kMaxDim = 256;      // D <= 32 packs: one row of one head fits a warp
+
+// Level geometry (SPEC.md §2): p = 2^log2p, level l has N >> (l * log2p) entries starting at
+// pyramid index offset[l]; offset[L] = P.
+struct Levels {
+  int32_t L = 0;
+  int32_t log2p = 0;
+  int64_t N = 0;
+  int64_t P = 0;
+  int64_t offset[kMaxLevels + 1] = {};
+};
+
+// Stage 1 and the norm scores: x [B, N, Hx, D] -> pyramid [B, P1, Hx, D] (levels >= 1, level
+// l at rows offset[l] - N; null to skip) and score [B, Hx, P] fp32 (null to skip).
+struct PoolScoreParams {
+  DType dtype = DType::Float32;
+  const void* x = nullptr;
+  void* pyramid = nullptr;
+  float* score = nullptr;
+  int64_t B = 0, Hx = 0, D = 0;
+  Levels lv;
+};
+cudaError_t launch_pool_score(const PoolScoreParams& prm, cudaStream_t stream);
+
+// Stage 2: the per-tile cascade and post-order slot table. sq [B, H, P], sk [B, Hkv, P] fp32
+// -> slots [B, H, S], inverse [B, H, P] int64 (the launcher fills inverse with -1 first).
+struct SelectParams {
+  const float* sq = nullptr;
+  const float* sk = nullptr;
+  int64_t* slots = nullptr;
+  int64_t* inverse = nullptr;
+  int64_t B = 0, H = 0, Hkv = 0;
+  int64_t m = 0, T = 0, C = 0, S_tile = 0, S = 0;
+  Levels lv;
+};
+// Dynamic shared memory one select block needs; the ops layer checks it against the device.
+size_t select_shared_bytes(const SelectParams& prm);
+cudaError_t launch_select(const SelectParams& prm, cudaStream_t stream);
+
+// Gather (SPEC.md §5): x [B, N, Hx, D], pyramid [B, P1, Hx, D], slots [B, H, S] -> out
+// [B, H, S, D]. Query head h reads head h / (H / Hx) of x.
+struct GatherParams {
+  DType dtype = DType::Float32;
+  const void* x = nullptr;
+  const void* pyramid = nullptr;
+  const int64_t* slots = nullptr;
+  void* out = nullptr;
+  int64_t B = 0, H = 0, Hx = 0, S = 0, D = 0;
+  Levels lv;
+};
+cudaError_t launch_gather(const GatherParams& prm, cudaStream_t stream);
+
+// Gather backward (SPEC.md §7): grad [B, H, S, D], inverse [B, H, P] -> dx [B, N, Hx, D],
+// each base token the 1/p^l-weighted sum over levels and over the query heads of its head.
+struct GatherBackwardParams {
+  DType dtype = DType::Float32;
+  const void* grad = nullptr;
+  const int64_t* inverse = nullptr;
+  void* dx = nullptr;
+  int64_t B = 0, H = 0, Hx = 0, S = 0, D = 0;
+  Levels lv;
+};
+cudaError_t launch_gather_backward(const GatherBackwardParams& prm, cudaStream_t stream);
+
+// Scatter back as a gather (SPEC.md §6): o_tilde [B, H, S, D], inverse [B, H, P] -> out
+// [B, N, H, D], each position the sum of its <= L contributions.
+struct ScatterParams {
+  DType dtype = DType::Float32;
+  const void* o_tilde = nullptr;
+  const int64_t* inverse = nullptr;
+  void* out = nullptr;
+  int64_t B = 0, H = 0, S = 0, D = 0;
+  Levels lv;
+};
+cudaError_t launch_scatter(const ScatterParams& prm, cudaStream_t stream);
+
+// Scatter backward (SPEC.md §7): grad [B, N, H, D], slots [B, H, S] -> [B, H, S, D], each slot
+// the sum of grad over the positions R(entry) it scattered to.
+struct ScatterBackwardParams {
+  DType dtype = DType::Float32;
+  const void* grad = nullptr;
+  const int64_t* slots = nullptr;
+  void* out = nullptr;
+  int64_t B = 0, H = 0, S = 0, D = 0;
+  Levels lv;
+};
+cudaError_t launch_scatter_backward(const ScatterBackwardParams& prm, cudaStream_t stream);
+
+}  // namespace lighthouse::cuda

@@ -1,0 +1,260 @@
+// Stage 2 (SPEC.md §4-§5): one block per (batch, query head, tile) runs the stratified cascade
+// and writes the tile's slots in post-order at its fixed offset j * S_tile, plus the inverse
+// table. No sort and no atomics:
+//  - exact top-m/2 by a bitwise radix select on unique 64-bit keys (score order bits, then the
+//    candidate's position reversed, so ties go to the smaller index and NaN ranks first, the
+//    order of ranks_before in src/cpu/select.cpp); each bit is one block-wide count;
+//  - the selected entries are compacted in index order with block scans;
+//  - post-order slots come from subtree sizes (bottom-up) and subtree starts (top-down).
+#include <cmath>
+
+#include "cuda/common.cuh"
+
+namespace lighthouse::cuda {
+namespace {
+
+constexpr unsigned kFull = 0xffffffffu;
+
+// Monotone map of the selection order of one score onto unsigned integers: NaN highest, -0 == +0.
+__device__ __forceinline__ uint32_t order_bits(float s) {
+  if (isnan(s)) return 0xffffffffu;
+  if (s == 0.0f) return 0x80000000u;
+  const uint32_t b = __float_as_uint(s);
+  return (b & 0x80000000u) ? ~b : (b | 0x80000000u);
+}
+
+// Larger key ranks first; u is the candidate's position in index order.
+__device__ __forceinline__ uint64_t rank_key(float s, int u) {
+  return (static_cast<uint64_t>(order_bits(s)) << 32) | (0xffffffffu - static_cast<uint32_t>(u));
+}
+
+// Block-wide primitives; each has exactly one __syncthreads and alternates the two halves of
+// `scratch` ([2][32] ints), so consecutive calls never overwrite a half still being read.
+struct BlockSync {
+  int* scratch;
+  int parity = 0;
+
+  __device__ int sum(int v) {
+    v = static_cast<int>(__reduce_add_sync(kFull, static_cast<unsigned>(v)));
+    int* buf = scratch + parity * 32;
+    parity ^= 1;
+    if ((threadIdx.x & 31) == 0) buf[threadIdx.x >> 5] = v;
+    __syncthreads();
+    int total = 0;
+    for (int w = 0; w < static_cast<int>(blockDim.x >> 5); ++w) total += buf[w];
+    return total;
+  }
+
+  // Exclusive prefix of v in thread order; *total receives the block's sum.
+  __device__ int exclusive_scan(int v, int* total) {
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    int incl = v;
+#pragma unroll
+    for (int off = 1; off < 32; off <<= 1) {
+      const int t = __shfl_up_sync(kFull, incl, off);
+      if (lane >= off) incl += t;
+    }
+    int* buf = scratch + parity * 32;
+    parity ^= 1;
+    if (lane == 31) buf[warp] = incl;
+    __syncthreads();
+    int before = 0, all = 0;
+    for (int w = 0; w < static_cast<int>(blockDim.x >> 5); ++w) {
+      const int t = buf[w];
+      if (w < warp) before += t;
+      all += t;
+    }
+    *total = all;
+    return before + incl - v;
+  }
+};
+
+// The smallest threshold t with exactly K active candidates of key >= t (keys are unique).
+template <class Key, class Active>
+__device__ uint64_t radix_select(int n, int K, const Key& key, const Active& active,
+                                 BlockSync& bs) {
+  int local = 0;
+  for (int u = threadIdx.x; u < n; u += blockDim.x) local += active(u) ? 1 : 0;
+  int cnt = bs.sum(local);  // active candidates matching the decided bits of prefix
+  int krem = K;             // of which still to take
+  uint64_t prefix = 0;
+  for (int bit = 63; bit >= 0 && cnt > krem; --bit) {
+    const uint64_t hi = ~uint64_t{0} << bit;
+    const uint64_t want = prefix | (uint64_t{1} << bit);
+    local = 0;
+    for (int u = threadIdx.x; u < n; u += blockDim.x)
+      local += (active(u) && (key(u) & hi) == want) ? 1 : 0;
+    const int ones = bs.sum(local);
+    if (ones >= krem) {
+      prefix = want;
+      cnt = ones;
+    } else {
+      krem -= ones;
+      cnt -= ones;
+    }
+  }
+  return prefix;
+}
+
+struct Tile {
+  const float* sq;   // [P] this query head
+  const float* sk;   // [P] its KV head
+  int64_t* slots;    // [S] this head
+  int64_t* inverse;  // [P] this head
+  int64_t base;      // first slot of the tile
+  int64_t start_c;   // first coarsest entry of the tile
+  int m, p, log2p, c, C;
+  int* sel;    // [c][m]       selected level-local indices per level 1..c, ascending
+  int* size;   // [c][m]       subtree sizes of the selected entries
+  int* start;  // [c][m]       subtree starts (relative to base) of the selected entries
+  int* pos;    // [c-1][m*p]   levels 1..c-1: candidate u's rank in sel, or -1
+
+  __device__ int* sel_at(int l) const { return sel + (l - 1) * m; }
+  __device__ int* size_at(int l) const { return size + (l - 1) * m; }
+  __device__ int* start_at(int l) const { return start + (l - 1) * m; }
+  __device__ int* pos_at(int l) const { return pos + (l - 1) * m * p; }
+
+  // Level-local index of candidate u at level l (coarsest: the tile's entries; below: the
+  // children of the selected entries of level l + 1, in index order).
+  __device__ int64_t cand(int l, int u) const {
+    return l == c ? start_c + u : static_cast<int64_t>(sel_at(l + 1)[u >> log2p]) * p + (u & (p - 1));
+  }
+
+  __device__ void emit(int64_t e, int64_t slot) const {
+    slots[slot] = e;
+    inverse[e] = slot;
+  }
+};
+
+__global__ void __launch_bounds__(kThreads) select_kernel(SelectParams prm) {
+  extern __shared__ int smem[];
+  __shared__ int scratch[64];
+  const Levels& lv = prm.lv;
+  const int64_t bh = blockIdx.x / prm.T, j = blockIdx.x % prm.T;
+  const int64_t b = bh / prm.H, h = bh % prm.H;
+  const int c = lv.L - 1, m = static_cast<int>(prm.m), half = m / 2;
+  Tile t;
+  t.sq = prm.sq + bh * lv.P;
+  t.sk = prm.sk + (b * prm.Hkv + h / (prm.H / prm.Hkv)) * lv.P;
+  t.slots = prm.slots + bh * prm.S;
+  t.inverse = prm.inverse + bh * lv.P;
+  t.base = j * prm.S_tile;
+  t.start_c = j * prm.C;
+  t.m = m;
+  t.log2p = lv.log2p;
+  t.p = 1 << lv.log2p;
+  t.c = c;
+  t.C = static_cast<int>(prm.C);
+  t.sel = smem;
+  t.size = t.sel + c * m;
+  t.start = t.size + c * m;
+  t.pos = t.start + c * m;
+  BlockSync bs{scratch};
+
+  // Cascade, coarsest level first. The thresholds of level c are kept for the emission.
+  uint64_t tq_c = 0, tk_c = 0;
+  for (int l = c; l >= 1; --l) {
+    const int n = l == c ? t.C : m * t.p;
+    const float* q = t.sq + lv.offset[l];
+    const float* k = t.sk + lv.offset[l];
+    auto key_q = [&](int u) { return rank_key(__ldg(q + t.cand(l, u)), u); };
+    auto key_k = [&](int u) { return rank_key(__ldg(k + t.cand(l, u)), u); };
+    const uint64_t tq = radix_select(n, half, key_q, [](int) { return true; }, bs);
+    const uint64_t tk = radix_select(n, half, key_k, [&](int u) { return key_q(u) < tq; }, bs);
+    if (l == c) {
+      tq_c = tq;
+      tk_c = tk;
+    }
+    int done = 0;  // selected so far, in index order
+    for (int u0 = 0; u0 < n; u0 += blockDim.x) {
+      const int u = u0 + threadIdx.x;
+      const bool flag = u < n && (key_q(u) >= tq || key_k(u) >= tk);
+      int chunk;
+      const int rank = done + bs.exclusive_scan(flag ? 1 : 0, &chunk);
+      if (flag) t.sel_at(l)[rank] = static_cast<int>(t.cand(l, u));
+      if (l < c && u < n) t.pos_at(l)[u] = flag ? rank : -1;
+      done += chunk;
+    }
+    __syncthreads();
+  }
+
+  // Subtree sizes, bottom-up: a selected level-1 entry holds its p tokens and itself.
+  for (int s = threadIdx.x; s < m; s += blockDim.x) t.size_at(1)[s] = 1 + t.p;
+  for (int l = 2; l <= c; ++l) {
+    __syncthreads();
+    for (int s = threadIdx.x; s < m; s += blockDim.x) {
+      int total = 1;
+      for (int ch = 0; ch < t.p; ++ch) {
+        const int r = t.pos_at(l - 1)[s * t.p + ch];
+        total += r >= 0 ? t.size_at(l - 1)[r] : 1;
+      }
+      t.size_at(l)[s] = total;
+    }
+  }
+  __syncthreads();
+
+  // Coarsest level: subtree starts are the running sum of subtree sizes in index order; an
+  // entry's slot is the last of its subtree (post-order).
+  {
+    const float* q = t.sq + lv.offset[c];
+    const float* k = t.sk + lv.offset[c];
+    int done = 0, offset = 0;
+    for (int u0 = 0; u0 < t.C; u0 += blockDim.x) {
+      const int u = u0 + threadIdx.x;
+      const bool flag = u < t.C && (rank_key(__ldg(q + t.start_c + u), u) >= tq_c ||
+                                    rank_key(__ldg(k + t.start_c + u), u) >= tk_c);
+      int chunk_sel, chunk_size;
+      const int rank = done + bs.exclusive_scan(flag ? 1 : 0, &chunk_sel);
+      const int sz = u < t.C ? (flag ? t.size_at(c)[rank] : 1) : 0;
+      const int st = offset + bs.exclusive_scan(sz, &chunk_size);
+      if (u < t.C) t.emit(lv.offset[c] + t.start_c + u, t.base + st + sz - 1);
+      if (flag) t.start_at(c)[rank] = st;
+      done += chunk_sel;
+      offset += chunk_size;
+    }
+  }
+  // Finer levels: a child's subtree starts after its earlier siblings' subtrees.
+  for (int l = c - 1; l >= 1; --l) {
+    __syncthreads();
+    const int* pos = t.pos_at(l);
+    for (int u = threadIdx.x; u < m * t.p; u += blockDim.x) {
+      const int s = u >> t.log2p;
+      int st = t.start_at(l + 1)[s];
+      for (int v = s * t.p; v < u; ++v) st += pos[v] >= 0 ? t.size_at(l)[pos[v]] : 1;
+      const int r = pos[u];
+      const int sz = r >= 0 ? t.size_at(l)[r] : 1;
+      t.emit(lv.offset[l] + t.cand(l, u), t.base + st + sz - 1);
+      if (r >= 0) t.start_at(l)[r] = st;
+    }
+  }
+  __syncthreads();
+  // Level 0: the p tokens of every selected level-1 entry open its subtree.
+  for (int u = threadIdx.x; u < m * t.p; u += blockDim.x) {
+    const int s = u >> t.log2p, ch = u & (t.p - 1);
+    t.emit(static_cast<int64_t>(t.sel_at(1)[s]) * t.p + ch, t.base + t.start_at(1)[s] + ch);
+  }
+}
+
+}  // namespace
+
+size_t select_shared_bytes(const SelectParams& prm) {
+  const int64_t c = prm.lv.L - 1, p = int64_t{1} << prm.lv.log2p;
+  return static_cast<size_t>(3 * c * prm.m + (c - 1) * prm.m * p) * sizeof(int);
+}
+
+cudaError_t launch_select(const SelectParams& prm, cudaStream_t stream) {
+  cudaError_t err = cudaMemsetAsync(prm.inverse, 0xff,
+                                    static_cast<size_t>(prm.B * prm.H * prm.lv.P) * sizeof(int64_t),
+                                    stream);  // every int64 = -1: not emitted
+  if (err != cudaSuccess) return err;
+  const size_t smem = select_shared_bytes(prm);
+  if (smem > 48 * 1024) {  // beyond the default limit: opt in (the ops layer checked the max)
+    err = cudaFuncSetAttribute(select_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                               static_cast<int>(smem));
+    if (err != cudaSuccess) return err;
+  }
+  select_kernel<<<static_cast<unsigned>(prm.B * prm.H * prm.T), kThreads, smem, stream>>>(prm);
+  return launched();
+}
+
+}  // namespace lighthouse::cuda

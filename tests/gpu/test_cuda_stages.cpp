@@ -1,0 +1,151 @@
+// The CUDA stage kernels against the CPU reference, stage by stage, on fresh random inputs:
+// scores to fp32 rounding, pyramid to one rounding of the dtype, identical slot tables from
+// identical fp32 scores (ties, NaN, signed zeros and infinities included), gather bit-exact,
+// scatter and both backward stages against float64, and bitwise run-to-run determinism.
+#include <ATen/ATen.h>
+
+#include "gpu/gpu_common.h"
+#include "ops/common.h"
+#include "ops/stages.h"
+
+namespace lighthouse::test {
+namespace {
+
+using ops::gather;
+using ops::gather_backward;
+using ops::pool_score;
+using ops::scatter;
+using ops::scatter_backward;
+using ops::select;
+
+class CudaStages : public ::testing::TestWithParam<Shape> {
+ protected:
+  void SetUp() override { SKIP_WITHOUT_CUDA(); }
+};
+
+const at::ScalarType kDtypes[] = {at::kFloat, at::kHalf, at::kBFloat16};
+
+TEST_P(CudaStages, ScoresAndPyramidMatchCpu) {
+  const Shape s = GetParam();
+  for (at::ScalarType dt : kDtypes) {
+    const Inputs in = random_inputs(s, dt, 11);
+    for (const at::Tensor& x : {in.q, in.k}) {
+      auto [pyr_c, sc_c] = pool_score(x, s.L, s.p, true, true);  // [B, P1, Hx, D], [B, Hx, P]
+      poison_allocator(4 * x.nbytes());
+      auto [pyr_g, sc_g] = pool_score(to_cuda(x), s.L, s.p, true, true);
+      // Scores: the same fp32 norms summed in another order.
+      EXPECT_TRUE(at::allclose(sc_g.cpu(), sc_c, 1e-5, 1e-30)) << s.name() << " " << dt;
+      // Pyramid: fp32 means in another order, then one rounding to the dtype.
+      const double eps = dt == at::kFloat ? 2e-6 : (dt == at::kHalf ? 1e-3 : 8e-3);
+      EXPECT_LE(rel_err(pyr_g.cpu(), pyr_c), eps) << s.name() << " " << dt;
+      auto [none, sc_only] = pool_score(to_cuda(x), s.L, s.p, false, true);
+      EXPECT_TRUE(bitwise_equal(sc_only.cpu(), sc_g.cpu())) << "scores alone differ";
+    }
+  }
+}
+
+// Scores with exact ties, NaN, +-0 and +-inf, besides ordinary random values.
+at::Tensor adversarial_scores(int64_t B, int64_t H, int64_t P, int variant, uint64_t seed) {
+  at::Tensor r = randn({B, H, P}, at::kFloat, seed);  // [B, H, P]
+  if (variant == 0) return r.abs();
+  if (variant == 1) return at::zeros_like(r).fill_(0.5f);  // everything ties
+  at::Tensor sc = at::round(r * 2.0f) / 2.0f;  // few distinct values: many ties
+  at::Tensor u = randn({B, H, P}, at::kFloat, seed + 1);
+  sc = at::where(u > 2.0f, at::full_like(sc, std::numeric_limits<float>::quiet_NaN()), sc);
+  sc = at::where(u < -2.2f, at::full_like(sc, std::numeric_limits<float>::infinity()), sc);
+  sc = at::where((u > 1.0f) & (u < 1.1f), at::full_like(sc, -std::numeric_limits<float>::infinity()), sc);
+  sc = at::where((u > 0.0f) & (u < 0.2f), at::full_like(sc, -0.0f), sc);
+  return sc;
+}
+
+TEST_P(CudaStages, SelectMatchesCpuOnIdenticalScores) {
+  const Shape s = GetParam();
+  for (int variant = 0; variant < 3; ++variant) {
+    const at::Tensor sq = adversarial_scores(s.B, s.H, s.P(), variant, 100 + variant);   // [B, H, P]
+    const at::Tensor sk = adversarial_scores(s.B, s.Hkv, s.P(), variant, 200 + variant); // [B, Hkv, P]
+    auto [slots_c, inv_c] = select(sq, sk, s.cfg());
+    poison_allocator(8 * inv_c.numel() * 2);
+    auto [slots_g, inv_g] = select(to_cuda(sq), to_cuda(sk), s.cfg());
+    EXPECT_TRUE(bitwise_equal(slots_g.cpu(), slots_c)) << s.name() << " variant " << variant;
+    EXPECT_TRUE(bitwise_equal(inv_g.cpu(), inv_c)) << s.name() << " variant " << variant;
+  }
+}
+
+TEST_P(CudaStages, DataStagesMatchCpu) {
+  const Shape s = GetParam();
+  for (at::ScalarType dt : kDtypes) {
+    const Inputs in = random_inputs(s, dt, 21);
+    const Plan plan = lighthouse::plan(in.q, in.k, s.cfg());
+    const at::Tensor slots = to_cuda(plan.slots), inverse = to_cuda(plan.inverse);
+    const double tol = tolerance(dt);
+    // Gather: a copy, bit-exact on the same pyramid.
+    const at::Tensor pyr_k = std::get<0>(pool_score(in.k, s.L, s.p, true, false));  // [B, P1, Hkv, D]
+    const at::Tensor kt_c = gather(in.k, pyr_k, plan.slots, plan.inverse, s.L, s.p);
+    poison_allocator(2 * kt_c.nbytes());
+    const at::Tensor kt_g = gather(to_cuda(in.k), to_cuda(pyr_k), slots, inverse, s.L, s.p);
+    EXPECT_TRUE(bitwise_equal(kt_g.cpu(), kt_c)) << s.name() << " gather " << dt;
+    // Scatter and the two backward stages, against float64.
+    const at::Tensor ot = randn({s.B, s.H, s.S(), s.D}, dt, 31);  // [B, H, S, D]
+    const at::Tensor o_c = scatter(ot.to(at::kDouble), plan.slots, plan.inverse, s.L, s.p);
+    poison_allocator(2 * o_c.nbytes());
+    EXPECT_LE(rel_err(scatter(to_cuda(ot), slots, inverse, s.L, s.p).cpu(), o_c), tol)
+        << s.name() << " scatter " << dt;
+    const at::Tensor go = randn({s.B, s.N, s.H, s.D}, dt, 41);  // [B, N, H, D]
+    const at::Tensor dot_c = scatter_backward(go.to(at::kDouble), plan.slots, s.L, s.p);
+    poison_allocator(2 * dot_c.nbytes());
+    EXPECT_LE(rel_err(scatter_backward(to_cuda(go), slots, s.L, s.p).cpu(), dot_c), tol)
+        << s.name() << " scatter_backward " << dt;
+    const at::Tensor gt = randn({s.B, s.H, s.S(), s.D}, dt, 51);  // [B, H, S, D]
+    for (int64_t heads : {s.H, s.Hkv}) {
+      const at::Tensor dx_c = gather_backward(gt.to(at::kDouble), plan.inverse, s.L, s.p, heads);
+      poison_allocator(2 * dx_c.nbytes());
+      EXPECT_LE(rel_err(gather_backward(to_cuda(gt), inverse, s.L, s.p, heads).cpu(), dx_c), tol)
+          << s.name() << " gather_backward (kv_heads " << heads << ") " << dt;
+    }
+  }
+}
+
+TEST_P(CudaStages, BitwiseDeterministic) {
+  const Shape s = GetParam();
+  const Inputs in = random_inputs(s, at::kBFloat16, 61);
+  const at::Tensor q = to_cuda(in.q), k = to_cuda(in.k);
+  auto run = [&] {
+    auto [pyr_q, sq] = pool_score(q, s.L, s.p, true, true);
+    auto [pyr_k, sk] = pool_score(k, s.L, s.p, true, true);
+    auto [slots, inverse] = select(sq, sk, s.cfg());
+    const at::Tensor qt = gather(q, pyr_q, slots, inverse, s.L, s.p);    // [B, H, S, D]
+    const at::Tensor o = scatter(qt, slots, inverse, s.L, s.p);          // [B, N, H, D]
+    const at::Tensor dot = scatter_backward(o, slots, s.L, s.p);         // [B, H, S, D]
+    const at::Tensor dk = gather_backward(dot, inverse, s.L, s.p, s.Hkv);  // [B, N, Hkv, D]
+    return std::vector<at::Tensor>{pyr_q.cpu(), sq.cpu(), pyr_k.cpu(), slots.cpu(),
+                                   inverse.cpu(), qt.cpu(), o.cpu(), dot.cpu(), dk.cpu()};
+  };
+  const auto a = run();
+  const auto b = run();
+  for (size_t i = 0; i < a.size(); ++i)
+    EXPECT_TRUE(bitwise_equal(a[i], b[i])) << s.name() << " output " << i << " differs";
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, CudaStages, ::testing::ValuesIn(property_shapes()),
+                         [](const auto& info) { return shape_param_name(info.param, info.index); });
+
+// Long sequences: grids and int64 offsets at N = 512K and beyond 1M positions.
+TEST(CudaStagesLarge, SelectAndScoresAtLongN) {
+  SKIP_WITHOUT_CUDA();
+  for (const Shape& s : {Shape{1, 524288, 8, 8, 128, 3, 4, 2048, 128},
+                         Shape{1, 1048576, 2, 1, 64, 3, 4, 4096, 128},
+                         Shape{2, 262144, 2, 2, 64, 4, 8, 256, 128}}) {
+    const Inputs in = random_inputs(s, at::kBFloat16, 71);
+    const at::Tensor sq_g = std::get<1>(pool_score(to_cuda(in.q), s.L, s.p, false, true));
+    const at::Tensor sk_g = std::get<1>(pool_score(to_cuda(in.k), s.L, s.p, false, true));
+    const at::Tensor sq_c = std::get<1>(pool_score(in.q, s.L, s.p, false, true));
+    EXPECT_TRUE(at::allclose(sq_g.cpu(), sq_c, 1e-5, 1e-30)) << s.name();
+    auto [slots_c, inv_c] = select(sq_g.cpu(), sk_g.cpu(), s.cfg());
+    auto [slots_g, inv_g] = select(sq_g, sk_g, s.cfg());
+    EXPECT_TRUE(bitwise_equal(slots_g.cpu(), slots_c)) << s.name();
+    EXPECT_TRUE(bitwise_equal(inv_g.cpu(), inv_c)) << s.name();
+  }
+}
+
+}  // namespace
+}  // namespace lighthouse::test
