@@ -22,7 +22,7 @@ class GatherFn : public torch::autograd::Function<GatherFn> {
     ctx->save_for_backward({inverse});
     ctx->saved_data["levels"] = levels;
     ctx->saved_data["pool"] = pool;
-    ctx->saved_data["kv_heads"] = x.size(2);
+    ctx->saved_data["kv_heads"] = dim_size(x, 2);
     return gather(x, pyramid, slots, inverse, levels, pool);
   }
 

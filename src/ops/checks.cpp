@@ -5,6 +5,16 @@
 
 namespace lighthouse::ops {
 
+int64_t dim_size(const at::Tensor& t, int64_t dim) {
+  return t.sym_size(dim).guard_int(__FILE__, __LINE__);
+}
+
+int64_t dim_numel(const at::Tensor& t) {
+  int64_t n = 1;
+  for (int64_t d = 0; d < t.dim(); ++d) n *= dim_size(t, d);
+  return n;
+}
+
 Config config_from_args(int64_t levels, int64_t pool, int64_t topk, int64_t tile_topk,
                         std::string_view scorer, std::string_view sdpa) {
   Config cfg;
@@ -30,32 +40,35 @@ SdpaBackend backend_from_arg(std::string_view sdpa) {
 
 void check_qkv(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const char* op) {
   TORCH_CHECK_VALUE(q.defined() && k.defined(), op, ": q and k must be defined tensors");
-  TORCH_CHECK_VALUE(q.dim() == 4, op, ": q must be [B, N, H, D], got sizes ", q.sizes());
-  TORCH_CHECK_VALUE(k.dim() == 4, op, ": k must be [B, N, Hkv, D], got sizes ", k.sizes());
+  TORCH_CHECK_VALUE(q.dim() == 4, op, ": q must be [B, N, H, D], got sizes ", q.sym_sizes());
+  TORCH_CHECK_VALUE(k.dim() == 4, op, ": k must be [B, N, Hkv, D], got sizes ", k.sym_sizes());
   TORCH_CHECK_TYPE(at::isFloatingType(q.scalar_type()),
                    op, ": q must be float32, float64, bfloat16 or float16, got ", q.scalar_type());
   TORCH_CHECK_TYPE(k.scalar_type() == q.scalar_type(), op, ": k dtype must equal q dtype ",
                    q.scalar_type(), ", got ", k.scalar_type());
   TORCH_CHECK_VALUE(k.device() == q.device(), op, ": k must be on q's device ", q.device(),
                     ", got ", k.device());
-  TORCH_CHECK_VALUE(q.numel() > 0, op, ": q must be non-empty, got sizes ", q.sizes());
-  TORCH_CHECK_VALUE(k.numel() > 0, op, ": k must be non-empty, got sizes ", k.sizes());
-  TORCH_CHECK_VALUE(k.size(0) == q.size(0), op, ": k batch size (dim 0) must equal q's B = ",
-                    q.size(0), ", got ", k.size(0));
-  TORCH_CHECK_VALUE(k.size(1) == q.size(1), op, ": k sequence length (dim 1) must equal q's N = ",
-                    q.size(1), ", got ", k.size(1));
-  TORCH_CHECK_VALUE(k.size(3) == q.size(3), op, ": k head dim (dim 3) must equal q's D = ",
-                    q.size(3), ", got ", k.size(3));
-  TORCH_CHECK_VALUE(q.size(2) % k.size(2) == 0, op, ": q heads H = ", q.size(2),
-                    " must be a multiple of k heads Hkv = ", k.size(2), " (GQA)");
+  TORCH_CHECK_VALUE(dim_numel(q) > 0, op, ": q must be non-empty, got sizes ", q.sym_sizes());
+  TORCH_CHECK_VALUE(dim_numel(k) > 0, op, ": k must be non-empty, got sizes ", k.sym_sizes());
+  TORCH_CHECK_VALUE(dim_size(k, 0) == dim_size(q, 0), op,
+                    ": k batch size (dim 0) must equal q's B = ", dim_size(q, 0), ", got ",
+                    dim_size(k, 0));
+  TORCH_CHECK_VALUE(dim_size(k, 1) == dim_size(q, 1), op,
+                    ": k sequence length (dim 1) must equal q's N = ", dim_size(q, 1), ", got ",
+                    dim_size(k, 1));
+  TORCH_CHECK_VALUE(dim_size(k, 3) == dim_size(q, 3), op,
+                    ": k head dim (dim 3) must equal q's D = ", dim_size(q, 3), ", got ",
+                    dim_size(k, 3));
+  TORCH_CHECK_VALUE(dim_size(q, 2) % dim_size(k, 2) == 0, op, ": q heads H = ", dim_size(q, 2),
+                    " must be a multiple of k heads Hkv = ", dim_size(k, 2), " (GQA)");
   if (!v.defined()) return;
-  TORCH_CHECK_VALUE(v.dim() == 4, op, ": v must be [B, N, Hkv, D], got sizes ", v.sizes());
+  TORCH_CHECK_VALUE(v.dim() == 4, op, ": v must be [B, N, Hkv, D], got sizes ", v.sym_sizes());
   TORCH_CHECK_TYPE(v.scalar_type() == q.scalar_type(), op, ": v dtype must equal q dtype ",
                    q.scalar_type(), ", got ", v.scalar_type());
   TORCH_CHECK_VALUE(v.device() == q.device(), op, ": v must be on q's device ", q.device(),
                     ", got ", v.device());
-  TORCH_CHECK_VALUE(v.sizes() == k.sizes(), op, ": v sizes must equal k sizes ", k.sizes(),
-                    ", got ", v.sizes());
+  TORCH_CHECK_VALUE(v.sym_sizes() == k.sym_sizes(), op, ": v sizes must equal k sizes ",
+                    k.sym_sizes(), ", got ", v.sym_sizes());
 }
 
 Geometry checked_geometry(const Config& cfg, int64_t N) {
@@ -96,15 +109,15 @@ void check_plan(const at::Tensor& q, const at::Tensor& slots, const at::Tensor& 
                     ", got ", slots.device());
   TORCH_CHECK_VALUE(inverse.device() == q.device(), "inverse must be on q's device ", q.device(),
                     ", got ", inverse.device());
-  TORCH_CHECK_VALUE(slots.dim() == 3 && slots.size(0) == q.size(0) && slots.size(1) == q.size(2)
-                        && slots.size(2) > 0,
-                    "slots must be [B, H, S] = [", q.size(0), ", ", q.size(2), ", S], got ",
-                    slots.sizes());
-  TORCH_CHECK_VALUE(inverse.dim() == 3 && inverse.size(0) == q.size(0)
-                        && inverse.size(1) == q.size(2) && inverse.size(2) == g.P,
-                    "inverse must be [B, H, P] = [", q.size(0), ", ", q.size(2), ", ", g.P,
-                    "] (P = sum_l N / p^l for N = ", g.N, ", levels = ", g.L, ", pool = ", g.p,
-                    "), got ", inverse.sizes());
+  TORCH_CHECK_VALUE(slots.dim() == 3 && dim_size(slots, 0) == dim_size(q, 0) &&
+                        dim_size(slots, 1) == dim_size(q, 2) && dim_size(slots, 2) > 0,
+                    "slots must be [B, H, S] = [", dim_size(q, 0), ", ", dim_size(q, 2),
+                    ", S], got ", slots.sym_sizes());
+  TORCH_CHECK_VALUE(inverse.dim() == 3 && dim_size(inverse, 0) == dim_size(q, 0) &&
+                        dim_size(inverse, 1) == dim_size(q, 2) && dim_size(inverse, 2) == g.P,
+                    "inverse must be [B, H, P] = [", dim_size(q, 0), ", ", dim_size(q, 2), ", ",
+                    g.P, "] (P = sum_l N / p^l for N = ", g.N, ", levels = ", g.L, ", pool = ", g.p,
+                    "), got ", inverse.sym_sizes());
 }
 
 }  // namespace lighthouse::ops

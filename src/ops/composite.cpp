@@ -15,7 +15,7 @@ std::tuple<at::Tensor, at::Tensor> plan_op(const at::Tensor& q, const at::Tensor
                                            int64_t tile_topk, c10::string_view scorer) {
   check_qkv(q, k, at::Tensor(), "lighthouse::plan");
   const Config cfg = config_from_args(levels, pool, topk, tile_topk, scorer, "auto");
-  checked_geometry(cfg, q.size(1));
+  checked_geometry(cfg, dim_size(q, 1));
   const at::Tensor sq = std::get<1>(pool_score(q, levels, pool, false, true));  // [B, H, P]
   const at::Tensor sk = std::get<1>(pool_score(k, levels, pool, false, true));  // [B, Hkv, P]
   return select(sq, sk, cfg);
@@ -38,7 +38,7 @@ at::Tensor attention_op(const at::Tensor& q, const at::Tensor& k, const at::Tens
                         c10::string_view scorer, c10::string_view sdpa) {
   check_qkv(q, k, v, "lighthouse::attention");
   const Config cfg = config_from_args(levels, pool, topk, tile_topk, scorer, sdpa);
-  checked_geometry(cfg, q.size(1));
+  checked_geometry(cfg, dim_size(q, 1));
   auto [pyr_q, sq] = pool_score(q, levels, pool, true, true);  // [B, P1, H, D], [B, H, P]
   auto [pyr_k, sk] = pool_score(k, levels, pool, true, true);  // [B, P1, Hkv, D], [B, Hkv, P]
   at::Tensor pyr_v = std::get<0>(pool_score(v, levels, pool, true, false));  // [B, P1, Hkv, D]
@@ -51,7 +51,7 @@ at::Tensor attention_with_plan_op(const at::Tensor& q, const at::Tensor& k, cons
                                   int64_t levels, int64_t pool, c10::string_view sdpa) {
   check_qkv(q, k, v, "lighthouse::attention_with_plan");
   const SdpaBackend backend = backend_from_arg(sdpa);
-  const Geometry g = checked_levels(levels, pool, q.size(1));
+  const Geometry g = checked_levels(levels, pool, dim_size(q, 1));
   check_plan(q, slots, inverse, g);
   at::Tensor pyr_q = std::get<0>(pool_score(q, levels, pool, true, false));  // [B, P1, H, D]
   at::Tensor pyr_k = std::get<0>(pool_score(k, levels, pool, true, false));  // [B, P1, Hkv, D]

@@ -51,7 +51,7 @@ at::Tensor scatter_backward(const at::Tensor& grad, const at::Tensor& slots, int
 // repeated for GQA first, as those kernels expect equal head counts.
 at::Tensor sdpa_causal(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                        SdpaBackend backend) {
-  const bool gqa = k.size(1) != q.size(1);
+  const bool gqa = k.sym_size(1) != q.sym_size(1);  // guarded under symbolic tracing
   if (!q.is_cuda() || backend == SdpaBackend::Auto)
     return at::scaled_dot_product_attention(q, k, v, /*attn_mask=*/{}, /*dropout_p=*/0.0,
                                             /*is_causal=*/true, /*scale=*/std::nullopt, gqa);

@@ -11,7 +11,7 @@ std::tuple<at::Tensor, at::Tensor> pool_score_meta(const at::Tensor& x, int64_t 
                                                    int64_t pool, bool want_pyramid,
                                                    bool want_score) {
   const Geometry g = check_pool_score(x, levels, pool);
-  const int64_t B = x.size(0), Hx = x.size(2), D = x.size(3);
+  const int64_t B = dim_size(x, 0), Hx = dim_size(x, 2), D = dim_size(x, 3);
   at::Tensor pyr = at::empty(want_pyramid ? at::IntArrayRef{B, g.P1, Hx, D} : at::IntArrayRef{0},
                              x.options());
   at::Tensor sc = at::empty(want_score ? at::IntArrayRef{B, Hx, g.P} : at::IntArrayRef{0},
@@ -25,32 +25,35 @@ std::tuple<at::Tensor, at::Tensor> select_meta(const at::Tensor& sq, const at::T
   const Config cfg = config_from_args(levels, pool, topk, tile_topk, "norm", "auto");
   const Geometry g = check_select(sq, sk, cfg);
   auto opts = sq.options().dtype(at::kLong);
-  return {at::empty({sq.size(0), sq.size(1), g.S}, opts),
-          at::empty({sq.size(0), sq.size(1), g.P}, opts)};
+  return {at::empty({dim_size(sq, 0), dim_size(sq, 1), g.S}, opts),
+          at::empty({dim_size(sq, 0), dim_size(sq, 1), g.P}, opts)};
 }
 
 at::Tensor gather_meta(const at::Tensor& x, const at::Tensor& pyramid, const at::Tensor& slots,
                        const at::Tensor& inverse, int64_t levels, int64_t pool) {
   check_gather(x, pyramid, slots, inverse, levels, pool);
-  return at::empty({x.size(0), slots.size(1), slots.size(2), x.size(3)}, x.options());
+  return at::empty({dim_size(x, 0), dim_size(slots, 1), dim_size(slots, 2), dim_size(x, 3)},
+                   x.options());
 }
 
 at::Tensor gather_backward_meta(const at::Tensor& grad, const at::Tensor& inverse, int64_t levels,
                                 int64_t pool, int64_t kv_heads) {
   const Geometry g = check_gather_backward(grad, inverse, levels, pool, kv_heads);
-  return at::empty({grad.size(0), g.N, kv_heads, grad.size(3)}, grad.options());
+  return at::empty({dim_size(grad, 0), g.N, kv_heads, dim_size(grad, 3)}, grad.options());
 }
 
 at::Tensor scatter_meta(const at::Tensor& o_tilde, const at::Tensor& slots,
                         const at::Tensor& inverse, int64_t levels, int64_t pool) {
   const Geometry g = check_scatter(o_tilde, slots, inverse, levels, pool);
-  return at::empty({o_tilde.size(0), g.N, o_tilde.size(1), o_tilde.size(3)}, o_tilde.options());
+  return at::empty({dim_size(o_tilde, 0), g.N, dim_size(o_tilde, 1), dim_size(o_tilde, 3)},
+                   o_tilde.options());
 }
 
 at::Tensor scatter_backward_meta(const at::Tensor& grad, const at::Tensor& slots, int64_t levels,
                                  int64_t pool) {
   check_scatter_backward(grad, slots, levels, pool);
-  return at::empty({grad.size(0), grad.size(2), slots.size(2), grad.size(3)}, grad.options());
+  return at::empty({dim_size(grad, 0), dim_size(grad, 2), dim_size(slots, 2), dim_size(grad, 3)},
+                   grad.options());
 }
 
 }  // namespace

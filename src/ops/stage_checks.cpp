@@ -8,8 +8,8 @@ namespace lighthouse::ops {
 namespace {
 
 void check_x(const at::Tensor& x, const char* op) {
-  TORCH_CHECK_VALUE(x.dim() == 4 && x.numel() > 0, op,
-                    ": x must be non-empty [B, N, Hx, D], got ", x.sizes());
+  TORCH_CHECK_VALUE(x.dim() == 4 && dim_numel(x) > 0, op,
+                    ": x must be non-empty [B, N, Hx, D], got ", x.sym_sizes());
   TORCH_CHECK_TYPE(at::isFloatingType(x.scalar_type()), op, ": x must be floating point, got ",
                    x.scalar_type());
 }
@@ -25,21 +25,23 @@ void check_index(const at::Tensor& t, const at::Tensor& like, const char* name, 
 
 Geometry check_pool_score(const at::Tensor& x, int64_t levels, int64_t pool) {
   check_x(x, "lighthouse::_pool_score");
-  return checked_levels(levels, pool, x.size(1));
+  return checked_levels(levels, pool, dim_size(x, 1));
 }
 
 Geometry check_select(const at::Tensor& sq, const at::Tensor& sk, const Config& cfg) {
   TORCH_CHECK_TYPE(sq.scalar_type() == at::kFloat && sk.scalar_type() == at::kFloat,
                    "lighthouse::_select: sq and sk must be float32, got ", sq.scalar_type(),
                    " and ", sk.scalar_type());
-  TORCH_CHECK_VALUE(sq.dim() == 3 && sk.dim() == 3 && sq.size(0) == sk.size(0)
-                        && sq.size(2) == sk.size(2) && sk.size(1) > 0 && sq.size(1) > 0
-                        && sq.size(1) % sk.size(1) == 0,
+  TORCH_CHECK_VALUE(sq.dim() == 3 && sk.dim() == 3 && dim_size(sq, 0) == dim_size(sk, 0) &&
+                        dim_size(sq, 2) == dim_size(sk, 2) && dim_size(sk, 1) > 0 &&
+                        dim_size(sq, 1) > 0 && dim_size(sq, 1) % dim_size(sk, 1) == 0,
                     "lighthouse::_select: sq must be [B, H, P] and sk [B, Hkv, P] with "
-                    "H % Hkv == 0, got ", sq.sizes(), " and ", sk.sizes());
+                    "H % Hkv == 0, got ",
+                    sq.sym_sizes(), " and ", sk.sym_sizes());
   TORCH_CHECK_VALUE(sk.device() == sq.device(), "lighthouse::_select: sk must be on sq's device ",
                     sq.device(), ", got ", sk.device());
-  const Geometry lv = levels_from_pyramid(cfg.levels, cfg.pool, sq.size(2), "lighthouse::_select sq");
+  const Geometry lv =
+      levels_from_pyramid(cfg.levels, cfg.pool, dim_size(sq, 2), "lighthouse::_select sq");
   return checked_geometry(cfg, lv.N);
 }
 
@@ -47,61 +49,65 @@ Geometry check_gather(const at::Tensor& x, const at::Tensor& pyramid, const at::
                       const at::Tensor& inverse, int64_t levels, int64_t pool) {
   const char* op = "lighthouse::_gather";
   check_x(x, op);
-  const Geometry g = checked_levels(levels, pool, x.size(1));
-  TORCH_CHECK_VALUE(pyramid.dim() == 4 && pyramid.size(0) == x.size(0) && pyramid.size(1) == g.P1
-                        && pyramid.size(2) == x.size(2) && pyramid.size(3) == x.size(3),
-                    op, ": pyramid must be [B, P1, Hx, D] = [", x.size(0), ", ", g.P1, ", ",
-                    x.size(2), ", ", x.size(3), "], got ", pyramid.sizes());
+  const Geometry g = checked_levels(levels, pool, dim_size(x, 1));
+  TORCH_CHECK_VALUE(pyramid.dim() == 4 && dim_size(pyramid, 0) == dim_size(x, 0) &&
+                        dim_size(pyramid, 1) == g.P1 && dim_size(pyramid, 2) == dim_size(x, 2) &&
+                        dim_size(pyramid, 3) == dim_size(x, 3),
+                    op, ": pyramid must be [B, P1, Hx, D] = [", dim_size(x, 0), ", ", g.P1, ", ",
+                    dim_size(x, 2), ", ", dim_size(x, 3), "], got ", pyramid.sym_sizes());
   TORCH_CHECK_TYPE(pyramid.scalar_type() == x.scalar_type(), op, ": pyramid dtype must equal x's ",
                    x.scalar_type(), ", got ", pyramid.scalar_type());
   check_index(slots, x, "slots", op);
   check_index(inverse, x, "inverse", op);
-  TORCH_CHECK_VALUE(slots.dim() == 3 && slots.size(0) == x.size(0) && slots.size(1) > 0
-                        && slots.size(1) % x.size(2) == 0,
-                    op, ": slots must be [B, H, S] with H a multiple of x's heads ", x.size(2),
-                    ", got ", slots.sizes());
-  TORCH_CHECK_VALUE(inverse.dim() == 3 && inverse.size(0) == x.size(0)
-                        && inverse.size(1) == slots.size(1) && inverse.size(2) == g.P,
-                    op, ": inverse must be [B, H, P] = [", x.size(0), ", ", slots.size(1), ", ",
-                    g.P, "], got ", inverse.sizes());
+  TORCH_CHECK_VALUE(slots.dim() == 3 && dim_size(slots, 0) == dim_size(x, 0) &&
+                        dim_size(slots, 1) > 0 && dim_size(slots, 1) % dim_size(x, 2) == 0,
+                    op, ": slots must be [B, H, S] with H a multiple of x's heads ", dim_size(x, 2),
+                    ", got ", slots.sym_sizes());
+  TORCH_CHECK_VALUE(inverse.dim() == 3 && dim_size(inverse, 0) == dim_size(x, 0) &&
+                        dim_size(inverse, 1) == dim_size(slots, 1) && dim_size(inverse, 2) == g.P,
+                    op, ": inverse must be [B, H, P] = [", dim_size(x, 0), ", ", dim_size(slots, 1),
+                    ", ", g.P, "], got ", inverse.sym_sizes());
   return g;
 }
 
 Geometry check_gather_backward(const at::Tensor& grad, const at::Tensor& inverse, int64_t levels,
                                int64_t pool, int64_t kv_heads) {
   const char* op = "lighthouse::_gather_backward";
-  TORCH_CHECK_VALUE(grad.dim() == 4 && inverse.dim() == 3 && kv_heads > 0
-                        && grad.size(1) % kv_heads == 0 && inverse.size(0) == grad.size(0)
-                        && inverse.size(1) == grad.size(1),
-                    op, ": need grad [B, H, S, D], inverse [B, H, P], H % kv_heads == 0; got ",
-                    grad.sizes(), ", ", inverse.sizes(), ", kv_heads = ", kv_heads);
+  TORCH_CHECK_VALUE(
+      grad.dim() == 4 && inverse.dim() == 3 && kv_heads > 0 && dim_size(grad, 1) % kv_heads == 0 &&
+          dim_size(inverse, 0) == dim_size(grad, 0) && dim_size(inverse, 1) == dim_size(grad, 1),
+      op, ": need grad [B, H, S, D], inverse [B, H, P], H % kv_heads == 0; got ", grad.sym_sizes(),
+      ", ", inverse.sym_sizes(), ", kv_heads = ", kv_heads);
   check_index(inverse, grad, "inverse", op);
-  return levels_from_pyramid(levels, pool, inverse.size(2), op);
+  return levels_from_pyramid(levels, pool, dim_size(inverse, 2), op);
 }
 
 Geometry check_scatter(const at::Tensor& o_tilde, const at::Tensor& slots,
                        const at::Tensor& inverse, int64_t levels, int64_t pool) {
   const char* op = "lighthouse::_scatter";
-  TORCH_CHECK_VALUE(o_tilde.dim() == 4 && inverse.dim() == 3 && inverse.size(0) == o_tilde.size(0)
-                        && inverse.size(1) == o_tilde.size(1),
-                    op, ": need o_tilde [B, H, S, D], inverse [B, H, P]; got ", o_tilde.sizes(),
-                    ", ", inverse.sizes());
-  TORCH_CHECK_VALUE(slots.dim() == 3 && slots.size(2) == o_tilde.size(2), op,
-                    ": slots must be [B, H, S] with S = ", o_tilde.size(2), ", got ", slots.sizes());
+  TORCH_CHECK_VALUE(o_tilde.dim() == 4 && inverse.dim() == 3 &&
+                        dim_size(inverse, 0) == dim_size(o_tilde, 0) &&
+                        dim_size(inverse, 1) == dim_size(o_tilde, 1),
+                    op, ": need o_tilde [B, H, S, D], inverse [B, H, P]; got ", o_tilde.sym_sizes(),
+                    ", ", inverse.sym_sizes());
+  TORCH_CHECK_VALUE(slots.dim() == 3 && dim_size(slots, 2) == dim_size(o_tilde, 2), op,
+                    ": slots must be [B, H, S] with S = ", dim_size(o_tilde, 2), ", got ",
+                    slots.sym_sizes());
   check_index(inverse, o_tilde, "inverse", op);
   check_index(slots, o_tilde, "slots", op);
-  return levels_from_pyramid(levels, pool, inverse.size(2), op);
+  return levels_from_pyramid(levels, pool, dim_size(inverse, 2), op);
 }
 
 Geometry check_scatter_backward(const at::Tensor& grad, const at::Tensor& slots, int64_t levels,
                                 int64_t pool) {
   const char* op = "lighthouse::_scatter_backward";
-  TORCH_CHECK_VALUE(grad.dim() == 4 && slots.dim() == 3 && slots.size(0) == grad.size(0)
-                        && slots.size(1) == grad.size(2),
-                    op, ": need grad [B, N, H, D], slots [B, H, S]; got ", grad.sizes(), ", ",
-                    slots.sizes());
+  TORCH_CHECK_VALUE(grad.dim() == 4 && slots.dim() == 3 &&
+                        dim_size(slots, 0) == dim_size(grad, 0) &&
+                        dim_size(slots, 1) == dim_size(grad, 2),
+                    op, ": need grad [B, N, H, D], slots [B, H, S]; got ", grad.sym_sizes(), ", ",
+                    slots.sym_sizes());
   check_index(slots, grad, "slots", op);
-  return checked_levels(levels, pool, grad.size(1));
+  return checked_levels(levels, pool, dim_size(grad, 1));
 }
 
 }  // namespace lighthouse::ops

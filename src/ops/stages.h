@@ -20,6 +20,12 @@
 
 namespace lighthouse::ops {
 
+// Sizes as plain integers. Under symbolic tracing (torch.compile, opcheck's dynamic-shape
+// test) each read specializes that dimension with a guard: the plan geometry is integer
+// arithmetic on N, so the ops trace with static shapes.
+int64_t dim_size(const at::Tensor& t, int64_t dim);
+int64_t dim_numel(const at::Tensor& t);
+
 Config config_from_args(int64_t levels, int64_t pool, int64_t topk, int64_t tile_topk,
                         std::string_view scorer, std::string_view sdpa);
 SdpaBackend backend_from_arg(std::string_view sdpa);
