@@ -42,11 +42,37 @@ RopeTables RopeCache::get(int64_t n, const c10::Device& device, at::ScalarType d
   return entries_.back().tables;
 }
 
-at::Tensor apply_rope(const at::Tensor& x, const RopeTables& rope) {
+namespace {
+
+// [x2, x1]: the halves of the last dimension swapped.
+at::Tensor swap_halves(const at::Tensor& x) {
   const int64_t half = x.size(-1) / 2;
-  // [x2, x1] times the signed sin equals rotate_half(x) * sin.
-  at::Tensor swapped = at::cat({x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);  // [B, N, H, D]
-  return at::addcmul(x * rope.cos, swapped, rope.sin);  // [B, N, H, D]
+  return at::cat({x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+}
+
+// y = x * cos + swap_halves(x) * sin (sin signed, so the second term is rotate_half(x) * sin).
+// The rotation's adjoint is dx = g * cos + swap_halves(g * sin): the backward keeps only the
+// tables, where autograd's would materialize and sum the gradients of the two half-slices.
+struct RopeFn : torch::autograd::Function<RopeFn> {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
+                            const at::Tensor& cos, const at::Tensor& sin) {
+    ctx->save_for_backward({cos, sin});
+    return at::addcmul(x * cos, swap_halves(x), sin);  // [B, N, H, D]
+  }
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grad) {
+    const auto tables = ctx->get_saved_variables();  // cos, sin: [N, 1, D]
+    at::Tensor dx = at::addcmul(swap_halves(grad[0] * tables[1]), grad[0], tables[0]);
+    return {dx, at::Tensor(), at::Tensor()};
+  }
+};
+
+}  // namespace
+
+at::Tensor apply_rope(const at::Tensor& x, const RopeTables& rope) {
+  TORCH_CHECK_TYPE(x.scalar_type() == rope.cos.scalar_type(), "apply_rope: x dtype ",
+                   x.scalar_type(), " must equal the RoPE tables' ", rope.cos.scalar_type());
+  return RopeFn::apply(x, rope.cos, rope.sin);
 }
 
 AttentionImpl::AttentionImpl(const ModelConfig& cfg)
@@ -90,8 +116,12 @@ DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& cfg) {
 
 at::Tensor DecoderLayerImpl::forward(const at::Tensor& x, const RopeTables& rope,
                                      bool lighthouse) {
-  at::Tensor h = x + self_attn(input_layernorm(x), rope, lighthouse);  // [B, N, d_model]
-  return h + mlp(post_attention_layernorm(h));                         // [B, N, d_model]
+  // Norm outputs go to the compute dtype once (the RoPE tables carry it: autocast's or the
+  // weights'), instead of autocast casting them again for each projection that reads them.
+  const at::ScalarType act = rope.cos.scalar_type();
+  at::Tensor a = input_layernorm(x).to(act);                         // [B, N, d_model]
+  at::Tensor h = x + self_attn(a, rope, lighthouse);                 // [B, N, d_model]
+  return h + mlp(post_attention_layernorm(h).to(act));               // [B, N, d_model]
 }
 
 }  // namespace lighthouse::model

@@ -112,7 +112,7 @@ at::Tensor LlamaImpl::forward(const at::Tensor& tokens) {
       h = layer->forward(h, rope, lighthouse);
     }
   }
-  return s.lm_head(s.norm(h));  // [B, N, vocab]
+  return s.lm_head(s.norm(h).to(act));  // [B, N, vocab]
 }
 
 void LlamaImpl::set_attention_mode(AttentionMode mode) { state_->mode = mode; }

@@ -217,6 +217,23 @@ TEST(Rope, RotatesHalfPairs) {
               1e-6);
 }
 
+// The custom backward equals autograd's of the plain rotate_half formula.
+TEST(Rope, GradientMatchesAutograd) {
+  const int64_t D = 8, N = 5;
+  RopeCache cache(D, 10000.0);
+  RopeTables rope = cache.get(N, torch::kCPU, at::kDouble);
+  torch::manual_seed(1);
+  at::Tensor x = torch::randn({2, N, 3, D}, torch::kDouble).requires_grad_(true);  // [B, N, H, D]
+  at::Tensor g = torch::randn({2, N, 3, D}, torch::kDouble);                      // [B, N, H, D]
+  at::Tensor dx = torch::autograd::grad({apply_rope(x, rope)}, {x}, {g})[0];      // [B, N, H, D]
+  at::Tensor x1 = x.narrow(-1, 0, D / 2), x2 = x.narrow(-1, D / 2, D / 2);
+  at::Tensor sin = rope.sin.narrow(-1, D / 2, D / 2).repeat({1, 1, 2});  // [N, 1, D] unsigned
+  at::Tensor plain = x * rope.cos + at::cat({-x2, x1}, -1) * sin;       // [B, N, H, D]
+  at::Tensor expected = torch::autograd::grad({plain}, {x}, {g})[0];     // [B, N, H, D]
+  EXPECT_TRUE(torch::allclose(dx, expected, 1e-12, 1e-12));
+  EXPECT_TRUE(torch::allclose(apply_rope(x, rope), plain, 1e-12, 1e-12));
+}
+
 void expect_error(const ModelConfig& cfg, const std::string& needle) {
   try {
     Llama model(cfg);
