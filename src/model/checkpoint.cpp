@@ -61,7 +61,7 @@ struct CheckpointFn : torch::autograd::Function<CheckpointFn> {
     const auto rec = c10::static_intrusive_pointer_cast<Recompute>(
         ctx->saved_data["recompute"].toCapsule());
     variable_list saved = ctx->get_saved_variables();  // x, then the parameters
-    at::Tensor x = saved[0].detach().requires_grad_(true);
+    at::Tensor x = saved[0].detach().requires_grad_(true);  // [B, N, d_model]
     variable_list inputs{x};
     std::vector<size_t> wanted;  // positions in saved of the parameters needing gradients
     for (size_t i = 1; i < saved.size(); ++i) {
@@ -70,7 +70,7 @@ struct CheckpointFn : torch::autograd::Function<CheckpointFn> {
         inputs.push_back(saved[i]);
       }
     }
-    at::Tensor y;
+    at::Tensor y;  // [B, N, d_model]
     {
       torch::AutoGradMode grad(true);
       AutocastScope autocast(rec->device_type, rec->autocast, rec->autocast_dtype);

@@ -29,7 +29,8 @@ RopeTables RopeCache::get(int64_t n, const c10::Device& device, at::ScalarType d
     if (e.n == n && e.device == device && e.dtype == dtype) return e.tables;
   }
   const auto f32 = torch::TensorOptions().dtype(at::kFloat).device(device);
-  at::Tensor exponent = torch::arange(0, head_dim_, 2, f32) / static_cast<double>(head_dim_);
+  const double dim = static_cast<double>(head_dim_);
+  at::Tensor exponent = torch::arange(0, head_dim_, 2, f32) / dim;       // [D/2]
   at::Tensor inv_freq = 1.0 / at::pow(theta_, exponent);                  // [D/2]
   at::Tensor angles = at::outer(torch::arange(n, f32), inv_freq);        // [N, D/2]
   at::Tensor c = angles.cos();                                           // [N, D/2]
@@ -62,7 +63,8 @@ struct RopeFn : torch::autograd::Function<RopeFn> {
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grad) {
     const auto tables = ctx->get_saved_variables();  // cos, sin: [N, 1, D]
-    at::Tensor dx = at::addcmul(swap_halves(grad[0] * tables[1]), grad[0], tables[0]);
+    const at::Tensor& g = grad[0];                                    // [B, N, H, D]
+    at::Tensor dx = at::addcmul(swap_halves(g * tables[1]), g, tables[0]);  // [B, N, H, D]
     return {dx, at::Tensor(), at::Tensor()};
   }
 };
@@ -88,12 +90,13 @@ AttentionImpl::AttentionImpl(const ModelConfig& cfg)
 
 at::Tensor AttentionImpl::forward(const at::Tensor& x, const RopeTables& rope, bool lighthouse) {
   const int64_t B = x.size(0), N = x.size(1);
-  at::Tensor q = apply_rope(q_proj(x).view({B, N, n_heads_, head_dim_}), rope);     // [B, N, H, D]
-  at::Tensor k = apply_rope(k_proj(x).view({B, N, n_kv_heads_, head_dim_}), rope);  // [B, N, Hkv, D]
-  at::Tensor v = v_proj(x).view({B, N, n_kv_heads_, head_dim_});                    // [B, N, Hkv, D]
-  at::Tensor o = lighthouse ? lighthouse::attention(q, k, v, lighthouse_)
-                            : lighthouse::dense_attention(q, k, v, lighthouse_.backend);  // [B, N, H, D]
-  return o_proj(o.reshape({B, N, n_heads_ * head_dim_}));  // [B, N, d_model]
+  const int64_t H = n_heads_, Hkv = n_kv_heads_, D = head_dim_;
+  at::Tensor q = apply_rope(q_proj(x).view({B, N, H, D}), rope);    // [B, N, H, D]
+  at::Tensor k = apply_rope(k_proj(x).view({B, N, Hkv, D}), rope);  // [B, N, Hkv, D]
+  at::Tensor v = v_proj(x).view({B, N, Hkv, D});                    // [B, N, Hkv, D]
+  at::Tensor o = lighthouse ? lighthouse::attention(q, k, v, lighthouse_)  // [B, N, H, D]
+                            : lighthouse::dense_attention(q, k, v, lighthouse_.backend);
+  return o_proj(o.reshape({B, N, H * D}));  // [B, N, d_model]
 }
 
 MlpImpl::MlpImpl(const ModelConfig& cfg) {

@@ -49,7 +49,7 @@ void save_safetensors(const std::string& path,
   for (const auto& [name, t] : tensors) {
     TORCH_CHECK_VALUE(name != "__metadata__" && !header.contains(name),
                       "save_safetensors: duplicate or reserved tensor name '", name, "'");
-    at::Tensor c = t.detach().to(at::kCPU).contiguous();
+    at::Tensor c = t.detach().to(at::kCPU).contiguous();  // [t.shape]
     const int64_t bytes = static_cast<int64_t>(c.nbytes());
     header[name] = {{"dtype", dtype_name(c.scalar_type(), name)},
                     {"shape", c.sizes().vec()},

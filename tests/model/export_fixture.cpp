@@ -72,7 +72,8 @@ int main(int argc, char** argv) {
     torch::manual_seed(1234);
     Llama model(cfg);
     randomize(model, bf16);
-    const at::Tensor tokens = torch::randint(0, kVocab, {2, seq_len}, torch::kLong);  // [B, N]
+    const at::Tensor tokens =
+        torch::randint(0, kVocab, {2, seq_len}, torch::kLong);  // [B, N]
 
     export_hf(model, out + "/model", bf16 ? at::kBFloat16 : at::kFloat, 4096);
     const torch::Device dev(device);

@@ -1,6 +1,7 @@
 // The Llama model: shapes, Hugging Face parameter names, deterministic init, per-layer
 // attention mode (a switch touches no parameter), dense layers, activation checkpointing,
 // GQA, causality, RoPE and configuration errors.
+#include <ATen/autocast_mode.h>
 #include <gtest/gtest.h>
 
 #include "model/layers.h"
@@ -130,8 +131,8 @@ TEST(Llama, ActivationCheckpointingSameLossAndGradients) {
     plain->set_attention_mode(mode);
     ckpt->set_attention_mode(mode);
     const at::Tensor tokens = random_tokens(2, kTinyN);
-    at::Tensor l1 = loss_of(plain, tokens);
-    at::Tensor l2 = loss_of(ckpt, tokens);
+    at::Tensor l1 = loss_of(plain, tokens);  // []
+    at::Tensor l2 = loss_of(ckpt, tokens);   // []
     EXPECT_TRUE(torch::equal(l1, l2));
     l1.backward();
     l2.backward();
@@ -148,6 +149,38 @@ TEST(Llama, ActivationCheckpointingSameLossAndGradients) {
   }
 }
 
+// The backward runs outside the autocast region: the recompute must replay the forward's
+// autocast state (bf16 on CPU here), or it would compute in another dtype.
+TEST(Llama, ActivationCheckpointingReplaysAutocast) {
+  for (AttentionMode mode : {AttentionMode::Dense, AttentionMode::Lighthouse}) {
+    ModelConfig cfg = tiny_config();
+    Llama plain = make_model(cfg);
+    cfg.activation_checkpointing = true;
+    Llama ckpt = make_model(cfg);
+    plain->set_attention_mode(mode);
+    ckpt->set_attention_mode(mode);
+    const at::Tensor tokens = random_tokens(2, kTinyN);  // [B, N]
+    at::autocast::set_autocast_dtype(at::kCPU, at::kBFloat16);
+    at::autocast::set_autocast_enabled(at::kCPU, true);
+    at::Tensor l1 = loss_of(plain, tokens);  // []
+    at::Tensor l2 = loss_of(ckpt, tokens);   // []
+    at::autocast::set_autocast_enabled(at::kCPU, false);
+    at::autocast::clear_cache();
+    EXPECT_TRUE(torch::equal(l1, l2));
+    l1.backward();
+    l2.backward();
+    const auto g1 = plain->named_parameters();
+    for (const auto& p : ckpt->named_parameters()) {
+      const at::Tensor& a = g1[p.key()].grad();
+      const at::Tensor& b = p.value().grad();
+      ASSERT_TRUE(a.defined() && b.defined()) << p.key();
+      EXPECT_EQ(b.scalar_type(), at::kFloat) << p.key();
+      EXPECT_TRUE(torch::allclose(a, b, 1e-5, 1e-7)) << p.key() << " max diff "
+                                                     << (a - b).abs().max().item<double>();
+    }
+  }
+}
+
 // A GQA model equals the MHA model whose K/V projections repeat each KV head per group.
 TEST(Llama, GqaEqualsRepeatedKvHeads) {
   ModelConfig gcfg = tiny_config();
@@ -160,7 +193,7 @@ TEST(Llama, GqaEqualsRepeatedKvHeads) {
     torch::NoGradGuard no_grad;
     const auto src = gqa->named_parameters();
     for (auto& p : mha->named_parameters()) {
-      at::Tensor w = src[p.key()];
+      at::Tensor w = src[p.key()];  // [out, in] or [d]
       const std::string& n = p.key();
       if (n.find("k_proj") != std::string::npos || n.find("v_proj") != std::string::npos) {
         w = w.view({gcfg.n_kv_heads, gcfg.head_dim, gcfg.d_model})
@@ -182,8 +215,8 @@ TEST(Llama, GqaEqualsRepeatedKvHeads) {
 
 TEST(Llama, DenseModelIsCausal) {
   Llama model = make_model(tiny_config());
-  at::Tensor a = random_tokens(2, kTinyN, 1);
-  at::Tensor b = a.clone();
+  at::Tensor a = random_tokens(2, kTinyN, 1);  // [B, N]
+  at::Tensor b = a.clone();                     // [B, N]
   const int64_t t = 20;
   b.narrow(1, t + 1, kTinyN - t - 1).copy_(random_tokens(2, kTinyN - t - 1, 2));
   at::Tensor la = model(a);  // [B, N, V]
