@@ -116,7 +116,8 @@ def test_lower_precision_keeps_dtype(dtype):
     q, kk, v = inputs(SHAPES[0], dtype=dtype, seed=4)
     out = ops.attention(q, kk, v, L, p, k, m)
     assert out.dtype == dtype
-    want = ops.attention(q.double(), kk.double(), v.double(), L, p, k, m)
+    slots, inverse = ops.plan(q, kk, L, p, k, m)  # rounding may move near-ties: same plan
+    want = ops.attention_with_plan(q.double(), kk.double(), v.double(), slots, inverse, L, p)
     assert (out.double() - want).abs().max() <= 2e-2 * want.abs().max()
 
 
