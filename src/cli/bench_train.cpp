@@ -40,7 +40,7 @@ int run_bench_train(const BenchTrainArgs& a) {
   }
   // Only as much built-in data as the benchmark reads; no validation, no checkpoints.
   train::RunConfig probe;
-  if (a.config.empty()) probe = train::tiny_config(); else train::apply_toml_file(probe, a.config);
+  if (!a.config.empty()) train::apply_toml_file(probe, a.config);
   for (const auto& [k, v] : launch.overrides) train::apply_value(probe, k, v);
   const int64_t sequences = 2 * (a.steps + a.warmup) * probe.train.batch_size * probe.train.grad_accum;
   if (probe.data.source == "builtin")
@@ -52,7 +52,7 @@ int run_bench_train(const BenchTrainArgs& a) {
   auto s = train::open_session(launch);
   const auto& c = s->cfg;
   const int64_t tokens_per_step = c.train.batch_size * c.train.grad_accum * c.train.context;
-  std::cout << "bench train: " << (a.config.empty() ? "configs/tiny.toml (built in)" : a.config)
+  std::cout << "bench train: " << (a.config.empty() ? "the tiny config (defaults)" : a.config)
             << " on " << s->device.str() << (s->bf16 ? " (bf16 autocast)" : " (fp32)") << ", "
             << tokens_per_step << " tokens/step, " << a.warmup << " warm-up + " << a.steps
             << " timed steps per mode\n";
@@ -112,7 +112,7 @@ void add_bench_train(CLI::App& bench) {
   auto a = std::make_shared<BenchTrainArgs>();
   CLI::App* sub = bench.add_subcommand(
       "train", "End-to-end training throughput of a config: dense vs Lighthouse, same process");
-  sub->add_option("--config", a->config, "TOML run config (default: configs/tiny.toml, built in)")
+  sub->add_option("--config", a->config, "TOML run config (default: the tiny config)")
       ->check(CLI::ExistingFile);
   sub->add_option("--steps", a->steps, "timed steps per mode")->check(CLI::PositiveNumber);
   sub->add_option("--warmup", a->warmup, "warm-up steps per mode (not timed)")

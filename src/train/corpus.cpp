@@ -69,6 +69,10 @@ std::string digits(SplitMix64& r, int n) {
   return s;
 }
 
+std::string article(const std::string& word) {
+  return std::string("aeiou").find(word[0]) != std::string::npos ? "an" : "a";
+}
+
 struct Topic {
   std::vector<const char*> nouns, verbs, adjs, places;
 };
@@ -79,8 +83,8 @@ std::string sentence(const Topic& t, SplitMix64& r) {
   const std::string v = pick(t.verbs, r), pl = pick(t.places, r);
   switch (r.below(5)) {
     case 0: return "the " + a1 + " " + n1 + " " + v + " the " + n2 + " in the " + pl + ".";
-    case 1: return "a " + n1 + " was " + a1 + " and " + a2 + ".";
-    case 2: return "every " + n1 + " " + v + " a " + a1 + " " + n2 + ".";
+    case 1: return article(n1) + " " + n1 + " was " + a1 + " and " + a2 + ".";
+    case 2: return "every " + n1 + " " + v + " " + article(a1) + " " + a1 + " " + n2 + ".";
     case 3: return "near the " + pl + " the " + n1 + " " + v + " the " + a2 + " " + n2 + ".";
     default: return "the " + n1 + " of the " + pl + " " + v + " " + std::to_string(2 + r.below(8)) +
                     " " + a1 + " " + n2 + "s.";
@@ -127,6 +131,7 @@ std::string builtin_document(const CorpusParams& params, int64_t index) {
         ? double(static_cast<int64_t>(doc.size()) - filler_start) / double(filler_bytes) : 1.0;
     if (next < recalls.size() && recalls[next].first <= depth) {
       const int64_t f = recalls[next++].second;
+      if (doc.back() == ' ') doc.back() = '\n';
       doc += "\nrecall: the code of " + names[f] + " is " + values[f] + ".\n";
       sentences_in_paragraph = 0;
       continue;

@@ -546,12 +546,6 @@ std::vector<KeyInfo> all_keys() {
   return out;
 }
 
-RunConfig tiny_config() {
-  RunConfig c;
-  apply_toml(c, tiny_config_toml(), "configs/tiny.toml (built in)");
-  return c;
-}
-
 model::ModelConfig to_model_config(const RunConfig& c) {
   model::ModelConfig m;
   m.d_model = c.model.d_model;

@@ -22,9 +22,11 @@ class ConfigError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// Defaults are the tiny config: configs/tiny.toml lists exactly these values, and `lighthouse
+// train` with no --config runs them. A --config file overrides them key by key.
 struct RunConfig {
   struct Run {
-    std::string name = "run";      // run directory prefix and log label
+    std::string name = "tiny";      // run directory prefix and log label
     std::string dir;               // "" = runs/<name>-<timestamp>
     std::string resume;            // "" = fresh run; else a run directory or checkpoint file
     std::string device = "auto";   // auto | cpu | cuda | cuda:N
@@ -32,31 +34,31 @@ struct RunConfig {
     int64_t threads = 0;           // intra-op CPU threads, 0 = libtorch default
   } run;
   struct Model {
-    int64_t d_model = 256, n_layers = 4, n_heads = 4, n_kv_heads = 4, head_dim = 64;
-    int64_t ffn_hidden = 512;
+    int64_t d_model = 128, n_layers = 4, n_heads = 4, n_kv_heads = 2, head_dim = 32;
+    int64_t ffn_hidden = 384;
     double rope_theta = 10000.0, norm_eps = 1e-5;
-    std::vector<int64_t> dense_layers;  // empty = first two and last two
+    std::vector<int64_t> dense_layers = {0, 3};  // empty = first two and last two
     bool activation_checkpointing = false;
   } model;
   struct Lighthouse {
-    int64_t levels = 3, pool = 4, topk = 2048, tile_topk = 128;
+    int64_t levels = 3, pool = 4, topk = 64, tile_topk = 16;
     std::string scorer = "norm", backend = "auto";
   } lighthouse;
   struct Train {
-    int64_t steps = 1000;
-    int64_t stage1_steps = 800;          // Lighthouse steps before the dense tail
+    int64_t steps = 120;
+    int64_t stage1_steps = 90;           // Lighthouse steps before the dense tail
     std::string attention = "lighthouse";  // lighthouse (two-stage) | dense (dense from now on)
-    int64_t context = 2048, batch_size = 1, grad_accum = 1;
+    int64_t context = 2048, batch_size = 2, grad_accum = 1;
     std::string precision = "auto";      // auto (bf16 on CUDA, fp32 on CPU) | bf16 | fp32
     int64_t stop_at = 0;                 // stop this invocation after that step (0 = steps)
   } train;
   struct Optim {
-    double lr = 1e-3, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.1;
+    double lr = 3e-3, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.1;
     double clip = 1.0;                   // global grad-norm clip, 0 = off
     bool decay_norms_and_embeddings = false;
   } optim;
   struct Schedule {
-    int64_t warmup_steps = 100;
+    int64_t warmup_steps = 10;
     std::string decay = "cosine";        // cosine | linear | constant
     double min_lr_factor = 0.1;
   } schedule;
@@ -64,27 +66,23 @@ struct RunConfig {
     std::string source = "builtin";      // builtin | a text file, JSONL file or directory
     std::string text_key = "text";       // JSON Lines field holding the document
     double val_fraction = 0.02;          // tail of the token stream held out
-    int64_t builtin_docs = 1000;         // built-in corpus: number of documents
+    int64_t builtin_docs = 600;          // built-in corpus: number of documents
     int64_t builtin_doc_bytes = 0;       // built-in corpus: mean document size, 0 = context
     int64_t builtin_facts = 6;           // built-in corpus: key-value facts per document
   } data;
   struct Val {
-    int64_t every = 50;                  // steps between validation runs, 0 = off
-    int64_t batches = 4;                 // validation batches per run
+    int64_t every = 30;                  // steps between validation runs, 0 = off
+    int64_t batches = 2;                 // validation batches per run
   } val;
   struct Checkpoint {
-    int64_t every = 100;                 // steps between checkpoints, 0 = only at the end
-    int64_t keep = 3;                    // newest checkpoints kept
+    int64_t every = 30;                  // steps between checkpoints, 0 = only at the end
+    int64_t keep = 2;                    // newest checkpoints kept
   } checkpoint;
   struct Log {
     int64_t every = 10;                  // steps between console loss lines
     bool progress = true;                // redraw a progress line on stderr
   } log;
 };
-
-// The built-in tiny config (configs/tiny.toml, compiled into the binary).
-RunConfig tiny_config();
-const char* tiny_config_toml();
 
 // Applies a TOML document on top of cfg; `origin` names it in errors.
 void apply_toml(RunConfig& cfg, const std::string& toml_text, const std::string& origin);

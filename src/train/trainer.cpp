@@ -93,7 +93,7 @@ std::string mode_name(model::AttentionMode m) {
 
 std::unique_ptr<Session> open_session(const Launch& launch) {
   RunConfig cfg;
-  if (launch.config_file.empty()) cfg = tiny_config(); else apply_toml_file(cfg, launch.config_file);
+  if (!launch.config_file.empty()) apply_toml_file(cfg, launch.config_file);  // else: tiny
   bool dir_given = false;
   for (const auto& [k, v] : launch.overrides) {
     apply_value(cfg, k, v);

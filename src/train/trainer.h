@@ -18,7 +18,7 @@
 
 namespace lighthouse::train {
 
-// How a run is launched: a config file ("" = the built-in tiny config) and key=value
+// How a run is launched: a config file over the defaults ("" = the tiny config) and key=value
 // overrides in command-line order. With run.resume set, the checkpoint's config replaces the
 // file and the overrides apply on top of it.
 struct Launch {

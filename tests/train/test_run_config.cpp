@@ -1,0 +1,135 @@
+// Run config: TOML / JSON / override parsing, serialization round trips, the shipped configs
+// (tiny is the built-in default; the paper config is SPEC.md §9), resume compatibility.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "train/helpers.h"
+#include "train/run_config.h"
+
+namespace lighthouse::train {
+namespace {
+
+using testing::test_config;
+
+std::string error_of(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const ConfigError& e) {
+    return e.what();
+  }
+  return "";
+}
+
+TEST(RunConfig, OverridesParseByKind) {
+  RunConfig c = test_config();
+  apply_override(c, "optim.lr=2e-3");
+  apply_override(c, "train.context = 98_304");
+  apply_override(c, "model.dense_layers=[0, 1,28,29]");
+  apply_override(c, "run.name=\"quoted\"");
+  apply_override(c, "log.progress=false");
+  apply_value(c, "optim.weight_decay", "0");  // an integer is a valid float
+  EXPECT_DOUBLE_EQ(c.optim.lr, 2e-3);
+  EXPECT_EQ(c.train.context, 98304);
+  EXPECT_EQ(c.model.dense_layers, (std::vector<int64_t>{0, 1, 28, 29}));
+  EXPECT_EQ(c.run.name, "quoted");
+  EXPECT_FALSE(c.log.progress);
+  EXPECT_EQ(c.optim.weight_decay, 0.0);
+  apply_override(c, "model.dense_layers=[]");
+  EXPECT_TRUE(c.model.dense_layers.empty());
+}
+
+TEST(RunConfig, ErrorsStartWithTheKey) {
+  RunConfig c = test_config();
+  EXPECT_EQ(error_of([&] { apply_override(c, "optim.lrr=1"); }).rfind("optim.lrr: unknown key", 0), 0u);
+  EXPECT_NE(error_of([&] { apply_override(c, "optim.lrr=1"); }).find("did you mean optim.lr?"), std::string::npos);
+  EXPECT_EQ(error_of([&] { apply_override(c, "train.steps=1.5"); }).rfind("train.steps: expected an integer", 0), 0u);
+  EXPECT_EQ(error_of([&] { apply_override(c, "log.progress=1"); }).rfind("log.progress:", 0), 0u);
+  EXPECT_EQ(error_of([&] { apply_override(c, "model.dense_layers=[a]"); }).rfind("model.dense_layers:", 0), 0u);
+  EXPECT_EQ(error_of([&] { apply_toml(c, "[optim]\nlr = \"fast\"\n", "x.toml"); }),
+            "optim.lr: expected a number (x.toml:2)");
+  EXPECT_EQ(error_of([&] { apply_toml(c, "[optim]\nlr = 1e-3\nfoo = 1\n", "x.toml"); }).rfind("optim.foo: unknown key (x.toml:3)", 0), 0u);
+  EXPECT_EQ(error_of([&] { apply_toml(c, "[optim\n", "x.toml"); }).rfind("x.toml:1: TOML syntax error", 0), 0u);
+  for (const char* bad : {"train.steps=0", "optim.beta1=1", "lighthouse.pool=3", "train.context=1001",
+                          "schedule.min_lr_factor=2", "run.device=tpu"}) {
+    RunConfig b = test_config();
+    apply_override(b, bad);
+    const std::string key = std::string(bad).substr(0, std::string(bad).find('='));
+    EXPECT_EQ(error_of([&] { validate(b); }).rfind(key + ":", 0), 0u) << bad;
+  }
+}
+
+TEST(RunConfig, TomlAndJsonRoundTripExactly) {
+  RunConfig c = test_config();
+  apply_override(c, "optim.lr=0.0013");
+  apply_override(c, "model.rope_theta=500000");
+  apply_override(c, "run.name=with \"quotes\" and \\ backslash");
+  RunConfig from_toml, from_json;
+  apply_toml(from_toml, to_toml(c), "round trip");
+  apply_json(from_json, nlohmann::json::parse(to_json(c).dump()), "round trip");
+  EXPECT_EQ(to_toml(from_toml), to_toml(c));
+  EXPECT_EQ(to_json(from_json), to_json(c));
+  EXPECT_EQ(from_toml.optim.lr, 0.0013);
+}
+
+TEST(RunConfig, ShippedConfigsAreValid) {
+  const std::filesystem::path dir = LIGHTHOUSE_SOURCE_DIR "/configs";
+  RunConfig tiny_file;
+  tiny_file.model.dense_layers.clear();  // every key must come from the file
+  tiny_file.lighthouse.topk = 2048;
+  apply_toml_file(tiny_file, (dir / "tiny.toml").string());
+  EXPECT_EQ(to_toml(tiny_file), to_toml(RunConfig{}));  // the defaults are the tiny config
+  validate(RunConfig{});
+  for (const char* name : {"small-gpu.toml", "paper-530m-98k.toml"}) {
+    RunConfig c;
+    apply_toml_file(c, (dir / name).string());
+    EXPECT_NO_THROW(validate(c)) << name;
+  }
+}
+
+TEST(RunConfig, PaperConfigIsSpecSection9) {
+  RunConfig c;
+  apply_toml_file(c, LIGHTHOUSE_SOURCE_DIR "/configs/paper-530m-98k.toml");
+  EXPECT_EQ(c.model.d_model, 1024);
+  EXPECT_EQ(c.model.n_layers, 30);
+  EXPECT_EQ(c.model.n_heads, 8);
+  EXPECT_EQ(c.model.head_dim, 128);
+  EXPECT_EQ(c.model.ffn_hidden, 1536);
+  EXPECT_EQ(c.model.dense_layers, (std::vector<int64_t>{0, 1, 28, 29}));
+  EXPECT_EQ(c.model.rope_theta, 10000.0);
+  EXPECT_EQ(c.train.context, 98304);
+  EXPECT_EQ(c.lighthouse.levels, 3);
+  EXPECT_EQ(c.lighthouse.pool, 4);
+  EXPECT_EQ(c.lighthouse.topk, 1536);
+  EXPECT_EQ(c.optim.lr, 2e-3);
+  EXPECT_EQ(c.optim.beta1, 0.9);
+  EXPECT_EQ(c.optim.beta2, 0.95);
+  EXPECT_EQ(c.optim.weight_decay, 0.1);
+  EXPECT_EQ(c.optim.eps, 1e-8);
+  EXPECT_EQ(c.optim.clip, 1.0);
+  EXPECT_EQ(c.schedule.warmup_steps, 2000);
+  EXPECT_EQ(c.train.steps, 16000);
+  EXPECT_EQ(c.train.stage1_steps, 10000);
+  EXPECT_EQ(c.train.batch_size * c.train.grad_accum, 32);  // global batch 32
+  EXPECT_EQ(c.train.precision, "bf16");
+}
+
+TEST(RunConfig, ResumeMayNotChangeDataOrShapes) {
+  const RunConfig saved = test_config();
+  RunConfig now = saved;
+  now.train.attention = "dense";
+  now.train.steps = 20;
+  now.optim.lr = 1e-3;
+  EXPECT_NO_THROW(check_resume_compatible(saved, now));
+  for (const char* change : {"train.context=512", "model.d_model=64", "run.seed=3", "data.builtin_docs=9",
+                             "train.batch_size=4"}) {
+    RunConfig c = saved;
+    apply_override(c, change);
+    const std::string key = std::string(change).substr(0, std::string(change).find('='));
+    EXPECT_EQ(error_of([&] { check_resume_compatible(saved, c); }).rfind(key + ": cannot change when resuming", 0), 0u)
+        << change;
+  }
+}
+
+}  // namespace
+}  // namespace lighthouse::train

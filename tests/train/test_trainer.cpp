@@ -1,0 +1,92 @@
+// The trainer in process: the tiny model learns (loss far below ln 256), the stage switch
+// touches no parameter or optimizer state, and stage 2 by resuming with attention = "dense"
+// reproduces the one-run two-stage recipe bitwise.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <fstream>
+
+#include "train/checkpoint.h"
+#include "train/helpers.h"
+#include "train/trainer.h"
+
+namespace lighthouse::train {
+namespace {
+
+using testing::scratch_dir;
+using testing::step_losses;
+
+Launch test_launch(const std::string& dir, std::vector<std::pair<std::string, std::string>> overrides) {
+  testing::write_file(dir + "/test.toml", testing::kTestToml);
+  overrides.emplace_back("run.dir", dir + "/run");
+  return {dir + "/test.toml", overrides};
+}
+
+TensorMap state_of(Session& s) {
+  TensorMap t;
+  add_model(t, *s.model);
+  add_optimizer(t, *s.model, *s.opt);
+  for (auto& [k, v] : t) v = v.clone();
+  return t;
+}
+
+TEST(Trainer, TinyModelLossFallsFarBelowLn256) {
+  const std::string dir = scratch_dir("learn");
+  auto s = open_session(test_launch(dir, {{"train.steps", "60"}, {"train.stage1_steps", "45"},
+                                          {"schedule.warmup_steps", "5"}, {"data.builtin_docs", "150"},
+                                          {"optim.lr", "2e-2"}, {"train.batch_size", "4"}}));
+  std::vector<double> losses;
+  while (s->step < s->cfg.train.steps) losses.push_back(train_step(*s).loss);
+  const double ln256 = std::log(256.0);
+  EXPECT_NEAR(losses.front(), std::log(259.0), 0.3);  // starts at chance
+  double last5 = 0;
+  for (size_t i = losses.size() - 5; i < losses.size(); ++i) last5 += losses[i] / 5;
+  EXPECT_LT(last5, ln256 - 2.5) << "mean loss of the last 5 steps: " << last5;
+  EXPECT_LT(validation_loss(*s), ln256 - 2.5);
+}
+
+TEST(Trainer, StageSwitchLeavesWeightsAndOptimizerStateBitwiseUnchanged) {
+  const std::string dir = scratch_dir("switch");
+  auto s = open_session(test_launch(dir, {}));
+  for (int i = 0; i < 3; ++i) train_step(*s, model::AttentionMode::Lighthouse);
+  const auto tokens = s->train_loader->batch_at(0, 2).narrow(1, 0, 256);  // [B, N]
+  torch::NoGradGuard ng;
+  const auto lighthouse_logits = s->model->forward(tokens);  // [B, N, V]
+  const TensorMap before = state_of(*s);
+  s->model->set_attention_mode(model::AttentionMode::Dense);
+  const TensorMap after = state_of(*s);
+  ASSERT_EQ(before.size(), after.size());
+  for (const auto& [k, v] : before) EXPECT_TRUE(torch::equal(v, after.at(k))) << k;
+  EXPECT_FALSE(torch::equal(s->model->forward(tokens), lighthouse_logits));  // the mode matters
+  s->model->set_attention_mode(model::AttentionMode::Lighthouse);
+  EXPECT_TRUE(torch::equal(s->model->forward(tokens), lighthouse_logits));
+}
+
+TEST(Trainer, DenseResumeEqualsTheOneRunRecipe) {
+  const std::string one = scratch_dir("one"), two = scratch_dir("two");
+  {  // one run: Lighthouse for 5 steps, then dense
+    auto s = open_session(test_launch(one, {}));
+    train(*s);
+  }
+  {  // Lighthouse throughout, stopped after step 5 ...
+    auto s = open_session(test_launch(two, {{"train.stage1_steps", "8"}, {"train.stop_at", "5"}}));
+    train(*s);
+  }
+  {  // ... and resumed with attention = "dense"
+    auto s = open_session({"", {{"run.resume", two + "/run"}, {"train.attention", "dense"}}});
+    EXPECT_EQ(s->step, 5);
+    EXPECT_EQ(s->saved_mode, "lighthouse");
+    train(*s);
+  }
+  const auto a = step_losses(one + "/run"), b = step_losses(two + "/run");
+  ASSERT_EQ(a.size(), 8u);
+  EXPECT_EQ(a, b);  // bitwise: same weights, optimizer state, schedule and data order
+  std::ifstream in(two + "/run/metrics.jsonl");
+  std::string line;
+  int switches = 0;
+  while (std::getline(in, line)) switches += line.find("\"attention_switch\"") != std::string::npos;
+  EXPECT_EQ(switches, 1);
+}
+
+}  // namespace
+}  // namespace lighthouse::train
