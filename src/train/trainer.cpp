@@ -278,6 +278,7 @@ TrainResult train(Session& s, const ConsoleHooks& console) {
   const char* kill_env = std::getenv("LIGHTHOUSE_FAULT_KILL_AFTER_STEP");
   const int64_t kill_after = kill_env && *kill_env ? std::atoll(kill_env) : -1;
   TrainResult result;
+  if (console.progress && s.step < end) console.progress(0, (end - first) * tokens_per_step, "starting");
   while (s.step < end) {
     const auto mode = mode_at(c, s.step);
     if (prev && *prev != mode) {

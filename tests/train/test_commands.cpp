@@ -1,0 +1,55 @@
+// The other commands through the binary: `lighthouse export` writes a Hugging Face model from a
+// run directory or a checkpoint, and `lighthouse bench train` times both modes and writes JSON.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "train/checkpoint.h"
+#include "train/helpers.h"
+
+namespace lighthouse::train {
+namespace {
+
+using testing::run_cli;
+using testing::scratch_dir;
+
+TEST(Commands, ExportWritesAHuggingFaceModel) {
+  const std::string dir = scratch_dir("export");
+  testing::write_file(dir + "/t.toml", testing::kTestToml);
+  auto r = run_cli(dir, {"train", "--config", dir + "/t.toml", "--set", "run.dir=" + dir + "/run",
+                         "--set", "train.steps=2", "--set", "train.stage1_steps=1",
+                         "--set", "schedule.warmup_steps=1", "--set", "val.every=0"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = run_cli(dir, {"export", "--run", dir + "/run", "--out", dir + "/hf"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("step 2"), std::string::npos) << r.out;
+  const auto config = nlohmann::json::parse(testing::read_file(dir + "/hf/config.json"));
+  EXPECT_EQ(config["num_hidden_layers"], 3);
+  EXPECT_EQ(config["hidden_size"], 32);
+  EXPECT_EQ(config["num_key_value_heads"], 1);
+  EXPECT_GT(std::filesystem::file_size(dir + "/hf/model.safetensors"), 30000u);
+  r = run_cli(dir, {"export", "--checkpoint", checkpoint_path(dir + "/run", 2), "--out", dir + "/bf16",
+                    "--dtype", "bfloat16"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_LT(std::filesystem::file_size(dir + "/bf16/model.safetensors"),
+            std::filesystem::file_size(dir + "/hf/model.safetensors"));
+}
+
+TEST(Commands, BenchTrainTimesBothModes) {
+  const std::string dir = scratch_dir("bench");
+  testing::write_file(dir + "/t.toml", testing::kTestToml);
+  const auto r = run_cli(dir, {"bench", "train", "--config", dir + "/t.toml", "--steps", "2", "--warmup", "1",
+                               "--json", dir + "/bench.json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("lighthouse / dense tokens/s:"), std::string::npos) << r.out;
+  const auto j = nlohmann::json::parse(testing::read_file(dir + "/bench.json"));
+  for (const char* mode : {"dense", "lighthouse"}) {
+    EXPECT_GT(j["modes"][mode]["tokens_per_s"].get<double>(), 0) << mode;
+    EXPECT_EQ(j["modes"][mode]["step_s"].size(), 2u) << mode;
+  }
+  EXPECT_GT(j["lighthouse_over_dense"].get<double>(), 0);
+  EXPECT_EQ(j["tokens_per_step"], 2 * 256);
+}
+
+}  // namespace
+}  // namespace lighthouse::train
