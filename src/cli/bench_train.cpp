@@ -42,10 +42,12 @@ int run_bench_train(const BenchTrainArgs& a) {
   train::RunConfig probe;
   if (!a.config.empty()) train::apply_toml_file(probe, a.config);
   for (const auto& [k, v] : launch.overrides) train::apply_value(probe, k, v);
-  const int64_t sequences = 2 * (a.steps + a.warmup) * probe.train.batch_size * probe.train.grad_accum;
+  const int64_t sequences =
+      2 * (a.steps + a.warmup) * probe.train.batch_size * probe.train.grad_accum;
   if (probe.data.source == "builtin")
-    launch.overrides.emplace_back("data.builtin_docs",
-                                  std::to_string(std::min(probe.data.builtin_docs, sequences * 3 / 2 + 4)));
+    launch.overrides.emplace_back(
+        "data.builtin_docs",
+        std::to_string(std::min(probe.data.builtin_docs, sequences * 3 / 2 + 4)));
   launch.overrides.emplace_back("data.val_fraction", "0");
   launch.overrides.emplace_back("val.every", "0");
 
@@ -80,13 +82,15 @@ int run_bench_train(const BenchTrainArgs& a) {
 
   const double ratio = results[1].tokens_per_s / results[0].tokens_per_s;
   std::cout << std::left << std::setw(12) << "mode" << std::right << std::setw(16) << "step (ms)"
-            << std::setw(16) << "tokens/s" << std::setw(18) << "peak mem (MiB)" << "\n";
+            << std::setw(16) << "tokens/s" << std::setw(18) << "peak mem (MiB)"
+            << "\n";
   for (const auto& r : results)
-    std::cout << std::left << std::setw(12) << r.mode << std::right << std::fixed << std::setprecision(1)
-              << std::setw(16) << r.median_step_s * 1e3 << std::setw(16) << r.tokens_per_s
-              << std::setw(18) << r.peak_memory_bytes / 1048576.0 << "\n";
+    std::cout << std::left << std::setw(12) << r.mode << std::right << std::fixed
+              << std::setprecision(1) << std::setw(16) << r.median_step_s * 1e3 << std::setw(16)
+              << r.tokens_per_s << std::setw(18) << r.peak_memory_bytes / 1048576.0 << "\n";
   std::cout << "lighthouse / dense tokens/s: " << std::setprecision(2) << ratio << "x"
-            << (s->device.is_cuda() ? "" : "  (peak memory on CPU is the process peak RSS)") << "\n";
+            << (s->device.is_cuda() ? "" : "  (peak memory on CPU is the process peak RSS)")
+            << "\n";
 
   if (!a.json.empty()) {
     nlohmann::json j;
@@ -97,8 +101,10 @@ int run_bench_train(const BenchTrainArgs& a) {
     j["warmup_steps"] = a.warmup;
     j["timed_steps"] = a.steps;
     for (const auto& r : results)
-      j["modes"][r.mode] = {{"median_step_s", r.median_step_s}, {"tokens_per_s", r.tokens_per_s},
-                            {"peak_memory_bytes", r.peak_memory_bytes}, {"step_s", r.step_s},
+      j["modes"][r.mode] = {{"median_step_s", r.median_step_s},
+                            {"tokens_per_s", r.tokens_per_s},
+                            {"peak_memory_bytes", r.peak_memory_bytes},
+                            {"step_s", r.step_s},
                             {"losses", r.losses}};
     j["lighthouse_over_dense"] = ratio;
     std::ofstream(a.json) << j.dump(2) << "\n";

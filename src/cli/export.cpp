@@ -1,11 +1,12 @@
 // `lighthouse export --run DIR | --checkpoint FILE --out DIR [--dtype ...]`: writes a trained
 // model (dense: the attention mode is not a weight) as Hugging Face Llama safetensors plus
 // config.json.
+#include "model/export.h"
+
 #include <iostream>
 #include <memory>
 
 #include "cli/commands.h"
-#include "model/export.h"
 #include "train/checkpoint.h"
 #include "train/trainer.h"
 
@@ -28,7 +29,8 @@ int run_export(const ExportArgs& a) {
   try {
     tm = train::load_trained_model(target);
   } catch (const train::CheckpointError& e) {
-    throw std::runtime_error((a.checkpoint.empty() ? "--run: " : "--checkpoint: ") + std::string(e.what()));
+    throw std::runtime_error((a.checkpoint.empty() ? "--run: " : "--checkpoint: ") +
+                             std::string(e.what()));
   }
   model::export_hf(tm.model, a.out, export_dtype(a.dtype));
   std::cout << "exported " << tm.path << " (step " << tm.step << ", " << tm.cfg.model.n_layers
@@ -44,7 +46,8 @@ void add_export(CLI::App& app) {
       "export", "Write a trained model as Hugging Face Llama safetensors + config.json");
   auto* run = sub->add_option("--run", a->run, "run directory (its newest readable checkpoint)")
                   ->check(CLI::ExistingDirectory);
-  auto* ck = sub->add_option("--checkpoint", a->checkpoint, "checkpoint file")->check(CLI::ExistingFile);
+  auto* ck =
+      sub->add_option("--checkpoint", a->checkpoint, "checkpoint file")->check(CLI::ExistingFile);
   run->excludes(ck);
   sub->add_option("--out", a->out, "output directory")->required();
   sub->add_option("--dtype", a->dtype, "float32 | bfloat16 | float16")

@@ -1,6 +1,6 @@
 // `lighthouse train [--config FILE] [--set key=value ...] [--<key> value ...]`: resolves the run
-// config (the tiny config and the built-in corpus by default), opens or resumes the session and runs
-// the training loop with log lines on stdout and a progress line on stderr (terminals only).
+// config (the tiny config and the built-in corpus by default), opens or resumes the session and
+// runs the training loop with log lines on stdout and a progress line on stderr (terminals only).
 #include <unistd.h>
 
 #include <iostream>
@@ -56,8 +56,10 @@ int run_train(const TrainArgs& a) {
 void add_train(CLI::App& app) {
   auto a = std::make_shared<TrainArgs>();
   CLI::App* sub = app.add_subcommand(
-      "train", "Pre-train a model; with no arguments: the built-in tiny config on the built-in corpus");
-  sub->add_option("--config", a->config, "TOML run config over the defaults (the tiny config, configs/tiny.toml)")
+      "train",
+      "Pre-train a model; with no arguments: the built-in tiny config on the built-in corpus");
+  sub->add_option("--config", a->config,
+                  "TOML run config over the defaults (the tiny config, configs/tiny.toml)")
       ->check(CLI::ExistingFile);
   sub->add_option("--set", a->sets, "override a config key, e.g. --set optim.lr=1e-3 (repeatable)")
       ->type_name("KEY=VALUE");

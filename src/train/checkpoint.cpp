@@ -2,11 +2,11 @@
 // model / AdamW / RNG (de)serialization (checkpoint.h).
 #include "train/checkpoint.h"
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <fcntl.h>
 #include <unistd.h>
 #include <zlib.h>
 
-#include <ATen/CPUGeneratorImpl.h>
 #include <algorithm>
 #include <csignal>
 #include <cstdio>
@@ -39,7 +39,8 @@ class Writer {
  public:
   explicit Writer(const std::string& path) : path_(path) {
     fd_ = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    if (fd_ < 0) throw CheckpointError("checkpoint: cannot create " + path + ": " + std::strerror(errno));
+    if (fd_ < 0)
+      throw CheckpointError("checkpoint: cannot create " + path + ": " + std::strerror(errno));
   }
   ~Writer() {
     if (fd_ >= 0) ::close(fd_);
@@ -91,7 +92,8 @@ int64_t fault_kill_step() {
 
 }  // namespace
 
-void write_checkpoint(const std::string& path, const nlohmann::json& meta, const TensorMap& tensors) {
+void write_checkpoint(const std::string& path, const nlohmann::json& meta,
+                      const TensorMap& tensors) {
   nlohmann::json header;
   header["meta"] = meta;
   header["tensors"] = nlohmann::json::object();
@@ -127,7 +129,8 @@ void write_checkpoint(const std::string& path, const nlohmann::json& meta, const
     w.finish();
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0)
-    throw CheckpointError("checkpoint: cannot rename " + tmp + " to " + path + ": " + std::strerror(errno));
+    throw CheckpointError("checkpoint: cannot rename " + tmp + " to " + path + ": " +
+                          std::strerror(errno));
   fsync_dir(fs::path(path).parent_path().string());
 }
 
@@ -150,8 +153,10 @@ CheckpointContents read_checkpoint(const std::string& path) {
   if (size < 16 + kTrailer) throw truncated(16 + kTrailer);
   in.read(magic, 8);
   in.read(reinterpret_cast<char*>(&head_len), 8);
-  if (std::memcmp(magic, kMagic, 8) != 0) throw CheckpointError("checkpoint " + path + ": not a lighthouse checkpoint (bad magic)");
-  if (head_len > size) throw corrupted("header length " + std::to_string(head_len) + " exceeds the file");
+  if (std::memcmp(magic, kMagic, 8) != 0)
+    throw CheckpointError("checkpoint " + path + ": not a lighthouse checkpoint (bad magic)");
+  if (head_len > size)
+    throw corrupted("header length " + std::to_string(head_len) + " exceeds the file");
   uLong crc = crc32(0L, Z_NULL, 0);
   crc = crc32_z(crc, reinterpret_cast<const Bytef*>(magic), 8);
   crc = crc32_z(crc, reinterpret_cast<const Bytef*>(&head_len), 8);
@@ -166,7 +171,8 @@ CheckpointContents read_checkpoint(const std::string& path) {
     header = nlohmann::json::parse(head);
     out.meta = header.at("meta");
     for (const auto& [name, e] : header.at("tensors").items()) {
-      if (e.at("offset").get<uint64_t>() != data_len) throw corrupted("tensor offsets out of order");
+      if (e.at("offset").get<uint64_t>() != data_len)
+        throw corrupted("tensor offsets out of order");
       data_len += e.at("nbytes").get<uint64_t>();
     }
   } catch (const nlohmann::json::exception& e) {
@@ -178,10 +184,12 @@ CheckpointContents read_checkpoint(const std::string& path) {
 
   for (const auto& [name, e] : header["tensors"].items()) {
     const std::string dt = e["dtype"].get<std::string>();
-    const auto it = std::find_if(dtypes().begin(), dtypes().end(), [&](auto& d) { return d.first == dt; });
+    const auto it =
+        std::find_if(dtypes().begin(), dtypes().end(), [&](auto& d) { return d.first == dt; });
     if (it == dtypes().end()) throw corrupted("tensor " + name + " has unknown dtype " + dt);
     auto t = torch::empty(e["shape"].get<std::vector<int64_t>>(), torch::dtype(it->second));
-    if (t.nbytes() != e["nbytes"].get<uint64_t>()) throw corrupted("tensor " + name + " size mismatch");
+    if (t.nbytes() != e["nbytes"].get<uint64_t>())
+      throw corrupted("tensor " + name + " size mismatch");
     in.read(static_cast<char*>(t.data_ptr()), static_cast<std::streamsize>(t.nbytes()));
     crc = crc32_z(crc, static_cast<const Bytef*>(t.data_ptr()), t.nbytes());
     out.tensors[name] = std::move(t);
@@ -208,7 +216,8 @@ std::vector<std::string> list_checkpoints(const std::string& run_dir) {
   const fs::path dir = fs::path(run_dir) / "checkpoints";
   for (const auto& e : fs::directory_iterator(dir, ec)) {
     const std::string n = e.path().filename().string();
-    if (n.rfind("step-", 0) == 0 && n.size() > 5 && n.substr(n.size() - 5) == ".ckpt") out.push_back(e.path().string());
+    if (n.rfind("step-", 0) == 0 && n.size() > 5 && n.substr(n.size() - 5) == ".ckpt")
+      out.push_back(e.path().string());
   }
   std::sort(out.begin(), out.end());  // zero-padded step numbers sort by step
   return out;
@@ -225,7 +234,8 @@ void prune_checkpoints(const std::string& run_dir, int64_t keep) {
 std::pair<std::string, CheckpointContents> read_newest_checkpoint(const std::string& target) {
   std::error_code ec;
   if (fs::is_regular_file(target, ec)) return {target, read_checkpoint(target)};
-  if (!fs::is_directory(target, ec)) throw CheckpointError("no such run directory or checkpoint: " + target);
+  if (!fs::is_directory(target, ec))
+    throw CheckpointError("no such run directory or checkpoint: " + target);
   const auto all = list_checkpoints(target);
   for (auto it = all.rbegin(); it != all.rend(); ++it) {
     try {
@@ -262,7 +272,8 @@ void add_rng(TensorMap& out) {
   }
   if (torch::cuda::is_available()) {
     for (int64_t i = 0; i < static_cast<int64_t>(torch::cuda::device_count()); ++i) {
-      auto g = at::globalContext().defaultGenerator(at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(i)));
+      auto g = at::globalContext().defaultGenerator(
+          at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(i)));
       std::lock_guard<std::mutex> lock(g.mutex());
       out["rng/cuda" + std::to_string(i)] = g.get_state();
     }
@@ -271,26 +282,31 @@ void add_rng(TensorMap& out) {
 
 namespace {
 
-const at::Tensor& find(const CheckpointContents& ck, const std::string& key, const std::string& path) {
+const at::Tensor& find(const CheckpointContents& ck, const std::string& key,
+                       const std::string& path) {
   const auto it = ck.tensors.find(key);
   if (it == ck.tensors.end()) throw CheckpointError("checkpoint " + path + " has no tensor " + key);
   return it->second;
 }
 
-void copy_checked(at::Tensor dst, const at::Tensor& src, const std::string& key, const std::string& path) {
+void copy_checked(at::Tensor dst, const at::Tensor& src, const std::string& key,
+                  const std::string& path) {
   if (src.sizes() != dst.sizes() || src.scalar_type() != dst.scalar_type())
-    throw CheckpointError("checkpoint " + path + ": " + key + " is " + dtype_name(src.scalar_type()) +
-                          c10::str(src.sizes()) + " but the model has " +
-                          dtype_name(dst.scalar_type()) + c10::str(dst.sizes()));
+    throw CheckpointError("checkpoint " + path + ": " + key + " is " +
+                          dtype_name(src.scalar_type()) + c10::str(src.sizes()) +
+                          " but the model has " + dtype_name(dst.scalar_type()) +
+                          c10::str(dst.sizes()));
   torch::NoGradGuard ng;
   dst.copy_(src);
 }
 
 }  // namespace
 
-void restore_model(const CheckpointContents& ck, torch::nn::Module& model, const std::string& path) {
-  const size_t stored = std::count_if(ck.tensors.begin(), ck.tensors.end(),
-                                      [](const auto& e) { return e.first.rfind("model/", 0) == 0; });
+void restore_model(const CheckpointContents& ck, torch::nn::Module& model,
+                   const std::string& path) {
+  const size_t stored = std::count_if(ck.tensors.begin(), ck.tensors.end(), [](const auto& e) {
+    return e.first.rfind("model/", 0) == 0;
+  });
   const size_t expected = model.named_parameters().size() + model.named_buffers().size();
   if (stored != expected)
     throw CheckpointError("checkpoint " + path + " holds " + std::to_string(stored) +
@@ -328,7 +344,8 @@ void restore_rng(const CheckpointContents& ck) {
     for (int64_t i = 0; i < static_cast<int64_t>(torch::cuda::device_count()); ++i) {
       const auto it = ck.tensors.find("rng/cuda" + std::to_string(i));
       if (it == ck.tensors.end()) continue;
-      auto g = at::globalContext().defaultGenerator(at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(i)));
+      auto g = at::globalContext().defaultGenerator(
+          at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(i)));
       std::lock_guard<std::mutex> lock(g.mutex());
       g.set_state(it->second);
     }

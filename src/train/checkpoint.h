@@ -11,12 +11,11 @@
 
 #include <cstdint>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 namespace lighthouse::train {
 
@@ -32,7 +31,8 @@ using TensorMap = std::map<std::string, at::Tensor>;
 // Writes meta + tensors to `path` atomically (temp file, fsync, rename, fsync of the folder).
 // Test hook: when the environment variable LIGHTHOUSE_FAULT_CKPT_KILL equals meta["step"],
 // the writer stops halfway through the temp file and SIGKILLs its own process.
-void write_checkpoint(const std::string& path, const nlohmann::json& meta, const TensorMap& tensors);
+void write_checkpoint(const std::string& path, const nlohmann::json& meta,
+                      const TensorMap& tensors);
 
 struct CheckpointContents {
   nlohmann::json meta;

@@ -22,33 +22,33 @@ namespace lighthouse::train {
 namespace {
 
 const std::vector<const char*> kNameAdj = {
-    "amber", "brisk", "cobalt", "dusty", "eager", "faded", "gentle", "hollow", "ivory",
-    "jagged", "keen", "lunar", "mellow", "narrow", "olive", "pale", "quiet", "rusty",
-    "silent", "tidal", "umber", "velvet", "woven", "young", "zesty", "bold", "crisp",
-    "distant", "early", "frozen", "golden", "hidden"};
+    "amber", "brisk",  "cobalt", "dusty",   "eager",  "faded",  "gentle", "hollow",
+    "ivory", "jagged", "keen",   "lunar",   "mellow", "narrow", "olive",  "pale",
+    "quiet", "rusty",  "silent", "tidal",   "umber",  "velvet", "woven",  "young",
+    "zesty", "bold",   "crisp",  "distant", "early",  "frozen", "golden", "hidden"};
 const std::vector<const char*> kNameNoun = {
-    "falcon", "river", "anchor", "beacon", "canyon", "delta", "ember", "fjord", "glacier",
-    "harbor", "island", "jasper", "kestrel", "lantern", "meadow", "nebula", "orchid",
-    "pebble", "quarry", "raven", "summit", "thicket", "urchin", "valley", "willow",
-    "yarrow", "zephyr", "badger", "cedar", "dune", "ferry", "grove"};
+    "falcon",  "river",  "anchor", "beacon", "canyon",  "delta",   "ember",  "fjord",
+    "glacier", "harbor", "island", "jasper", "kestrel", "lantern", "meadow", "nebula",
+    "orchid",  "pebble", "quarry", "raven",  "summit",  "thicket", "urchin", "valley",
+    "willow",  "yarrow", "zephyr", "badger", "cedar",   "dune",    "ferry",  "grove"};
 const std::vector<const char*> kNouns = {
-    "miller", "sailor", "weaver", "farmer", "baker", "scholar", "pilot", "keeper", "hunter",
-    "potter", "singer", "guard", "merchant", "builder", "painter", "rider", "cart", "boat",
-    "lamp", "bridge", "tower", "garden", "market", "road", "well", "bell", "window", "door",
-    "wagon", "basket", "letter", "map", "coin", "rope", "sail", "kettle", "drum", "mill",
-    "orchard", "stable", "forge", "school", "chapel", "pier", "gate", "field", "barn",
-    "inn"};
+    "miller", "sailor", "weaver", "farmer", "baker",    "scholar", "pilot",   "keeper",
+    "hunter", "potter", "singer", "guard",  "merchant", "builder", "painter", "rider",
+    "cart",   "boat",   "lamp",   "bridge", "tower",    "garden",  "market",  "road",
+    "well",   "bell",   "window", "door",   "wagon",    "basket",  "letter",  "map",
+    "coin",   "rope",   "sail",   "kettle", "drum",     "mill",    "orchard", "stable",
+    "forge",  "school", "chapel", "pier",   "gate",     "field",   "barn",    "inn"};
 const std::vector<const char*> kVerbs = {
-    "carries", "paints", "repairs", "watches", "follows", "counts", "opens", "closes",
-    "finds", "keeps", "sells", "builds", "cleans", "visits", "guards", "moves", "lifts",
-    "measures", "marks", "trades", "lights", "crosses", "mends", "fills"};
-const std::vector<const char*> kAdjs = {
-    "old", "new", "small", "large", "red", "green", "bright", "dark", "heavy", "light",
-    "tall", "short", "warm", "cold", "wooden", "stone", "busy", "calm", "broken", "clean",
-    "rough", "smooth", "wide", "narrow"};
+    "carries", "paints",   "repairs", "watches", "follows", "counts",  "opens",  "closes",
+    "finds",   "keeps",    "sells",   "builds",  "cleans",  "visits",  "guards", "moves",
+    "lifts",   "measures", "marks",   "trades",  "lights",  "crosses", "mends",  "fills"};
+const std::vector<const char*> kAdjs = {"old",    "new",   "small",  "large",  "red",  "green",
+                                        "bright", "dark",  "heavy",  "light",  "tall", "short",
+                                        "warm",   "cold",  "wooden", "stone",  "busy", "calm",
+                                        "broken", "clean", "rough",  "smooth", "wide", "narrow"};
 const std::vector<const char*> kPlaces = {
-    "north", "south", "east", "west", "valley", "hills", "square", "harbor", "forest",
-    "village", "city", "coast", "plain", "river bank", "old town", "market street"};
+    "north",  "south",   "east", "west",  "valley", "hills",      "square",   "harbor",
+    "forest", "village", "city", "coast", "plain",  "river bank", "old town", "market street"};
 
 template <typename T>
 const T& pick(const std::vector<T>& v, SplitMix64& r) {
@@ -82,12 +82,17 @@ std::string sentence(const Topic& t, SplitMix64& r) {
   const std::string a1 = pick(t.adjs, r), a2 = pick(t.adjs, r);
   const std::string v = pick(t.verbs, r), pl = pick(t.places, r);
   switch (r.below(5)) {
-    case 0: return "the " + a1 + " " + n1 + " " + v + " the " + n2 + " in the " + pl + ".";
-    case 1: return article(n1) + " " + n1 + " was " + a1 + " and " + a2 + ".";
-    case 2: return "every " + n1 + " " + v + " " + article(a1) + " " + a1 + " " + n2 + ".";
-    case 3: return "near the " + pl + " the " + n1 + " " + v + " the " + a2 + " " + n2 + ".";
-    default: return "the " + n1 + " of the " + pl + " " + v + " " + std::to_string(2 + r.below(8)) +
-                    " " + a1 + " " + n2 + "s.";
+    case 0:
+      return "the " + a1 + " " + n1 + " " + v + " the " + n2 + " in the " + pl + ".";
+    case 1:
+      return article(n1) + " " + n1 + " was " + a1 + " and " + a2 + ".";
+    case 2:
+      return "every " + n1 + " " + v + " " + article(a1) + " " + a1 + " " + n2 + ".";
+    case 3:
+      return "near the " + pl + " the " + n1 + " " + v + " the " + a2 + " " + n2 + ".";
+    default:
+      return "the " + n1 + " of the " + pl + " " + v + " " + std::to_string(2 + r.below(8)) + " " +
+             a1 + " " + n2 + "s.";
   }
 }
 
@@ -123,12 +128,15 @@ std::string builtin_document(const CorpusParams& params, int64_t index) {
 
   const std::string tail = "end of record " + id + ".\n";
   const int64_t filler_start = static_cast<int64_t>(doc.size());
-  const int64_t filler_bytes = std::max<int64_t>(0, target - filler_start - static_cast<int64_t>(tail.size()));
+  const int64_t filler_bytes =
+      std::max<int64_t>(0, target - filler_start - static_cast<int64_t>(tail.size()));
   size_t next = 0;
   int sentences_in_paragraph = 0;
   while (static_cast<int64_t>(doc.size()) - filler_start < filler_bytes || next < recalls.size()) {
-    const double depth = filler_bytes > 0
-        ? double(static_cast<int64_t>(doc.size()) - filler_start) / double(filler_bytes) : 1.0;
+    const double depth =
+        filler_bytes > 0
+            ? double(static_cast<int64_t>(doc.size()) - filler_start) / double(filler_bytes)
+            : 1.0;
     if (next < recalls.size() && recalls[next].first <= depth) {
       const int64_t f = recalls[next++].second;
       if (doc.back() == ' ') doc.back() = '\n';

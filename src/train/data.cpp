@@ -19,7 +19,8 @@ namespace fs = std::filesystem;
 namespace {
 
 bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+  return s.size() >= suffix.size() &&
+         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
 std::string strip_gz(const std::string& name) {
@@ -44,7 +45,8 @@ std::string read_file(const std::string& path) {
   std::string out;
   std::vector<char> buf(1 << 18);
   int n;
-  while ((n = gzread(f, buf.data(), static_cast<unsigned>(buf.size()))) > 0) out.append(buf.data(), n);
+  while ((n = gzread(f, buf.data(), static_cast<unsigned>(buf.size()))) > 0)
+    out.append(buf.data(), n);
   int err = Z_OK;
   const std::string msg = gzerror(f, &err);
   gzclose(f);
@@ -152,8 +154,10 @@ Dataset load_dataset(const RunConfig& cfg) {
 
   // Split at a sequence boundary: the last ceil(val_fraction * M) sequences are validation.
   const int64_t total_seq = all.size() > 1 ? static_cast<int64_t>(all.size() - 1) / N : 0;
-  const int64_t val_seq = cfg.data.val_fraction > 0
-      ? std::max<int64_t>(1, static_cast<int64_t>(std::ceil(cfg.data.val_fraction * total_seq))) : 0;
+  const int64_t val_seq =
+      cfg.data.val_fraction > 0
+          ? std::max<int64_t>(1, static_cast<int64_t>(std::ceil(cfg.data.val_fraction * total_seq)))
+          : 0;
   const int64_t train_seq = total_seq - val_seq;
   const int64_t need = cfg.train.batch_size;
   if (train_seq < need)
@@ -173,9 +177,12 @@ Dataset load_dataset(const RunConfig& cfg) {
 
 SequenceLoader::SequenceLoader(const TokenStream& stream, int64_t context, uint64_t seed,
                                bool shuffle)
-    : stream_(&stream), context_(context),
-      num_seq_(stream.tokens.size() > 1 ? static_cast<int64_t>(stream.tokens.size() - 1) / context : 0),
-      seed_(seed), shuffle_(shuffle) {
+    : stream_(&stream),
+      context_(context),
+      num_seq_(stream.tokens.size() > 1 ? static_cast<int64_t>(stream.tokens.size() - 1) / context
+                                        : 0),
+      seed_(seed),
+      shuffle_(shuffle) {
   TORCH_CHECK(num_seq_ > 0, "token stream of ", stream.tokens.size(),
               " tokens holds no sequence of ", context, " + 1");
 }

@@ -27,7 +27,8 @@ torch::Device resolve_device(const RunConfig& cfg) {
 bool use_bf16(const RunConfig& cfg, const torch::Device& device) {
   const std::string& p = cfg.train.precision;
   if (p == "bf16" && !device.is_cuda())
-    throw ConfigError("train.precision: bf16 autocast needs a CUDA device, but training runs on cpu");
+    throw ConfigError(
+        "train.precision: bf16 autocast needs a CUDA device, but training runs on cpu");
   return p == "bf16" || (p == "auto" && device.is_cuda());
 }
 
@@ -63,7 +64,8 @@ int64_t peak_memory_bytes(const torch::Device& device) {
 #ifdef LIGHTHOUSE_TRAIN_CUDA
   if (device.is_cuda()) {
     const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
-    return stats.allocated_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)].peak;
+    return stats.allocated_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)]
+        .peak;
   }
 #else
   (void)device;

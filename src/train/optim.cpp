@@ -12,9 +12,11 @@ double lr_at(const RunConfig& cfg, int64_t step) {
   if (step < warm) return peak * static_cast<double>(step + 1) / static_cast<double>(warm);
   const double f = cfg.schedule.min_lr_factor;
   const double progress =
-      std::min(1.0, static_cast<double>(step - warm) / static_cast<double>(std::max<int64_t>(1, total - warm)));
+      std::min(1.0, static_cast<double>(step - warm) /
+                        static_cast<double>(std::max<int64_t>(1, total - warm)));
   if (cfg.schedule.decay == "linear") return peak * (1.0 - (1.0 - f) * progress);
-  if (cfg.schedule.decay == "cosine") return peak * (f + (1.0 - f) * 0.5 * (1.0 + std::cos(M_PI * progress)));
+  if (cfg.schedule.decay == "cosine")
+    return peak * (f + (1.0 - f) * 0.5 * (1.0 + std::cos(M_PI * progress)));
   return peak;
 }
 

@@ -1,6 +1,9 @@
 // The key table of RunConfig and everything driven by it: TOML / JSON / override parsing with
-// type checks, range validation, resume compatibility, and TOML / JSON serialization.
+// type checks, resume compatibility, and TOML / JSON serialization (validation and the model
+// config: run_config_check.cpp).
 #include "train/run_config.h"
+
+#include <toml++/toml.h>
 
 #include <algorithm>
 #include <charconv>
@@ -9,7 +12,6 @@
 #include <cstdlib>
 #include <functional>
 #include <sstream>
-#include <toml++/toml.h>
 #include <variant>
 
 namespace lighthouse::train {
@@ -25,8 +27,10 @@ struct Field {
   bool frozen_on_resume;  // changing it would change the data order or the model's shapes
 };
 
-#define LH_KEY(key, kind, member, frozen, help) \
-  Field{key, Kind::kind, help, [](RunConfig& c) -> void* { return &c.member; }, frozen}
+#define LH_KEY(key, kind, member, frozen, help)                                    \
+  Field {                                                                          \
+    key, Kind::kind, help, [](RunConfig& c) -> void* { return &c.member; }, frozen \
+  }
 
 const std::vector<Field>& fields() {
   static const std::vector<Field> f = {
@@ -138,11 +142,16 @@ const Field& find_field(const std::string& key, const std::string& origin) {
 
 const char* kind_name(Kind k) {
   switch (k) {
-    case Kind::Int: return "an integer";
-    case Kind::Float: return "a number";
-    case Kind::Bool: return "true or false";
-    case Kind::String: return "a string";
-    case Kind::IntList: return "a list of integers";
+    case Kind::Int:
+      return "an integer";
+    case Kind::Float:
+      return "a number";
+    case Kind::Bool:
+      return "true or false";
+    case Kind::String:
+      return "a string";
+    case Kind::IntList:
+      return "a list of integers";
   }
   return "?";
 }
@@ -152,24 +161,36 @@ void assign(RunConfig& cfg, const Field& f, const Value& v, const std::string& o
   bool ok = true;
   switch (f.kind) {
     case Kind::Int:
-      if (auto* i = std::get_if<int64_t>(&v)) *static_cast<int64_t*>(p) = *i; else ok = false;
+      if (auto* i = std::get_if<int64_t>(&v))
+        *static_cast<int64_t*>(p) = *i;
+      else
+        ok = false;
       break;
     case Kind::Float:
-      if (auto* d = std::get_if<double>(&v)) *static_cast<double*>(p) = *d;
-      else if (auto* i = std::get_if<int64_t>(&v)) *static_cast<double*>(p) = double(*i);
-      else ok = false;
+      if (auto* d = std::get_if<double>(&v))
+        *static_cast<double*>(p) = *d;
+      else if (auto* i = std::get_if<int64_t>(&v))
+        *static_cast<double*>(p) = double(*i);
+      else
+        ok = false;
       break;
     case Kind::Bool:
-      if (auto* b = std::get_if<bool>(&v)) *static_cast<bool*>(p) = *b; else ok = false;
+      if (auto* b = std::get_if<bool>(&v))
+        *static_cast<bool*>(p) = *b;
+      else
+        ok = false;
       break;
     case Kind::String:
-      if (auto* s = std::get_if<std::string>(&v)) *static_cast<std::string*>(p) = *s;
-      else ok = false;
+      if (auto* s = std::get_if<std::string>(&v))
+        *static_cast<std::string*>(p) = *s;
+      else
+        ok = false;
       break;
     case Kind::IntList:
       if (auto* l = std::get_if<std::vector<int64_t>>(&v))
         *static_cast<std::vector<int64_t>*>(p) = *l;
-      else ok = false;
+      else
+        ok = false;
       break;
   }
   if (!ok) throw ConfigError(cat(f.key, ": expected ", kind_name(f.kind), " (", origin, ")"));
@@ -260,7 +281,8 @@ Value from_toml(const Field& f, const toml::node& n, const std::string& where) {
 void walk_toml(RunConfig& cfg, const toml::table& t, const std::string& prefix,
                const std::string& origin) {
   for (const auto& [k, node] : t) {
-    const std::string key = prefix.empty() ? std::string(k.str()) : prefix + "." + std::string(k.str());
+    const std::string key =
+        prefix.empty() ? std::string(k.str()) : prefix + "." + std::string(k.str());
     if (auto sub = node.as_table()) {
       walk_toml(cfg, *sub, key, origin);
       continue;
@@ -281,13 +303,19 @@ void walk_json(RunConfig& cfg, const nlohmann::json& j, const std::string& prefi
     }
     const Field& f = find_field(key, origin);
     Value val;
-    if (v.is_number_integer()) val = v.get<int64_t>();
-    else if (v.is_number_float()) val = v.get<double>();
-    else if (v.is_boolean()) val = v.get<bool>();
-    else if (v.is_string()) val = v.get<std::string>();
-    else if (v.is_array() && std::all_of(v.begin(), v.end(), [](auto& e) { return e.is_number_integer(); }))
+    if (v.is_number_integer())
+      val = v.get<int64_t>();
+    else if (v.is_number_float())
+      val = v.get<double>();
+    else if (v.is_boolean())
+      val = v.get<bool>();
+    else if (v.is_string())
+      val = v.get<std::string>();
+    else if (v.is_array() &&
+             std::all_of(v.begin(), v.end(), [](auto& e) { return e.is_number_integer(); }))
       val = v.get<std::vector<int64_t>>();
-    else throw ConfigError(cat(f.key, ": expected ", kind_name(f.kind), " (", origin, ")"));
+    else
+      throw ConfigError(cat(f.key, ": expected ", kind_name(f.kind), " (", origin, ")"));
     assign(cfg, f, val, origin);
   }
 }
@@ -319,10 +347,14 @@ std::string quote(const std::string& s) {
 std::string toml_value(const RunConfig& cfg, const Field& f) {
   void* p = f.ptr(const_cast<RunConfig&>(cfg));
   switch (f.kind) {
-    case Kind::Int: return std::to_string(*static_cast<int64_t*>(p));
-    case Kind::Float: return format_double(*static_cast<double*>(p));
-    case Kind::Bool: return *static_cast<bool*>(p) ? "true" : "false";
-    case Kind::String: return quote(*static_cast<std::string*>(p));
+    case Kind::Int:
+      return std::to_string(*static_cast<int64_t*>(p));
+    case Kind::Float:
+      return format_double(*static_cast<double*>(p));
+    case Kind::Bool:
+      return *static_cast<bool*>(p) ? "true" : "false";
+    case Kind::String:
+      return quote(*static_cast<std::string*>(p));
     case Kind::IntList: {
       std::string s = "[";
       for (const auto i : *static_cast<std::vector<int64_t>*>(p))
@@ -344,8 +376,8 @@ void apply_toml(RunConfig& cfg, const std::string& text, const std::string& orig
   try {
     t = toml::parse(text, origin);
   } catch (const toml::parse_error& e) {
-    throw ConfigError(cat(origin, ":", e.source().begin.line, ": TOML syntax error: ",
-                          std::string(e.description())));
+    throw ConfigError(cat(origin, ":", e.source().begin.line,
+                          ": TOML syntax error: ", std::string(e.description())));
   }
   walk_toml(cfg, t, "", origin);
 }
@@ -357,8 +389,8 @@ void apply_toml_file(RunConfig& cfg, const std::string& path) {
   } catch (const toml::parse_error& e) {
     if (e.source().begin.line == 0)  // toml++ reports unreadable files without a position
       throw ConfigError(cat("--config: cannot read ", path, ": ", std::string(e.description())));
-    throw ConfigError(cat(path, ":", e.source().begin.line, ": TOML syntax error: ",
-                          std::string(e.description())));
+    throw ConfigError(cat(path, ":", e.source().begin.line,
+                          ": TOML syntax error: ", std::string(e.description())));
   }
   walk_toml(cfg, t, "", path);
 }
@@ -377,126 +409,6 @@ void apply_override(RunConfig& cfg, const std::string& assignment) {
 void apply_value(RunConfig& cfg, const std::string& key, const std::string& value) {
   const Field& f = find_field(key, "--set");
   assign(cfg, f, parse_text(f, value), "command line");
-}
-
-void validate(const RunConfig& c) {
-  const auto& m = c.model;
-  const auto positive = [](const char* key, int64_t v) {
-    if (v <= 0) fail(key, cat("must be positive, got ", v));
-  };
-  const auto one_of = [](const char* key, const std::string& v, std::initializer_list<const char*> ok) {
-    std::string list;
-    for (const char* o : ok) {
-      if (v == o) return;
-      list += (list.empty() ? "" : " | ") + std::string(o);
-    }
-    fail(key, cat("must be one of ", list, ", got \"", v, "\""));
-  };
-  const auto in_range = [](const char* key, double v, double lo, double hi, bool hi_open) {
-    if (!(v >= lo && (hi_open ? v < hi : v <= hi)))
-      fail(key, cat("must be in [", lo, ", ", hi, hi_open ? ")" : "]", ", got ", v));
-  };
-
-  const std::string& dev = c.run.device;
-  int64_t dev_index = 0;
-  if (!(dev == "auto" || dev == "cpu" || dev == "cuda" ||
-        (dev.rfind("cuda:", 0) == 0 && parse_int(dev.substr(5), &dev_index) && dev_index >= 0)))
-    fail("run.device", cat("must be auto | cpu | cuda | cuda:N, got \"", dev, "\""));
-  if (c.run.seed < 0) fail("run.seed", cat("must be >= 0, got ", c.run.seed));
-  if (c.run.threads < 0) fail("run.threads", cat("must be >= 0, got ", c.run.threads));
-
-  positive("model.d_model", m.d_model);
-  positive("model.n_layers", m.n_layers);
-  positive("model.n_heads", m.n_heads);
-  positive("model.n_kv_heads", m.n_kv_heads);
-  if (m.n_heads % m.n_kv_heads != 0)
-    fail("model.n_kv_heads", cat("must divide model.n_heads = ", m.n_heads, ", got ", m.n_kv_heads));
-  positive("model.head_dim", m.head_dim);
-  if (m.head_dim % 2 != 0) fail("model.head_dim", cat("must be even (RoPE), got ", m.head_dim));
-  positive("model.ffn_hidden", m.ffn_hidden);
-  if (!(m.rope_theta > 1.0)) fail("model.rope_theta", cat("must be > 1, got ", m.rope_theta));
-  if (!(m.norm_eps > 0.0 && m.norm_eps < 1.0))
-    fail("model.norm_eps", cat("must be in (0, 1), got ", m.norm_eps));
-  for (size_t i = 0; i < m.dense_layers.size(); ++i) {
-    const int64_t l = m.dense_layers[i];
-    if (l < 0 || l >= m.n_layers)
-      fail("model.dense_layers", cat("layer ", l, " is outside [0, ", m.n_layers, ")"));
-    for (size_t j = 0; j < i; ++j)
-      if (m.dense_layers[j] == l) fail("model.dense_layers", cat("layer ", l, " is listed twice"));
-  }
-
-  Config lh;
-  lh.levels = c.lighthouse.levels;
-  lh.pool = c.lighthouse.pool;
-  lh.topk = c.lighthouse.topk;
-  lh.tile_topk = c.lighthouse.tile_topk;
-  std::string err = lighthouse::validate(lh);
-  if (!err.empty()) {
-    const std::string param = err.substr(0, err.find(' '));  // levels | pool | tile_topk | topk
-    fail("lighthouse." + param, err);
-  }
-  parse_scorer(c.lighthouse.scorer, &err);
-  if (!err.empty()) fail("lighthouse.scorer", err);
-  parse_backend(c.lighthouse.backend, &err);
-  if (!err.empty()) fail("lighthouse.backend", err);
-
-  const auto& t = c.train;
-  positive("train.steps", t.steps);
-  one_of("train.attention", t.attention, {"lighthouse", "dense"});
-  if (t.stage1_steps < 0 || t.stage1_steps > t.steps)
-    fail("train.stage1_steps", cat("must be in [0, train.steps = ", t.steps, "], got ", t.stage1_steps));
-  if (t.attention == "lighthouse" && t.stage1_steps == 0)
-    fail("train.stage1_steps", "must be > 0 when train.attention = \"lighthouse\" "
-                               "(use train.attention = \"dense\" for a dense run)");
-  if (t.context < 2) fail("train.context", cat("must be >= 2, got ", t.context));
-  positive("train.batch_size", t.batch_size);
-  positive("train.grad_accum", t.grad_accum);
-  one_of("train.precision", t.precision, {"auto", "bf16", "fp32"});
-  if (t.precision == "bf16" && dev == "cpu")
-    fail("train.precision", "bf16 autocast needs a CUDA device (run.device = \"cpu\" trains in fp32)");
-  if (t.stop_at < 0 || t.stop_at > t.steps)
-    fail("train.stop_at", cat("must be in [0, train.steps = ", t.steps, "], got ", t.stop_at));
-  if (t.attention == "lighthouse") {
-    const auto dense = model::resolved_dense_layers(to_model_config(c));
-    if (static_cast<int64_t>(dense.size()) >= m.n_layers)
-      fail("model.dense_layers", cat("all ", m.n_layers, " layers are dense, so train.attention = "
-                                     "\"lighthouse\" would change nothing"));
-    Geometry g;
-    if (!make_geometry(lh, t.context, &g, &err))
-      fail("train.context", cat(t.context, " does not fit the Lighthouse config: ", err));
-  }
-
-  const auto& o = c.optim;
-  if (!(o.lr > 0 && o.lr < 1)) fail("optim.lr", cat("must be in (0, 1), got ", o.lr));
-  in_range("optim.beta1", o.beta1, 0, 1, true);
-  in_range("optim.beta2", o.beta2, 0, 1, true);
-  if (!(o.eps > 0 && o.eps < 1)) fail("optim.eps", cat("must be in (0, 1), got ", o.eps));
-  in_range("optim.weight_decay", o.weight_decay, 0, 1, false);
-  if (!(o.clip >= 0)) fail("optim.clip", cat("must be >= 0 (0 = off), got ", o.clip));
-
-  if (c.schedule.warmup_steps < 0 || c.schedule.warmup_steps > t.steps)
-    fail("schedule.warmup_steps",
-         cat("must be in [0, train.steps = ", t.steps, "], got ", c.schedule.warmup_steps));
-  one_of("schedule.decay", c.schedule.decay, {"cosine", "linear", "constant"});
-  in_range("schedule.min_lr_factor", c.schedule.min_lr_factor, 0, 1, false);
-
-  if (c.data.source.empty()) fail("data.source", "must be \"builtin\" or a path");
-  if (c.data.text_key.empty()) fail("data.text_key", "must not be empty");
-  in_range("data.val_fraction", c.data.val_fraction, 0, 0.5, false);
-  positive("data.builtin_docs", c.data.builtin_docs);
-  if (c.data.builtin_doc_bytes < 0)
-    fail("data.builtin_doc_bytes", cat("must be >= 0 (0 = train.context), got ", c.data.builtin_doc_bytes));
-  if (c.data.builtin_facts < 1 || c.data.builtin_facts > 64)
-    fail("data.builtin_facts", cat("must be in [1, 64], got ", c.data.builtin_facts));
-
-  if (c.val.every < 0) fail("val.every", cat("must be >= 0 (0 = off), got ", c.val.every));
-  positive("val.batches", c.val.batches);
-  if (c.val.every > 0 && c.data.val_fraction == 0)
-    fail("val.every", "validation needs data.val_fraction > 0 (or set val.every = 0)");
-  if (c.checkpoint.every < 0)
-    fail("checkpoint.every", cat("must be >= 0 (0 = only at the end), got ", c.checkpoint.every));
-  positive("checkpoint.keep", c.checkpoint.keep);
-  positive("log.every", c.log.every);
 }
 
 void check_resume_compatible(const RunConfig& saved, const RunConfig& now) {
@@ -530,11 +442,21 @@ nlohmann::json to_json(const RunConfig& cfg) {
     auto& slot = j[key.substr(0, dot)][key.substr(dot + 1)];
     void* p = f.ptr(const_cast<RunConfig&>(cfg));
     switch (f.kind) {
-      case Kind::Int: slot = *static_cast<int64_t*>(p); break;
-      case Kind::Float: slot = *static_cast<double*>(p); break;
-      case Kind::Bool: slot = *static_cast<bool*>(p); break;
-      case Kind::String: slot = *static_cast<std::string*>(p); break;
-      case Kind::IntList: slot = *static_cast<std::vector<int64_t>*>(p); break;
+      case Kind::Int:
+        slot = *static_cast<int64_t*>(p);
+        break;
+      case Kind::Float:
+        slot = *static_cast<double*>(p);
+        break;
+      case Kind::Bool:
+        slot = *static_cast<bool*>(p);
+        break;
+      case Kind::String:
+        slot = *static_cast<std::string*>(p);
+        break;
+      case Kind::IntList:
+        slot = *static_cast<std::vector<int64_t>*>(p);
+        break;
     }
   }
   return j;
@@ -544,28 +466,6 @@ std::vector<KeyInfo> all_keys() {
   std::vector<KeyInfo> out;
   for (const auto& f : fields()) out.push_back({f.key, f.help});
   return out;
-}
-
-model::ModelConfig to_model_config(const RunConfig& c) {
-  model::ModelConfig m;
-  m.d_model = c.model.d_model;
-  m.n_layers = c.model.n_layers;
-  m.n_heads = c.model.n_heads;
-  m.n_kv_heads = c.model.n_kv_heads;
-  m.head_dim = c.model.head_dim;
-  m.ffn_hidden = c.model.ffn_hidden;
-  m.rope_theta = c.model.rope_theta;
-  m.norm_eps = c.model.norm_eps;
-  m.dense_layers = c.model.dense_layers;
-  m.activation_checkpointing = c.model.activation_checkpointing;
-  m.lighthouse.levels = c.lighthouse.levels;
-  m.lighthouse.pool = c.lighthouse.pool;
-  m.lighthouse.topk = c.lighthouse.topk;
-  m.lighthouse.tile_topk = c.lighthouse.tile_topk;
-  std::string err;
-  m.lighthouse.scorer = parse_scorer(c.lighthouse.scorer, &err);
-  m.lighthouse.backend = parse_backend(c.lighthouse.backend, &err);
-  return m;
 }
 
 }  // namespace lighthouse::train

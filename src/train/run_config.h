@@ -6,11 +6,10 @@
 
 #include <cstdint>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
 #include <vector>
-
-#include <nlohmann/json.hpp>
 
 #include "model/llama.h"
 
@@ -26,12 +25,12 @@ class ConfigError : public std::runtime_error {
 // train` with no --config runs them. A --config file overrides them key by key.
 struct RunConfig {
   struct Run {
-    std::string name = "tiny";      // run directory prefix and log label
-    std::string dir;               // "" = runs/<name>-<timestamp>
-    std::string resume;            // "" = fresh run; else a run directory or checkpoint file
-    std::string device = "auto";   // auto | cpu | cuda | cuda:N
-    int64_t seed = 0;              // weights, data order, validation split
-    int64_t threads = 0;           // intra-op CPU threads, 0 = libtorch default
+    std::string name = "tiny";    // run directory prefix and log label
+    std::string dir;              // "" = runs/<name>-<timestamp>
+    std::string resume;           // "" = fresh run; else a run directory or checkpoint file
+    std::string device = "auto";  // auto | cpu | cuda | cuda:N
+    int64_t seed = 0;             // weights, data order, validation split
+    int64_t threads = 0;          // intra-op CPU threads, 0 = libtorch default
   } run;
   struct Model {
     int64_t d_model = 128, n_layers = 4, n_heads = 4, n_kv_heads = 2, head_dim = 32;
@@ -46,41 +45,41 @@ struct RunConfig {
   } lighthouse;
   struct Train {
     int64_t steps = 120;
-    int64_t stage1_steps = 90;           // Lighthouse steps before the dense tail
+    int64_t stage1_steps = 90;             // Lighthouse steps before the dense tail
     std::string attention = "lighthouse";  // lighthouse (two-stage) | dense (dense from now on)
     int64_t context = 2048, batch_size = 2, grad_accum = 1;
-    std::string precision = "auto";      // auto (bf16 on CUDA, fp32 on CPU) | bf16 | fp32
-    int64_t stop_at = 0;                 // stop this invocation after that step (0 = steps)
+    std::string precision = "auto";  // auto (bf16 on CUDA, fp32 on CPU) | bf16 | fp32
+    int64_t stop_at = 0;             // stop this invocation after that step (0 = steps)
   } train;
   struct Optim {
     double lr = 3e-3, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.1;
-    double clip = 1.0;                   // global grad-norm clip, 0 = off
+    double clip = 1.0;  // global grad-norm clip, 0 = off
     bool decay_norms_and_embeddings = false;
   } optim;
   struct Schedule {
     int64_t warmup_steps = 10;
-    std::string decay = "cosine";        // cosine | linear | constant
+    std::string decay = "cosine";  // cosine | linear | constant
     double min_lr_factor = 0.1;
   } schedule;
   struct Data {
-    std::string source = "builtin";      // builtin | a text file, JSONL file or directory
-    std::string text_key = "text";       // JSON Lines field holding the document
-    double val_fraction = 0.02;          // tail of the token stream held out
-    int64_t builtin_docs = 600;          // built-in corpus: number of documents
-    int64_t builtin_doc_bytes = 0;       // built-in corpus: mean document size, 0 = context
-    int64_t builtin_facts = 6;           // built-in corpus: key-value facts per document
+    std::string source = "builtin";  // builtin | a text file, JSONL file or directory
+    std::string text_key = "text";   // JSON Lines field holding the document
+    double val_fraction = 0.02;      // tail of the token stream held out
+    int64_t builtin_docs = 600;      // built-in corpus: number of documents
+    int64_t builtin_doc_bytes = 0;   // built-in corpus: mean document size, 0 = context
+    int64_t builtin_facts = 6;       // built-in corpus: key-value facts per document
   } data;
   struct Val {
-    int64_t every = 30;                  // steps between validation runs, 0 = off
-    int64_t batches = 2;                 // validation batches per run
+    int64_t every = 30;   // steps between validation runs, 0 = off
+    int64_t batches = 2;  // validation batches per run
   } val;
   struct Checkpoint {
-    int64_t every = 30;                  // steps between checkpoints, 0 = only at the end
-    int64_t keep = 2;                    // newest checkpoints kept
+    int64_t every = 30;  // steps between checkpoints, 0 = only at the end
+    int64_t keep = 2;    // newest checkpoints kept
   } checkpoint;
   struct Log {
-    int64_t every = 10;                  // steps between console loss lines
-    bool progress = true;                // redraw a progress line on stderr
+    int64_t every = 10;    // steps between console loss lines
+    bool progress = true;  // redraw a progress line on stderr
   } log;
 };
 

@@ -46,10 +46,14 @@ std::string default_run_dir(const RunConfig& cfg) {
 
 std::string format_count(double x) {
   char buf[32];
-  if (x >= 1e9) std::snprintf(buf, sizeof(buf), "%.2fG", x / 1e9);
-  else if (x >= 1e6) std::snprintf(buf, sizeof(buf), "%.2fM", x / 1e6);
-  else if (x >= 1e3) std::snprintf(buf, sizeof(buf), "%.1fk", x / 1e3);
-  else std::snprintf(buf, sizeof(buf), "%.0f", x);
+  if (x >= 1e9)
+    std::snprintf(buf, sizeof(buf), "%.2fG", x / 1e9);
+  else if (x >= 1e6)
+    std::snprintf(buf, sizeof(buf), "%.2fM", x / 1e6);
+  else if (x >= 1e3)
+    std::snprintf(buf, sizeof(buf), "%.1fk", x / 1e3);
+  else
+    std::snprintf(buf, sizeof(buf), "%.0f", x);
   return buf;
 }
 
@@ -64,13 +68,13 @@ at::Tensor batch_loss(Session& s, const at::Tensor& batch) {  // batch [B, N + 1
   const auto on_device = batch.to(s.device);
   const auto inputs = on_device.narrow(1, 0, N).contiguous();   // [B, N]
   const auto targets = on_device.narrow(1, 1, N).contiguous();  // [B, N]
-  at::Tensor logits;                                             // [B, N, vocab]
+  at::Tensor logits;                                            // [B, N, vocab]
   {
     AutocastScope autocast(s.bf16);
     logits = s.model->forward(inputs);
   }
-  return torch::nn::functional::cross_entropy(logits.reshape({B * N, logits.size(2)}).to(at::kFloat),
-                                              targets.reshape({B * N}));
+  return torch::nn::functional::cross_entropy(
+      logits.reshape({B * N, logits.size(2)}).to(at::kFloat), targets.reshape({B * N}));
 }
 
 void write_text(const std::string& path, const std::string& text) {
@@ -104,8 +108,9 @@ std::unique_ptr<Session> open_session(const Launch& launch) {
   std::string ck_path;
   if (!cfg.run.resume.empty()) {
     if (!launch.config_file.empty())
-      throw ConfigError("--config: cannot be combined with run.resume (the checkpoint's config is "
-                        "used; change keys with --set)");
+      throw ConfigError(
+          "--config: cannot be combined with run.resume (the checkpoint's config is "
+          "used; change keys with --set)");
     std::pair<std::string, CheckpointContents> found;
     try {
       found = read_newest_checkpoint(cfg.run.resume);
@@ -237,11 +242,16 @@ TrainResult train(Session& s, const ConsoleHooks& console) {
   const auto t_start = Clock::now();
   const RunConfig& c = s.cfg;
   const auto say = [&](const std::string& text) {
-    if (console.line) console.line(text); else std::cout << text << std::endl;
+    if (console.line)
+      console.line(text);
+    else
+      std::cout << text << std::endl;
   };
   if (s.resumed_from.empty() && !list_checkpoints(s.run_dir).empty())
-    throw ConfigError("run.dir: " + s.run_dir + " already holds checkpoints; resume it with --set "
-                      "run.resume=" + s.run_dir + " or choose another run.dir");
+    throw ConfigError("run.dir: " + s.run_dir +
+                      " already holds checkpoints; resume it with --set "
+                      "run.resume=" +
+                      s.run_dir + " or choose another run.dir");
   fs::create_directories(s.run_dir);
   write_text(s.run_dir + "/config.toml", to_toml(c));
   write_text(s.run_dir + "/config.json", to_json(c).dump(2) + "\n");
@@ -254,31 +264,35 @@ TrainResult train(Session& s, const ConsoleHooks& console) {
   int64_t n_params = 0;
   for (const auto& p : s.params) n_params += p.numel();
   std::ostringstream head;
-  head << "run " << s.run_dir << (s.resumed_from.empty() ? "" : " (resumed from " + s.resumed_from + ")")
+  head << "run " << s.run_dir
+       << (s.resumed_from.empty() ? "" : " (resumed from " + s.resumed_from + ")")
        << "\n  model: " << format_count(double(n_params)) << " parameters, " << c.model.n_layers
        << " layers (always dense: " << join(dense) << "), d_model " << c.model.d_model << ", "
        << c.model.n_heads << " heads x " << c.model.head_dim << "\n  data: " << s.data.description
-       << "\n  device: " << s.device.str() << (s.bf16 ? " (bf16 autocast, fp32 master weights)" : " (fp32)")
-       << ", " << at::get_num_threads() << " CPU threads\n  recipe: " << c.train.steps << " steps";
+       << "\n  device: " << s.device.str()
+       << (s.bf16 ? " (bf16 autocast, fp32 master weights)" : " (fp32)") << ", "
+       << at::get_num_threads() << " CPU threads\n  recipe: " << c.train.steps << " steps";
   if (c.train.attention == "lighthouse")
-    head << ", Lighthouse (L=" << c.lighthouse.levels << " p=" << c.lighthouse.pool << " k="
-         << c.lighthouse.topk << " m=" << c.lighthouse.tile_topk << ") until step "
+    head << ", Lighthouse (L=" << c.lighthouse.levels << " p=" << c.lighthouse.pool
+         << " k=" << c.lighthouse.topk << " m=" << c.lighthouse.tile_topk << ") until step "
          << c.train.stage1_steps << ", then dense";
   else
     head << ", dense attention";
-  head << "; " << c.train.batch_size << " x " << c.train.context << " tokens x " << c.train.grad_accum
-       << " accumulation = " << format_count(double(tokens_per_step)) << " tokens/step; this run: steps "
-       << s.step + 1 << ".." << end;
+  head << "; " << c.train.batch_size << " x " << c.train.context << " tokens x "
+       << c.train.grad_accum << " accumulation = " << format_count(double(tokens_per_step))
+       << " tokens/step; this run: steps " << s.step + 1 << ".." << end;
   say(head.str());
 
   std::optional<model::AttentionMode> prev;
   if (!s.saved_mode.empty())
-    prev = s.saved_mode == "lighthouse" ? model::AttentionMode::Lighthouse : model::AttentionMode::Dense;
+    prev = s.saved_mode == "lighthouse" ? model::AttentionMode::Lighthouse
+                                        : model::AttentionMode::Dense;
   const int64_t first = s.step;
   const char* kill_env = std::getenv("LIGHTHOUSE_FAULT_KILL_AFTER_STEP");
   const int64_t kill_after = kill_env && *kill_env ? std::atoll(kill_env) : -1;
   TrainResult result;
-  if (console.progress && s.step < end) console.progress(0, (end - first) * tokens_per_step, "starting");
+  if (console.progress && s.step < end)
+    console.progress(0, (end - first) * tokens_per_step, "starting");
   while (s.step < end) {
     const auto mode = mode_at(c, s.step);
     if (prev && *prev != mode) {
@@ -286,29 +300,41 @@ TrainResult train(Session& s, const ConsoleHooks& console) {
           " attention in the non-dense layers (" +
           (mode == model::AttentionMode::Dense ? "stage 2" : "stage 1") +
           "; weights and optimizer state unchanged) ==");
-      metrics.write({{"type", "event"}, {"step", s.step}, {"event", "attention_switch"},
+      metrics.write({{"type", "event"},
+                     {"step", s.step},
+                     {"event", "attention_switch"},
                      {"attention", mode_name(mode)}});
     }
     prev = mode;
     const StepStats st = train_step(s);
     result.losses.push_back(st.loss);
-    metrics.write({{"type", "step"}, {"step", st.step}, {"loss", st.loss}, {"lr", st.lr},
-                   {"grad_norm", st.grad_norm}, {"tokens_per_s", st.tokens_per_s},
-                   {"step_time_s", st.step_time_s}, {"attention", mode_name(st.mode)},
-                   {"peak_memory_bytes", st.peak_memory_bytes}, {"tokens", s.tokens}});
+    metrics.write({{"type", "step"},
+                   {"step", st.step},
+                   {"loss", st.loss},
+                   {"lr", st.lr},
+                   {"grad_norm", st.grad_norm},
+                   {"tokens_per_s", st.tokens_per_s},
+                   {"step_time_s", st.step_time_s},
+                   {"attention", mode_name(st.mode)},
+                   {"peak_memory_bytes", st.peak_memory_bytes},
+                   {"tokens", s.tokens}});
     char line[200];
     if (st.step % c.log.every == 0 || st.step == end || st.step == first + 1) {
-      std::snprintf(line, sizeof(line), "step %6lld/%lld  loss %.4f  lr %.2e  grad %.3f  %s tok/s  %s",
-                    static_cast<long long>(st.step), static_cast<long long>(c.train.steps), st.loss,
-                    st.lr, st.grad_norm, format_count(st.tokens_per_s).c_str(), mode_name(st.mode).c_str());
+      std::snprintf(
+          line, sizeof(line), "step %6lld/%lld  loss %.4f  lr %.2e  grad %.3f  %s tok/s  %s",
+          static_cast<long long>(st.step), static_cast<long long>(c.train.steps), st.loss, st.lr,
+          st.grad_norm, format_count(st.tokens_per_s).c_str(), mode_name(st.mode).c_str());
       say(line);
     }
     if (s.val_loader && c.val.every > 0 && (st.step % c.val.every == 0 || st.step == end)) {
       result.final_val_loss = validation_loss(s);
-      metrics.write({{"type", "val"}, {"step", st.step}, {"val_loss", result.final_val_loss},
+      metrics.write({{"type", "val"},
+                     {"step", st.step},
+                     {"val_loss", result.final_val_loss},
                      {"attention", mode_name(st.mode)}});
       std::snprintf(line, sizeof(line), "step %6lld  validation loss %.4f (%s)",
-                    static_cast<long long>(st.step), result.final_val_loss, mode_name(st.mode).c_str());
+                    static_cast<long long>(st.step), result.final_val_loss,
+                    mode_name(st.mode).c_str());
       say(line);
     }
     if (console.progress) {

@@ -36,8 +36,8 @@ struct Session {
   std::vector<at::Tensor> params;
   Dataset data;
   std::unique_ptr<SequenceLoader> train_loader, val_loader;
-  int64_t step = 0;     // optimizer steps completed
-  int64_t tokens = 0;   // training tokens consumed
+  int64_t step = 0;          // optimizer steps completed
+  int64_t tokens = 0;        // training tokens consumed
   std::string resumed_from;  // checkpoint path, "" for a fresh run
   std::string saved_mode;    // attention mode recorded in that checkpoint
 };

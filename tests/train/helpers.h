@@ -3,6 +3,7 @@
 // reading the step losses back from metrics.jsonl.
 #pragma once
 
+#include <gtest/gtest.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -10,13 +11,11 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <nlohmann/json.hpp>
 #include <sstream>
 #include <string>
 #include <utility>
 #include <vector>
-
-#include <gtest/gtest.h>
-#include <nlohmann/json.hpp>
 
 #include "train/run_config.h"
 
@@ -75,8 +74,8 @@ inline RunConfig test_config() {
 inline std::string scratch_dir(const std::string& name) {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
   const std::filesystem::path p = std::filesystem::path(::testing::TempDir()) /
-      ("lh_" + std::string(info->test_suite_name()) + "_" + info->name() + "_" + name + "_" +
-       std::to_string(::getpid()));
+                                  ("lh_" + std::string(info->test_suite_name()) + "_" +
+                                   info->name() + "_" + name + "_" + std::to_string(::getpid()));
   std::filesystem::remove_all(p);
   std::filesystem::create_directories(p);
   return p.string();
@@ -100,7 +99,8 @@ inline std::vector<std::pair<int64_t, double>> step_losses(const std::string& ru
   std::string line;
   while (std::getline(in, line)) {
     const auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
-    if (j.is_object() && j["type"] == "step") out.emplace_back(j["step"].get<int64_t>(), j["loss"].get<double>());
+    if (j.is_object() && j["type"] == "step")
+      out.emplace_back(j["step"].get<int64_t>(), j["loss"].get<double>());
   }
   return out;
 }
@@ -113,11 +113,13 @@ struct CliResult {
 
 // Starts the lighthouse binary with args and extra environment; returns its pid.
 inline pid_t spawn_cli(const std::vector<std::string>& args, const std::string& out_path,
-                       const std::string& err_path, const std::map<std::string, std::string>& env = {}) {
+                       const std::string& err_path,
+                       const std::map<std::string, std::string>& env = {}) {
   const pid_t pid = ::fork();
   if (pid == 0) {
     for (const auto& [k, v] : env) ::setenv(k.c_str(), v.c_str(), 1);
-    if (!std::freopen(out_path.c_str(), "w", stdout) || !std::freopen(err_path.c_str(), "w", stderr))
+    if (!std::freopen(out_path.c_str(), "w", stdout) ||
+        !std::freopen(err_path.c_str(), "w", stderr))
       ::_exit(127);
     std::vector<char*> argv{const_cast<char*>(LIGHTHOUSE_BIN)};
     for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));

@@ -1,8 +1,8 @@
 // Checkpoints: exact round trip of model, AdamW state and RNG; corruption, truncation and bad
 // magic are detected with a clear error; temp files are ignored; the newest N are kept.
+#include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 
-#include <ATen/CPUGeneratorImpl.h>
 #include <filesystem>
 
 #include "train/checkpoint.h"
@@ -78,7 +78,8 @@ TEST(Checkpoint, RoundTripIsExact) {
   restore_rng(ck);
   EXPECT_TRUE(torch::equal(torch::rand({4}), rng_before));
   for (const auto& p : b.model->named_parameters()) {  // AdamW step counts too
-    const auto& s = static_cast<torch::optim::AdamWParamState&>(*b.opt->state().at(p.value().unsafeGetTensorImpl()));
+    const auto& s = static_cast<torch::optim::AdamWParamState&>(
+        *b.opt->state().at(p.value().unsafeGetTensorImpl()));
     EXPECT_EQ(s.step(), 2) << p.key();
   }
 }
@@ -94,7 +95,8 @@ TEST(Checkpoint, CorruptionTruncationAndMagicAreDetected) {
   std::string flipped = good;
   flipped[flipped.size() / 2] ^= 0x10;  // one bit inside the tensor data
   testing::write_file(path, flipped);
-  EXPECT_NE(error_reading(path).find("is corrupted: checksum mismatch"), std::string::npos) << error_reading(path);
+  EXPECT_NE(error_reading(path).find("is corrupted: checksum mismatch"), std::string::npos)
+      << error_reading(path);
 
   testing::write_file(path, good.substr(0, good.size() - 100));
   EXPECT_NE(error_reading(path).find("is truncated"), std::string::npos) << error_reading(path);
@@ -114,13 +116,16 @@ TEST(Checkpoint, CorruptionTruncationAndMagicAreDetected) {
 TEST(Checkpoint, NewestReadableIsFoundAndOldOnesPruned) {
   const std::string dir = scratch_dir("keep");
   Fixture a = trained(1);
-  for (int64_t s : {2, 4, 6, 8}) write_checkpoint(checkpoint_path(dir, s), {{"step", s}}, everything(a));
+  for (int64_t s : {2, 4, 6, 8})
+    write_checkpoint(checkpoint_path(dir, s), {{"step", s}}, everything(a));
   testing::write_file(checkpoint_path(dir, 10) + ".tmp", "partial");  // a crashed write
   EXPECT_EQ(list_checkpoints(dir).size(), 4u);
   prune_checkpoints(dir, 2);
-  EXPECT_EQ(list_checkpoints(dir), (std::vector<std::string>{checkpoint_path(dir, 6), checkpoint_path(dir, 8)}));
+  EXPECT_EQ(list_checkpoints(dir),
+            (std::vector<std::string>{checkpoint_path(dir, 6), checkpoint_path(dir, 8)}));
   EXPECT_FALSE(std::filesystem::exists(checkpoint_path(dir, 10) + ".tmp"));
-  testing::write_file(checkpoint_path(dir, 8), "garbage that is long enough to pass the size check....");
+  testing::write_file(checkpoint_path(dir, 8),
+                      "garbage that is long enough to pass the size check....");
   const auto [path, ck] = read_newest_checkpoint(dir);  // warns about step 8, falls back to 6
   EXPECT_EQ(path, checkpoint_path(dir, 6));
   EXPECT_EQ(ck.meta["step"], 6);
@@ -137,8 +142,10 @@ TEST(Checkpoint, ShapeMismatchNamesTheTensor) {
     restore_model(read_checkpoint(checkpoint_path(dir, 1)), *other, "ck");
     FAIL() << "expected a CheckpointError";
   } catch (const CheckpointError& e) {
-    EXPECT_NE(std::string(e.what()).find("mlp.gate_proj.weight is float32[64, 32] but the model has float32[96, 32]"),
-              std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find(
+                  "mlp.gate_proj.weight is float32[64, 32] but the model has float32[96, 32]"),
+              std::string::npos)
+        << e.what();
   }
 }
 

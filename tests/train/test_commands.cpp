@@ -17,8 +17,8 @@ TEST(Commands, ExportWritesAHuggingFaceModel) {
   const std::string dir = scratch_dir("export");
   testing::write_file(dir + "/t.toml", testing::kTestToml);
   auto r = run_cli(dir, {"train", "--config", dir + "/t.toml", "--set", "run.dir=" + dir + "/run",
-                         "--set", "train.steps=2", "--set", "train.stage1_steps=1",
-                         "--set", "schedule.warmup_steps=1", "--set", "val.every=0"});
+                         "--set", "train.steps=2", "--set", "train.stage1_steps=1", "--set",
+                         "schedule.warmup_steps=1", "--set", "val.every=0"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   r = run_cli(dir, {"export", "--run", dir + "/run", "--out", dir + "/hf"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
@@ -28,8 +28,8 @@ TEST(Commands, ExportWritesAHuggingFaceModel) {
   EXPECT_EQ(config["hidden_size"], 32);
   EXPECT_EQ(config["num_key_value_heads"], 1);
   EXPECT_GT(std::filesystem::file_size(dir + "/hf/model.safetensors"), 30000u);
-  r = run_cli(dir, {"export", "--checkpoint", checkpoint_path(dir + "/run", 2), "--out", dir + "/bf16",
-                    "--dtype", "bfloat16"});
+  r = run_cli(dir, {"export", "--checkpoint", checkpoint_path(dir + "/run", 2), "--out",
+                    dir + "/bf16", "--dtype", "bfloat16"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_LT(std::filesystem::file_size(dir + "/bf16/model.safetensors"),
             std::filesystem::file_size(dir + "/hf/model.safetensors"));
@@ -38,8 +38,8 @@ TEST(Commands, ExportWritesAHuggingFaceModel) {
 TEST(Commands, BenchTrainTimesBothModes) {
   const std::string dir = scratch_dir("bench");
   testing::write_file(dir + "/t.toml", testing::kTestToml);
-  const auto r = run_cli(dir, {"bench", "train", "--config", dir + "/t.toml", "--steps", "2", "--warmup", "1",
-                               "--json", dir + "/bench.json"});
+  const auto r = run_cli(dir, {"bench", "train", "--config", dir + "/t.toml", "--steps", "2",
+                               "--warmup", "1", "--json", dir + "/bench.json"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("lighthouse / dense tokens/s:"), std::string::npos) << r.out;
   const auto j = nlohmann::json::parse(testing::read_file(dir + "/bench.json"));

@@ -22,7 +22,8 @@ using testing::write_file;
 void write_gz(const std::string& path, const std::string& text) {
   gzFile f = gzopen(path.c_str(), "wb");
   ASSERT_NE(f, nullptr);
-  ASSERT_EQ(gzwrite(f, text.data(), static_cast<unsigned>(text.size())), static_cast<int>(text.size()));
+  ASSERT_EQ(gzwrite(f, text.data(), static_cast<unsigned>(text.size())),
+            static_cast<int>(text.size()));
   gzclose(f);
 }
 
@@ -49,7 +50,8 @@ TEST(Data, ReadsTextDirectoriesJsonlAndGzip) {
   std::filesystem::create_directories(dir + "/.hidden");
   write_file(dir + "/a.txt", "first document");
   write_gz(dir + "/sub/b.txt.gz", "second, gzipped");
-  write_file(dir + "/sub/c.jsonl", "{\"text\": \"third\", \"url\": \"x\"}\n\n{\"text\": \"fourth \\u00e9\"}\n");
+  write_file(dir + "/sub/c.jsonl",
+             "{\"text\": \"third\", \"url\": \"x\"}\n\n{\"text\": \"fourth \\u00e9\"}\n");
   write_gz(dir + "/sub/deeper/d.json.gz", "{\"text\": \"fifth\"}\n{\"text\": \"sixth\"}\n");
   write_file(dir + "/skipped.bin", "binary");
   write_file(dir + "/.hidden/e.txt", "hidden");
@@ -72,7 +74,8 @@ TEST(Data, ReaderErrorsNameTheKey) {
     }
     return std::string();
   };
-  EXPECT_NE(err(dir + "/bad.jsonl").find("data.source: " + dir + "/bad.jsonl:2: invalid JSON"), std::string::npos);
+  EXPECT_NE(err(dir + "/bad.jsonl").find("data.source: " + dir + "/bad.jsonl:2: invalid JSON"),
+            std::string::npos);
   EXPECT_EQ(err(dir + "/nokey.jsonl").rfind("data.text_key: ", 0), 0u);
   EXPECT_EQ(err(dir + "/missing.txt").rfind("data.source: no such file", 0), 0u);
   std::filesystem::create_directories(dir + "/empty");
@@ -87,7 +90,8 @@ TEST(Data, ReaderErrorsNameTheKey) {
 TEST(Data, PacksDocumentsWithEosAndSplitsTheTail) {
   const std::string dir = scratch_dir("pack");
   std::string jsonl;
-  for (int i = 0; i < 50; ++i) jsonl += "{\"text\": \"document number " + std::to_string(i) + "\"}\n";
+  for (int i = 0; i < 50; ++i)
+    jsonl += "{\"text\": \"document number " + std::to_string(i) + "\"}\n";
   write_gz(dir + "/docs.jsonl.gz", jsonl);
   RunConfig c = test_config();
   c.data.source = dir + "/docs.jsonl.gz";
@@ -102,7 +106,8 @@ TEST(Data, PacksDocumentsWithEosAndSplitsTheTail) {
   for (int i = 0; i < 50; ++i) expect_text += "document number " + std::to_string(i) + "\x01";
   ASSERT_EQ(all.size(), expect_text.size());
   for (size_t i = 0; i < all.size(); ++i)
-    EXPECT_EQ(all[i], expect_text[i] == '\x01' ? model::kEos : static_cast<unsigned char>(expect_text[i]));
+    EXPECT_EQ(all[i],
+              expect_text[i] == '\x01' ? model::kEos : static_cast<unsigned char>(expect_text[i]));
   const int64_t total = static_cast<int64_t>(all.size() - 1) / 64;
   const int64_t val = (static_cast<int64_t>(ds.val.tokens.size()) - 1) / 64;
   EXPECT_EQ(val, static_cast<int64_t>(std::ceil(0.2 * total)));
@@ -150,12 +155,14 @@ TEST(BuiltinCorpus, DeterministicWithFactsRecalledFarAway) {
     EXPECT_LE(doc.size(), 5u * 4096 / 4 + 512);
     const std::regex fact("fact: the code of ([a-z]+ [a-z]+) is ([0-9]{5})\\.");
     std::map<std::string, std::pair<std::string, size_t>> facts;
-    for (auto it = std::sregex_iterator(doc.begin(), doc.end(), fact); it != std::sregex_iterator(); ++it)
+    for (auto it = std::sregex_iterator(doc.begin(), doc.end(), fact); it != std::sregex_iterator();
+         ++it)
       facts[(*it)[1]] = {(*it)[2], static_cast<size_t>(it->position())};
     EXPECT_EQ(facts.size(), 6u);
     const std::regex recall("recall: the code of ([a-z]+ [a-z]+) is ([0-9]{5})\\.");
     std::set<std::string> recalled;
-    for (auto it = std::sregex_iterator(doc.begin(), doc.end(), recall); it != std::sregex_iterator(); ++it) {
+    for (auto it = std::sregex_iterator(doc.begin(), doc.end(), recall);
+         it != std::sregex_iterator(); ++it) {
       ASSERT_TRUE(facts.count((*it)[1])) << (*it)[1];
       EXPECT_EQ(facts[(*it)[1]].first, (*it)[2]);  // the value stated at the top
       recalled.insert((*it)[1]);

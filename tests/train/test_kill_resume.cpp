@@ -99,8 +99,11 @@ TEST_F(KillResume, CorruptNewestCheckpointFallsBackToThePreviousOne) {
   testing::write_file(checkpoint_path(run, 4), bytes);
   r = run_cli(dir_, resume(run));
   EXPECT_EQ(r.exit_code, 0) << r.err;
-  EXPECT_NE(r.err.find("step-00000004.ckpt is corrupted: checksum mismatch; trying the previous checkpoint"),
-            std::string::npos) << r.err;
+  EXPECT_NE(
+      r.err.find(
+          "step-00000004.ckpt is corrupted: checksum mismatch; trying the previous checkpoint"),
+      std::string::npos)
+      << r.err;
   EXPECT_EQ(step_losses(run), reference);
   r = run_cli(dir_, {"train", "--set", "run.resume=" + checkpoint_path(run, 8) + "x"});
   EXPECT_NE(r.exit_code, 0);

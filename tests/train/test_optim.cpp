@@ -23,7 +23,7 @@ TEST(Schedule, WarmupThenDecayToTheFloor) {
   EXPECT_DOUBLE_EQ(lr_at(c, 0), 0.1);
   EXPECT_DOUBLE_EQ(lr_at(c, 4), 0.5);
   EXPECT_DOUBLE_EQ(lr_at(c, 9), 1.0);
-  EXPECT_DOUBLE_EQ(lr_at(c, 10), 1.0);  // decay starts after warmup
+  EXPECT_DOUBLE_EQ(lr_at(c, 10), 1.0);     // decay starts after warmup
   EXPECT_NEAR(lr_at(c, 60), 0.55, 1e-12);  // cosine midpoint
   EXPECT_NEAR(lr_at(c, 110), 0.1, 1e-12);
   c.schedule.decay = "linear";
@@ -73,8 +73,10 @@ TEST(Optimizer, ClipsByGlobalNorm) {
 TEST(Optimizer, AccumulationMatchesOneLargeBatch) {
   const std::string dir = testing::scratch_dir("accum");
   testing::write_file(dir + "/t.toml", testing::kTestToml);
-  auto big = open_session({dir + "/t.toml", {{"train.batch_size", "2"}, {"train.grad_accum", "1"}}});
-  auto acc = open_session({dir + "/t.toml", {{"train.batch_size", "1"}, {"train.grad_accum", "2"}}});
+  auto big =
+      open_session({dir + "/t.toml", {{"train.batch_size", "2"}, {"train.grad_accum", "1"}}});
+  auto acc =
+      open_session({dir + "/t.toml", {{"train.batch_size", "1"}, {"train.grad_accum", "2"}}});
   for (int i = 0; i < 2; ++i) {
     const auto a = train_step(*big), b = train_step(*acc);
     EXPECT_NEAR(a.loss, b.loss, 1e-5);

@@ -41,17 +41,31 @@ TEST(RunConfig, OverridesParseByKind) {
 
 TEST(RunConfig, ErrorsStartWithTheKey) {
   RunConfig c = test_config();
-  EXPECT_EQ(error_of([&] { apply_override(c, "optim.lrr=1"); }).rfind("optim.lrr: unknown key", 0), 0u);
-  EXPECT_NE(error_of([&] { apply_override(c, "optim.lrr=1"); }).find("did you mean optim.lr?"), std::string::npos);
-  EXPECT_EQ(error_of([&] { apply_override(c, "train.steps=1.5"); }).rfind("train.steps: expected an integer", 0), 0u);
+  EXPECT_EQ(error_of([&] { apply_override(c, "optim.lrr=1"); }).rfind("optim.lrr: unknown key", 0),
+            0u);
+  EXPECT_NE(error_of([&] { apply_override(c, "optim.lrr=1"); }).find("did you mean optim.lr?"),
+            std::string::npos);
+  EXPECT_EQ(error_of([&] {
+              apply_override(c, "train.steps=1.5");
+            }).rfind("train.steps: expected an integer", 0),
+            0u);
   EXPECT_EQ(error_of([&] { apply_override(c, "log.progress=1"); }).rfind("log.progress:", 0), 0u);
-  EXPECT_EQ(error_of([&] { apply_override(c, "model.dense_layers=[a]"); }).rfind("model.dense_layers:", 0), 0u);
+  EXPECT_EQ(error_of([&] {
+              apply_override(c, "model.dense_layers=[a]");
+            }).rfind("model.dense_layers:", 0),
+            0u);
   EXPECT_EQ(error_of([&] { apply_toml(c, "[optim]\nlr = \"fast\"\n", "x.toml"); }),
             "optim.lr: expected a number (x.toml:2)");
-  EXPECT_EQ(error_of([&] { apply_toml(c, "[optim]\nlr = 1e-3\nfoo = 1\n", "x.toml"); }).rfind("optim.foo: unknown key (x.toml:3)", 0), 0u);
-  EXPECT_EQ(error_of([&] { apply_toml(c, "[optim\n", "x.toml"); }).rfind("x.toml:1: TOML syntax error", 0), 0u);
-  for (const char* bad : {"train.steps=0", "optim.beta1=1", "lighthouse.pool=3", "train.context=1001",
-                          "schedule.min_lr_factor=2", "run.device=tpu"}) {
+  EXPECT_EQ(error_of([&] {
+              apply_toml(c, "[optim]\nlr = 1e-3\nfoo = 1\n", "x.toml");
+            }).rfind("optim.foo: unknown key (x.toml:3)", 0),
+            0u);
+  EXPECT_EQ(error_of([&] {
+              apply_toml(c, "[optim\n", "x.toml");
+            }).rfind("x.toml:1: TOML syntax error", 0),
+            0u);
+  for (const char* bad : {"train.steps=0", "optim.beta1=1", "lighthouse.pool=3",
+                          "train.context=1001", "schedule.min_lr_factor=2", "run.device=tpu"}) {
     RunConfig b = test_config();
     apply_override(b, bad);
     const std::string key = std::string(bad).substr(0, std::string(bad).find('='));
@@ -121,12 +135,15 @@ TEST(RunConfig, ResumeMayNotChangeDataOrShapes) {
   now.train.steps = 20;
   now.optim.lr = 1e-3;
   EXPECT_NO_THROW(check_resume_compatible(saved, now));
-  for (const char* change : {"train.context=512", "model.d_model=64", "run.seed=3", "data.builtin_docs=9",
-                             "train.batch_size=4"}) {
+  for (const char* change : {"train.context=512", "model.d_model=64", "run.seed=3",
+                             "data.builtin_docs=9", "train.batch_size=4"}) {
     RunConfig c = saved;
     apply_override(c, change);
     const std::string key = std::string(change).substr(0, std::string(change).find('='));
-    EXPECT_EQ(error_of([&] { check_resume_compatible(saved, c); }).rfind(key + ": cannot change when resuming", 0), 0u)
+    EXPECT_EQ(error_of([&] {
+                check_resume_compatible(saved, c);
+              }).rfind(key + ": cannot change when resuming", 0),
+              0u)
         << change;
   }
 }

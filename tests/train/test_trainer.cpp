@@ -16,7 +16,8 @@ namespace {
 using testing::scratch_dir;
 using testing::step_losses;
 
-Launch test_launch(const std::string& dir, std::vector<std::pair<std::string, std::string>> overrides) {
+Launch test_launch(const std::string& dir,
+                   std::vector<std::pair<std::string, std::string>> overrides) {
   testing::write_file(dir + "/test.toml", testing::kTestToml);
   overrides.emplace_back("run.dir", dir + "/run");
   return {dir + "/test.toml", overrides};
@@ -32,9 +33,12 @@ TensorMap state_of(Session& s) {
 
 TEST(Trainer, TinyModelLossFallsFarBelowLn256) {
   const std::string dir = scratch_dir("learn");
-  auto s = open_session(test_launch(dir, {{"train.steps", "60"}, {"train.stage1_steps", "45"},
-                                          {"schedule.warmup_steps", "5"}, {"data.builtin_docs", "150"},
-                                          {"optim.lr", "2e-2"}, {"train.batch_size", "4"}}));
+  auto s = open_session(test_launch(dir, {{"train.steps", "60"},
+                                          {"train.stage1_steps", "45"},
+                                          {"schedule.warmup_steps", "5"},
+                                          {"data.builtin_docs", "150"},
+                                          {"optim.lr", "2e-2"},
+                                          {"train.batch_size", "4"}}));
   std::vector<double> losses;
   while (s->step < s->cfg.train.steps) losses.push_back(train_step(*s).loss);
   const double ln256 = std::log(256.0);

@@ -1,0 +1,179 @@
+// Validation of a RunConfig (ranges and consistency, each error naming its key) and its
+// translation into the model's configuration.
+#include <charconv>
+#include <initializer_list>
+#include <sstream>
+
+#include "train/run_config.h"
+
+namespace lighthouse::train {
+namespace {
+
+template <typename... Args>
+std::string cat(const Args&... args) {
+  std::ostringstream os;
+  (os << ... << args);
+  return os.str();
+}
+
+[[noreturn]] void fail(const std::string& key, const std::string& msg) {
+  throw ConfigError(key + ": " + msg);
+}
+
+bool parse_index(const std::string& s, int64_t* out) {
+  const auto r = std::from_chars(s.data(), s.data() + s.size(), *out);
+  return !s.empty() && r.ec == std::errc() && r.ptr == s.data() + s.size();
+}
+
+}  // namespace
+
+void validate(const RunConfig& c) {
+  const auto& m = c.model;
+  const auto positive = [](const char* key, int64_t v) {
+    if (v <= 0) fail(key, cat("must be positive, got ", v));
+  };
+  const auto one_of = [](const char* key, const std::string& v,
+                         std::initializer_list<const char*> ok) {
+    std::string list;
+    for (const char* o : ok) {
+      if (v == o) return;
+      list += (list.empty() ? "" : " | ") + std::string(o);
+    }
+    fail(key, cat("must be one of ", list, ", got \"", v, "\""));
+  };
+  const auto in_range = [](const char* key, double v, double lo, double hi, bool hi_open) {
+    if (!(v >= lo && (hi_open ? v < hi : v <= hi)))
+      fail(key, cat("must be in [", lo, ", ", hi, hi_open ? ")" : "]", ", got ", v));
+  };
+
+  const std::string& dev = c.run.device;
+  int64_t dev_index = 0;
+  if (!(dev == "auto" || dev == "cpu" || dev == "cuda" ||
+        (dev.rfind("cuda:", 0) == 0 && parse_index(dev.substr(5), &dev_index) && dev_index >= 0)))
+    fail("run.device", cat("must be auto | cpu | cuda | cuda:N, got \"", dev, "\""));
+  if (c.run.seed < 0) fail("run.seed", cat("must be >= 0, got ", c.run.seed));
+  if (c.run.threads < 0) fail("run.threads", cat("must be >= 0, got ", c.run.threads));
+
+  positive("model.d_model", m.d_model);
+  positive("model.n_layers", m.n_layers);
+  positive("model.n_heads", m.n_heads);
+  positive("model.n_kv_heads", m.n_kv_heads);
+  if (m.n_heads % m.n_kv_heads != 0)
+    fail("model.n_kv_heads",
+         cat("must divide model.n_heads = ", m.n_heads, ", got ", m.n_kv_heads));
+  positive("model.head_dim", m.head_dim);
+  if (m.head_dim % 2 != 0) fail("model.head_dim", cat("must be even (RoPE), got ", m.head_dim));
+  positive("model.ffn_hidden", m.ffn_hidden);
+  if (!(m.rope_theta > 1.0)) fail("model.rope_theta", cat("must be > 1, got ", m.rope_theta));
+  if (!(m.norm_eps > 0.0 && m.norm_eps < 1.0))
+    fail("model.norm_eps", cat("must be in (0, 1), got ", m.norm_eps));
+  for (size_t i = 0; i < m.dense_layers.size(); ++i) {
+    const int64_t l = m.dense_layers[i];
+    if (l < 0 || l >= m.n_layers)
+      fail("model.dense_layers", cat("layer ", l, " is outside [0, ", m.n_layers, ")"));
+    for (size_t j = 0; j < i; ++j)
+      if (m.dense_layers[j] == l) fail("model.dense_layers", cat("layer ", l, " is listed twice"));
+  }
+
+  Config lh;
+  lh.levels = c.lighthouse.levels;
+  lh.pool = c.lighthouse.pool;
+  lh.topk = c.lighthouse.topk;
+  lh.tile_topk = c.lighthouse.tile_topk;
+  std::string err = lighthouse::validate(lh);
+  if (!err.empty()) {
+    const std::string param = err.substr(0, err.find(' '));  // levels | pool | tile_topk | topk
+    fail("lighthouse." + param, err);
+  }
+  parse_scorer(c.lighthouse.scorer, &err);
+  if (!err.empty()) fail("lighthouse.scorer", err);
+  parse_backend(c.lighthouse.backend, &err);
+  if (!err.empty()) fail("lighthouse.backend", err);
+
+  const auto& t = c.train;
+  positive("train.steps", t.steps);
+  one_of("train.attention", t.attention, {"lighthouse", "dense"});
+  if (t.stage1_steps < 0 || t.stage1_steps > t.steps)
+    fail("train.stage1_steps",
+         cat("must be in [0, train.steps = ", t.steps, "], got ", t.stage1_steps));
+  if (t.attention == "lighthouse" && t.stage1_steps == 0)
+    fail("train.stage1_steps",
+         "must be > 0 when train.attention = \"lighthouse\" "
+         "(use train.attention = \"dense\" for a dense run)");
+  if (t.context < 2) fail("train.context", cat("must be >= 2, got ", t.context));
+  positive("train.batch_size", t.batch_size);
+  positive("train.grad_accum", t.grad_accum);
+  one_of("train.precision", t.precision, {"auto", "bf16", "fp32"});
+  if (t.precision == "bf16" && dev == "cpu")
+    fail("train.precision",
+         "bf16 autocast needs a CUDA device (run.device = \"cpu\" trains in fp32)");
+  if (t.stop_at < 0 || t.stop_at > t.steps)
+    fail("train.stop_at", cat("must be in [0, train.steps = ", t.steps, "], got ", t.stop_at));
+  if (t.attention == "lighthouse") {
+    const auto dense = model::resolved_dense_layers(to_model_config(c));
+    if (static_cast<int64_t>(dense.size()) >= m.n_layers)
+      fail("model.dense_layers", cat("all ", m.n_layers,
+                                     " layers are dense, so train.attention = "
+                                     "\"lighthouse\" would change nothing"));
+    Geometry g;
+    if (!make_geometry(lh, t.context, &g, &err))
+      fail("train.context", cat(t.context, " does not fit the Lighthouse config: ", err));
+  }
+
+  const auto& o = c.optim;
+  if (!(o.lr > 0 && o.lr < 1)) fail("optim.lr", cat("must be in (0, 1), got ", o.lr));
+  in_range("optim.beta1", o.beta1, 0, 1, true);
+  in_range("optim.beta2", o.beta2, 0, 1, true);
+  if (!(o.eps > 0 && o.eps < 1)) fail("optim.eps", cat("must be in (0, 1), got ", o.eps));
+  in_range("optim.weight_decay", o.weight_decay, 0, 1, false);
+  if (!(o.clip >= 0)) fail("optim.clip", cat("must be >= 0 (0 = off), got ", o.clip));
+
+  if (c.schedule.warmup_steps < 0 || c.schedule.warmup_steps > t.steps)
+    fail("schedule.warmup_steps",
+         cat("must be in [0, train.steps = ", t.steps, "], got ", c.schedule.warmup_steps));
+  one_of("schedule.decay", c.schedule.decay, {"cosine", "linear", "constant"});
+  in_range("schedule.min_lr_factor", c.schedule.min_lr_factor, 0, 1, false);
+
+  if (c.data.source.empty()) fail("data.source", "must be \"builtin\" or a path");
+  if (c.data.text_key.empty()) fail("data.text_key", "must not be empty");
+  in_range("data.val_fraction", c.data.val_fraction, 0, 0.5, false);
+  positive("data.builtin_docs", c.data.builtin_docs);
+  if (c.data.builtin_doc_bytes < 0)
+    fail("data.builtin_doc_bytes",
+         cat("must be >= 0 (0 = train.context), got ", c.data.builtin_doc_bytes));
+  if (c.data.builtin_facts < 1 || c.data.builtin_facts > 64)
+    fail("data.builtin_facts", cat("must be in [1, 64], got ", c.data.builtin_facts));
+
+  if (c.val.every < 0) fail("val.every", cat("must be >= 0 (0 = off), got ", c.val.every));
+  positive("val.batches", c.val.batches);
+  if (c.val.every > 0 && c.data.val_fraction == 0)
+    fail("val.every", "validation needs data.val_fraction > 0 (or set val.every = 0)");
+  if (c.checkpoint.every < 0)
+    fail("checkpoint.every", cat("must be >= 0 (0 = only at the end), got ", c.checkpoint.every));
+  positive("checkpoint.keep", c.checkpoint.keep);
+  positive("log.every", c.log.every);
+}
+
+model::ModelConfig to_model_config(const RunConfig& c) {
+  model::ModelConfig m;
+  m.d_model = c.model.d_model;
+  m.n_layers = c.model.n_layers;
+  m.n_heads = c.model.n_heads;
+  m.n_kv_heads = c.model.n_kv_heads;
+  m.head_dim = c.model.head_dim;
+  m.ffn_hidden = c.model.ffn_hidden;
+  m.rope_theta = c.model.rope_theta;
+  m.norm_eps = c.model.norm_eps;
+  m.dense_layers = c.model.dense_layers;
+  m.activation_checkpointing = c.model.activation_checkpointing;
+  m.lighthouse.levels = c.lighthouse.levels;
+  m.lighthouse.pool = c.lighthouse.pool;
+  m.lighthouse.topk = c.lighthouse.topk;
+  m.lighthouse.tile_topk = c.lighthouse.tile_topk;
+  std::string err;
+  m.lighthouse.scorer = parse_scorer(c.lighthouse.scorer, &err);
+  m.lighthouse.backend = parse_backend(c.lighthouse.backend, &err);
+  return m;
+}
+
+}  // namespace lighthouse::train
