@@ -8,6 +8,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <cstring>
 
 #include "cuda/kernels.h"
 
@@ -28,27 +29,58 @@ __device__ __forceinline__ __nv_bfloat16 from_float<__nv_bfloat16>(float x) {
   return __float2bfloat16_rn(x);
 }
 
-// kPack consecutive elements of type T: 16 bytes for 16-bit types, 32 bytes for fp32.
+// kPack consecutive elements of type T held as raw 32-bit words (16 bytes for 16-bit types,
+// 32 bytes for fp32), so a pack costs 4 or 8 registers until it is converted.
 template <typename T>
-struct alignas(16) Pack {
+struct Pack {
   static constexpr int kVec = sizeof(T) * kPack / 16;  // 16-byte words per pack
-  T v[kPack];
+  uint4 w[kVec];
 };
 
 template <typename T>
 __device__ __forceinline__ Pack<T> load_raw(const T* __restrict__ src) {
   Pack<T> p;
   const uint4* s = reinterpret_cast<const uint4*>(src);
-  uint4* d = reinterpret_cast<uint4*>(&p);
 #pragma unroll
-  for (int w = 0; w < Pack<T>::kVec; ++w) d[w] = __ldg(s + w);
+  for (int i = 0; i < Pack<T>::kVec; ++i) p.w[i] = __ldg(s + i);
   return p;
+}
+
+// Two elements of a 32-bit word to fp32, and back (round to nearest even).
+__device__ __forceinline__ float2 word_to_float2(uint32_t x, __nv_bfloat16) {
+  return make_float2(__uint_as_float(x << 16), __uint_as_float(x & 0xffff0000u));
+}
+__device__ __forceinline__ float2 word_to_float2(uint32_t x, __half) {
+  __half2 h;
+  memcpy(&h, &x, sizeof h);
+  return __half22float2(h);
+}
+__device__ __forceinline__ uint32_t float2_to_word(float a, float b, __nv_bfloat16) {
+  const __nv_bfloat162 v = __floats2bfloat162_rn(a, b);
+  uint32_t x;
+  memcpy(&x, &v, sizeof x);
+  return x;
+}
+__device__ __forceinline__ uint32_t float2_to_word(float a, float b, __half) {
+  const __half2 v = __floats2half2_rn(a, b);
+  uint32_t x;
+  memcpy(&x, &v, sizeof x);
+  return x;
 }
 
 template <typename T>
 __device__ __forceinline__ void unpack(const Pack<T>& p, float (&out)[kPack]) {
+  const uint32_t* w = reinterpret_cast<const uint32_t*>(p.w);
 #pragma unroll
-  for (int i = 0; i < kPack; ++i) out[i] = to_float(p.v[i]);
+  for (int i = 0; i < kPack * static_cast<int>(sizeof(T)) / 4; ++i) {
+    if constexpr (sizeof(T) == 4) {
+      out[i] = __uint_as_float(w[i]);
+    } else {
+      const float2 f = word_to_float2(w[i], T{});
+      out[2 * i] = f.x;
+      out[2 * i + 1] = f.y;
+    }
+  }
 }
 
 template <typename T>
@@ -59,12 +91,18 @@ __device__ __forceinline__ void load_pack(const T* __restrict__ src, float (&out
 template <typename T>
 __device__ __forceinline__ void store_pack(T* __restrict__ dst, const float (&in)[kPack]) {
   Pack<T> p;
+  uint32_t* w = reinterpret_cast<uint32_t*>(p.w);
 #pragma unroll
-  for (int i = 0; i < kPack; ++i) p.v[i] = from_float<T>(in[i]);
-  const uint4* s = reinterpret_cast<const uint4*>(&p);
+  for (int i = 0; i < kPack * static_cast<int>(sizeof(T)) / 4; ++i) {
+    if constexpr (sizeof(T) == 4) {
+      w[i] = __float_as_uint(in[i]);
+    } else {
+      w[i] = float2_to_word(in[2 * i], in[2 * i + 1], T{});
+    }
+  }
   uint4* d = reinterpret_cast<uint4*>(dst);
 #pragma unroll
-  for (int w = 0; w < Pack<T>::kVec; ++w) d[w] = s[w];
+  for (int i = 0; i < Pack<T>::kVec; ++i) d[i] = p.w[i];
 }
 
 // Raw 16-byte copy of one pack (gather: no conversion needed).

@@ -5,10 +5,13 @@
 //   scatter_backward slot s <- sum of grad over the positions of its range R
 //   gather_backward  token t of KV head hx <- sum over the group's query heads and the levels of
 //                    the slot whose window holds t, times 1/p^l
-// Grids: x walks positions or slots (grid-stride, so any N and S), y the heads, z the batch.
+// Grids: x walks positions or slots (grid-stride, so any N and S), y the heads, z the batch;
+// the two kernels that write [B, N, H, D] rows walk (positions, heads) in x, heads fastest.
 // A (position or slot) owns G = next_pow2(D / 8) consecutive lanes of one pack each, so lane
 // and row come from shifts, and every row is read or written as whole 16-byte vectors.
 // Indices outside the plan (a malformed user plan) read as "not emitted" and never touch memory.
+#include <type_traits>
+
 #include "cuda/common.cuh"
 
 namespace lighthouse::cuda {
@@ -64,30 +67,84 @@ __global__ void __launch_bounds__(kThreads) gather_kernel(GatherParams prm, Lane
   }
 }
 
-template <typename T>
+// Slots of the levels 1..L-1 shared by a whole level-1 window (index i1 at level 1): the entry
+// of level l is i1 >> ((l - 1) log2p), shifted by `shift` (-1 for the scatter's ranges R).
+template <int L>
+__device__ __forceinline__ void window_slots(const Levels& lv, const int64_t* inv, int64_t i1,
+                                             int shift, int64_t S, int64_t (&s)[L]) {
+#pragma unroll
+  for (int l = 1; l < L; ++l) {
+    const int64_t e = (i1 >> ((l - 1) * lv.log2p)) + shift;
+    const int64_t v = e >= 0 ? inv[lv.offset[l] + e] : -1;
+    s[l] = v < S ? v : -1;  // out-of-plan indices read as "not emitted"
+  }
+}
+
+// Sum over levels 1..L-1 of the rows s[l] of src (times 1/p^l when `mean`), loads issued first.
+template <typename T, int L>
+__device__ __forceinline__ void sum_levels(const Levels& lv, const T* src, int64_t D,
+                                           const int64_t (&s)[L], bool mean,
+                                           float (&acc)[kPack]) {
+  Pack<T> v[L];
+#pragma unroll
+  for (int l = 1; l < L; ++l)
+    if (s[l] >= 0) v[l] = load_raw(src + s[l] * D);
+#pragma unroll
+  for (int l = 1; l < L; ++l) {
+    if (s[l] < 0) continue;
+    float f[kPack];
+    unpack(v[l], f);
+    const float share = mean ? 1.0f / static_cast<float>(int64_t{1} << (l * lv.log2p)) : 1.0f;
+#pragma unroll
+    for (int k = 0; k < kPack; ++k) acc[k] += f[k] * share;
+  }
+}
+
+// One thread per (block of p positions, head, lane): positions t = i p - 1 + j, j < p, share
+// their entries of every level >= 1 (t + 1 lies in one aligned level-1 window), so those are
+// loaded once; the level-0 slots are loaded kBatch at a time. The heads of a block's positions
+// are neighbours in x, so the output rows [H, D] are written whole.
+template <typename T, int L>
 __global__ void __launch_bounds__(kThreads) scatter_kernel(ScatterParams prm, Lanes ln) {
+  constexpr int kBatch = 4;
   const Levels& lv = prm.lv;
-  const int64_t b = blockIdx.z, h = blockIdx.y, D = prm.D, row = prm.H * D;
-  const int64_t* inv = prm.inverse + (b * prm.H + h) * lv.P;                     // [P]
-  const T* ot = static_cast<const T*>(prm.o_tilde) + (b * prm.H + h) * prm.S * D;  // [S, D]
-  T* out = static_cast<T*>(prm.out) + b * lv.N * row + h * D;                    // [N, ., D]
-  for (int64_t i = global_thread(); i < (lv.N << ln.log2G); i += grid_threads()) {
+  const int64_t b = blockIdx.z, D = prm.D, row = prm.H * D;
+  const int p = 1 << lv.log2p;
+  const int64_t blocks = (lv.N >> lv.log2p) + 1;
+  for (int64_t i = global_thread(); i < ((blocks * prm.H) << ln.log2G); i += grid_threads()) {
     const int g = ln.lane(i);
     if (g >= ln.packs) continue;
-    const int64_t t = ln.row(i);
-    float acc[kPack];
-    zero(acc);
-    for (int l = 0; l < lv.L; ++l) {
-      const int64_t e = ((t + 1) >> (l * lv.log2p)) - 1;  // entry of level l whose R holds t
-      if (e < 0) break;                                     // and every coarser one
-      const int64_t s = inv[lv.offset[l] + e];
-      if (s < 0 || s >= prm.S) continue;
-      float v[kPack];
-      load_pack(ot + s * D + g * kPack, v);
+    const int64_t i1 = ln.row(i) / prm.H, h = ln.row(i) - i1 * prm.H;
+    const int64_t* inv = prm.inverse + (b * prm.H + h) * lv.P;                     // [P]
+    const T* ot = static_cast<const T*>(prm.o_tilde) + (b * prm.H + h) * prm.S * D;  // [S, D]
+    T* out = static_cast<T*>(prm.out) + b * lv.N * row + h * D;                    // [N, ., D]
+    int64_t s[L];
+    window_slots<L>(lv, inv, i1, -1, prm.S, s);
+    float hi[kPack];
+    zero(hi);
+    sum_levels<T, L>(lv, ot + g * kPack, D, s, false, hi);
+    for (int j0 = 0; j0 < p; j0 += kBatch) {
+      int64_t s0[kBatch];
+      Pack<T> v[kBatch];
 #pragma unroll
-      for (int k = 0; k < kPack; ++k) acc[k] += v[k];
+      for (int u = 0; u < kBatch; ++u) {
+        const int64_t t = i1 * p - 1 + j0 + u;
+        const bool in = j0 + u < p && t >= 0 && t < lv.N;
+        const int64_t sv = in ? inv[t] : -2;
+        s0[u] = sv < prm.S ? sv : -1;
+        if (s0[u] >= 0) v[u] = load_raw(ot + s0[u] * D + g * kPack);
+      }
+#pragma unroll
+      for (int u = 0; u < kBatch; ++u) {
+        if (s0[u] == -2) continue;  // outside [0, N)
+        float acc[kPack];
+        zero(acc);
+        if (s0[u] >= 0) unpack(v[u], acc);
+#pragma unroll
+        for (int k = 0; k < kPack; ++k) acc[k] += hi[k];
+        store_pack(out + (i1 * p - 1 + j0 + u) * row + g * kPack, acc);
+      }
     }
-    store_pack(out + t * row + g * kPack, acc);
   }
 }
 
@@ -99,7 +156,7 @@ __global__ void __launch_bounds__(kThreads) scatter_backward_kernel(ScatterBackw
   const int64_t* slots = prm.slots + (b * prm.H + h) * prm.S;                    // [S]
   const T* grad = static_cast<const T*>(prm.grad) + b * lv.N * row + h * D;      // [N, ., D]
   T* out = static_cast<T*>(prm.out) + (b * prm.H + h) * prm.S * D;               // [S, D]
-  constexpr int kBatch = 4;  // rows in flight; summed in position order
+  constexpr int kBatch = 8;  // rows in flight; summed in position order
   for (int64_t i = global_thread(); i < (prm.S << ln.log2G); i += grid_threads()) {
     const int g = ln.lane(i);
     if (g >= ln.packs) continue;
@@ -113,48 +170,83 @@ __global__ void __launch_bounds__(kThreads) scatter_backward_kernel(ScatterBackw
       const int64_t last = min((idx + 2) * w - 2, lv.N - 1);
       const T* src = grad + g * kPack;
       for (int64_t t0 = first; t0 <= last; t0 += kBatch) {
-        float rows[kBatch][kPack];
+        Pack<T> rows[kBatch];
 #pragma unroll
         for (int u = 0; u < kBatch; ++u)
-          if (t0 + u <= last) load_pack(src + (t0 + u) * row, rows[u]);
+          if (t0 + u <= last) rows[u] = load_raw(src + (t0 + u) * row);
 #pragma unroll
-        for (int u = 0; u < kBatch; ++u)
-          if (t0 + u <= last)
+        for (int u = 0; u < kBatch; ++u) {
+          if (t0 + u > last) break;
+          float f[kPack];
+          unpack(rows[u], f);
 #pragma unroll
-            for (int k = 0; k < kPack; ++k) acc[k] += rows[u][k];
+          for (int k = 0; k < kPack; ++k) acc[k] += f[k];
+        }
       }
     }
     store_pack(out + s * D + g * kPack, acc);
   }
 }
 
-template <typename T>
+// One thread per (level-1 window i1, KV head hx, lane): the p tokens of the window share their
+// entries of every level >= 1; for each query head of the group those are loaded once, the
+// level-0 slots kBatch at a time. Heads are neighbours in x: the rows [Hx, D] are written whole.
+template <typename T, int L>
 __global__ void __launch_bounds__(kThreads) gather_backward_kernel(GatherBackwardParams prm,
                                                                    Lanes ln) {
+  constexpr int kBatch = 4;
   const Levels& lv = prm.lv;
-  const int64_t b = blockIdx.z, hx = blockIdx.y, D = prm.D, row = prm.Hx * D;
+  const int64_t b = blockIdx.z, D = prm.D, row = prm.Hx * D;
   const int64_t group = prm.H / prm.Hx;
-  T* dx = static_cast<T*>(prm.dx) + b * lv.N * row + hx * D;                     // [N, ., D]
-  for (int64_t i = global_thread(); i < (lv.N << ln.log2G); i += grid_threads()) {
+  const int p = 1 << lv.log2p;
+  const int64_t windows = lv.N >> lv.log2p;
+  for (int64_t i = global_thread(); i < ((windows * prm.Hx) << ln.log2G); i += grid_threads()) {
     const int g = ln.lane(i);
     if (g >= ln.packs) continue;
-    const int64_t t = ln.row(i);
-    float acc[kPack];
-    zero(acc);
-    for (int64_t h = hx * group; h < (hx + 1) * group; ++h) {
-      const int64_t* inv = prm.inverse + (b * prm.H + h) * lv.P;
-      const T* grad = static_cast<const T*>(prm.grad) + (b * prm.H + h) * prm.S * D + g * kPack;
-      for (int l = 0; l < lv.L; ++l) {
-        const int64_t s = inv[lv.offset[l] + (t >> (l * lv.log2p))];
-        if (s < 0 || s >= prm.S) continue;
-        const float share = 1.0f / static_cast<float>(int64_t{1} << (l * lv.log2p));
-        float v[kPack];
-        load_pack(grad + s * D, v);
+    const int64_t i1 = ln.row(i) / prm.Hx, hx = ln.row(i) - i1 * prm.Hx;
+    T* dx = static_cast<T*>(prm.dx) + b * lv.N * row + hx * D;                   // [N, ., D]
+    for (int j0 = 0; j0 < p; j0 += kBatch) {
+      float acc[kBatch][kPack] = {};
+      for (int64_t h = hx * group; h < (hx + 1) * group; ++h) {
+        const int64_t* inv = prm.inverse + (b * prm.H + h) * lv.P;                   // [P]
+        const T* grad = static_cast<const T*>(prm.grad) + (b * prm.H + h) * prm.S * D + g * kPack;
+        int64_t s[L];
+        window_slots<L>(lv, inv, i1, 0, prm.S, s);
+        int64_t s0[kBatch];
+        Pack<T> v[kBatch];
 #pragma unroll
-        for (int k = 0; k < kPack; ++k) acc[k] += v[k] * share;
+        for (int u = 0; u < kBatch; ++u) {
+          const int64_t sv = j0 + u < p ? inv[i1 * p + j0 + u] : -1;
+          s0[u] = sv < prm.S ? sv : -1;
+          if (s0[u] >= 0) v[u] = load_raw(grad + s0[u] * D);
+        }
+        float hi[kPack];
+        zero(hi);
+        sum_levels<T, L>(lv, grad, D, s, true, hi);
+#pragma unroll
+        for (int u = 0; u < kBatch; ++u) {
+          float f[kPack];
+          zero(f);
+          if (s0[u] >= 0) unpack(v[u], f);
+#pragma unroll
+          for (int k = 0; k < kPack; ++k) acc[u][k] += f[k] + hi[k];
+        }
       }
+#pragma unroll
+      for (int u = 0; u < kBatch; ++u)
+        if (j0 + u < p) store_pack(dx + (i1 * p + j0 + u) * row + g * kPack, acc[u]);
     }
-    store_pack(dx + t * row + g * kPack, acc);
+  }
+}
+
+// Calls f(std::integral_constant<int, L>) for the runtime L in [2, kMaxScatterLevels].
+template <int L = 2, typename F>
+cudaError_t dispatch_levels(int levels, F&& f) {
+  if constexpr (L > kMaxScatterLevels) {
+    return cudaErrorInvalidValue;
+  } else {
+    if (levels == L) return f(std::integral_constant<int, L>{});
+    return dispatch_levels<L + 1>(levels, f);
   }
 }
 
@@ -174,10 +266,12 @@ cudaError_t launch_gather(const GatherParams& prm, cudaStream_t stream) {
 cudaError_t launch_scatter(const ScatterParams& prm, cudaStream_t stream) {
   if (bad_dim(prm.D)) return cudaErrorInvalidValue;
   const Lanes ln = lanes_for(prm.D);
+  const dim3 grid = grid3(((prm.lv.N >> prm.lv.log2p) + 1) * prm.H, ln, 1, prm.B);
   return dispatch_dtype(prm.dtype, [&](auto tag) {
-    scatter_kernel<decltype(tag)>
-        <<<grid3(prm.lv.N, ln, prm.H, prm.B), kThreads, 0, stream>>>(prm, ln);
-    return launched();
+    return dispatch_levels(prm.lv.L, [&](auto levels) {
+      scatter_kernel<decltype(tag), levels()><<<grid, kThreads, 0, stream>>>(prm, ln);
+      return launched();
+    });
   });
 }
 
@@ -194,10 +288,12 @@ cudaError_t launch_scatter_backward(const ScatterBackwardParams& prm, cudaStream
 cudaError_t launch_gather_backward(const GatherBackwardParams& prm, cudaStream_t stream) {
   if (bad_dim(prm.D)) return cudaErrorInvalidValue;
   const Lanes ln = lanes_for(prm.D);
+  const dim3 grid = grid3((prm.lv.N >> prm.lv.log2p) * prm.Hx, ln, 1, prm.B);
   return dispatch_dtype(prm.dtype, [&](auto tag) {
-    gather_backward_kernel<decltype(tag)>
-        <<<grid3(prm.lv.N, ln, prm.Hx, prm.B), kThreads, 0, stream>>>(prm, ln);
-    return launched();
+    return dispatch_levels(prm.lv.L, [&](auto levels) {
+      gather_backward_kernel<decltype(tag), levels()><<<grid, kThreads, 0, stream>>>(prm, ln);
+      return launched();
+    });
   });
 }
 

@@ -17,10 +17,10 @@ namespace lighthouse::cuda {
 
 enum class DType { Float32, Float16, BFloat16 };
 
-constexpr int kMaxLevels = 16;    // config.cpp validates L <= 16
-constexpr int kMaxPoolLevels = 8; // pool_score unrolls its window recursion up to L = 8
-constexpr int kPack = 8;          // elements per thread
-constexpr int kMaxDim = 256;      // D <= 32 packs: one row of one head fits a warp
+constexpr int kMaxLevels = 16;       // config.cpp validates L <= 16
+constexpr int kMaxScatterLevels = 8;  // scatter and gather_backward are instantiated for L <= 8
+constexpr int kPack = 8;              // elements per thread
+constexpr int kMaxDim = 256;          // D <= 32 packs: one row of one head fits a warp
 
 // Level geometry (SPEC.md §2): p = 2^log2p, level l has N >> (l * log2p) entries starting at
 // pyramid index offset[l]; offset[L] = P.

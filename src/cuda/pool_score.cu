@@ -1,14 +1,18 @@
-// Stage 1 and the norm scorer (SPEC.md §3-§4) in one pass over x: a group of G lanes (one pack
-// of 8 elements each) walks one coarsest window of one head, summing every level's window in
-// fp32 registers (a compile-time recursion over the levels) and writing each level >= 1 entry
-// as it completes: pyramid means in x's dtype and the fp32 scores (level-0 norms reduced over
-// the lanes with shuffles, coarser levels their window maxima, NaN winning as in the CPU).
+// Stage 1 and the norm scorer (SPEC.md §3-§4) in one pass over x. A group of G lanes (one pack
+// of 8 elements each) walks the rows of one coarsest window of one head in batches of up to 4,
+// the next batch loading while the current one is summed. Level-1 sums live in registers; when
+// a level-l window completes its sum is carried into level l + 1, whose running sums (levels
+// 2..L-1, fp32, per thread) live in shared memory. Every level >= 1 entry is written as it
+// completes: its mean in x's dtype and its fp32 score (level-0 norms reduced over the lanes
+// with shuffles, coarser levels the maxima of their windows, NaN winning as in the CPU).
 #include <cmath>
 
 #include "cuda/common.cuh"
 
 namespace lighthouse::cuda {
 namespace {
+
+constexpr int kBatch = 4;  // rows in flight per lane
 
 __device__ __forceinline__ float nan_max(float a, float b) {
   if (isnan(a)) return a;
@@ -18,120 +22,118 @@ __device__ __forceinline__ float nan_max(float a, float b) {
 
 template <typename T>
 struct PoolCtx {
-  const T* x;       // [B, N, Hx, D], at (b, 0, h, lane pack)
-  T* pyr;           // [B, P1, Hx, D], at (b, 0, h, lane pack); null: no pyramid
-  float* score;     // [B, Hx, P], at (b, h, 0); null: no scores
-  int64_t row;      // elements between consecutive positions (Hx * D)
-  int G;            // lanes per (position, head), a power of two <= 32
-  int p, log2p;
-  bool active;      // this lane holds a pack of a real (position, head)
-  bool leader;      // lane 0 of a real (position, head): writes the scores
+  T* pyr;         // [B, P1, Hx, D], at (b, 0, h, lane pack); null: no pyramid
+  float* score;   // [B, Hx, P], at (b, h, 0); null: no scores
+  int64_t row;    // elements between consecutive positions (Hx * D)
+  int log2p;
+  bool active;    // this lane holds a pack of a real (position, head)
+  bool leader;    // lane 0 of a real (position, head): writes the scores
   const Levels* lv;
+
+  // Entry (l, i) is complete: write its mean and its score.
+  __device__ void write(int l, int64_t i, const float (&sum)[kPack], float mx) const {
+    if (pyr != nullptr && active) {
+      const float inv = 1.0f / static_cast<float>(int64_t{1} << (l * log2p));
+      float mean[kPack];
+#pragma unroll
+      for (int k = 0; k < kPack; ++k) mean[k] = sum[k] * inv;
+      store_pack(pyr + (lv->offset[l] - lv->N + i) * row, mean);
+    }
+    if (score != nullptr && leader) score[lv->offset[l] + i] = mx;
+  }
 };
-
-// Entry (l, i) is complete: write its mean and its score.
-template <typename T>
-__device__ __forceinline__ void write_entry(const PoolCtx<T>& c, int l, int64_t i,
-                                            const float (&sum)[kPack], float mx) {
-  if (c.pyr != nullptr && c.active) {
-    const float inv = 1.0f / static_cast<float>(int64_t{1} << (l * c.log2p));
-    float mean[kPack];
-#pragma unroll
-    for (int k = 0; k < kPack; ++k) mean[k] = sum[k] * inv;
-    store_pack(c.pyr + (c.lv->offset[l] - c.lv->N + i) * c.row, mean);
-  }
-  if (c.score != nullptr && c.leader) c.score[c.lv->offset[l] + i] = mx;
-}
-
-// Adds the window of entry (LVL, i) to sum and returns its score (the max of its level-0 norms);
-// writes every entry of levels 1 .. LVL-1 inside it on the way.
-template <typename T, int LVL>
-__device__ float pool_window(const PoolCtx<T>& c, int64_t i, float (&sum)[kPack]) {
-  float mx = -INFINITY;
-  if constexpr (LVL == 1) {
-    constexpr int kBatch = 4;  // loads in flight per lane, kept packed until used
-    for (int j0 = 0; j0 < c.p; j0 += kBatch) {
-      Pack<T> raw[kBatch];
-#pragma unroll
-      for (int u = 0; u < kBatch; ++u)
-        if (c.active && j0 + u < c.p) raw[u] = load_raw(c.x + (i * c.p + j0 + u) * c.row);
-#pragma unroll
-      for (int u = 0; u < kBatch; ++u) {
-        if (j0 + u >= c.p) break;  // uniform across the warp
-        float row[kPack] = {};
-        if (c.active) unpack(raw[u], row);
-        float ss = 0.0f;
-#pragma unroll
-        for (int k = 0; k < kPack; ++k) {
-          sum[k] += row[k];
-          ss = fmaf(row[k], row[k], ss);
-        }
-        if (c.score != nullptr) {
-          for (int off = c.G / 2; off > 0; off >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, off);
-          const float norm = sqrtf(ss);
-          if (c.leader) c.score[i * c.p + j0 + u] = norm;
-          mx = nan_max(mx, norm);
-        }
-      }
-    }
-  } else {
-#pragma unroll 1
-    for (int j = 0; j < c.p; ++j) {
-      float child[kPack] = {};
-      const float cm = pool_window<T, LVL - 1>(c, i * c.p + j, child);
-      write_entry(c, LVL - 1, i * c.p + j, child, cm);
-#pragma unroll
-      for (int k = 0; k < kPack; ++k) sum[k] += child[k];
-      mx = nan_max(mx, cm);
-    }
-  }
-  return mx;
-}
 
 // Grid x: (coarsest window w, lane g), y: head h, z: batch b; the G lanes of a (w, h) share
 // a warp, and whole warps run the loop together (the shuffles need every lane).
-template <typename T, int C>
+// Shared memory: per level 2..L-1 and thread, kPack running sums and the running max.
+template <typename T>
 __global__ void __launch_bounds__(kThreads) pool_score_kernel(PoolScoreParams prm, int log2G) {
+  extern __shared__ float carry[];  // [L-2][kPack + 1][blockDim]
   const Levels& lv = prm.lv;
+  const int C = lv.L - 1, log2p = lv.log2p, p = 1 << log2p, G = 1 << log2G;
+  const int nb = p < kBatch ? p : kBatch;  // rows per batch; divides p
   const int64_t b = blockIdx.z, h = blockIdx.y;
-  const int64_t Nw = lv.N >> (C * lv.log2p);  // coarsest windows
-  const int64_t total = Nw << log2G;
+  const int64_t W = int64_t{1} << (C * log2p);  // rows per coarsest window
+  const int64_t total = (lv.N >> (C * log2p)) << log2G;
   const int64_t rounded = (total + 31) / 32 * 32;
+  auto slot = [&](int l, int k) -> float& {
+    return carry[((l - 2) * (kPack + 1) + k) * blockDim.x + threadIdx.x];
+  };
   PoolCtx<T> c;
   c.row = prm.Hx * prm.D;
-  c.G = 1 << log2G;
-  c.p = 1 << lv.log2p;
-  c.log2p = lv.log2p;
+  c.log2p = log2p;
   c.lv = &lv;
   for (int64_t idx = global_thread(); idx < rounded; idx += grid_threads()) {
     const bool valid = idx < total;
     const int64_t w = valid ? idx >> log2G : 0;
-    const int g = static_cast<int>(idx & (c.G - 1));
+    const int g = static_cast<int>(idx & (G - 1));
     const int64_t lane_off = h * prm.D + g * kPack;
-    c.x = static_cast<const T*>(prm.x) + b * lv.N * c.row + lane_off;
+    const T* x = static_cast<const T*>(prm.x) + b * lv.N * c.row + lane_off;
     c.pyr = prm.pyramid == nullptr
                 ? nullptr
                 : static_cast<T*>(prm.pyramid) + b * (lv.P - lv.N) * c.row + lane_off;
     c.score = prm.score == nullptr ? nullptr : prm.score + (b * prm.Hx + h) * lv.P;
     c.active = valid && g < prm.D / kPack;
     c.leader = valid && g == 0;
+    for (int l = 2; l <= C; ++l) {
+      for (int k = 0; k < kPack; ++k) slot(l, k) = 0.0f;
+      slot(l, kPack) = -INFINITY;
+    }
+    const int64_t t0 = w * W;
+    Pack<T> next[kBatch];
+    auto load_batch = [&](int64_t t) {
+#pragma unroll
+      for (int u = 0; u < kBatch; ++u)
+        if (c.active && u < nb) next[u] = load_raw(x + (t + u) * c.row);
+    };
+    load_batch(t0);
     float sum[kPack] = {};
-    const float mx = pool_window<T, C>(c, w, sum);
-    write_entry(c, C, w, sum, mx);
-  }
-}
-
-template <typename T, int C>
-cudaError_t launch_levels(const PoolScoreParams& prm, int log2G, cudaStream_t stream) {
-  if constexpr (C < kMaxPoolLevels) {
-    if (prm.lv.L - 1 != C) return launch_levels<T, C + 1>(prm, log2G, stream);
-    const int64_t Nw = prm.lv.N >> (C * prm.lv.log2p);
-    const dim3 grid(grid_for(Nw << log2G), static_cast<unsigned>(prm.Hx),
-                    static_cast<unsigned>(prm.B));
-    pool_score_kernel<T, C><<<grid, kThreads, 0, stream>>>(prm, log2G);
-    return launched();
-  } else {
-    return cudaErrorInvalidValue;  // L > kMaxPoolLevels: rejected by the ops layer
+    float mx = -INFINITY;
+    for (int64_t r = 0; r < W; r += nb) {
+      Pack<T> cur[kBatch];
+#pragma unroll
+      for (int u = 0; u < kBatch; ++u) cur[u] = next[u];
+      if (r + nb < W) load_batch(t0 + r + nb);
+#pragma unroll
+      for (int u = 0; u < kBatch; ++u) {
+        if (u >= nb) break;  // uniform across the warp
+        float v[kPack] = {};
+        if (c.active) unpack(cur[u], v);
+        float ss = 0.0f;
+#pragma unroll
+        for (int k = 0; k < kPack; ++k) {
+          sum[k] += v[k];
+          ss = fmaf(v[k], v[k], ss);
+        }
+        if (c.score != nullptr) {
+          for (int off = G / 2; off > 0; off >>= 1) ss += __shfl_xor_sync(0xffffffffu, ss, off);
+          const float norm = sqrtf(ss);
+          if (c.leader) c.score[t0 + r + u] = norm;
+          mx = nan_max(mx, norm);
+        }
+      }
+      const int64_t end = t0 + r + nb;  // rows done so far
+      if ((end & (p - 1)) != 0) continue;
+      // A level-1 window completed; carry upwards while windows complete.
+      c.write(1, (end >> log2p) - 1, sum, mx);
+      for (int l = 2; l <= C; ++l) {
+        const bool done = (end & ((int64_t{1} << (l * log2p)) - 1)) == 0;
+#pragma unroll
+        for (int k = 0; k < kPack; ++k) {
+          const float s = slot(l, k) + sum[k];
+          sum[k] = s;
+          slot(l, k) = done ? 0.0f : s;
+        }
+        const float m = nan_max(slot(l, kPack), mx);
+        mx = m;
+        slot(l, kPack) = done ? -INFINITY : m;
+        if (!done) break;
+        c.write(l, (end >> (l * log2p)) - 1, sum, mx);
+      }
+#pragma unroll
+      for (int k = 0; k < kPack; ++k) sum[k] = 0.0f;
+      mx = -INFINITY;
+    }
   }
 }
 
@@ -141,8 +143,20 @@ cudaError_t launch_pool_score(const PoolScoreParams& prm, cudaStream_t stream) {
   if (prm.D % kPack != 0 || prm.D > kMaxDim || prm.lv.L < 2) return cudaErrorInvalidValue;
   int log2G = 0;
   while ((1 << log2G) < prm.D / kPack) ++log2G;
+  const int C = prm.lv.L - 1;
+  const size_t smem = static_cast<size_t>(C - 1) * (kPack + 1) * kThreads * sizeof(float);
+  const int64_t Nw = prm.lv.N >> (C * prm.lv.log2p);
+  const dim3 grid(grid_for(Nw << log2G), static_cast<unsigned>(prm.Hx),
+                  static_cast<unsigned>(prm.B));
   return dispatch_dtype(prm.dtype, [&](auto tag) {
-    return launch_levels<decltype(tag), 1>(prm, log2G, stream);
+    auto* kernel = pool_score_kernel<decltype(tag)>;
+    if (smem > 48 * 1024) {
+      const cudaError_t err = cudaFuncSetAttribute(
+          kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+      if (err != cudaSuccess) return err;
+    }
+    kernel<<<grid, kThreads, smem, stream>>>(prm, log2G);
+    return launched();
   });
 }
 

@@ -45,6 +45,12 @@ k::Levels kernel_levels(const Geometry& g) {
   return lv;
 }
 
+// scatter and gather_backward are compiled for each L up to kMaxScatterLevels.
+void check_levels(int64_t levels, const char* op) {
+  TORCH_CHECK_VALUE(levels <= k::kMaxScatterLevels, op, ": CUDA levels (L) must be <= ",
+                    k::kMaxScatterLevels, ", got ", levels);
+}
+
 void check_launch(cudaError_t err, const char* op) {
   TORCH_CHECK(err == cudaSuccess, op, ": CUDA launch failed: ", cudaGetErrorString(err));
 }
@@ -54,8 +60,6 @@ std::tuple<at::Tensor, at::Tensor> pool_score_cuda(const at::Tensor& x_in, int64
                                                    bool want_score) {
   const char* op = "lighthouse::_pool_score";
   const Geometry g = check_pool_score(x_in, levels, pool);
-  TORCH_CHECK_VALUE(levels <= k::kMaxPoolLevels, op, ": CUDA levels (L) must be <= ",
-                    k::kMaxPoolLevels, ", got ", levels);
   const c10::cuda::CUDAGuard guard(x_in.device());
   const at::Tensor x = x_in.contiguous();  // [B, N, Hx, D]
   const int64_t B = x.size(0), Hx = x.size(2), D = x.size(3);
@@ -151,6 +155,7 @@ at::Tensor gather_backward_cuda(const at::Tensor& grad_in, const at::Tensor& inv
                                 int64_t levels, int64_t pool, int64_t kv_heads) {
   const char* op = "lighthouse::_gather_backward";
   const Geometry g = check_gather_backward(grad_in, inverse_in, levels, pool, kv_heads);
+  check_levels(levels, op);
   const c10::cuda::CUDAGuard guard(grad_in.device());
   const at::Tensor grad = grad_in.contiguous();        // [B, H, S, D]
   const at::Tensor inverse = inverse_in.contiguous();  // [B, H, P]
@@ -177,6 +182,7 @@ at::Tensor scatter_cuda(const at::Tensor& o_in, const at::Tensor& slots,
                         const at::Tensor& inverse_in, int64_t levels, int64_t pool) {
   const char* op = "lighthouse::_scatter";
   const Geometry g = check_scatter(o_in, slots, inverse_in, levels, pool);
+  check_levels(levels, op);
   const c10::cuda::CUDAGuard guard(o_in.device());
   const at::Tensor o_tilde = o_in.contiguous();        // [B, H, S, D]
   const at::Tensor inverse = inverse_in.contiguous();  // [B, H, P]

@@ -32,6 +32,7 @@ std::vector<Case> cases() {
   for (SdpaBackend b : {SdpaBackend::Cudnn, SdpaBackend::Flash, SdpaBackend::Efficient,
                         SdpaBackend::Math})
     out.push_back({kMid, at::kBFloat16, b});
+  out.push_back({{1, 8192, 2, 1, 16, 6, 2, 16, 8}, at::kBFloat16, SdpaBackend::Auto});   // L 6
   out.push_back({{1, 65536, 2, 2, 128, 4, 8, 128, 128}, at::kHalf, SdpaBackend::Auto});   // S 3200
   out.push_back({{2, 262144, 2, 1, 64, 3, 8, 256, 128}, at::kBFloat16, SdpaBackend::Auto});  // S 8192
   out.push_back({{1, 524288, 2, 1, 64, 4, 8, 128, 128}, at::kBFloat16, SdpaBackend::Auto});  // S 4096

@@ -126,7 +126,17 @@ TEST_P(CudaStages, BitwiseDeterministic) {
     EXPECT_TRUE(bitwise_equal(a[i], b[i])) << s.name() << " output " << i << " differs";
 }
 
-INSTANTIATE_TEST_SUITE_P(Shapes, CudaStages, ::testing::ValuesIn(property_shapes()),
+// The op tests' shapes, plus deeper pyramids (the CUDA scatter is compiled per L) and one
+// tile of 32768 coarsest candidates (the select loops in chunks).
+std::vector<Shape> gpu_shapes() {
+  std::vector<Shape> out = property_shapes();
+  out.push_back({1, 8192, 2, 1, 16, 6, 2, 16, 8});  // L 6, S 416
+  out.push_back({1, 16384, 2, 2, 8, 8, 2, 8, 4});   // L 8 (largest on CUDA), S 240
+  out.push_back({1, 65536, 1, 1, 8, 2, 2, 4, 4});   // T 1, C 32768
+  return out;
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, CudaStages, ::testing::ValuesIn(gpu_shapes()),
                          [](const auto& info) { return shape_param_name(info.param, info.index); });
 
 // Long sequences: grids and int64 offsets at N = 512K and beyond 1M positions.
@@ -135,10 +145,12 @@ TEST(CudaStagesLarge, SelectAndScoresAtLongN) {
   for (const Shape& s : {Shape{1, 524288, 8, 8, 128, 3, 4, 2048, 128},
                          Shape{1, 1048576, 2, 1, 64, 3, 4, 4096, 128},
                          Shape{2, 262144, 2, 2, 64, 4, 8, 256, 128}}) {
-    const Inputs in = random_inputs(s, at::kBFloat16, 71);
-    const at::Tensor sq_g = std::get<1>(pool_score(to_cuda(in.q), s.L, s.p, false, true));
-    const at::Tensor sk_g = std::get<1>(pool_score(to_cuda(in.k), s.L, s.p, false, true));
-    const at::Tensor sq_c = std::get<1>(pool_score(in.q, s.L, s.p, false, true));
+    auto opts = at::TensorOptions().dtype(at::kBFloat16).device(at::kCUDA);
+    const at::Tensor q = at::randn({s.B, s.N, s.H, s.D}, opts);    // [B, N, H, D]
+    const at::Tensor k = at::randn({s.B, s.N, s.Hkv, s.D}, opts);  // [B, N, Hkv, D]
+    const at::Tensor sq_g = std::get<1>(pool_score(q, s.L, s.p, false, true));
+    const at::Tensor sk_g = std::get<1>(pool_score(k, s.L, s.p, false, true));
+    const at::Tensor sq_c = std::get<1>(pool_score(q.cpu(), s.L, s.p, false, true));
     EXPECT_TRUE(at::allclose(sq_g.cpu(), sq_c, 1e-5, 1e-30)) << s.name();
     auto [slots_c, inv_c] = select(sq_g.cpu(), sk_g.cpu(), s.cfg());
     auto [slots_g, inv_g] = select(sq_g, sk_g, s.cfg());
