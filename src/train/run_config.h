@@ -44,8 +44,8 @@ struct RunConfig {
     std::string scorer = "norm", backend = "auto";
   } lighthouse;
   struct Train {
-    int64_t steps = 100;
-    int64_t stage1_steps = 75;             // Lighthouse steps before the dense tail
+    int64_t steps = 240;
+    int64_t stage1_steps = 180;            // Lighthouse steps before the dense tail
     std::string attention = "lighthouse";  // lighthouse (two-stage) | dense (dense from now on)
     int64_t context = 2048, batch_size = 2, grad_accum = 1;
     std::string precision = "auto";  // auto (bf16 on CUDA, fp32 on CPU) | bf16 | fp32
@@ -57,7 +57,7 @@ struct RunConfig {
     bool decay_norms_and_embeddings = false;
   } optim;
   struct Schedule {
-    int64_t warmup_steps = 10;
+    int64_t warmup_steps = 15;
     std::string decay = "cosine";  // cosine | linear | constant
     double min_lr_factor = 0.1;
   } schedule;
@@ -70,11 +70,11 @@ struct RunConfig {
     int64_t builtin_facts = 6;       // built-in corpus: key-value facts per document
   } data;
   struct Val {
-    int64_t every = 25;   // steps between validation runs, 0 = off
+    int64_t every = 60;   // steps between validation runs, 0 = off
     int64_t batches = 2;  // validation batches per run
   } val;
   struct Checkpoint {
-    int64_t every = 25;  // steps between checkpoints, 0 = only at the end
+    int64_t every = 60;  // steps between checkpoints, 0 = only at the end
     int64_t keep = 2;    // newest checkpoints kept
   } checkpoint;
   struct Log {
