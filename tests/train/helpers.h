@@ -3,10 +3,13 @@
 // reading the step losses back from metrics.jsonl.
 #pragma once
 
+#include <ftw.h>
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -70,14 +73,40 @@ inline RunConfig test_config() {
   return c;
 }
 
+// rm -rf through nftw: std::filesystem::remove_all binds to the copy of std::filesystem that
+// libtorch.so exports, which crashes on non-empty directories.
+inline void remove_tree(const std::string& dir) {
+  const auto remove_one = [](const char* path, const struct stat*, int, struct FTW*) {
+    return ::remove(path);
+  };
+  ::nftw(dir.c_str(), remove_one, 16, FTW_DEPTH | FTW_PHYS);
+}
+
+// Removes this process's scratch directories when the tests end (kept when the environment
+// variable LIGHTHOUSE_KEEP_TEST_DIRS is set, for debugging).
+class ScratchDirs : public ::testing::Environment {
+ public:
+  static std::vector<std::string>& list() {
+    static std::vector<std::string> dirs;
+    return dirs;
+  }
+  void TearDown() override {
+    if (std::getenv("LIGHTHOUSE_KEEP_TEST_DIRS")) return;
+    for (const auto& d : list()) remove_tree(d);
+  }
+};
+inline ::testing::Environment* const kScratchDirs =
+    ::testing::AddGlobalTestEnvironment(new ScratchDirs);
+
 // A fresh, empty directory under the test temp dir.
 inline std::string scratch_dir(const std::string& name) {
   const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
   const std::filesystem::path p = std::filesystem::path(::testing::TempDir()) /
                                   ("lh_" + std::string(info->test_suite_name()) + "_" +
                                    info->name() + "_" + name + "_" + std::to_string(::getpid()));
-  std::filesystem::remove_all(p);
+  remove_tree(p.string());
   std::filesystem::create_directories(p);
+  ScratchDirs::list().push_back(p.string());
   return p.string();
 }
 
