@@ -53,10 +53,11 @@ at::Tensor attention_with_plan_op(const at::Tensor& q, const at::Tensor& k, cons
   const SdpaBackend backend = backend_from_arg(sdpa);
   const Geometry g = checked_levels(levels, pool, dim_size(q, 1));
   check_plan(q, slots, inverse, g);
+  const at::Tensor checked = check_plan_values(slots, inverse);  // [B, H, S]
   at::Tensor pyr_q = std::get<0>(pool_score(q, levels, pool, true, false));  // [B, P1, H, D]
   at::Tensor pyr_k = std::get<0>(pool_score(k, levels, pool, true, false));  // [B, P1, Hkv, D]
   at::Tensor pyr_v = std::get<0>(pool_score(v, levels, pool, true, false));  // [B, P1, Hkv, D]
-  return attend(q, k, v, pyr_q, pyr_k, pyr_v, slots, inverse, levels, pool, backend);
+  return attend(q, k, v, pyr_q, pyr_k, pyr_v, checked, inverse, levels, pool, backend);
 }
 
 at::Tensor dense_attention_op(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,

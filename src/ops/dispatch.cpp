@@ -46,6 +46,12 @@ at::Tensor scatter_backward(const at::Tensor& grad, const at::Tensor& slots, int
   return op.call(grad, slots, levels, pool);
 }
 
+at::Tensor check_plan_values(const at::Tensor& slots, const at::Tensor& inverse) {
+  static auto op = op_handle<at::Tensor(const at::Tensor&, const at::Tensor&)>(
+      "lighthouse::_check_plan");
+  return op.call(slots, inverse);
+}
+
 // CPU, and `auto` on CUDA: at::scaled_dot_product_attention picks its kernel. A named CUDA
 // backend calls that stock kernel directly (each has its autograd formula); K/V heads are
 // repeated for GQA first, as those kernels expect equal head counts.

@@ -5,7 +5,8 @@
 // Public ops (layout q [B, N, H, D], k/v [B, N, Hkv, D]):
 //   attention, attention_with_plan, plan, dense_attention
 // Stage ops (underscore; shapes in src/ops/stages.h):
-//   _pool_score, _select, _gather, _gather_backward, _scatter, _scatter_backward
+//   _pool_score, _select, _gather, _gather_backward, _scatter, _scatter_backward,
+//   _check_plan (value validation of a user plan, plan_check.cpp)
 #include <torch/library.h>
 
 TORCH_LIBRARY(lighthouse, m) {
@@ -30,4 +31,5 @@ TORCH_LIBRARY(lighthouse, m) {
   m.def("_gather_backward(Tensor grad, Tensor inverse, int levels, int pool, int kv_heads) -> Tensor");
   m.def("_scatter(Tensor o_tilde, Tensor slots, Tensor inverse, int levels, int pool) -> Tensor");
   m.def("_scatter_backward(Tensor grad, Tensor slots, int levels, int pool) -> Tensor");
+  m.def("_check_plan(Tensor slots, Tensor inverse) -> Tensor");
 }

@@ -9,6 +9,7 @@
 //   _gather_backward(grad [B, H, S, D], inverse, kv_heads) -> [B, N, kv_heads, D]
 //   _scatter(o_tilde [B, H, S, D], slots, inverse) -> [B, N, H, D]
 //   _scatter_backward(grad [B, N, H, D], slots) -> [B, H, S, D]
+//   _check_plan(slots [B, H, S], inverse [B, H, P]) -> slots (validated copy)
 #pragma once
 
 #include <ATen/ATen.h>
@@ -69,6 +70,8 @@ at::Tensor scatter(const at::Tensor& o_tilde, const at::Tensor& slots, const at:
                    int64_t levels, int64_t pool);
 at::Tensor scatter_backward(const at::Tensor& grad, const at::Tensor& slots, int64_t levels,
                             int64_t pool);
+// Validates a user plan's values (any device, one host sync); returns a copy of slots.
+at::Tensor check_plan_values(const at::Tensor& slots, const at::Tensor& inverse);
 
 // Stock causal SDPA on [B, H, S, D] (k/v may have fewer heads: GQA).
 at::Tensor sdpa_causal(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,

@@ -245,6 +245,14 @@ std::vector<BadCase> cases() {
       {"plan_duplicate_slots",
        [] { with_plan([](Plan& p) { p.slots = at::zeros_like(p.slots); }); },
        {"inverse must be the inverse of slots"}},
+      {"plan_inverse_extra_entry",
+       [] {
+         with_plan([](Plan& p) {  // a pyramid index outside slots also claims slot 0
+           const at::Tensor i = p.inverse.eq(-1).nonzero()[0];  // [3]
+           p.inverse.index_put_({i[0], i[1], i[2]}, 0);
+         });
+       },
+       {"inverse must be the inverse of slots"}},
       {"plan_on_meta",
        [] { with_plan([](Plan& p) { p.inverse = p.inverse.to(at::kMeta); }); },
        {"inverse must be on q's device cpu"}},

@@ -175,6 +175,7 @@ def opcheck_cases():
         ("_gather_backward", ops._gather_backward.default, (grad_s, inverse, L, p, 1)),
         ("_scatter", ops._scatter.default, (o_tilde, slots, inverse, L, p)),
         ("_scatter_backward", ops._scatter_backward.default, (grad_n, slots, L, p)),
+        ("_check_plan", ops._check_plan.default, (slots, inverse)),
     ]
 
 
