@@ -80,7 +80,8 @@ void write_output_file(const std::string& flag, const std::string& path, const s
                              " for writing: " + std::strerror(errno));
   out << text;
   out.flush();
-  if (!out) throw std::runtime_error(flag + ": writing " + path + " failed");
+  if (!out)
+    throw std::runtime_error(flag + ": writing " + path + " failed: " + std::strerror(errno));
 }
 
 }  // namespace lighthouse::cli

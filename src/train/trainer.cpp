@@ -319,7 +319,9 @@ TrainResult train(Session& s, const ConsoleHooks& console) {
                       " already holds checkpoints; resume it with --set "
                       "run.resume=" +
                       s.run_dir + " or choose another run.dir");
-  fs::create_directories(s.run_dir);
+  std::error_code ec;
+  fs::create_directories(s.run_dir, ec);
+  if (ec) throw ConfigError("run.dir: cannot create " + s.run_dir + ": " + ec.message());
   write_text(s.run_dir + "/config.toml", to_toml(c));
   write_text(s.run_dir + "/config.json", to_json(c).dump(2) + "\n");
   MetricsLog metrics(s.run_dir + "/metrics.jsonl", s.step);

@@ -104,14 +104,22 @@ TEST(CliContract, OutputFilesThatCannotBeWrittenFailNamingFlagAndPath) {
   const std::vector<std::pair<std::vector<std::string>, std::vector<std::string>>> cases = {
       {plus(kSmallBench, {"--json", missing}), {"--json", missing}},
       {plus(kSmallBench, {"--json", dir}), {"--json", dir, "is a directory"}},
-      {plus(kSmallBench, {"--json", "/dev/full"}), {"--json", "/dev/full"}},  // fails on write
       {{"bench", "train", "--config", dir + "/t.toml", "--steps", "1", "--warmup", "0", "--json",
         missing},
        {"--json", missing}},
       {{"bench", "--device", "cuda", "--markdown", dir + "/no/r.md"},
        {"--markdown", dir + "/no/r.md"}},
+      {{"train", "--config", dir + "/t.toml", "--set", "run.dir=/dev/null/run"},
+       {"run.dir: cannot create /dev/null/run"}},
   };
   for (const auto& [args, names] : cases) expect_one_line_error(run_cli(dir, args), args, names);
+  // Writable by its name, failing on write: the results are computed, then the error.
+  const auto r = run_cli(dir, plus(kSmallBench, {"--json", "/dev/full"}));
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("\nlighthouse: error: --json: writing /dev/full failed"), std::string::npos)
+      << r.err;
+  EXPECT_EQ(r.err.back(), '\n');
+  EXPECT_EQ(r.err.find("lighthouse: error:"), r.err.rfind("lighthouse: error:")) << r.err;
 }
 
 TEST(CliContract, ExportOutNamingAnExistingFileIsReportedAsOut) {

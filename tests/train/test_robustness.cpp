@@ -52,31 +52,33 @@ void expect_error(const CliResult& r, const std::vector<std::string>& names) {
   for (const auto& n : names) EXPECT_NE(r.err.find(n), std::string::npos) << r.err;
 }
 
-// Sends `sig` once the run has logged two steps; returns the finished process's result.
-CliResult signal_after_two_steps(const std::vector<std::string>& args, const std::string& run,
-                                 const std::string& dir, int sig) {
+// Sends `sig` once the run's metrics hold `steps` steps; returns the finished process's result.
+CliResult signal_after(const std::vector<std::string>& args, const std::string& run,
+                       const std::string& dir, int sig, size_t steps) {
   const std::string out = dir + "/o.txt", err = dir + "/e.txt";
   const pid_t pid = testing::spawn_cli(args, out, err);
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(120);
-  while (step_losses(run).size() < 2 && std::chrono::steady_clock::now() < deadline)
+  while (step_losses(run).size() < steps && std::chrono::steady_clock::now() < deadline)
     std::this_thread::sleep_for(std::chrono::milliseconds(2));
   ::kill(pid, sig);
   return testing::wait_cli(pid, out, err);
 }
 
 TEST_F(Robustness, SigtermAndSigintCheckpointThenResumeMatchesBitwise) {
-  auto r = run_cli(dir_, fresh(dir_ + "/reference"));
+  const std::vector<std::string> longer = {
+      "--set", "train.steps=30", "--set", "train.stage1_steps=15", "--set", "val.every=10"};
+  auto r = run_cli(dir_, plus_args(fresh(dir_ + "/reference"), longer));
   ASSERT_EQ(r.exit_code, 0) << r.err;
   const auto reference = step_losses(dir_ + "/reference");
-  ASSERT_EQ(reference.size(), 8u);
+  ASSERT_EQ(reference.size(), 30u);
 
   const std::string run = dir_ + "/stopped";
-  r = signal_after_two_steps(fresh(run), run, dir_, SIGTERM);
+  r = signal_after(plus_args(fresh(run), longer), run, dir_, SIGTERM, 2);
   EXPECT_EQ(r.exit_code, 128 + SIGTERM) << r.out << r.err;
-  const auto steps = step_losses(run);
+  auto steps = step_losses(run);
   ASSERT_GE(steps.size(), 2u);
-  ASSERT_LT(steps.size(), 8u) << "the run ended before the signal";
-  const int64_t at = steps.back().first;  // the step in progress was finished
+  ASSERT_LT(steps.size(), 30u) << "the run ended before the signal";
+  int64_t at = steps.back().first;  // the step in progress was finished
   EXPECT_NE(r.out.find("stopped by SIGTERM after step " + std::to_string(at) + ": checkpoint " +
                        checkpoint_path(run, at)),
             std::string::npos)
@@ -84,9 +86,14 @@ TEST_F(Robustness, SigtermAndSigintCheckpointThenResumeMatchesBitwise) {
   EXPECT_NE(r.err.find("SIGTERM: stopping after this step"), std::string::npos) << r.err;
   EXPECT_EQ(list_checkpoints(run).back(), checkpoint_path(run, at));
 
-  r = signal_after_two_steps(resume(run), run, dir_, SIGINT);  // run holds >= 2 steps already
+  r = signal_after(resume(run), run, dir_, SIGINT, steps.size() + 2);  // two new steps
   EXPECT_EQ(r.exit_code, 128 + SIGINT) << r.out << r.err;
-  EXPECT_NE(r.out.find("stopped by SIGINT"), std::string::npos) << r.out;
+  steps = step_losses(run);
+  ASSERT_LT(steps.size(), 30u) << "the run ended before the signal";
+  at = steps.back().first;
+  EXPECT_NE(r.out.find("stopped by SIGINT after step " + std::to_string(at)), std::string::npos)
+      << r.out;
+  EXPECT_EQ(list_checkpoints(run).back(), checkpoint_path(run, at));
 
   r = run_cli(dir_, resume(run));
   EXPECT_EQ(r.exit_code, 0) << r.err;
@@ -221,8 +228,8 @@ TEST_F(Robustness, CheckpointWhoseNameDisagreesWithItsHeaderIsAnError) {
 }
 
 TEST(RunName, MustBeASafeNonEmptyName) {
-  for (const std::string bad :
-       {"", "../../x", "a/b", ".hidden", "-x", "has space", "x\\y", std::string(65, 'a')}) {
+  for (const std::string& bad : std::vector<std::string>{
+           "", "../../x", "a/b", ".hidden", "-x", "has space", "x\\y", std::string(65, 'a')}) {
     RunConfig c;
     c.run.name = bad;
     try {
@@ -233,7 +240,8 @@ TEST(RunName, MustBeASafeNonEmptyName) {
           << e.what();
     }
   }
-  for (const std::string good : {"tiny", "my-run_2.1", "A"}) {
+  for (const std::string& good :
+       std::vector<std::string>{"tiny", "my-run_2.1", "A", std::string(64, 'a')}) {
     RunConfig c;
     c.run.name = good;
     EXPECT_NO_THROW(validate(c)) << good;
@@ -259,10 +267,9 @@ TEST_F(Robustness, MoreValidationBatchesThanTheSplitHoldsIsAnError) {
   expect_error(r, {"val.batches: 4 batches of train.batch_size = 2 need 8 validation sequences",
                    "holds 6", "the maximum is val.batches = 3"});
   EXPECT_FALSE(std::filesystem::exists(dir_ + "/run"));
-  r = run_cli(dir_, plus_args(fresh(dir_ + "/run"), {"--set", "val.batches=3", "--set",
-                                                     "train.steps=1", "--set",
-                                                     "train.stage1_steps=1", "--set",
-                                                     "schedule.warmup_steps=1"}));
+  r = run_cli(dir_, plus_args(fresh(dir_ + "/run"),
+                              {"--set", "val.batches=3", "--set", "train.steps=1", "--set",
+                               "train.stage1_steps=1", "--set", "schedule.warmup_steps=1"}));
   EXPECT_EQ(r.exit_code, 0) << r.err;
 }
 
