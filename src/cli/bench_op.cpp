@@ -132,8 +132,7 @@ void add_bench(CLI::App& app) {
   sub->add_option("--batch", a->batch, "batch size B")->check(positive_int());
   sub->add_option("-n,--seq-len", a->n, "sequence length N")->check(positive_int());
   sub->add_option("--heads", a->heads, "query heads H")->check(positive_int());
-  sub->add_option("--kv-heads", a->kv_heads, "KV heads Hkv (default H)")
-      ->check(non_negative_int());
+  sub->add_option("--kv-heads", a->kv_heads, "KV heads Hkv (default H)")->check(non_negative_int());
   sub->add_option("--dim", a->dim, "head dim D")->check(positive_int());
   sub->add_option("--levels", a->levels, "pyramid levels L")->check(positive_int());
   sub->add_option("--pool", a->pool, "pooling factor p")->check(positive_int());

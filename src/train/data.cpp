@@ -184,9 +184,9 @@ Dataset load_dataset(const RunConfig& cfg) {
   const int64_t val_need = cfg.val.batches * cfg.train.batch_size;
   if (cfg.val.every > 0 && val_seq > 0 && val_need > val_seq)
     throw ConfigError(
-        "val.batches: " + std::to_string(cfg.val.batches) + " batches of train.batch_size = " +
-        std::to_string(cfg.train.batch_size) + " need " + std::to_string(val_need) +
-        " validation sequences, the split (data.val_fraction = " +
+        "val.batches: " + std::to_string(cfg.val.batches) +
+        " batches of train.batch_size = " + std::to_string(cfg.train.batch_size) + " need " +
+        std::to_string(val_need) + " validation sequences, the split (data.val_fraction = " +
         std::to_string(cfg.data.val_fraction) + ") holds " + std::to_string(val_seq) +
         (val_seq >= cfg.train.batch_size
              ? "; the maximum is val.batches = " + std::to_string(val_seq / cfg.train.batch_size)

@@ -404,8 +404,7 @@ void apply_json(RunConfig& cfg, const nlohmann::json& j, const std::string& orig
 std::pair<std::string, std::string> split_assignment(const std::string& assignment) {
   const auto eq = assignment.find('=');
   const std::string key = eq == std::string::npos ? "" : trim(assignment.substr(0, eq));
-  if (key.empty())
-    throw ConfigError(cat("--set: expected key=value, got \"", assignment, "\""));
+  if (key.empty()) throw ConfigError(cat("--set: expected key=value, got \"", assignment, "\""));
   return {key, trim(assignment.substr(eq + 1))};
 }
 

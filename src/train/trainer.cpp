@@ -114,8 +114,8 @@ void report_skip(const Session& s, const StepStats& st, MetricsLog& metrics,
     throw std::runtime_error("train: step " + std::to_string(st.step) + ": " + what + "; " +
                              std::to_string(s.consecutive_skips) +
                              " steps in a row skipped for a non-finite loss or gradient norm "
-                             "(train.max_skipped_steps = " + std::to_string(limit) +
-                             "); try a lower optim.lr");
+                             "(train.max_skipped_steps = " +
+                             std::to_string(limit) + "); try a lower optim.lr");
 }
 
 }  // namespace
@@ -422,8 +422,7 @@ TrainResult train(Session& s, const ConsoleHooks& console) {
     }
     if (st.step == kill_after) std::raise(SIGKILL);  // test hook (trainer.h)
     stopping = stop.pending() != 0;
-    if ((c.checkpoint.every > 0 && st.step % c.checkpoint.every == 0) || st.step == end ||
-        stopping)
+    if ((c.checkpoint.every > 0 && st.step % c.checkpoint.every == 0) || st.step == end || stopping)
       save_checkpoint(s);
   }
   result.wall_s = seconds_since(t_start);
