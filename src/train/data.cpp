@@ -1,6 +1,6 @@
-// Document readers (plain and gzip files through zlib's gzread, .gz names checked for the gzip
-// magic, JSON Lines),
-// the byte tokenizer, the train/validation split and the seeded, resumable sequence order.
+// Document readers (plain and gzip files through zlib's gzread, with the gzip magic checked for
+// .gz names; JSON Lines), the byte tokenizer, the train/validation split and the seeded,
+// resumable sequence order.
 #include "train/data.h"
 
 #include <zlib.h>
