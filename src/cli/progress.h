@@ -1,7 +1,7 @@
-// The progress indicator of every long command (train, bench, bench train, ...): on a terminal
-// one line redrawn in place on stderr ("\r...\033[K"); anywhere else (a file, a pipe) plain
-// lines without control characters, one every `interval` seconds and one at the end. Both
-// show done/total, the rate, the elapsed time and the ETA.
+// The progress indicator of every long command (train, bench, bench train, the CUDA sweep): on
+// a terminal one line redrawn in place on stderr ("\r...\033[K"); anywhere else (a file, a
+// pipe) plain lines without control characters, one every `interval` seconds and one at the
+// end. Both show done/total, the rate, the elapsed time and the ETA.
 #pragma once
 
 #include <unistd.h>
