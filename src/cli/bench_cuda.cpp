@@ -18,6 +18,7 @@
 #include <iostream>
 
 #include "cli/bench.h"
+#include "cli/progress.h"
 #include "lighthouse/lighthouse.h"
 #include "ops/stages.h"
 
@@ -320,11 +321,14 @@ int run_cuda_bench(const BenchArgs& args, const std::string& command) {
   rep.copy_gbps = copy_gbps();
   std::cout << "device: " << rep.device << "   device-to-device copy: " << std::setprecision(4)
             << rep.copy_gbps << " GB/s (read + write)\n";
+  Progress progress("bench cuda", static_cast<int64_t>(a.seq_lens.size()), "points");
   for (size_t i = 0; i < a.seq_lens.size(); ++i) {
     const int64_t k = a.topks.size() == 1 ? a.topks[0] : a.topks[i];
+    progress.clear();  // the point logs its cases on stdout
     rep.points.push_back(run_point(a, a.seq_lens[i], k, opts));
     c10::cuda::CUDACachingAllocator::emptyCache();
     if (!a.json.empty()) write_json(rep, a.json);  // partial results survive a later failure
+    progress.update(static_cast<int64_t>(i + 1), "N = " + std::to_string(a.seq_lens[i]));
   }
   print_report(rep);
   if (!a.markdown.empty()) write_markdown(rep, a.markdown);

@@ -5,11 +5,11 @@
 
 #include <algorithm>
 #include <chrono>
-#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <nlohmann/json.hpp>
 
+#include "cli/args.h"
 #include "cli/bench.h"
 #include "cli/commands.h"
 #include "cli/progress.h"
@@ -119,7 +119,7 @@ int run_bench(const BenchArgs& a) {
     j["inputs"] = {{"B", a.batch}, {"H", a.heads}, {"Hkv", hkv}, {"D", a.dim},
                    {"dtype", a.dtype}, {"device", a.device}};
     for (const auto& c : cases) j["median_ms"][c.name] = c.median_ms;
-    std::ofstream(a.json) << j.dump(2) << "\n";
+    write_output_file("--json", a.json, j.dump(2) + "\n");
   }
   return 0;
 }
@@ -129,32 +129,46 @@ int run_bench(const BenchArgs& a) {
 void add_bench(CLI::App& app) {
   auto a = std::make_shared<BenchArgs>();
   CLI::App* sub = app.add_subcommand("bench", "Time the Lighthouse op against dense causal SDPA");
-  sub->add_option("--batch", a->batch, "batch size B")->check(CLI::PositiveNumber);
-  sub->add_option("-n,--seq-len", a->n, "sequence length N")->check(CLI::PositiveNumber);
-  sub->add_option("--heads", a->heads, "query heads H")->check(CLI::PositiveNumber);
-  sub->add_option("--kv-heads", a->kv_heads, "KV heads Hkv (default H)")->check(CLI::NonNegativeNumber);
-  sub->add_option("--dim", a->dim, "head dim D")->check(CLI::PositiveNumber);
-  sub->add_option("--levels", a->levels, "pyramid levels L");
-  sub->add_option("--pool", a->pool, "pooling factor p");
-  sub->add_option("--topk", a->topk, "per-level budget k");
-  sub->add_option("--tile-topk", a->tile_topk, "per-tile budget m");
+  sub->add_option("--batch", a->batch, "batch size B")->check(positive_int());
+  sub->add_option("-n,--seq-len", a->n, "sequence length N")->check(positive_int());
+  sub->add_option("--heads", a->heads, "query heads H")->check(positive_int());
+  sub->add_option("--kv-heads", a->kv_heads, "KV heads Hkv (default H)")->check(non_negative_int());
+  sub->add_option("--dim", a->dim, "head dim D")->check(positive_int());
+  sub->add_option("--levels", a->levels, "pyramid levels L")->check(positive_int());
+  sub->add_option("--pool", a->pool, "pooling factor p")->check(positive_int());
+  sub->add_option("--topk", a->topk, "per-level budget k")->check(positive_int());
+  sub->add_option("--tile-topk", a->tile_topk, "per-tile budget m")->check(positive_int());
   sub->add_option("--dtype", a->dtype, "float32|float64|bfloat16|float16")
       ->check(CLI::IsMember({"float32", "float64", "bfloat16", "float16"}));
   sub->add_option("--device", a->device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
-  sub->add_option("--warmup", a->warmup, "warm-up runs per case")->check(CLI::NonNegativeNumber);
-  sub->add_option("--repeats", a->repeats, "timed runs per case")->check(CLI::PositiveNumber);
-  sub->add_option("--seed", a->seed, "random seed");
+  sub->add_option("--warmup", a->warmup, "warm-up runs per case")->check(non_negative_int());
+  sub->add_option("--repeats", a->repeats, "timed runs per case")->check(positive_int());
+  sub->add_option("--seed", a->seed, "random seed")->check(non_negative_int());
   sub->add_option("--json", a->json, "write results as JSON to this file");
-  sub->add_option("--seq-lens", a->seq_lens, "CUDA sweep: sequence lengths (default: --seq-len)")
-      ->delimiter(',');
-  sub->add_option("--topks", a->topks, "CUDA sweep: k per sequence length, or one for all")
-      ->delimiter(',');
-  sub->add_option("--markdown", a->markdown, "CUDA sweep: write the report as Markdown");
-  sub->add_option("--case-budget", a->case_budget_s,
-                  "CUDA sweep: seconds of timed runs per case before repeats drop (>= 2 runs)");
-  sub->add_option("--verify-max-n", a->verify_max_n,
-                  "CUDA sweep: verify Lighthouse up to this N (0: every N)");
-  sub->callback([a] {
+  // The CUDA sweep's own flags: an error with --device cpu rather than silently unused.
+  const std::vector<CLI::Option*> cuda_only = {
+      sub->add_option("--seq-lens", a->seq_lens,
+                      "CUDA sweep: sequence lengths (default: --seq-len)")
+          ->delimiter(',')
+          ->check(positive_int()),
+      sub->add_option("--topks", a->topks, "CUDA sweep: k per sequence length, or one for all")
+          ->delimiter(',')
+          ->check(positive_int()),
+      sub->add_option("--markdown", a->markdown, "CUDA sweep: write the report as Markdown"),
+      sub->add_option("--case-budget", a->case_budget_s,
+                      "CUDA sweep: seconds of timed runs per case before repeats drop (>= 2 runs)")
+          ->check(positive_number()),
+      sub->add_option("--verify-max-n", a->verify_max_n,
+                      "CUDA sweep: verify Lighthouse up to this N (0: every N)")
+          ->check(non_negative_int())};
+  sub->callback([a, cuda_only] {
+    if (a->device != "cuda")
+      for (const CLI::Option* o : cuda_only)
+        if (o->count() > 0)
+          throw std::invalid_argument(o->get_name() +
+                                      ": only the CUDA sweep reads it (add --device cuda)");
+    if (!a->json.empty()) check_output_file("--json", a->json);
+    if (!a->markdown.empty()) check_output_file("--markdown", a->markdown);
 #ifdef LIGHTHOUSE_WITH_CUDA
     const int rc = a->device == "cuda" ? run_cuda_bench(*a, "") : run_bench(*a);
 #else

@@ -2,11 +2,11 @@
 // committed under docs/results/). Ratios are dense time over Lighthouse time from the same run;
 // the targets are printed beside them.
 #include <cstdio>
-#include <fstream>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "cli/args.h"
 #include "cli/bench.h"
 
 namespace lighthouse::cli {
@@ -179,11 +179,11 @@ void write_json(const BenchReport& r, const std::string& path) {
     j["points"].push_back(jp);
   }
   j["targets"] = target_lines(r);
-  std::ofstream(path) << j.dump(2) << "\n";
+  write_output_file("--json", path, j.dump(2) + "\n");
 }
 
 void write_markdown(const BenchReport& r, const std::string& path) {
-  std::ofstream os(path);
+  std::ostringstream os;
   os << "# Lighthouse vs dense SDPA on " << r.device << " (" << r.date << ")\n\n"
      << "Command: `" << r.command << "`\n\n"
      << "Device-to-device copy in the same run: " << fmt("%.0f", r.copy_gbps)
@@ -205,6 +205,7 @@ void write_markdown(const BenchReport& r, const std::string& path) {
          << ".\n\n";
     print_rows(os, stage_rows(p, r.copy_gbps), true);
   }
+  write_output_file("--markdown", path, os.str());
 }
 
 }  // namespace lighthouse::cli

@@ -3,12 +3,12 @@
 // non-dense layers, in the same process on the same data. Warm-up steps are excluded; each
 // mode reports the median step time, tokens/s and peak memory, and their ratio is printed.
 #include <algorithm>
-#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <memory>
 #include <nlohmann/json.hpp>
 
+#include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/progress.h"
 #include "train/device.h"
@@ -31,13 +31,8 @@ struct ModeResult {
 };
 
 int run_bench_train(const BenchTrainArgs& a) {
-  train::Launch launch{a.config, {}};
-  for (const auto& s : a.sets) {
-    const auto eq = s.find('=');
-    if (eq == std::string::npos || eq == 0)
-      throw train::ConfigError("--set: expected key=value, got \"" + s + "\"");
-    launch.overrides.emplace_back(s.substr(0, eq), s.substr(eq + 1));
-  }
+  if (!a.json.empty()) check_output_file("--json", a.json);
+  train::Launch launch{a.config, assignments(a.sets)};
   // Only as much built-in data as the benchmark reads; no validation, no checkpoints.
   train::RunConfig probe;
   if (!a.config.empty()) train::apply_toml_file(probe, a.config);
@@ -107,7 +102,7 @@ int run_bench_train(const BenchTrainArgs& a) {
                             {"step_s", r.step_s},
                             {"losses", r.losses}};
     j["lighthouse_over_dense"] = ratio;
-    std::ofstream(a.json) << j.dump(2) << "\n";
+    write_output_file("--json", a.json, j.dump(2) + "\n");
   }
   return 0;
 }
@@ -120,9 +115,9 @@ void add_bench_train(CLI::App& bench) {
       "train", "End-to-end training throughput of a config: dense vs Lighthouse, same process");
   sub->add_option("--config", a->config, "TOML run config (default: the tiny config)")
       ->check(CLI::ExistingFile);
-  sub->add_option("--steps", a->steps, "timed steps per mode")->check(CLI::PositiveNumber);
+  sub->add_option("--steps", a->steps, "timed steps per mode")->check(positive_int());
   sub->add_option("--warmup", a->warmup, "warm-up steps per mode (not timed)")
-      ->check(CLI::NonNegativeNumber);
+      ->check(non_negative_int());
   sub->add_option("--set", a->sets, "override a config key (repeatable)")->type_name("KEY=VALUE");
   sub->add_option("--json", a->json, "write results as JSON to this file");
   sub->callback([a] {

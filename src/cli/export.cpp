@@ -3,6 +3,7 @@
 // config.json.
 #include "model/export.h"
 
+#include <filesystem>
 #include <iostream>
 #include <memory>
 
@@ -24,6 +25,10 @@ at::ScalarType export_dtype(const std::string& s) {
 }
 
 int run_export(const ExportArgs& a) {
+  std::error_code ec;
+  if (std::filesystem::exists(a.out, ec) && !std::filesystem::is_directory(a.out, ec))
+    throw std::runtime_error("--out: " + a.out +
+                             " is an existing file, expected a directory (new or existing)");
   const std::string target = a.checkpoint.empty() ? a.run : a.checkpoint;
   train::TrainedModel tm;
   try {
@@ -32,7 +37,13 @@ int run_export(const ExportArgs& a) {
     throw std::runtime_error((a.checkpoint.empty() ? "--run: " : "--checkpoint: ") +
                              std::string(e.what()));
   }
-  model::export_hf(tm.model, a.out, export_dtype(a.dtype));
+  try {
+    model::export_hf(tm.model, a.out, export_dtype(a.dtype));
+  } catch (const c10::Error& e) {
+    throw std::runtime_error("--out: " + std::string(e.what_without_backtrace()));
+  } catch (const std::filesystem::filesystem_error& e) {
+    throw std::runtime_error("--out: " + std::string(e.what()));
+  }
   std::cout << "exported " << tm.path << " (step " << tm.step << ", " << tm.cfg.model.n_layers
             << " layers, dense attention) as " << a.dtype << " to " << a.out << "\n";
   return 0;

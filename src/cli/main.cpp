@@ -9,6 +9,7 @@
 int main(int argc, char** argv) {
   CLI::App app{"lighthouse: Lighthouse Attention for long-context pre-training"};
   app.require_subcommand(1);
+  lighthouse::cli::add_version(app);
   lighthouse::cli::add_bench(app);
   lighthouse::cli::add_bench_train(*app.get_subcommand("bench"));
   lighthouse::cli::add_train(app);
@@ -16,12 +17,13 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
-    return app.exit(e);
+    return lighthouse::cli::report_parse_error(app, e, argc, argv);
   } catch (const c10::Error& e) {
-    std::cerr << "lighthouse: error: " << e.what_without_backtrace() << "\n";
+    std::cerr << "lighthouse: error: " << lighthouse::cli::one_line(e.what_without_backtrace())
+              << "\n";
     return 1;
   } catch (const std::exception& e) {
-    std::cerr << "lighthouse: error: " << e.what() << "\n";
+    std::cerr << "lighthouse: error: " << lighthouse::cli::one_line(e.what()) << "\n";
     return 1;
   }
   return 0;

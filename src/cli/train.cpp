@@ -1,13 +1,13 @@
 // `lighthouse train [--config FILE] [--set key=value ...] [--<key> value ...]`: resolves the run
 // config (the tiny config and the built-in corpus by default), opens or resumes the session and
-// runs the training loop with log lines on stdout and a progress line on stderr (terminals only).
-#include <unistd.h>
-
+// runs the training loop with log lines on stdout and progress on stderr (cli/progress.h).
+// Exit code: 0, or 128 + the signal number when SIGINT / SIGTERM stopped the run.
 #include <iostream>
 #include <map>
 #include <memory>
 #include <optional>
 
+#include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/progress.h"
 #include "train/trainer.h"
@@ -24,31 +24,25 @@ struct TrainArgs {
 // Overrides in application order: --<key> flags, then --set assignments as given.
 std::vector<std::pair<std::string, std::string>> overrides(const TrainArgs& a) {
   std::vector<std::pair<std::string, std::string>> out(a.flags.begin(), a.flags.end());
-  for (const auto& s : a.sets) {
-    const auto eq = s.find('=');
-    if (eq == std::string::npos || eq == 0)
-      throw train::ConfigError("--set: expected key=value, got \"" + s + "\"");
-    out.emplace_back(s.substr(0, eq), s.substr(eq + 1));
-  }
+  for (auto& kv : assignments(a.sets)) out.push_back(std::move(kv));
   return out;
 }
 
 int run_train(const TrainArgs& a) {
   auto session = train::open_session({a.config, overrides(a)});
-  const bool draw = session->cfg.log.progress && isatty(STDERR_FILENO);
   std::optional<Progress> progress;
   train::ConsoleHooks hooks;
   hooks.line = [&](const std::string& text) {
-    if (progress) std::fprintf(stderr, "\r\033[K");
+    if (progress) progress->clear();
     std::cout << text << std::endl;
   };
-  if (draw)
+  if (session->cfg.log.progress)
     hooks.progress = [&](int64_t done, int64_t total, const std::string& extra) {
       if (!progress) progress.emplace("train", total, "tok");
       progress->update(done, extra);
     };
-  train::train(*session, hooks);
-  return 0;
+  const auto result = train::train(*session, hooks);
+  return result.signal ? 128 + result.signal : 0;
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <zlib.h>
 
 #include <algorithm>
+#include <charconv>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -231,18 +232,42 @@ void prune_checkpoints(const std::string& run_dir, int64_t keep) {
     if (e.path().extension() == ".tmp") fs::remove(e.path(), ec);
 }
 
+// A step-N.ckpt file must hold step N: resume picks the newest by name.
+static void check_step_matches_name(const std::string& path, const CheckpointContents& ck) {
+  const std::string n = fs::path(path).filename().string();
+  if (n.size() <= 10 || n.rfind("step-", 0) != 0 || n.compare(n.size() - 5, 5, ".ckpt") != 0)
+    return;  // not a step-N.ckpt name: nothing to compare
+  int64_t named = -1;
+  const char* end = n.data() + n.size() - 5;
+  if (std::from_chars(n.data() + 5, end, named).ptr != end) return;
+  const auto step = ck.meta.find("step");
+  if (step == ck.meta.end() || !step->is_number_integer() || step->get<int64_t>() != named)
+    throw CheckpointError("checkpoint " + path + ": the file name says step " +
+                          std::to_string(named) + ", its header says step " +
+                          (step == ck.meta.end() ? std::string("nothing") : step->dump()) +
+                          " (a copied or renamed file?)");
+}
+
 std::pair<std::string, CheckpointContents> read_newest_checkpoint(const std::string& target) {
   std::error_code ec;
-  if (fs::is_regular_file(target, ec)) return {target, read_checkpoint(target)};
+  if (fs::is_regular_file(target, ec)) {
+    auto ck = read_checkpoint(target);
+    check_step_matches_name(target, ck);
+    return {target, std::move(ck)};
+  }
   if (!fs::is_directory(target, ec))
     throw CheckpointError("no such run directory or checkpoint: " + target);
   const auto all = list_checkpoints(target);
   for (auto it = all.rbegin(); it != all.rend(); ++it) {
+    CheckpointContents ck;
     try {
-      return {*it, read_checkpoint(*it)};
+      ck = read_checkpoint(*it);
     } catch (const CheckpointError& e) {
       std::fprintf(stderr, "warning: %s; trying the previous checkpoint\n", e.what());
+      continue;
     }
+    check_step_matches_name(*it, ck);  // a mismatch is an error, not a reason to fall back
+    return {*it, std::move(ck)};
   }
   throw CheckpointError("no readable checkpoint in " + (fs::path(target) / "checkpoints").string());
 }

@@ -49,7 +49,8 @@ std::vector<std::string> list_checkpoints(const std::string& run_dir);
 void prune_checkpoints(const std::string& run_dir, int64_t keep);
 
 // The checkpoint `target` names (a file), or the newest readable one of a run directory
-// (unreadable newer ones are reported on stderr and skipped). Throws CheckpointError.
+// (unreadable newer ones are reported on stderr and skipped). Throws CheckpointError, also
+// when a file named step-N.ckpt holds another step in its header.
 std::pair<std::string, CheckpointContents> read_newest_checkpoint(const std::string& target);
 
 // Model and optimizer <-> tensors. Parameters and buffers are stored under "model/<name>",

@@ -1,11 +1,13 @@
-// Document readers (plain and gzip files through zlib's transparent gzread, JSON Lines),
-// the byte tokenizer, the train/validation split and the seeded, resumable sequence order.
+// Document readers (plain and gzip files through zlib's gzread, with the gzip magic checked for
+// .gz names; JSON Lines), the byte tokenizer, the train/validation split and the seeded,
+// resumable sequence order.
 #include "train/data.h"
 
 #include <zlib.h>
 
 #include <algorithm>
 #include <cmath>
+#include <cstdio>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 #include <sstream>
@@ -37,8 +39,23 @@ bool is_text(const std::string& path) {
   return ends_with(n, ".txt") || ends_with(n, ".text") || ends_with(n, ".md");
 }
 
+// A .gz file must start with the gzip magic bytes 1f 8b: gzread would pass anything else
+// through as plain bytes.
+void check_gzip_magic(const std::string& path) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  if (!f) throw ConfigError("data.source: cannot open " + path);
+  unsigned char magic[2] = {0, 0};
+  const size_t n = std::fread(magic, 1, 2, f);
+  std::fclose(f);
+  if (n != 2 || magic[0] != 0x1f || magic[1] != 0x8b)
+    throw ConfigError("data.source: " + path +
+                      " is not gzip data (the name ends in .gz, the file does not start with "
+                      "the gzip magic bytes 1f 8b)");
+}
+
 // The whole (decompressed) content of a file; gzread passes plain files through unchanged.
 std::string read_file(const std::string& path) {
+  if (ends_with(path, ".gz")) check_gzip_magic(path);
   gzFile f = gzopen(path.c_str(), "rb");
   if (!f) throw ConfigError("data.source: cannot open " + path);
   gzbuffer(f, 1 << 18);
@@ -164,6 +181,16 @@ Dataset load_dataset(const RunConfig& cfg) {
     throw ConfigError("data.source: " + what + " has " + std::to_string(all.size()) +
                       " tokens, too few for " + std::to_string(need) + " training sequence(s) of " +
                       std::to_string(N) + " plus the validation split");
+  const int64_t val_need = cfg.val.batches * cfg.train.batch_size;
+  if (cfg.val.every > 0 && val_seq > 0 && val_need > val_seq)
+    throw ConfigError(
+        "val.batches: " + std::to_string(cfg.val.batches) +
+        " batches of train.batch_size = " + std::to_string(cfg.train.batch_size) + " need " +
+        std::to_string(val_need) + " validation sequences, the split (data.val_fraction = " +
+        std::to_string(cfg.data.val_fraction) + ") holds " + std::to_string(val_seq) +
+        (val_seq >= cfg.train.batch_size
+             ? "; the maximum is val.batches = " + std::to_string(val_seq / cfg.train.batch_size)
+             : ", less than one batch; raise data.val_fraction or lower train.batch_size"));
   const size_t cut = static_cast<size_t>(train_seq * N);
   ds.train.tokens.assign(all.begin(), all.begin() + cut + 1);
   if (val_seq > 0) ds.val.tokens.assign(all.begin() + cut, all.end());

@@ -1,7 +1,9 @@
 // The JSON Lines metrics writer with resume truncation (metrics.h).
 #include "train/metrics.h"
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <stdexcept>
 
@@ -27,6 +29,7 @@ MetricsLog::MetricsLog(const std::string& path, int64_t keep_through_step) {
   }
   if (std::rename(tmp.c_str(), path.c_str()) != 0)
     throw std::runtime_error("metrics: cannot replace " + path);
+  path_ = path;
   f_ = std::fopen(path.c_str(), "a");
   if (!f_) throw std::runtime_error("metrics: cannot open " + path);
 }
@@ -37,8 +40,8 @@ MetricsLog::~MetricsLog() {
 
 void MetricsLog::write(const nlohmann::json& record) {
   const std::string line = record.dump() + "\n";
-  std::fwrite(line.data(), 1, line.size(), f_);
-  std::fflush(f_);
+  if (std::fwrite(line.data(), 1, line.size(), f_) != line.size() || std::fflush(f_) != 0)
+    throw std::runtime_error("metrics: writing " + path_ + " failed: " + std::strerror(errno));
 }
 
 }  // namespace lighthouse::train

@@ -22,6 +22,7 @@ class MetricsLog {
 
  private:
   std::FILE* f_ = nullptr;
+  std::string path_;
 };
 
 }  // namespace lighthouse::train

@@ -70,6 +70,8 @@ const std::vector<Field>& fields() {
       LH_KEY("train.precision", String, train.precision, false, "auto | bf16 | fp32"),
       LH_KEY("train.stop_at", Int, train.stop_at, false,
              "stop this invocation after that step (0 = train.steps)"),
+      LH_KEY("train.max_skipped_steps", Int, train.max_skipped_steps, false,
+             "steps with a non-finite loss or gradient skipped in a row before the run stops"),
       LH_KEY("optim.lr", Float, optim.lr, false, "peak learning rate"),
       LH_KEY("optim.beta1", Float, optim.beta1, false, "AdamW beta1"),
       LH_KEY("optim.beta2", Float, optim.beta2, false, "AdamW beta2"),
@@ -128,16 +130,22 @@ size_t edit_distance(const std::string& a, const std::string& b) {
   return row[b.size()];
 }
 
-const Field& find_field(const std::string& key, const std::string& origin) {
-  const Field* best = nullptr;
-  size_t best_d = 4;
+std::string trim(const std::string& s) {
+  const auto b = s.find_first_not_of(" \t");
+  if (b == std::string::npos) return "";
+  return s.substr(b, s.find_last_not_of(" \t") - b + 1);
+}
+
+const Field& find_field(const std::string& raw_key, const std::string& origin) {
+  const std::string key = trim(raw_key);
+  std::vector<std::string> names;
   for (const auto& f : fields()) {
     if (key == f.key) return f;
-    const size_t d = edit_distance(key, f.key);
-    if (d < best_d) best_d = d, best = &f;
+    names.push_back(f.key);
   }
+  const std::string best = did_you_mean(key, names);
   throw ConfigError(cat(key, ": unknown key (", origin, ")",
-                        best ? cat("; did you mean ", best->key, "?") : std::string()));
+                        best.empty() ? std::string() : cat("; did you mean ", best, "?")));
 }
 
 const char* kind_name(Kind k) {
@@ -208,12 +216,6 @@ bool parse_float(const std::string& s, double* out) {
   char* end = nullptr;
   *out = std::strtod(s.c_str(), &end);
   return end == s.c_str() + s.size() && std::isfinite(*out);
-}
-
-std::string trim(const std::string& s) {
-  const auto b = s.find_first_not_of(" \t");
-  if (b == std::string::npos) return "";
-  return s.substr(b, s.find_last_not_of(" \t") - b + 1);
 }
 
 // A flag value for field f: parsed by the field's kind, so `--set run.name=42` is a string.
@@ -399,11 +401,26 @@ void apply_json(RunConfig& cfg, const nlohmann::json& j, const std::string& orig
   walk_json(cfg, j, "", origin);
 }
 
-void apply_override(RunConfig& cfg, const std::string& assignment) {
+std::pair<std::string, std::string> split_assignment(const std::string& assignment) {
   const auto eq = assignment.find('=');
-  if (eq == std::string::npos || eq == 0)
-    throw ConfigError(cat("--set: expected key=value, got \"", assignment, "\""));
-  apply_value(cfg, trim(assignment.substr(0, eq)), assignment.substr(eq + 1));
+  const std::string key = eq == std::string::npos ? "" : trim(assignment.substr(0, eq));
+  if (key.empty()) throw ConfigError(cat("--set: expected key=value, got \"", assignment, "\""));
+  return {key, trim(assignment.substr(eq + 1))};
+}
+
+std::string did_you_mean(const std::string& name, const std::vector<std::string>& candidates) {
+  std::string best;
+  size_t best_d = std::min<size_t>(4, name.size());
+  for (const auto& c : candidates) {
+    const size_t d = edit_distance(name, c);
+    if (d < best_d) best_d = d, best = c;
+  }
+  return best;
+}
+
+void apply_override(RunConfig& cfg, const std::string& assignment) {
+  const auto [key, value] = split_assignment(assignment);
+  apply_value(cfg, key, value);
 }
 
 void apply_value(RunConfig& cfg, const std::string& key, const std::string& value) {

@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 #include <stdexcept>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "model/llama.h"
@@ -50,6 +51,7 @@ struct RunConfig {
     int64_t context = 2048, batch_size = 2, grad_accum = 1;
     std::string precision = "auto";  // auto (bf16 on CUDA, fp32 on CPU) | bf16 | fp32
     int64_t stop_at = 0;             // stop this invocation after that step (0 = steps)
+    int64_t max_skipped_steps = 5;   // non-finite steps skipped in a row before the run stops
   } train;
   struct Optim {
     double lr = 3e-3, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.1;
@@ -92,6 +94,11 @@ void apply_json(RunConfig& cfg, const nlohmann::json& j, const std::string& orig
 void apply_override(RunConfig& cfg, const std::string& assignment);
 // Applies a value given for one key (as a flag value).
 void apply_value(RunConfig& cfg, const std::string& key, const std::string& value);
+// "key = value" -> (key, value), both trimmed; throws ConfigError naming --set.
+std::pair<std::string, std::string> split_assignment(const std::string& assignment);
+// The candidate closest to `name` (edit distance <= 3, and below name's length), or "" if none:
+// the "did you mean" of every unknown key, flag and command.
+std::string did_you_mean(const std::string& name, const std::vector<std::string>& candidates);
 
 // Throws ConfigError for the first out-of-range or inconsistent value, naming its key.
 void validate(const RunConfig& cfg);

@@ -1,5 +1,7 @@
 // Validation of a RunConfig (ranges and consistency, each error naming its key) and its
 // translation into the model's configuration.
+#include <algorithm>
+#include <cctype>
 #include <charconv>
 #include <initializer_list>
 #include <sstream>
@@ -51,6 +53,16 @@ void validate(const RunConfig& c) {
   if (!(dev == "auto" || dev == "cpu" || dev == "cuda" ||
         (dev.rfind("cuda:", 0) == 0 && parse_index(dev.substr(5), &dev_index) && dev_index >= 0)))
     fail("run.device", cat("must be auto | cpu | cuda | cuda:N, got \"", dev, "\""));
+  const std::string& name = c.run.name;
+  const bool name_ok =
+      !name.empty() && name.size() <= 64 && name[0] != '.' && name[0] != '-' &&
+      std::all_of(name.begin(), name.end(), [](char ch) {
+        return std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '_' || ch == '-';
+      });
+  if (!name_ok)
+    fail("run.name", cat("must be 1 to 64 characters from A-Z a-z 0-9 . _ - (no path separators, "
+                         "not starting with . or -), got \"",
+                         name, "\""));
   if (c.run.seed < 0) fail("run.seed", cat("must be >= 0, got ", c.run.seed));
   if (c.run.threads < 0) fail("run.threads", cat("must be >= 0, got ", c.run.threads));
 
@@ -109,6 +121,7 @@ void validate(const RunConfig& c) {
          "bf16 autocast needs a CUDA device (run.device = \"cpu\" trains in fp32)");
   if (t.stop_at < 0 || t.stop_at > t.steps)
     fail("train.stop_at", cat("must be in [0, train.steps = ", t.steps, "], got ", t.stop_at));
+  positive("train.max_skipped_steps", t.max_skipped_steps);
   if (t.attention == "lighthouse") {
     const auto dense = model::resolved_dense_layers(to_model_config(c));
     if (static_cast<int64_t>(dense.size()) >= m.n_layers)

@@ -12,11 +12,14 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <limits>
 #include <optional>
 #include <sstream>
 
 #include "train/checkpoint.h"
 #include "train/device.h"
+#include "train/failure.h"
+#include "train/interrupt.h"
 #include "train/metrics.h"
 #include "train/optim.h"
 #include "train/rng.h"
@@ -83,6 +86,38 @@ void write_text(const std::string& path, const std::string& text) {
   if (!out) throw std::runtime_error("cannot write " + path);
 }
 
+// A finite number as itself, else its name ("nan", "inf", "-inf"), for metrics.jsonl.
+nlohmann::json number(double x) {
+  if (std::isfinite(x)) return x;
+  return std::isnan(x) ? "nan" : x > 0 ? "inf" : "-inf";
+}
+
+// A step skipped for a non-finite loss or gradient norm: a "skip" record, a console line and,
+// at train.max_skipped_steps in a row, the error that stops the run.
+void report_skip(const Session& s, const StepStats& st, MetricsLog& metrics,
+                 const std::function<void(const std::string&)>& say) {
+  const double value = st.skipped == "loss" ? st.loss : st.grad_norm;
+  const std::string what = st.skipped + " is " + number(value).get<std::string>();
+  metrics.write({{"type", "skip"},
+                 {"step", st.step},
+                 {"quantity", st.skipped},
+                 {"loss", number(st.loss)},
+                 {"grad_norm", number(st.grad_norm)},
+                 {"in_a_row", s.consecutive_skips},
+                 {"skipped_steps", s.skipped_steps},
+                 {"attention", mode_name(st.mode)}});
+  const int64_t limit = s.cfg.train.max_skipped_steps;
+  say("step " + std::to_string(st.step) + ": skipped, " + what +
+      " (weights and optimizer state unchanged; " + std::to_string(s.consecutive_skips) +
+      " in a row of at most train.max_skipped_steps = " + std::to_string(limit) + ")");
+  if (s.consecutive_skips >= limit)
+    throw std::runtime_error("train: step " + std::to_string(st.step) + ": " + what + "; " +
+                             std::to_string(s.consecutive_skips) +
+                             " steps in a row skipped for a non-finite loss or gradient norm "
+                             "(train.max_skipped_steps = " +
+                             std::to_string(limit) + "); try a lower optim.lr");
+}
+
 }  // namespace
 
 model::AttentionMode mode_at(const RunConfig& cfg, int64_t step) {
@@ -138,9 +173,15 @@ std::unique_ptr<Session> open_session(const Launch& launch) {
   s->run_dir = cfg.run.dir;
 
   torch::manual_seed(static_cast<uint64_t>(cfg.run.seed));
-  s->model = model::Llama(to_model_config(cfg));  // initialized on CPU: same weights on any device
-  s->model->to(s->device);
-  s->opt = make_optimizer(*s->model, cfg);
+  try {
+    s->model = model::Llama(to_model_config(cfg));  // initialized on CPU: same on any device
+    s->model->to(s->device);
+    s->opt = make_optimizer(*s->model, cfg);
+  } catch (const c10::Error& e) {  // out of memory, or a size beyond the allocator
+    throw_model_oom(cfg, e);
+  } catch (const std::bad_alloc& e) {
+    throw_model_oom(cfg, e);
+  }
   s->params = s->model->parameters();
 
   s->data = load_dataset(cfg);
@@ -158,10 +199,16 @@ std::unique_ptr<Session> open_session(const Launch& launch) {
     s->tokens = ck->meta.at("tokens").get<int64_t>();
     s->train_loader->seek(ck->meta.at("data_cursor").get<uint64_t>());
     s->saved_mode = ck->meta.at("attention").get<std::string>();
+    s->skipped_steps = ck->meta.value("skipped_steps", int64_t{0});
+    s->consecutive_skips = ck->meta.value("consecutive_skips", int64_t{0});
     s->resumed_from = ck_path;
     if (s->step > cfg.train.steps)
       throw ConfigError("train.steps: " + std::to_string(cfg.train.steps) + " is below the step " +
                         std::to_string(s->step) + " of the checkpoint " + ck_path);
+    if (cfg.train.stop_at > 0 && cfg.train.stop_at <= s->step)
+      throw ConfigError("train.stop_at: must be after the checkpoint's step " +
+                        std::to_string(s->step) + " (" + ck_path + "), got " +
+                        std::to_string(cfg.train.stop_at));
   }
   s->cfg = cfg;
   return s;
@@ -180,17 +227,28 @@ StepStats train_step(Session& s, std::optional<model::AttentionMode> mode) {
   s.opt->zero_grad(/*set_to_none=*/true);
   const int64_t A = s.cfg.train.grad_accum, B = s.cfg.train.batch_size;
   auto loss_sum = torch::zeros({}, torch::dtype(at::kFloat).device(s.device));  // []
+  const std::string fault = nonfinite_fault(s.step + 1);  // test hook (failure.h)
   for (int64_t a = 0; a < A; ++a) {
-    const auto loss = batch_loss(s, s.train_loader->next_batch(B));  // []
+    auto loss = batch_loss(s, s.train_loader->next_batch(B));  // []
+    if (fault == "loss") loss = loss * std::numeric_limits<float>::quiet_NaN();
     (loss / static_cast<double>(A)).backward();
     loss_sum += loss.detach();
   }
+  if (fault == "grad") {
+    torch::NoGradGuard no_grad;
+    s.params.front().grad().view({-1})[0].fill_(std::numeric_limits<float>::infinity());
+  }
   st.grad_norm = clip_grad_norm(s.params, s.cfg.optim.clip);
   st.loss = loss_sum.item<double>() / static_cast<double>(A);
-  if (!std::isfinite(st.loss))
-    throw std::runtime_error("train: loss is " + std::to_string(st.loss) + " at step " +
-                             std::to_string(s.step + 1) + " (try a lower optim.lr)");
-  s.opt->step();
+  st.skipped = !std::isfinite(st.loss) ? "loss" : !std::isfinite(st.grad_norm) ? "grad norm" : "";
+  if (st.skipped.empty()) {
+    s.opt->step();
+    s.consecutive_skips = 0;
+  } else {  // weights and AdamW state untouched; the gradients are dropped
+    s.opt->zero_grad(/*set_to_none=*/true);
+    ++s.skipped_steps;
+    ++s.consecutive_skips;
+  }
   synchronize(s.device);
   st.step_time_s = seconds_since(t0);
   st.peak_memory_bytes = peak_memory_bytes(s.device);
@@ -217,6 +275,8 @@ void save_checkpoint(Session& s) {
                                {"tokens", s.tokens},
                                {"data_cursor", s.train_loader->cursor()},
                                {"attention", mode_name(s.model->attention_mode())},
+                               {"skipped_steps", s.skipped_steps},
+                               {"consecutive_skips", s.consecutive_skips},
                                {"config", to_json(s.cfg)}};
   TensorMap tensors;
   add_model(tensors, *s.model);
@@ -247,17 +307,25 @@ TrainResult train(Session& s, const ConsoleHooks& console) {
     else
       std::cout << text << std::endl;
   };
+  TrainResult result;
+  const int64_t end = c.train.stop_at > 0 ? c.train.stop_at : c.train.steps;
+  if (s.step >= end) {  // resumed at train.steps (open_session refuses an earlier stop_at)
+    say("run complete: " + s.resumed_from + " is step " + std::to_string(s.step) + " of " +
+        std::to_string(c.train.steps) + "; nothing to train (raise train.steps to continue)");
+    return result;
+  }
   if (s.resumed_from.empty() && !list_checkpoints(s.run_dir).empty())
     throw ConfigError("run.dir: " + s.run_dir +
                       " already holds checkpoints; resume it with --set "
                       "run.resume=" +
                       s.run_dir + " or choose another run.dir");
-  fs::create_directories(s.run_dir);
+  std::error_code ec;
+  fs::create_directories(s.run_dir, ec);
+  if (ec) throw ConfigError("run.dir: cannot create " + s.run_dir + ": " + ec.message());
   write_text(s.run_dir + "/config.toml", to_toml(c));
   write_text(s.run_dir + "/config.json", to_json(c).dump(2) + "\n");
   MetricsLog metrics(s.run_dir + "/metrics.jsonl", s.step);
 
-  const int64_t end = c.train.stop_at > 0 ? c.train.stop_at : c.train.steps;
   const int64_t tokens_per_step = c.train.grad_accum * c.train.batch_size * c.train.context;
   const auto mcfg = to_model_config(c);
   const auto dense = model::resolved_dense_layers(mcfg);
@@ -290,10 +358,11 @@ TrainResult train(Session& s, const ConsoleHooks& console) {
   const int64_t first = s.step;
   const char* kill_env = std::getenv("LIGHTHOUSE_FAULT_KILL_AFTER_STEP");
   const int64_t kill_after = kill_env && *kill_env ? std::atoll(kill_env) : -1;
-  TrainResult result;
   if (console.progress && s.step < end)
     console.progress(0, (end - first) * tokens_per_step, "starting");
-  while (s.step < end) {
+  StopSignals stop;  // SIGINT / SIGTERM: finish the step, checkpoint, return
+  bool stopping = false;
+  while (s.step < end && !stopping) {
     const auto mode = mode_at(c, s.step);
     if (prev && *prev != mode) {
       say("== step " + std::to_string(s.step) + ": switching to " + mode_name(mode) +
@@ -306,25 +375,34 @@ TrainResult train(Session& s, const ConsoleHooks& console) {
                      {"attention", mode_name(mode)}});
     }
     prev = mode;
-    const StepStats st = train_step(s);
-    result.losses.push_back(st.loss);
-    metrics.write({{"type", "step"},
-                   {"step", st.step},
-                   {"loss", st.loss},
-                   {"lr", st.lr},
-                   {"grad_norm", st.grad_norm},
-                   {"tokens_per_s", st.tokens_per_s},
-                   {"step_time_s", st.step_time_s},
-                   {"attention", mode_name(st.mode)},
-                   {"peak_memory_bytes", st.peak_memory_bytes},
-                   {"tokens", s.tokens}});
+    StepStats st;
+    try {
+      st = train_step(s);
+    } catch (const c10::OutOfMemoryError& e) {
+      throw_step_oom(c, s.step + 1, e);
+    }
     char line[200];
-    if (st.step % c.log.every == 0 || st.step == end || st.step == first + 1) {
-      std::snprintf(
-          line, sizeof(line), "step %6lld/%lld  loss %.4f  lr %.2e  grad %.3f  %s tok/s  %s",
-          static_cast<long long>(st.step), static_cast<long long>(c.train.steps), st.loss, st.lr,
-          st.grad_norm, format_count(st.tokens_per_s).c_str(), mode_name(st.mode).c_str());
-      say(line);
+    if (!st.skipped.empty()) {
+      report_skip(s, st, metrics, say);
+    } else {
+      result.losses.push_back(st.loss);
+      metrics.write({{"type", "step"},
+                     {"step", st.step},
+                     {"loss", st.loss},
+                     {"lr", st.lr},
+                     {"grad_norm", st.grad_norm},
+                     {"tokens_per_s", st.tokens_per_s},
+                     {"step_time_s", st.step_time_s},
+                     {"attention", mode_name(st.mode)},
+                     {"peak_memory_bytes", st.peak_memory_bytes},
+                     {"tokens", s.tokens}});
+      if (st.step % c.log.every == 0 || st.step == end || st.step == first + 1) {
+        std::snprintf(
+            line, sizeof(line), "step %6lld/%lld  loss %.4f  lr %.2e  grad %.3f  %s tok/s  %s",
+            static_cast<long long>(st.step), static_cast<long long>(c.train.steps), st.loss, st.lr,
+            st.grad_norm, format_count(st.tokens_per_s).c_str(), mode_name(st.mode).c_str());
+        say(line);
+      }
     }
     if (s.val_loader && c.val.every > 0 && (st.step % c.val.every == 0 || st.step == end)) {
       result.final_val_loss = validation_loss(s);
@@ -343,10 +421,18 @@ TrainResult train(Session& s, const ConsoleHooks& console) {
       console.progress((st.step - first) * tokens_per_step, (end - first) * tokens_per_step, line);
     }
     if (st.step == kill_after) std::raise(SIGKILL);  // test hook (trainer.h)
-    if ((c.checkpoint.every > 0 && st.step % c.checkpoint.every == 0) || st.step == end)
+    stopping = stop.pending() != 0;
+    if ((c.checkpoint.every > 0 && st.step % c.checkpoint.every == 0) || st.step == end || stopping)
       save_checkpoint(s);
   }
   result.wall_s = seconds_since(t_start);
+  if (s.step < end) {  // stopped by a signal, after the checkpoint of the step it came in
+    result.signal = stop.pending();
+    say(std::string("stopped by ") + signal_name(result.signal) + " after step " +
+        std::to_string(s.step) + ": checkpoint " + checkpoint_path(s.run_dir, s.step) +
+        "; continue with --set run.resume=" + s.run_dir);
+    return result;
+  }
   std::ostringstream done;
   done << "done: step " << s.step << "/" << c.train.steps << " in " << std::fixed;
   done.precision(1);
@@ -356,6 +442,7 @@ TrainResult train(Session& s, const ConsoleHooks& console) {
     done << "; last loss " << result.losses.back();
     if (result.final_val_loss >= 0) done << ", validation loss " << result.final_val_loss;
   }
+  if (s.skipped_steps > 0) done << "; " << s.skipped_steps << " step(s) skipped (non-finite)";
   done << "; checkpoint " << checkpoint_path(s.run_dir, s.step);
   say(done.str());
   return result;

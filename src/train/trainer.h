@@ -36,10 +36,12 @@ struct Session {
   std::vector<at::Tensor> params;
   Dataset data;
   std::unique_ptr<SequenceLoader> train_loader, val_loader;
-  int64_t step = 0;          // optimizer steps completed
-  int64_t tokens = 0;        // training tokens consumed
-  std::string resumed_from;  // checkpoint path, "" for a fresh run
-  std::string saved_mode;    // attention mode recorded in that checkpoint
+  int64_t step = 0;               // optimizer steps completed
+  int64_t tokens = 0;             // training tokens consumed
+  std::string resumed_from;       // checkpoint path, "" for a fresh run
+  std::string saved_mode;         // attention mode recorded in that checkpoint
+  int64_t skipped_steps = 0;      // steps skipped for a non-finite loss or gradient
+  int64_t consecutive_skips = 0;  // of which the latest in a row
 };
 
 // Resolves and validates the config, seeds, builds everything and restores the checkpoint
@@ -56,10 +58,13 @@ struct StepStats {
   double loss = 0, lr = 0, grad_norm = 0, step_time_s = 0, tokens_per_s = 0;
   int64_t peak_memory_bytes = 0;
   model::AttentionMode mode = model::AttentionMode::Dense;
+  std::string skipped;  // "" = applied; else the non-finite quantity: "loss" or "grad norm"
 };
 
 // One optimizer step (train.grad_accum micro-batches). `mode` forces the attention mode
-// (benchmarks); by default it follows mode_at(cfg, step).
+// (benchmarks); by default it follows mode_at(cfg, step). A step whose loss or gradient norm
+// is not finite is skipped: weights and AdamW state stay as they were, the data it read and
+// the step count advance, and the session counts it (skipped_steps, consecutive_skips).
 StepStats train_step(Session& s, std::optional<model::AttentionMode> mode = std::nullopt);
 // Mean loss over val.batches fixed validation batches, in the current attention mode.
 double validation_loss(Session& s);
@@ -84,15 +89,20 @@ struct ConsoleHooks {
 };
 
 struct TrainResult {
-  std::vector<double> losses;  // per step run by this invocation
+  std::vector<double> losses;  // per step applied by this invocation (skipped steps left out)
   double final_val_loss = -1;  // -1 when validation is off
   double wall_s = 0;
+  int signal = 0;  // SIGINT / SIGTERM that stopped the loop early (after a checkpoint), else 0
 };
 
 // The training loop: run dir (config.toml, config.json, metrics.jsonl, checkpoints/), console
 // log lines every log.every steps and a progress line, validation and checkpoints on schedule,
-// until train.stop_at or train.steps. Test hook: LIGHTHOUSE_FAULT_KILL_AFTER_STEP=N sends
-// SIGKILL to the process right after step N is logged, before its checkpoint.
+// until train.stop_at or train.steps. A run resumed at train.steps only says it is complete.
+// SIGINT / SIGTERM (interrupt.h): the step in progress finishes, a checkpoint is written and
+// the loop returns with `signal` set. train.max_skipped_steps non-finite steps in a row stop
+// it with an error naming the step and the quantity. Test hooks:
+// LIGHTHOUSE_FAULT_KILL_AFTER_STEP=N sends SIGKILL to the process right after step N is
+// logged, before its checkpoint; LIGHTHOUSE_FAULT_NONFINITE (failure.h) poisons steps.
 TrainResult train(Session& s, const ConsoleHooks& console = {});
 
 }  // namespace lighthouse::train
