@@ -1,6 +1,6 @@
 // `lighthouse export --run DIR | --checkpoint FILE --out DIR [--dtype ...]`: writes a trained
 // model (dense: the attention mode is not a weight) as Hugging Face Llama safetensors plus
-// config.json.
+// config.json; the run config goes into the safetensors metadata for `lighthouse eval`.
 #include "model/export.h"
 
 #include <iostream>
@@ -32,7 +32,11 @@ int run_export(const ExportArgs& a) {
     throw std::runtime_error((a.checkpoint.empty() ? "--run: " : "--checkpoint: ") +
                              std::string(e.what()));
   }
-  model::export_hf(tm.model, a.out, export_dtype(a.dtype));
+  // The run config rides in the safetensors metadata, so `lighthouse eval --model DIR` knows
+  // the Lighthouse parameters, the dense layers, the trained context and the validation split.
+  model::export_hf(tm.model, a.out, export_dtype(a.dtype), 131072,
+                   {{"lighthouse_run_config", train::to_json(tm.cfg).dump()},
+                    {"lighthouse_step", std::to_string(tm.step)}});
   std::cout << "exported " << tm.path << " (step " << tm.step << ", " << tm.cfg.model.n_layers
             << " layers, dense attention) as " << a.dtype << " to " << a.out << "\n";
   return 0;

@@ -73,6 +73,30 @@ TEST(RunConfig, ErrorsStartWithTheKey) {
   }
 }
 
+TEST(RunConfig, ValModesParseAndValidate) {
+  RunConfig c = test_config();
+  EXPECT_EQ(c.val.modes, (std::vector<std::string>{"dense", "lighthouse"}));  // the default
+  apply_override(c, "val.modes=[lighthouse]");
+  EXPECT_EQ(c.val.modes, (std::vector<std::string>{"lighthouse"}));
+  apply_override(c, "val.modes=\"dense\", 'lighthouse'");
+  EXPECT_EQ(c.val.modes, (std::vector<std::string>{"dense", "lighthouse"}));
+  apply_toml(c, "[val]\nmodes = [\"dense\"]\n", "x.toml");
+  EXPECT_EQ(c.val.modes, (std::vector<std::string>{"dense"}));
+  RunConfig j;
+  apply_json(j, nlohmann::json::parse(to_json(c).dump()), "round trip");
+  EXPECT_EQ(j.val.modes, c.val.modes);
+  EXPECT_EQ(error_of([&] { apply_toml(c, "[val]\nmodes = [1]\n", "x.toml"); }),
+            "val.modes: expected a list of strings (x.toml:2)");
+  for (const auto& [bad, msg] : std::vector<std::pair<std::string, std::string>>{
+           {"val.modes=[dense, sparse]", "val.modes: must be one of dense | lighthouse"},
+           {"val.modes=[dense, dense]", "val.modes: \"dense\" is listed twice"},
+           {"val.modes=[]", "val.modes: must list at least one"}}) {
+    RunConfig b = test_config();
+    apply_override(b, bad);
+    EXPECT_EQ(error_of([&] { validate(b); }).rfind(msg, 0), 0u) << bad;
+  }
+}
+
 TEST(RunConfig, TomlAndJsonRoundTripExactly) {
   RunConfig c = test_config();
   apply_override(c, "optim.lr=0.0013");
