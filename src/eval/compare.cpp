@@ -270,16 +270,23 @@ json run_compare(const CompareOptions& o, const CompareHooks& hooks) {
   report["niah_table"] = {{"dense", niah_table(evals["dense"]["niah"])},
                           {"lighthouse", niah_table(evals["lighthouse"]["niah"])}};
 
+  write_text(o.out + "/report.json", report.dump(2) + "\n");
+  write_text(o.out + "/report.md", report_markdown(report));
   std::vector<RunLog> both = {logs["dense"], logs["lighthouse"]};
   both[0].name = "dense";
   both[1].name = "Lighthouse->dense";
-  plot::write_lines(o.out + "/loss_vs_step.png", {loss_panel(both, LossAxis::Step)});
-  plot::write_lines(o.out + "/loss_vs_wall_clock.png", {loss_panel(both, LossAxis::WallClock)});
-  plot::write_heatmaps(o.out + "/niah.png",
-                       {niah_panel(evals["dense"]["niah"], "dense from scratch"),
-                        niah_panel(evals["lighthouse"]["niah"], "Lighthouse -> dense")});
-  write_text(o.out + "/report.json", report.dump(2) + "\n");
-  write_text(o.out + "/report.md", report_markdown(report));
+  try {
+    plot::write_lines(o.out + "/loss_vs_step.png", {loss_panel(both, LossAxis::Step)});
+    plot::write_lines(o.out + "/loss_vs_wall_clock.png",
+                      {loss_panel(both, LossAxis::WallClock)});
+    plot::write_heatmaps(o.out + "/niah.png",
+                         {niah_panel(evals["dense"]["niah"], "dense from scratch"),
+                          niah_panel(evals["lighthouse"]["niah"], "Lighthouse -> dense")});
+  } catch (const plot::PlotError& e) {
+    throw plot::PlotError(std::string(e.what()) + " (report.json and report.md are written; "
+                          "draw the figures later with `lighthouse plot` on the run folders "
+                          "and eval-*.json)");
+  }
 
   say("compare (dense mode): final loss dense " + fmt("%.4f", dense_ppl_loss(evals["dense"])) +
       ", Lighthouse->dense " + fmt("%.4f", dense_ppl_loss(evals["lighthouse"])) + " (delta " +

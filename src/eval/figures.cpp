@@ -33,8 +33,8 @@ plot::LinePanel loss_panel(const std::vector<RunLog>& runs, LossAxis x) {
     const auto xs = [&](int64_t step, double wall) {
       return x == LossAxis::Step ? static_cast<double>(step) : wall;
     };
-    plot::Series dense{r.name + " train", {}, {}, color, plot::Style::Solid};
-    plot::Series lh{r.name + " train (Lighthouse mode)", {}, {}, color, plot::Style::Dashed};
+    plot::Series dense{r.name + " train, dense mode", {}, {}, color, plot::Style::Solid};
+    plot::Series lh{r.name + " train, Lighthouse mode", {}, {}, color, plot::Style::Dashed};
     for (size_t k = 0; k < r.steps.size(); ++k) {
       const auto& s = r.steps[k];
       const bool is_lh = s.mode == "lighthouse";
@@ -46,14 +46,11 @@ plot::LinePanel loss_panel(const std::vector<RunLog>& runs, LossAxis x) {
       (is_lh ? dense : lh).x.push_back(xs(s.step, s.wall_s));
       (is_lh ? dense : lh).y.push_back(next_differs ? s.loss : kNaN);
     }
-    if (std::any_of(dense.y.begin(), dense.y.end(), [](double v) { return std::isfinite(v); })) {
-      if (std::none_of(lh.y.begin(), lh.y.end(), [](double v) { return std::isfinite(v); }))
-        dense.label = r.name + " train (dense)";
+    if (std::any_of(dense.y.begin(), dense.y.end(), [](double v) { return std::isfinite(v); }))
       p.series.push_back(dense);
-    }
     if (std::any_of(lh.y.begin(), lh.y.end(), [](double v) { return std::isfinite(v); }))
       p.series.push_back(lh);
-    plot::Series vd{r.name + " validation, dense", {}, {}, color, plot::Style::Solid,
+    plot::Series vd{r.name + " validation, dense mode", {}, {}, color, plot::Style::Solid,
                     plot::Marker::Circle};
     plot::Series vl{r.name + " validation, Lighthouse mode", {}, {}, color, plot::Style::Dashed,
                     plot::Marker::Square};
@@ -75,7 +72,7 @@ plot::LinePanel loss_panel(const std::vector<RunLog>& runs, LossAxis x) {
     const double sx =
         x == LossAxis::Step ? static_cast<double>(r.switch_step) : r.wall_at(r.switch_step);
     p.series.push_back({"", {sx, sx}, {lo, hi}, plot::kGrey, plot::Style::Dotted});
-    p.notes.push_back({sx, hi, "switch (" + r.name + ")"});
+    p.notes.push_back({sx, lo, "switch (" + r.name + ")"});
   }
   return p;
 }

@@ -98,7 +98,7 @@ TEST(NiahScoring, StubFavouringSevenScoresTheFractionOfSevens) {
   o.depths = {0, 30, 100};
   o.trials = 20;
   o.seed = 5;
-  o.batch_tokens = 256 * 3;  // several batches per cell
+  o.batch_tokens = 256 * 3;  // batches of 3 prompts at 256, of 1 at 512
   int64_t calls = 0;
   const auto stub = [&](const at::Tensor& tokens) {
     ++calls;
@@ -125,7 +125,7 @@ TEST(NiahScoring, StubFavouringSevenScoresTheFractionOfSevens) {
   EXPECT_DOUBLE_EQ(r.mean, mean);
   EXPECT_GT(hi, 0.0);  // the grid has sevens, and not only sevens
   EXPECT_LT(lo, 1.0);
-  EXPECT_EQ(calls, 6 * 7);  // 20 trials in batches of 3
+  EXPECT_EQ(calls, 3 * 7 + 3 * 20);  // 20 trials per cell
   EXPECT_EQ(niah_digits(stub(torch::zeros({2, 4}))), (std::vector<int>{7, 7}));
 }
 

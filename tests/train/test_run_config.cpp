@@ -118,11 +118,22 @@ TEST(RunConfig, ShippedConfigsAreValid) {
   apply_toml_file(tiny_file, (dir / "tiny.toml").string());
   EXPECT_EQ(to_toml(tiny_file), to_toml(RunConfig{}));  // the defaults are the tiny config
   validate(RunConfig{});
-  for (const char* name : {"small-gpu.toml", "paper-530m-98k.toml"}) {
+  for (const char* name : {"small-gpu.toml", "paper-530m-98k.toml", "replica-64k.toml"}) {
     RunConfig c;
     apply_toml_file(c, (dir / name).string());
     EXPECT_NO_THROW(validate(c)) << name;
   }
+}
+
+TEST(RunConfig, Replica64kIsSmallGpuAt64k) {
+  RunConfig small, replica;
+  apply_toml_file(small, LIGHTHOUSE_SOURCE_DIR "/configs/small-gpu.toml");
+  apply_toml_file(replica, LIGHTHOUSE_SOURCE_DIR "/configs/replica-64k.toml");
+  for (const char* kv : {"run.name=replica-64k", "train.context=65536", "train.batch_size=1",
+                         "lighthouse.topk=1024", "data.builtin_doc_bytes=65536",
+                         "data.builtin_docs=700"})
+    apply_override(small, kv);
+  EXPECT_EQ(to_toml(replica), to_toml(small));
 }
 
 TEST(RunConfig, PaperConfigIsSpecSection9) {
