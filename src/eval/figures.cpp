@@ -133,6 +133,7 @@ plot::LinePanel latency_panel(const nlohmann::json& bench) {
   plot::LinePanel p;
   p.xaxis = plot::Axis::Pow2;
   p.yaxis = plot::Axis::Log10;
+  p.legend = plot::Corner::TopLeft;  // latencies grow to the top right
   p.xlabel = "sequence length N";
   p.ylabel = "latency (ms, median)";
   const auto& c = bench.value("config", nlohmann::json::object());

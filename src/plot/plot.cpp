@@ -172,6 +172,14 @@ double pow2_tick(const Range& r) {
   return octave * k;
 }
 
+PLINT legend_position(Corner c) {
+  const PLINT v = c == Corner::TopRight || c == Corner::TopLeft ? PL_POSITION_TOP
+                                                                : PL_POSITION_BOTTOM;
+  const PLINT h = c == Corner::TopRight || c == Corner::BottomRight ? PL_POSITION_RIGHT
+                                                                    : PL_POSITION_LEFT;
+  return v | h | PL_POSITION_INSIDE;
+}
+
 void draw_line_panel(plstream& pls, const LinePanel& p) {
   Range xr, yr;
   int points = 0;
@@ -187,7 +195,7 @@ void draw_line_panel(plstream& pls, const LinePanel& p) {
     }
   }
   if (points == 0) throw PlotError("plot: panel \"" + p.title + "\" has no points to draw");
-  xr.pad(0.02);
+  xr.pad(p.xaxis == Axis::Linear ? 0.02 : 0.05);
   yr.pad(0.06);
 
   pls.adv(0);
@@ -264,7 +272,7 @@ void draw_line_panel(plstream& pls, const LinePanel& p) {
   if (!texts.empty()) {
     PLFLT w = 0, h = 0;
     pls.legend(&w, &h, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX,
-               PL_POSITION_TOP | PL_POSITION_RIGHT | PL_POSITION_INSIDE, 0.02, 0.02, 0.08, 0, 1, 1,
+               legend_position(p.legend), 0.02, 0.02, 0.08, 0, 1, 1,
                0, 0, static_cast<PLINT>(texts.size()), opt.data(), 1.0, 0.8, 2.0, 0.0,
                text_colors.data(), texts.data(), nullptr, nullptr, nullptr, nullptr,
                line_colors.data(), line_styles.data(), line_widths.data(), symbol_colors.data(),

@@ -39,9 +39,12 @@ struct Note {  // text at data coordinates
 // Ticks of a log axis: powers of two labelled 4K, 1M, ... (Pow2), or decades labelled plainly.
 enum class Axis { Linear, Log10, Pow2 };
 
+enum class Corner { TopRight, TopLeft, BottomRight, BottomLeft };
+
 struct LinePanel {
   std::string title, xlabel, ylabel;
   Axis xaxis = Axis::Linear, yaxis = Axis::Linear;
+  Corner legend = Corner::TopRight;  // where the legend sits inside the panel
   std::vector<Series> series;
   std::vector<Note> notes;
 };
