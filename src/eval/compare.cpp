@@ -267,6 +267,13 @@ json run_compare(const CompareOptions& o, const CompareHooks& hooks) {
   json sets = json::array();
   for (const auto& [k, v] : o.overrides) sets.push_back(k + "=" + v);
   report["overrides"] = sets;
+  std::string command = "lighthouse compare";
+  if (!o.config.empty()) command += " --config " + o.config;
+  for (const auto& [k, v] : o.overrides) command += " --set " + k + "=" + v;
+  command += " --out " + o.out;
+  if (!o.dense_run.empty()) command += " --dense-run " + o.dense_run;
+  if (!o.lighthouse_run.empty()) command += " --lighthouse-run " + o.lighthouse_run;
+  report["command"] = command;
   report["niah_table"] = {{"dense", niah_table(evals["dense"]["niah"])},
                           {"lighthouse", niah_table(evals["lighthouse"]["niah"])}};
 

@@ -55,6 +55,7 @@ TEST(Compare, TinyConfigWritesTheFullReport) {
   EXPECT_EQ(j["criteria"][2]["value"], j["recovery_steps"]);
   for (const char* f : {"loss_vs_step.png", "loss_vs_wall_clock.png", "niah.png"})
     EXPECT_TRUE(is_png(dir + "/out/" + f)) << f;
+  EXPECT_EQ(j["command"].get<std::string>().rfind("lighthouse compare --config " + dir, 0), 0u);
   const std::string md = read_file(dir + "/out/report.md");
   EXPECT_NE(md.find("final loss (dense mode)"), std::string::npos);
   EXPECT_NE(md.find("## Success criteria"), std::string::npos);
