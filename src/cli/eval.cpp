@@ -36,10 +36,10 @@ int run_eval_command(const EvalArgs& a) {
                                 std::to_string(a.max_tokens));
   o.max_tokens = a.max_tokens;
   apply_niah_flags(a.niah_flags, o);
-  eval::EvalModel m = !a.model.empty()      ? eval::load_export_model(a.model)
-                      : !a.checkpoint.empty() ? eval::load_checkpoint_model(a.checkpoint,
-                                                                            "--checkpoint")
-                                              : eval::load_checkpoint_model(a.run, "--run");
+  eval::EvalModel m = !a.model.empty() ? eval::load_export_model(a.model)
+                      : !a.checkpoint.empty()
+                          ? eval::load_checkpoint_model(a.checkpoint, "--checkpoint")
+                          : eval::load_checkpoint_model(a.run, "--run");
   eval::place(m, a.device);
   std::cout << "eval " << m.source << (m.step >= 0 ? " (step " + std::to_string(m.step) + ")" : "")
             << " on " << m.device.str() << (m.bf16 ? " (bf16 autocast)" : " (fp32)") << "\n";
@@ -90,8 +90,7 @@ void add_eval(CLI::App& app) {
   sub->callback([a] {
     if (a->run.empty() && a->checkpoint.empty() && a->model.empty())
       throw CLI::ValidationError("eval", "one of --run, --checkpoint or --model is required");
-    if (!a->ppl && !a->niah)
-      throw CLI::ValidationError("eval", "give --ppl, --niah or both");
+    if (!a->ppl && !a->niah) throw CLI::ValidationError("eval", "give --ppl, --niah or both");
     const int rc = run_eval_command(*a);
     if (rc != 0) throw CLI::RuntimeError(rc);
   });

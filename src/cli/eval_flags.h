@@ -3,7 +3,6 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
-
 #include <memory>
 #include <optional>
 #include <string>
@@ -22,8 +21,9 @@ inline void add_niah_flags(CLI::App& sub, NiahFlags& f) {
   sub.add_option("--niah-contexts", f.contexts,
                  "NIAH contexts, e.g. 1024,2048 or 4K,8K (default 4K..96K up to the trained "
                  "context; listed contexts are never skipped)");
-  sub.add_option("--niah-depths", f.depths, "NIAH needle depths in percent (default "
-                                            "0,15,30,50,70,85,100)");
+  sub.add_option("--niah-depths", f.depths,
+                 "NIAH needle depths in percent (default "
+                 "0,15,30,50,70,85,100)");
   sub.add_option("--trials", f.trials, "NIAH prompts per cell, each with its own seed");
   sub.add_option("--seed", f.seed, "NIAH seed");
 }
@@ -36,7 +36,8 @@ inline void apply_niah_flags(const NiahFlags& f, eval::EvalOptions& o) {
   if (!f.depths.empty()) o.niah_opts.depths = eval::parse_sizes(f.depths, "--niah-depths");
   if (f.trials < 1)
     throw std::invalid_argument("--trials: must be >= 1, got " + std::to_string(f.trials));
-  if (f.seed < 0) throw std::invalid_argument("--seed: must be >= 0, got " + std::to_string(f.seed));
+  if (f.seed < 0)
+    throw std::invalid_argument("--seed: must be >= 0, got " + std::to_string(f.seed));
   o.niah_opts.trials = f.trials;
   o.niah_opts.seed = static_cast<uint64_t>(f.seed);
 }

@@ -2,6 +2,8 @@
 // --niah EVAL.json [EVAL.json ...] --out F` (NIAH heatmaps side by side) and `lighthouse plot
 // --bench BENCH.json --out F` (latency vs N): the figures of src/eval/figures.h, drawn by
 // PLplot into .png or .svg.
+#include "plot/plot.h"
+
 #include <fstream>
 #include <iostream>
 #include <memory>
@@ -9,7 +11,6 @@
 
 #include "cli/commands.h"
 #include "eval/figures.h"
-#include "plot/plot.h"
 
 namespace lighthouse::cli {
 namespace {
@@ -43,7 +44,8 @@ int run_plot(const PlotArgs& a) {
     std::vector<plot::HeatmapPanel> panels;
     for (const auto& f : a.niah) {
       const auto j = read_json(f, "--niah");
-      if (!j.contains("niah")) throw std::runtime_error("--niah: " + f + " has no \"niah\" results");
+      if (!j.contains("niah"))
+        throw std::runtime_error("--niah: " + f + " has no \"niah\" results");
       panels.push_back(eval::niah_panel(j["niah"], j.value("/model/source"_json_pointer, f)));
     }
     plot::write_heatmaps(a.out, panels);
@@ -59,8 +61,9 @@ int run_plot(const PlotArgs& a) {
 void add_plot(CLI::App& app) {
   auto a = std::make_shared<PlotArgs>();
   CLI::App* sub = app.add_subcommand(
-      "plot", "Plot loss curves of runs, NIAH heatmaps of eval results, or latency vs N of a "
-              "bench result (PNG or SVG, by the --out extension)");
+      "plot",
+      "Plot loss curves of runs, NIAH heatmaps of eval results, or latency vs N of a "
+      "bench result (PNG or SVG, by the --out extension)");
   sub->add_option("runs", a->runs, "run directories (loss curves)")->check(CLI::ExistingDirectory);
   sub->add_option("--niah", a->niah, "eval JSON files (`lighthouse eval --niah --json`)")
       ->check(CLI::ExistingFile);

@@ -60,7 +60,8 @@ RunLog reuse(const std::string& dir, const std::string& flag, const std::string&
              const train::RunConfig& base) {
   train::RunConfig saved;
   std::ifstream in(dir + "/config.json");
-  if (!in) throw std::runtime_error(flag + ": " + dir + " has no config.json (not a run directory)");
+  if (!in)
+    throw std::runtime_error(flag + ": " + dir + " has no config.json (not a run directory)");
   std::stringstream ss;
   ss << in.rdbuf();
   const auto j = json::parse(ss.str(), nullptr, /*allow_exceptions=*/false);
@@ -77,14 +78,15 @@ RunLog reuse(const std::string& dir, const std::string& flag, const std::string&
     const std::string from = "cannot change when resuming (checkpoint has ";
     const auto at = msg.find(from), got = msg.rfind(", got ");
     if (at != std::string::npos && got != std::string::npos && msg.back() == ')')
-      msg = msg.substr(0, at) + "the run has " + msg.substr(at + from.size(), got - at - from.size()) +
-            ", the comparison " + msg.substr(got + 6, msg.size() - got - 7);
+      msg = msg.substr(0, at) + "the run has " +
+            msg.substr(at + from.size(), got - at - from.size()) + ", the comparison " +
+            msg.substr(got + 6, msg.size() - got - 7);
     throw std::runtime_error(flag + ": " + dir + " differs from the comparison's config: " + msg);
   }
   if (saved.train.steps != base.train.steps)
-    throw std::runtime_error(flag + ": " + dir + " has train.steps = " +
-                             std::to_string(saved.train.steps) + ", the comparison " +
-                             std::to_string(base.train.steps));
+    throw std::runtime_error(flag + ": " + dir +
+                             " has train.steps = " + std::to_string(saved.train.steps) +
+                             ", the comparison " + std::to_string(base.train.steps));
   if (attention == "lighthouse" && saved.train.stage1_steps != base.train.stage1_steps)
     throw std::runtime_error(flag + ": " + dir + " has train.stage1_steps = " +
                              std::to_string(saved.train.stage1_steps) + ", the comparison " +
@@ -142,24 +144,23 @@ json compare_report(const RunLog& dense, const RunLog& lh, const json& eval_dens
   r["niah_mean"] = {{"dense", number_or_null(niah_mean(eval_dense))},
                     {"lighthouse", number_or_null(niah_mean(eval_lh))}};
   r["tokens"] = {{"dense", dense.steps.back().tokens}, {"lighthouse", lh.steps.back().tokens}};
-  r["criteria"] = json::array(
-      {{{"name", "end-to-end speedup (dense wall clock / Lighthouse->dense)"},
-        {"target", kTargetSpeedup},
-        {"op", ">="},
-        {"value", number_or_null(speedup)},
-        {"pass", std::isfinite(speedup) && speedup >= kTargetSpeedup}},
-       {{"name", "final dense-mode loss, Lighthouse->dense minus dense"},
-        {"target", kTargetLossDelta},
-        {"op", "<="},
-        {"value", number_or_null(delta)},
-        {"pass", std::isfinite(delta) && delta <= kTargetLossDelta}},
-       {{"name", "recovery after the switch (steps)"},
-        {"target", kTargetRecovery},
-        {"op", "<="},
-        {"value", recovery},
-        {"pass", recovery.is_number() && recovery.get<int64_t>() <= kTargetRecovery}}});
-  r["runs"] = {{"dense", run_summary(dense, eval_dense)},
-               {"lighthouse", run_summary(lh, eval_lh)}};
+  r["criteria"] =
+      json::array({{{"name", "end-to-end speedup (dense wall clock / Lighthouse->dense)"},
+                    {"target", kTargetSpeedup},
+                    {"op", ">="},
+                    {"value", number_or_null(speedup)},
+                    {"pass", std::isfinite(speedup) && speedup >= kTargetSpeedup}},
+                   {{"name", "final dense-mode loss, Lighthouse->dense minus dense"},
+                    {"target", kTargetLossDelta},
+                    {"op", "<="},
+                    {"value", number_or_null(delta)},
+                    {"pass", std::isfinite(delta) && delta <= kTargetLossDelta}},
+                   {{"name", "recovery after the switch (steps)"},
+                    {"target", kTargetRecovery},
+                    {"op", "<="},
+                    {"value", recovery},
+                    {"pass", recovery.is_number() && recovery.get<int64_t>() <= kTargetRecovery}}});
+  r["runs"] = {{"dense", run_summary(dense, eval_dense)}, {"lighthouse", run_summary(lh, eval_lh)}};
   return r;
 }
 
@@ -178,8 +179,8 @@ std::string report_markdown(const json& r) {
   md << "| | dense from scratch | Lighthouse -> dense |\n|---|---|---|\n";
   md << "| final loss (dense mode) | " << num(r["final_loss"]["dense"], "%.4f") << " | "
      << num(r["final_loss"]["lighthouse"], "%.4f") << " |\n";
-  md << "| NIAH mean (dense mode, chance 0.10) | " << num(r["niah_mean"]["dense"], "%.3f")
-     << " | " << num(r["niah_mean"]["lighthouse"], "%.3f") << " |\n";
+  md << "| NIAH mean (dense mode, chance 0.10) | " << num(r["niah_mean"]["dense"], "%.3f") << " | "
+     << num(r["niah_mean"]["lighthouse"], "%.3f") << " |\n";
   md << "| training wall clock (s) | " << num(r["wall_clock_s"]["dense"], "%.1f") << " | "
      << num(r["wall_clock_s"]["lighthouse"], "%.1f") << " |\n";
   md << "| training tokens | " << r["tokens"]["dense"].dump() << " | "
@@ -209,8 +210,8 @@ std::string report_markdown(const json& r) {
         "the dense run's at the same step; both runs see the same batch at every step.\n";
   if (r.contains("niah_table"))
     for (const char* run : {"dense", "lighthouse"})
-      md << "\n### NIAH, " << run << "\n\n```\n" << r["niah_table"][run].get<std::string>()
-         << "\n```\n";
+      md << "\n### NIAH, " << run << "\n\n```\n"
+         << r["niah_table"][run].get<std::string>() << "\n```\n";
   return md.str();
 }
 
@@ -243,8 +244,9 @@ json run_compare(const CompareOptions& o, const CompareHooks& hooks) {
     train::Launch launch{o.config, o.overrides};
     launch.overrides.emplace_back("train.attention", name);
     launch.overrides.emplace_back("run.dir", o.out + "/" + name);
-    say("compare: training the " + std::string(name == "dense" ? "dense-from-scratch" : "Lighthouse->dense") +
-        " run in " + o.out + "/" + name);
+    say("compare: training the " +
+        std::string(name == "dense" ? "dense-from-scratch" : "Lighthouse->dense") + " run in " +
+        o.out + "/" + name);
     auto session = train::open_session(launch);
     train::train(*session, hooks.train ? hooks.train(name) : train::ConsoleHooks{});
     logs[name] = read_run_log(session->run_dir);
@@ -253,8 +255,8 @@ json run_compare(const CompareOptions& o, const CompareHooks& hooks) {
   std::map<std::string, json> evals;
   std::string device;
   for (const std::string name : {"dense", "lighthouse"}) {
-    EvalModel m = load_checkpoint_model(logs[name].dir,
-                                        name == "dense" ? "--dense-run" : "--lighthouse-run");
+    EvalModel m =
+        load_checkpoint_model(logs[name].dir, name == "dense" ? "--dense-run" : "--lighthouse-run");
     place(m, o.device);
     device = m.device.str();
     EvalOptions eo = o.eval;
@@ -265,8 +267,8 @@ json run_compare(const CompareOptions& o, const CompareHooks& hooks) {
     write_text(o.out + "/eval-" + name + ".json", evals[name].dump(2) + "\n");
   }
 
-  json report = compare_report(logs["dense"], logs["lighthouse"], evals["dense"],
-                               evals["lighthouse"]);
+  json report =
+      compare_report(logs["dense"], logs["lighthouse"], evals["dense"], evals["lighthouse"]);
   char date[32];
   const std::time_t now = std::time(nullptr);
   std::strftime(date, sizeof date, "%Y-%m-%d", std::gmtime(&now));
@@ -293,28 +295,30 @@ json run_compare(const CompareOptions& o, const CompareHooks& hooks) {
   both[1].name = "Lighthouse->dense";
   try {
     plot::write_lines(o.out + "/loss_vs_step.png", {loss_panel(both, LossAxis::Step)});
-    plot::write_lines(o.out + "/loss_vs_wall_clock.png",
-                      {loss_panel(both, LossAxis::WallClock)});
+    plot::write_lines(o.out + "/loss_vs_wall_clock.png", {loss_panel(both, LossAxis::WallClock)});
     plot::write_heatmaps(o.out + "/niah.png",
                          {niah_panel(evals["dense"]["niah"], "dense from scratch"),
                           niah_panel(evals["lighthouse"]["niah"], "Lighthouse -> dense")});
   } catch (const plot::PlotError& e) {
-    throw plot::PlotError(std::string(e.what()) + " (report.json and report.md are written; "
+    throw plot::PlotError(std::string(e.what()) +
+                          " (report.json and report.md are written; "
                           "draw the figures later with `lighthouse plot` on the run folders "
                           "and eval-*.json)");
   }
 
   say("compare (dense mode): final loss dense " + fmt("%.4f", dense_ppl_loss(evals["dense"])) +
       ", Lighthouse->dense " + fmt("%.4f", dense_ppl_loss(evals["lighthouse"])) + " (delta " +
-      (report["loss_delta"].is_number() ? fmt("%+.4f", report["loss_delta"].get<double>()) : "n/a") +
+      (report["loss_delta"].is_number() ? fmt("%+.4f", report["loss_delta"].get<double>())
+                                        : "n/a") +
       "); NIAH " + fmt("%.3f", niah_mean(evals["dense"])) + " vs " +
       fmt("%.3f", niah_mean(evals["lighthouse"])) + "; speedup " +
       (report["speedup"].is_number() ? fmt("%.2fx", report["speedup"].get<double>()) : "n/a"));
   for (const auto& c : report["criteria"])
     say(std::string("  ") + (c["pass"].get<bool>() ? "pass" : "FAIL") + "  " +
-        c["name"].get<std::string>() + " " + c["op"].get<std::string>() + " " +
-        c["target"].dump() + ": " + (c["value"].is_null() ? "n/a" : c["value"].dump()));
-  say("compare: wrote " + o.out + "/report.md, report.json, loss_vs_step.png, "
+        c["name"].get<std::string>() + " " + c["op"].get<std::string>() + " " + c["target"].dump() +
+        ": " + (c["value"].is_null() ? "n/a" : c["value"].dump()));
+  say("compare: wrote " + o.out +
+      "/report.md, report.json, loss_vs_step.png, "
       "loss_vs_wall_clock.png, niah.png");
   return report;
 }

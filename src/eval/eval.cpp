@@ -113,8 +113,9 @@ nlohmann::json run_eval(EvalModel& m, const EvalOptions& o, const EvalHooks& hoo
   if (o.ppl) {
     for (const auto& mode : o.modes)
       if (mode == "lighthouse" && !m.has_run_config)
-        throw std::invalid_argument("--modes: lighthouse needs the run's Lighthouse config, which " +
-                                    m.source + " lacks (export it with this lighthouse)");
+        throw std::invalid_argument(
+            "--modes: lighthouse needs the run's Lighthouse config, which " + m.source +
+            " lacks (export it with this lighthouse)");
     train::RunConfig dcfg = m.cfg;
     train::TokenStream stream;
     std::string what;
@@ -124,10 +125,13 @@ nlohmann::json run_eval(EvalModel& m, const EvalOptions& o, const EvalHooks& hoo
                                     " carries no run config, so there is no validation split; "
                                     "name a source with --data");
       if (m.cfg.data.val_fraction <= 0)
-        throw std::invalid_argument("--data: the run has data.val_fraction = 0 (no validation "
-                                    "split); name a source with --data");
+        throw std::invalid_argument(
+            "--data: the run has data.val_fraction = 0 (no validation "
+            "split); name a source with --data");
       stream = train::load_dataset(m.cfg).val;
-      what = "validation split of " + (m.cfg.data.source == "builtin" ? std::string("the built-in corpus") : m.cfg.data.source);
+      what =
+          "validation split of " +
+          (m.cfg.data.source == "builtin" ? std::string("the built-in corpus") : m.cfg.data.source);
     } else {
       dcfg.data.source = o.data;
       try {
@@ -144,17 +148,18 @@ nlohmann::json run_eval(EvalModel& m, const EvalOptions& o, const EvalHooks& hoo
     for (const auto& mode : o.modes) {
       const auto am =
           mode == "dense" ? model::AttentionMode::Dense : model::AttentionMode::Lighthouse;
-      const PplResult r = perplexity(m, stream, context, batch, am, o.max_tokens,
-                                     [&](int64_t done, int64_t total) {
-                                       if (hooks.progress)
-                                         hooks.progress("ppl " + mode, done, total, "seq");
-                                     });
+      const PplResult r =
+          perplexity(m, stream, context, batch, am, o.max_tokens, [&](int64_t done, int64_t total) {
+            if (hooks.progress) hooks.progress("ppl " + mode, done, total, "seq");
+          });
       out["ppl"][mode] = {{"loss", r.loss}, {"ppl", r.ppl}, {"tokens", r.tokens}};
-      std::snprintf(buf, sizeof buf, "ppl %-10s loss %.4f  ppl %.3f  over %lld tokens (%lld of %lld sequences of %lld, %s)%s",
-                    (mode + ":").c_str(), r.loss, r.ppl, static_cast<long long>(r.tokens),
-                    static_cast<long long>(r.sequences), static_cast<long long>(r.available),
-                    static_cast<long long>(context), what.c_str(),
-                    mode == "dense" ? "" : "  [reads future tokens: not a quality measure]");
+      std::snprintf(
+          buf, sizeof buf,
+          "ppl %-10s loss %.4f  ppl %.3f  over %lld tokens (%lld of %lld sequences of %lld, %s)%s",
+          (mode + ":").c_str(), r.loss, r.ppl, static_cast<long long>(r.tokens),
+          static_cast<long long>(r.sequences), static_cast<long long>(r.available),
+          static_cast<long long>(context), what.c_str(),
+          mode == "dense" ? "" : "  [reads future tokens: not a quality measure]");
       say(buf);
     }
   }
@@ -194,14 +199,15 @@ nlohmann::json run_eval(EvalModel& m, const EvalOptions& o, const EvalHooks& hoo
                        {"depth", c.depth},
                        {"trials", c.trials},
                        {"accuracy", c.accuracy}});
-    out["niah"] = {{"mean", r.mean},
-                   {"chance", 0.1},
-                   {"mode", "dense"},
-                   {"trials", no.trials},
-                   {"seed", no.seed},
-                   {"skipped_contexts", skipped},
-                   {"template", "<filler>" + std::string(kNiahNeedle) + "<D>.\n<filler>" + kNiahQuery},
-                   {"cells", cells}};
+    out["niah"] = {
+        {"mean", r.mean},
+        {"chance", 0.1},
+        {"mode", "dense"},
+        {"trials", no.trials},
+        {"seed", no.seed},
+        {"skipped_contexts", skipped},
+        {"template", "<filler>" + std::string(kNiahNeedle) + "<D>.\n<filler>" + kNiahQuery},
+        {"cells", cells}};
     say(niah_table(out["niah"]));
   }
   return out;

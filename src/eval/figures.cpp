@@ -50,9 +50,17 @@ plot::LinePanel loss_panel(const std::vector<RunLog>& runs, LossAxis x) {
       p.series.push_back(dense);
     if (std::any_of(lh.y.begin(), lh.y.end(), [](double v) { return std::isfinite(v); }))
       p.series.push_back(lh);
-    plot::Series vd{r.name + " validation, dense mode", {}, {}, color, plot::Style::Solid,
+    plot::Series vd{r.name + " validation, dense mode",
+                    {},
+                    {},
+                    color,
+                    plot::Style::Solid,
                     plot::Marker::Circle};
-    plot::Series vl{r.name + " validation, Lighthouse mode", {}, {}, color, plot::Style::Dashed,
+    plot::Series vl{r.name + " validation, Lighthouse mode",
+                    {},
+                    {},
+                    color,
+                    plot::Style::Dashed,
                     plot::Marker::Square};
     for (const auto& v : r.vals) {
       auto& s = v.mode == "lighthouse" ? vl : vd;
@@ -110,8 +118,9 @@ plot::HeatmapPanel niah_panel(const nlohmann::json& niah, const std::string& tit
 
 plot::LinePanel latency_panel(const nlohmann::json& bench) {
   if (!bench.is_object() || !bench.contains("points"))
-    throw std::runtime_error("--bench: the JSON has no \"points\" (not a `lighthouse bench "
-                             "--device cuda` result)");
+    throw std::runtime_error(
+        "--bench: the JSON has no \"points\" (not a `lighthouse bench "
+        "--device cuda` result)");
   struct Case {
     const char* key;
     const char* label;
@@ -161,8 +170,7 @@ plot::LinePanel latency_panel(const nlohmann::json& bench) {
     p.notes.push_back({pt.at("N").get<double>(),
                        pt["cases"]["lh_cudnn_fwdbwd"].at("median_ms").get<double>() * 0.72, buf});
   }
-  if (p.series.empty())
-    throw std::runtime_error("--bench: no point of the JSON has a timed case");
+  if (p.series.empty()) throw std::runtime_error("--bench: no point of the JSON has a timed case");
   return p;
 }
 

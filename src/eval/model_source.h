@@ -15,12 +15,12 @@ namespace lighthouse::eval {
 
 struct EvalModel {
   model::Llama model{nullptr};
-  train::RunConfig cfg;     // the run config of the training run (data, context, Lighthouse)
+  train::RunConfig cfg;        // the run config of the training run (data, context, Lighthouse)
   bool has_run_config = true;  // false: an export without lighthouse metadata (dense only)
-  std::string source;       // checkpoint path or export directory
-  int64_t step = -1;        // optimizer steps of the checkpoint, -1 when unknown
+  std::string source;          // checkpoint path or export directory
+  int64_t step = -1;           // optimizer steps of the checkpoint, -1 when unknown
   torch::Device device = torch::kCPU;
-  bool bf16 = false;        // forward passes under bf16 autocast (CUDA)
+  bool bf16 = false;  // forward passes under bf16 autocast (CUDA)
 };
 
 // `target` is a run directory or a checkpoint file. Throws std::runtime_error naming `flag`.

@@ -8,8 +8,8 @@
 
 namespace lighthouse::eval {
 
-PplResult perplexity(EvalModel& m, const train::TokenStream& stream, int64_t context,
-                     int64_t batch, model::AttentionMode mode, int64_t max_tokens,
+PplResult perplexity(EvalModel& m, const train::TokenStream& stream, int64_t context, int64_t batch,
+                     model::AttentionMode mode, int64_t max_tokens,
                      const std::function<void(int64_t, int64_t)>& progress) {
   const int64_t available =
       stream.tokens.size() > 1 ? static_cast<int64_t>(stream.tokens.size() - 1) / context : 0;
@@ -26,7 +26,7 @@ PplResult perplexity(EvalModel& m, const train::TokenStream& stream, int64_t con
   double sum = 0;
   for (int64_t first = 0; first < n_seq; first += batch) {
     const int64_t B = std::min(batch, n_seq - first);
-    const auto seq = loader.batch_at(first, B).to(m.device);        // [B, N + 1]
+    const auto seq = loader.batch_at(first, B).to(m.device);      // [B, N + 1]
     const auto inputs = seq.narrow(1, 0, context).contiguous();   // [B, N]
     const auto targets = seq.narrow(1, 1, context).contiguous();  // [B, N]
     at::Tensor logits;                                            // [B, N, vocab]

@@ -120,8 +120,8 @@ std::map<std::string, std::string> load_safetensors_metadata(const std::string& 
   TORCH_CHECK_VALUE(in.read(reinterpret_cast<char*>(&len), sizeof(len)) && len < (1ull << 30),
                     "load_safetensors: ", path, ": no valid header length");
   std::string text(len, '\0');
-  TORCH_CHECK_VALUE(in.read(text.data(), static_cast<std::streamsize>(len)), "load_safetensors: ",
-                    path, ": file shorter than its header");
+  TORCH_CHECK_VALUE(in.read(text.data(), static_cast<std::streamsize>(len)),
+                    "load_safetensors: ", path, ": file shorter than its header");
   const auto header = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
   TORCH_CHECK_VALUE(header.is_object(), "load_safetensors: ", path, ": header is not JSON");
   std::map<std::string, std::string> out;

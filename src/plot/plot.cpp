@@ -4,7 +4,6 @@
 #include "plot/plot.h"
 
 #include <plplot/plstream.h>
-
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -61,7 +60,9 @@ const int kPalette[][3] = {{255, 255, 255}, {0, 0, 0},       {200, 200, 200}, {3
                            {23, 190, 207},  {120, 120, 120}, {60, 60, 60},    {255, 255, 255}};
 constexpr int kSeriesColors = 10;
 
-int color_index(int c) { return c == kGrey ? 13 : 3 + ((c % kSeriesColors) + kSeriesColors) % kSeriesColors; }
+int color_index(int c) {
+  return c == kGrey ? 13 : 3 + ((c % kSeriesColors) + kSeriesColors) % kSeriesColors;
+}
 
 void set_palette(plstream& pls) {
   PLINT r[16], g[16], b[16];
@@ -173,10 +174,10 @@ double pow2_tick(const Range& r) {
 }
 
 PLINT legend_position(Corner c) {
-  const PLINT v = c == Corner::TopRight || c == Corner::TopLeft ? PL_POSITION_TOP
-                                                                : PL_POSITION_BOTTOM;
-  const PLINT h = c == Corner::TopRight || c == Corner::BottomRight ? PL_POSITION_RIGHT
-                                                                    : PL_POSITION_LEFT;
+  const PLINT v =
+      c == Corner::TopRight || c == Corner::TopLeft ? PL_POSITION_TOP : PL_POSITION_BOTTOM;
+  const PLINT h =
+      c == Corner::TopRight || c == Corner::BottomRight ? PL_POSITION_RIGHT : PL_POSITION_LEFT;
   return v | h | PL_POSITION_INSIDE;
 }
 
@@ -211,8 +212,7 @@ void draw_line_panel(plstream& pls, const LinePanel& p) {
   pls.box(options(p.xaxis, "g").c_str(), xtick, xsub, options(p.yaxis, "g").c_str(), 0, 0);
   pls.col0(1);
   pls.width(1);
-  pls.box(options(p.xaxis, "bcnst").c_str(), xtick, xsub,
-          options(p.yaxis, "bcnstv").c_str(), 0, 0);
+  pls.box(options(p.xaxis, "bcnst").c_str(), xtick, xsub, options(p.yaxis, "bcnstv").c_str(), 0, 0);
   pls.lab(p.xlabel.c_str(), p.ylabel.c_str(), p.title.c_str());
 
   std::vector<PLINT> opt, line_colors, line_styles, symbol_colors, symbol_numbers, text_colors;
@@ -271,10 +271,9 @@ void draw_line_panel(plstream& pls, const LinePanel& p) {
       pls.ptex(transform(p.xaxis, n.x), transform(p.yaxis, n.y), 1, 0, 0.5, n.text.c_str());
   if (!texts.empty()) {
     PLFLT w = 0, h = 0;
-    pls.legend(&w, &h, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX,
-               legend_position(p.legend), 0.02, 0.02, 0.08, 0, 1, 1,
-               0, 0, static_cast<PLINT>(texts.size()), opt.data(), 1.0, 0.8, 2.0, 0.0,
-               text_colors.data(), texts.data(), nullptr, nullptr, nullptr, nullptr,
+    pls.legend(&w, &h, PL_LEGEND_BACKGROUND | PL_LEGEND_BOUNDING_BOX, legend_position(p.legend),
+               0.02, 0.02, 0.08, 0, 1, 1, 0, 0, static_cast<PLINT>(texts.size()), opt.data(), 1.0,
+               0.8, 2.0, 0.0, text_colors.data(), texts.data(), nullptr, nullptr, nullptr, nullptr,
                line_colors.data(), line_styles.data(), line_widths.data(), symbol_colors.data(),
                symbol_scales.data(), symbol_numbers.data(), symbols.data());
   }
@@ -330,10 +329,8 @@ void draw_heatmap_panel(plstream& pls, const HeatmapPanel& p) {
   }
   pls.col0(1);
   pls.box("bc", 0, 0, "bc", 0, 0);
-  for (PLINT i = 0; i < nx; ++i)
-    pls.mtex("b", 1.4, (i + 0.5) / nx, 0.5, p.columns[i].c_str());
-  for (PLINT j = 0; j < ny; ++j)
-    pls.mtex("lv", 0.8, (j + 0.5) / ny, 1.0, p.rows[j].c_str());
+  for (PLINT i = 0; i < nx; ++i) pls.mtex("b", 1.4, (i + 0.5) / nx, 0.5, p.columns[i].c_str());
+  for (PLINT j = 0; j < ny; ++j) pls.mtex("lv", 0.8, (j + 0.5) / ny, 1.0, p.rows[j].c_str());
   pls.schr(0, 0.9);
   pls.mtex("b", 3.0, 0.5, 0.5, p.xlabel.c_str());
   pls.mtex("l", 5.0, 0.5, 0.5, p.ylabel.c_str());

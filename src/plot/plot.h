@@ -23,12 +23,12 @@ enum class Marker { None, Circle, Square, Cross };
 constexpr int kGrey = -1;  // Series::color for reference lines; 0.. index the palette
 
 struct Series {
-  std::string label;          // "" = not in the legend
-  std::vector<double> x, y;   // same length; non-finite points are skipped
-  int color = 0;              // palette index (tab10 order) or kGrey
+  std::string label;         // "" = not in the legend
+  std::vector<double> x, y;  // same length; non-finite points are skipped
+  int color = 0;             // palette index (tab10 order) or kGrey
   Style style = Style::Solid;
   Marker marker = Marker::None;
-  bool line = true;           // false: markers only
+  bool line = true;  // false: markers only
 };
 
 struct Note {  // text at data coordinates
@@ -51,7 +51,7 @@ struct LinePanel {
 
 struct HeatmapPanel {
   std::string title, xlabel, ylabel;
-  std::vector<std::string> columns, rows;  // labels of the x cells and the y cells
+  std::vector<std::string> columns, rows;   // labels of the x cells and the y cells
   std::vector<std::vector<double>> values;  // [row][column]; NaN = not measured
   double vmin = 0, vmax = 1;
   int digits = 2;  // decimals of the value printed in each cell
@@ -60,8 +60,8 @@ struct HeatmapPanel {
 // Writes the panels side by side into `path` (.png or .svg), `width` x `height` pixels per
 // panel. The file is written to a temporary name and renamed, so a failed plot leaves no
 // partial image. Throws PlotError (bad extension, empty panel, unwritable file, no driver).
-void write_lines(const std::string& path, const std::vector<LinePanel>& panels,
-                 int width = 900, int height = 600);
+void write_lines(const std::string& path, const std::vector<LinePanel>& panels, int width = 900,
+                 int height = 600);
 void write_heatmaps(const std::string& path, const std::vector<HeatmapPanel>& panels,
                     int width = 700, int height = 500);
 

@@ -22,9 +22,10 @@ TEST(Compare, TinyConfigWritesTheFullReport) {
   const std::string dir = scratch_dir("compare");
   train::testing::write_file(dir + "/t.toml", train::testing::kTestToml);
   const std::vector<std::string> niah = {"--niah-contexts", "256", "--niah-depths", "0,100",
-                                         "--trials", "2", "--device", "cpu"};
-  std::vector<std::string> args = {"compare", "--config", dir + "/t.toml", "--set",
-                                   "data.builtin_docs=60", "--out", dir + "/out"};
+                                         "--trials",        "2",   "--device",      "cpu"};
+  std::vector<std::string> args = {
+      "compare", "--config",  dir + "/t.toml", "--set", "data.builtin_docs=60",
+      "--out",   dir + "/out"};
   args.insert(args.end(), niah.begin(), niah.end());
   auto r = run_cli(dir, args);
   ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
@@ -61,8 +62,16 @@ TEST(Compare, TinyConfigWritesTheFullReport) {
   EXPECT_NE(md.find("## Success criteria"), std::string::npos);
 
   // Reusing both runs evaluates them again and gives the same numbers.
-  args = {"compare", "--config", dir + "/t.toml", "--set", "data.builtin_docs=60",
-          "--out", dir + "/again", "--dense-run", dir + "/out/dense", "--lighthouse-run",
+  args = {"compare",
+          "--config",
+          dir + "/t.toml",
+          "--set",
+          "data.builtin_docs=60",
+          "--out",
+          dir + "/again",
+          "--dense-run",
+          dir + "/out/dense",
+          "--lighthouse-run",
           dir + "/out/lighthouse"};
   args.insert(args.end(), niah.begin(), niah.end());
   r = run_cli(dir, args);
@@ -80,9 +89,19 @@ TEST(Compare, TinyConfigWritesTheFullReport) {
   EXPECT_NE(read_file(dir + "/curves.svg").find("<svg"), std::string::npos);
 
   // A reused run must match the comparison's config.
-  args = {"compare", "--config", dir + "/t.toml", "--set", "data.builtin_docs=60", "--set",
-          "run.seed=3", "--out", dir + "/bad", "--dense-run", dir + "/out/dense",
-          "--lighthouse-run", dir + "/out/lighthouse"};
+  args = {"compare",
+          "--config",
+          dir + "/t.toml",
+          "--set",
+          "data.builtin_docs=60",
+          "--set",
+          "run.seed=3",
+          "--out",
+          dir + "/bad",
+          "--dense-run",
+          dir + "/out/dense",
+          "--lighthouse-run",
+          dir + "/out/lighthouse"};
   r = run_cli(dir, args);
   EXPECT_NE(r.exit_code, 0);
   EXPECT_NE(r.err.find("--lighthouse-run: " + dir +
@@ -130,9 +149,9 @@ TEST(Compare, SpikeRecoveryAndCriteriaFollowTheirDefinitions) {
   EXPECT_EQ(r["recovery_steps"], 4);
   EXPECT_NEAR(r["loss_delta"].get<double>(), 0.01, 1e-12);
   EXPECT_EQ(r["niah_mean"]["lighthouse"], 0.5);
-  EXPECT_TRUE(r["criteria"][0]["pass"].get<bool>());   // 1.33 >= 1.3
-  EXPECT_TRUE(r["criteria"][1]["pass"].get<bool>());   // 0.01 <= 0.02
-  EXPECT_TRUE(r["criteria"][2]["pass"].get<bool>());   // 4 <= 2000
+  EXPECT_TRUE(r["criteria"][0]["pass"].get<bool>());  // 1.33 >= 1.3
+  EXPECT_TRUE(r["criteria"][1]["pass"].get<bool>());  // 0.01 <= 0.02
+  EXPECT_TRUE(r["criteria"][2]["pass"].get<bool>());  // 4 <= 2000
   const RunLog never = log_of({5, 4, 3, 2.4, 4.0, 3.0, 2.5, 2.0}, "lh", 4);
   const auto n = compare_report(dense, never, eval_of(1.5, 0.6), eval_of(1.6, 0.5));
   EXPECT_TRUE(n["recovery_steps"].is_null());

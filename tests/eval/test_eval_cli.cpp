@@ -61,8 +61,8 @@ TEST(EvalCli, ModesHeatmapAndBadFlags) {
   const std::string dir = scratch_dir("modes");
   train_run(dir);
   auto r = run_cli(dir, {"eval", "--run", dir + "/run", "--ppl", "--modes", "lighthouse,dense",
-                         "--max-tokens", "512", "--niah", "--niah-depths", "0,100", "--trials",
-                         "2", "--json", dir + "/m.json", "--heatmap", dir + "/niah.png"});
+                         "--max-tokens", "512", "--niah", "--niah-depths", "0,100", "--trials", "2",
+                         "--json", dir + "/m.json", "--heatmap", dir + "/niah.png"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   // The dense line comes first; the Lighthouse-mode one is marked as no quality measure.
   EXPECT_LT(r.out.find("ppl dense:"), r.out.find("ppl lighthouse:")) << r.out;

@@ -2,7 +2,6 @@
 // word, filler without digits, answer position at the end of the query), distinct trials,
 // scoring by argmax over the ten digit tokens, and the context/depth flags.
 #include <gtest/gtest.h>
-
 #include <torch/torch.h>
 
 #include <cctype>
@@ -33,13 +32,11 @@ TEST(NiahGenerator, NeedleAtTheDepthFillerWithoutDigitsAnswerAtTheEnd) {
         ASSERT_EQ(t.substr(c.needle_pos, needle.size()), needle);
         const double want = depth / 100.0 * static_cast<double>(c.filler_bytes);
         EXPECT_LE(std::abs(static_cast<double>(c.needle_pos) - want), kNiahMaxUnit);
-        EXPECT_EQ(c.filler_bytes,
-                  context - static_cast<int64_t>(needle.size() + query.size()));
+        EXPECT_EQ(c.filler_bytes, context - static_cast<int64_t>(needle.size() + query.size()));
         // Filler: lowercase letters and spaces only; the passkey is the prompt's only digit.
-        const std::string filler =
-            t.substr(0, c.needle_pos) +
-            t.substr(c.needle_pos + needle.size(), t.size() - query.size() - c.needle_pos -
-                                                       needle.size());
+        const std::string filler = t.substr(0, c.needle_pos) +
+                                   t.substr(c.needle_pos + needle.size(),
+                                            t.size() - query.size() - c.needle_pos - needle.size());
         ASSERT_EQ(static_cast<int64_t>(filler.size()), c.filler_bytes);
         for (const char ch : filler) ASSERT_TRUE(std::islower(ch) || ch == ' ') << int(ch);
         int digits = 0;

@@ -71,8 +71,9 @@ TEST(Plot, BadInputIsAClearError) {
   };
   EXPECT_NE(error([&] { write_lines(dir + "/x.jpg", {curve()}); }).find("ending in .png or .svg"),
             std::string::npos);
-  EXPECT_NE(error([&] { write_lines(dir + "/no/such/dir/x.png", {curve()}); })
-                .find("cannot write " + dir + "/no/such/dir/x.png"),
+  EXPECT_NE(error([&] {
+              write_lines(dir + "/no/such/dir/x.png", {curve()});
+            }).find("cannot write " + dir + "/no/such/dir/x.png"),
             std::string::npos);
   LinePanel empty;
   empty.title = "empty";

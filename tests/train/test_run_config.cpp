@@ -129,9 +129,9 @@ TEST(RunConfig, Replica64kIsSmallGpuAt64k) {
   RunConfig small, replica;
   apply_toml_file(small, LIGHTHOUSE_SOURCE_DIR "/configs/small-gpu.toml");
   apply_toml_file(replica, LIGHTHOUSE_SOURCE_DIR "/configs/replica-64k.toml");
-  for (const char* kv : {"run.name=replica-64k", "train.context=65536", "train.batch_size=1",
-                         "lighthouse.topk=1024", "data.builtin_doc_bytes=65536",
-                         "data.builtin_docs=700"})
+  for (const char* kv :
+       {"run.name=replica-64k", "train.context=65536", "train.batch_size=1", "lighthouse.topk=1024",
+        "data.builtin_doc_bytes=65536", "data.builtin_docs=700"})
     apply_override(small, kv);
   EXPECT_EQ(to_toml(replica), to_toml(small));
 }
