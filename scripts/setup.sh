@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; fi
 pkgs=(build-essential cmake ninja-build pkg-config ccache libgtest-dev libcli11-dev
-      libtomlplusplus-dev nlohmann-json3-dev zlib1g-dev)
+      libtomlplusplus-dev nlohmann-json3-dev zlib1g-dev libplplot-dev plplot-driver-cairo
+      fonts-dejavu-core)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then
@@ -23,5 +24,6 @@ if ! "$PY" -c 'import torch, numpy, pytest, transformers, safetensors' 2>/dev/nu
 fi
 
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DPython3_EXECUTABLE="$(command -v "$PY")" \
+  -DLIGHTHOUSE_PLOTS=ON \
   ${LIGHTHOUSE_CMAKE_ARGS:-}
 cmake --build build -j "$(nproc)"

@@ -15,6 +15,9 @@ void add_bench(CLI::App& app);
 void add_bench_train(CLI::App& bench);  // `bench train`, a subcommand of `bench`
 void add_train(CLI::App& app);
 void add_export(CLI::App& app);
+void add_eval(CLI::App& app);     // eval.cpp
+void add_compare(CLI::App& app);  // compare.cpp
+void add_plot(CLI::App& app);     // plot.cpp
 // `lighthouse --version`: version, git commit, torch, CUDA, SDPA backends (version.cpp).
 void add_version(CLI::App& app);
 

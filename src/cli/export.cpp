@@ -1,6 +1,6 @@
 // `lighthouse export --run DIR | --checkpoint FILE --out DIR [--dtype ...]`: writes a trained
 // model (dense: the attention mode is not a weight) as Hugging Face Llama safetensors plus
-// config.json.
+// config.json; the run config goes into the safetensors metadata for `lighthouse eval`.
 #include "model/export.h"
 
 #include <filesystem>
@@ -37,8 +37,12 @@ int run_export(const ExportArgs& a) {
     throw std::runtime_error((a.checkpoint.empty() ? "--run: " : "--checkpoint: ") +
                              std::string(e.what()));
   }
+  // The run config rides in the safetensors metadata, so `lighthouse eval --model DIR` knows
+  // the Lighthouse parameters, the dense layers, the trained context and the validation split.
   try {
-    model::export_hf(tm.model, a.out, export_dtype(a.dtype));
+    model::export_hf(tm.model, a.out, export_dtype(a.dtype), 131072,
+                     {{"lighthouse_run_config", train::to_json(tm.cfg).dump()},
+                      {"lighthouse_step", std::to_string(tm.step)}});
   } catch (const c10::Error& e) {
     throw std::runtime_error("--out: " + std::string(e.what_without_backtrace()));
   } catch (const std::filesystem::filesystem_error& e) {

@@ -14,6 +14,9 @@ int main(int argc, char** argv) {
   lighthouse::cli::add_bench_train(*app.get_subcommand("bench"));
   lighthouse::cli::add_train(app);
   lighthouse::cli::add_export(app);
+  lighthouse::cli::add_eval(app);
+  lighthouse::cli::add_compare(app);
+  lighthouse::cli::add_plot(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -6,6 +6,7 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <sstream>
 
 namespace lighthouse::model {
 namespace {
@@ -72,7 +73,8 @@ nlohmann::json hf_config(const ModelConfig& cfg, at::ScalarType dtype,
 }
 
 void export_hf(const Llama& model, const std::string& dir, at::ScalarType dtype,
-               int64_t max_position_embeddings) {
+               int64_t max_position_embeddings,
+               const std::map<std::string, std::string>& metadata) {
   TORCH_CHECK_VALUE(max_position_embeddings > 0,
                     "export_hf: max_position_embeddings must be > 0, got ",
                     max_position_embeddings);
@@ -82,13 +84,71 @@ void export_hf(const Llama& model, const std::string& dir, at::ScalarType dtype,
   for (const auto& item : model->named_parameters()) {
     tensors.emplace_back(hf_parameter_name(item.key()), item.value().detach().to(dtype));
   }
-  save_safetensors(dir + "/model.safetensors", tensors, {{"format", "pt"}});
+  std::map<std::string, std::string> meta = metadata;
+  meta["format"] = "pt";
+  save_safetensors(dir + "/model.safetensors", tensors, meta);
 
   const std::string path = dir + "/config.json";
   std::ofstream out(path, std::ios::trunc);
   TORCH_CHECK(out, "export_hf: cannot open '", path, "' for writing");
   out << config.dump(2) << "\n";
   TORCH_CHECK(out, "export_hf: writing '", path, "' failed");
+}
+
+ExportedModel read_hf_export(const std::string& dir) {
+  const std::string cfg_path = dir + "/config.json";
+  std::ifstream in(cfg_path);
+  TORCH_CHECK_VALUE(in, "--model: cannot open '", cfg_path, "' (a directory written by export)");
+  std::stringstream text;
+  text << in.rdbuf();
+  const auto j = nlohmann::json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
+  TORCH_CHECK_VALUE(j.is_object(), "--model: ", cfg_path, " is not a JSON object");
+  const auto get = [&](const char* key) -> const nlohmann::json& {
+    TORCH_CHECK_VALUE(j.contains(key), "--model: ", cfg_path, " has no \"", key, "\"");
+    return j.at(key);
+  };
+  TORCH_CHECK_VALUE(get("model_type") == "llama", "--model: ", cfg_path,
+                    ": model_type must be \"llama\", got ", get("model_type").dump());
+  ExportedModel out;
+  ModelConfig& c = out.config;
+  c.vocab = get("vocab_size").get<int64_t>();
+  TORCH_CHECK_VALUE(c.vocab == kVocab, "--model: ", cfg_path, ": vocab_size must be ", kVocab,
+                    " (the byte tokenizer), got ", c.vocab);
+  c.d_model = get("hidden_size").get<int64_t>();
+  c.ffn_hidden = get("intermediate_size").get<int64_t>();
+  c.n_layers = get("num_hidden_layers").get<int64_t>();
+  c.n_heads = get("num_attention_heads").get<int64_t>();
+  c.n_kv_heads = get("num_key_value_heads").get<int64_t>();
+  c.head_dim = get("head_dim").get<int64_t>();
+  c.norm_eps = get("rms_norm_eps").get<double>();
+  c.rope_theta = get("rope_theta").get<double>();
+  out.max_position_embeddings = get("max_position_embeddings").get<int64_t>();
+  TORCH_CHECK_VALUE(!get("tie_word_embeddings").get<bool>(), "--model: ", cfg_path,
+                    ": tied embeddings are not supported (lighthouse exports untied ones)");
+
+  const std::string st_path = dir + "/model.safetensors";
+  out.metadata = load_safetensors_metadata(st_path);
+  for (auto& [name, t] : load_safetensors(st_path)) {
+    const std::string ours = name.rfind("model.", 0) == 0 ? name.substr(6) : name;
+    out.weights.emplace(ours, t.to(at::kFloat));
+  }
+  return out;
+}
+
+void load_hf_weights(Llama& model, const ExportedModel& exported, const std::string& dir) {
+  torch::NoGradGuard no_grad;
+  for (auto& item : model->named_parameters()) {
+    const auto it = exported.weights.find(item.key());
+    TORCH_CHECK_VALUE(it != exported.weights.end(), "--model: ", dir,
+                      "/model.safetensors has no tensor ", hf_parameter_name(item.key()));
+    TORCH_CHECK_VALUE(it->second.sizes() == item.value().sizes(), "--model: ", dir,
+                      "/model.safetensors: ", hf_parameter_name(item.key()), " has shape ",
+                      it->second.sizes(), ", the model expects ", item.value().sizes());
+    item.value().copy_(it->second);
+  }
+  TORCH_CHECK_VALUE(exported.weights.size() == model->named_parameters().size(), "--model: ", dir,
+                    "/model.safetensors holds ", exported.weights.size(),
+                    " tensors, the model has ", model->named_parameters().size(), " parameters");
 }
 
 }  // namespace lighthouse::model

@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <map>
 #include <string>
 
 #include "model/llama.h"
@@ -22,7 +23,23 @@ nlohmann::json hf_config(const ModelConfig& cfg, at::ScalarType dtype,
 
 // Writes dir/model.safetensors and dir/config.json (dir is created if missing). Weights are
 // the model's current values (any attention mode: the mode is not a parameter) cast to dtype.
+// `metadata` goes into the safetensors header beside {"format": "pt"}.
 void export_hf(const Llama& model, const std::string& dir, at::ScalarType dtype = at::kFloat,
-               int64_t max_position_embeddings = 131072);
+               int64_t max_position_embeddings = 131072,
+               const std::map<std::string, std::string>& metadata = {});
+
+// The model of a directory written by export_hf (any dtype; parameters come back as float32)
+// and its safetensors metadata. `lighthouse` (levels, pool, topk, tile_topk, ...) and
+// `dense_layers` are not part of the Hugging Face config and come from the caller. Throws
+// c10::Error naming the file and the tensor or config key.
+struct ExportedModel {
+  ModelConfig config;
+  std::map<std::string, at::Tensor> weights;  // our parameter names, float32
+  std::map<std::string, std::string> metadata;
+  int64_t max_position_embeddings = 0;
+};
+ExportedModel read_hf_export(const std::string& dir);
+// Copies exported weights into a model of the same configuration.
+void load_hf_weights(Llama& model, const ExportedModel& exported, const std::string& dir);
 
 }  // namespace lighthouse::model

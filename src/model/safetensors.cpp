@@ -113,4 +113,22 @@ std::map<std::string, at::Tensor> load_safetensors(const std::string& path) {
   return out;
 }
 
+std::map<std::string, std::string> load_safetensors_metadata(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  TORCH_CHECK(in, "load_safetensors: cannot open '", path, "'");
+  uint64_t len = 0;
+  TORCH_CHECK_VALUE(in.read(reinterpret_cast<char*>(&len), sizeof(len)) && len < (1ull << 30),
+                    "load_safetensors: ", path, ": no valid header length");
+  std::string text(len, '\0');
+  TORCH_CHECK_VALUE(in.read(text.data(), static_cast<std::streamsize>(len)),
+                    "load_safetensors: ", path, ": file shorter than its header");
+  const auto header = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  TORCH_CHECK_VALUE(header.is_object(), "load_safetensors: ", path, ": header is not JSON");
+  std::map<std::string, std::string> out;
+  if (header.contains("__metadata__"))
+    for (const auto& [k, v] : header["__metadata__"].items())
+      if (v.is_string()) out[k] = v.get<std::string>();
+  return out;
+}
+
 }  // namespace lighthouse::model

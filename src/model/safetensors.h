@@ -19,5 +19,7 @@ void save_safetensors(const std::string& path,
 
 // Every tensor of a safetensors file, on CPU; malformed files give an error naming the path.
 std::map<std::string, at::Tensor> load_safetensors(const std::string& path);
+// The "__metadata__" map of a safetensors file (empty when it has none).
+std::map<std::string, std::string> load_safetensors_metadata(const std::string& path);
 
 }  // namespace lighthouse::model

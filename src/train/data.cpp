@@ -145,29 +145,37 @@ void for_each_document(const std::string& source, const std::string& text_key,
   }
 }
 
-Dataset load_dataset(const RunConfig& cfg) {
-  const int64_t N = cfg.train.context;
-  Dataset ds;
-  std::vector<uint16_t> all;
+TokenStream load_stream(const RunConfig& cfg, int64_t* documents, std::string* what) {
+  TokenStream stream;
+  std::vector<uint16_t>& all = stream.tokens;
+  int64_t docs = 0;
   auto add = [&](std::string_view doc) {
     all.insert(all.end(), reinterpret_cast<const unsigned char*>(doc.data()),
                reinterpret_cast<const unsigned char*>(doc.data()) + doc.size());
     all.push_back(static_cast<uint16_t>(model::kEos));
-    ++ds.documents;
+    ++docs;
   };
-  std::string what;
   if (cfg.data.source == "builtin") {
     CorpusParams p;
     p.seed = static_cast<uint64_t>(cfg.run.seed);
-    p.doc_bytes = cfg.data.builtin_doc_bytes > 0 ? cfg.data.builtin_doc_bytes : N;
+    p.doc_bytes = cfg.data.builtin_doc_bytes > 0 ? cfg.data.builtin_doc_bytes : cfg.train.context;
     p.facts = cfg.data.builtin_facts;
     all.reserve(static_cast<size_t>(cfg.data.builtin_docs * (p.doc_bytes * 5 / 4 + 2)));
     for (int64_t i = 0; i < cfg.data.builtin_docs; ++i) add(builtin_document(p, i));
-    what = "built-in corpus";
+    if (what) *what = "built-in corpus";
   } else {
     for_each_document(cfg.data.source, cfg.data.text_key, add);
-    what = cfg.data.source;
+    if (what) *what = cfg.data.source;
   }
+  if (documents) *documents = docs;
+  return stream;
+}
+
+Dataset load_dataset(const RunConfig& cfg) {
+  const int64_t N = cfg.train.context;
+  Dataset ds;
+  std::string what;
+  const std::vector<uint16_t> all = load_stream(cfg, &ds.documents, &what).tokens;
 
   // Split at a sequence boundary: the last ceil(val_fraction * M) sequences are validation.
   const int64_t total_seq = all.size() > 1 ? static_cast<int64_t>(all.size() - 1) / N : 0;

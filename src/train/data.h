@@ -39,6 +39,11 @@ struct Dataset {
   std::string description;  // one line for the log
 };
 
+// Every document of data.source (or the built-in corpus), byte-tokenized and joined with EOS;
+// *documents and *what (the source's name for the log) are set when given.
+TokenStream load_stream(const RunConfig& cfg, int64_t* documents = nullptr,
+                        std::string* what = nullptr);
+
 // Loads data.source (or generates the built-in corpus) and splits it. Throws ConfigError when
 // the splits are too small for one batch of train.context tokens.
 Dataset load_dataset(const RunConfig& cfg);

@@ -17,7 +17,7 @@
 namespace lighthouse::train {
 namespace {
 
-enum class Kind { Int, Float, Bool, String, IntList };
+enum class Kind { Int, Float, Bool, String, IntList, StringList };
 
 struct Field {
   const char* key;
@@ -96,6 +96,8 @@ const std::vector<Field>& fields() {
              "built-in corpus key-value facts per document"),
       LH_KEY("val.every", Int, val.every, false, "steps between validation runs (0 = off)"),
       LH_KEY("val.batches", Int, val.batches, false, "batches per validation run"),
+      LH_KEY("val.modes", StringList, val.modes, false,
+             "attention modes validated in stage 1 (dense | lighthouse; dense only after)"),
       LH_KEY("checkpoint.every", Int, checkpoint.every, false,
              "steps between checkpoints (0 = only at the end)"),
       LH_KEY("checkpoint.keep", Int, checkpoint.keep, false, "newest checkpoints kept"),
@@ -106,7 +108,8 @@ const std::vector<Field>& fields() {
 }
 #undef LH_KEY
 
-using Value = std::variant<int64_t, double, bool, std::string, std::vector<int64_t>>;
+using Value = std::variant<int64_t, double, bool, std::string, std::vector<int64_t>,
+                           std::vector<std::string>>;
 
 template <typename... Args>
 std::string cat(const Args&... args) {
@@ -160,6 +163,8 @@ const char* kind_name(Kind k) {
       return "a string";
     case Kind::IntList:
       return "a list of integers";
+    case Kind::StringList:
+      return "a list of strings";
   }
   return "?";
 }
@@ -197,6 +202,12 @@ void assign(RunConfig& cfg, const Field& f, const Value& v, const std::string& o
     case Kind::IntList:
       if (auto* l = std::get_if<std::vector<int64_t>>(&v))
         *static_cast<std::vector<int64_t>*>(p) = *l;
+      else
+        ok = false;
+      break;
+    case Kind::StringList:
+      if (auto* l = std::get_if<std::vector<std::string>>(&v))
+        *static_cast<std::vector<std::string>*>(p) = *l;
       else
         ok = false;
       break;
@@ -243,21 +254,33 @@ Value parse_text(const Field& f, const std::string& raw) {
       if (s.size() >= 2 && (s.front() == '"' || s.front() == '\'') && s.back() == s.front())
         return s.substr(1, s.size() - 2);
       return s;
-    case Kind::IntList: {
+    case Kind::IntList:
+    case Kind::StringList: {
       std::string body = s;
       if (!body.empty() && body.front() == '[') {
         if (body.back() != ']') throw bad();
         body = body.substr(1, body.size() - 2);
       }
-      std::vector<int64_t> out;
+      std::vector<int64_t> ints;
+      std::vector<std::string> strings;
       std::stringstream ss(body);
       std::string item;
       while (std::getline(ss, item, ',')) {
+        item = trim(item);
+        if (f.kind == Kind::StringList) {
+          if (item.size() >= 2 && (item.front() == '"' || item.front() == '\'') &&
+              item.back() == item.front())
+            item = item.substr(1, item.size() - 2);
+          if (item.empty()) throw bad();
+          strings.push_back(item);
+          continue;
+        }
         int64_t i;
-        if (!parse_int(trim(item), &i)) throw bad();
-        out.push_back(i);
+        if (!parse_int(item, &i)) throw bad();
+        ints.push_back(i);
       }
-      return out;
+      if (f.kind == Kind::StringList) return strings;
+      return ints;
     }
   }
   throw bad();
@@ -269,6 +292,15 @@ Value from_toml(const Field& f, const toml::node& n, const std::string& where) {
   if (auto v = n.as_boolean()) return v->get();
   if (auto v = n.as_string()) return v->get();
   if (auto arr = n.as_array()) {
+    if (f.kind == Kind::StringList) {
+      std::vector<std::string> out;
+      for (const auto& e : *arr) {
+        auto str = e.as_string();
+        if (!str) throw ConfigError(cat(f.key, ": expected a list of strings (", where, ")"));
+        out.push_back(str->get());
+      }
+      return out;
+    }
     std::vector<int64_t> out;
     for (const auto& e : *arr) {
       auto i = e.as_integer();
@@ -313,6 +345,9 @@ void walk_json(RunConfig& cfg, const nlohmann::json& j, const std::string& prefi
       val = v.get<bool>();
     else if (v.is_string())
       val = v.get<std::string>();
+    else if (v.is_array() && f.kind == Kind::StringList &&
+             std::all_of(v.begin(), v.end(), [](auto& e) { return e.is_string(); }))
+      val = v.get<std::vector<std::string>>();
     else if (v.is_array() &&
              std::all_of(v.begin(), v.end(), [](auto& e) { return e.is_number_integer(); }))
       val = v.get<std::vector<int64_t>>();
@@ -361,6 +396,12 @@ std::string toml_value(const RunConfig& cfg, const Field& f) {
       std::string s = "[";
       for (const auto i : *static_cast<std::vector<int64_t>*>(p))
         s += (s.size() > 1 ? ", " : "") + std::to_string(i);
+      return s + "]";
+    }
+    case Kind::StringList: {
+      std::string s = "[";
+      for (const auto& i : *static_cast<std::vector<std::string>*>(p))
+        s += (s.size() > 1 ? ", " : "") + quote(i);
       return s + "]";
     }
   }
@@ -473,6 +514,9 @@ nlohmann::json to_json(const RunConfig& cfg) {
         break;
       case Kind::IntList:
         slot = *static_cast<std::vector<int64_t>*>(p);
+        break;
+      case Kind::StringList:
+        slot = *static_cast<std::vector<std::string>*>(p);
         break;
     }
   }

@@ -74,6 +74,9 @@ struct RunConfig {
   struct Val {
     int64_t every = 60;   // steps between validation runs, 0 = off
     int64_t batches = 2;  // validation batches per run
+    // Attention modes validated during stage 1 (after it: dense only). Only dense-mode losses
+    // measure quality: Lighthouse's selection reads the whole tile, future tokens included.
+    std::vector<std::string> modes = {"dense", "lighthouse"};
   } val;
   struct Checkpoint {
     int64_t every = 60;  // steps between checkpoints, 0 = only at the end

@@ -159,6 +159,14 @@ void validate(const RunConfig& c) {
 
   if (c.val.every < 0) fail("val.every", cat("must be >= 0 (0 = off), got ", c.val.every));
   positive("val.batches", c.val.batches);
+  if (c.val.modes.empty())
+    fail("val.modes", "must list at least one of \"dense\", \"lighthouse\", got []");
+  for (size_t i = 0; i < c.val.modes.size(); ++i) {
+    one_of("val.modes", c.val.modes[i], {"dense", "lighthouse"});
+    for (size_t j = 0; j < i; ++j)
+      if (c.val.modes[j] == c.val.modes[i])
+        fail("val.modes", cat("\"", c.val.modes[i], "\" is listed twice"));
+  }
   if (c.val.every > 0 && c.data.val_fraction == 0)
     fail("val.every", "validation needs data.val_fraction > 0 (or set val.every = 0)");
   if (c.checkpoint.every < 0)

@@ -269,6 +269,30 @@ double validation_loss(Session& s) {
   return sum / static_cast<double>(s.cfg.val.batches);
 }
 
+double validation_loss(Session& s, model::AttentionMode mode) {
+  const auto saved = s.model->attention_mode();
+  s.model->set_attention_mode(mode);
+  const double loss = validation_loss(s);
+  s.model->set_attention_mode(saved);
+  return loss;
+}
+
+int64_t validation_tokens(const RunConfig& cfg) {
+  return cfg.val.batches * cfg.train.batch_size * cfg.train.context;
+}
+
+std::vector<model::AttentionMode> validation_modes(const RunConfig& cfg,
+                                                   model::AttentionMode step_mode) {
+  if (step_mode == model::AttentionMode::Dense) return {model::AttentionMode::Dense};
+  std::vector<model::AttentionMode> out;
+  for (const char* name : {"dense", "lighthouse"})
+    for (const auto& m : cfg.val.modes)
+      if (m == name)
+        out.push_back(m == "dense" ? model::AttentionMode::Dense
+                                   : model::AttentionMode::Lighthouse);
+  return out;
+}
+
 void save_checkpoint(Session& s) {
   const nlohmann::json meta = {{"format", 1},
                                {"step", s.step},
@@ -405,15 +429,22 @@ TrainResult train(Session& s, const ConsoleHooks& console) {
       }
     }
     if (s.val_loader && c.val.every > 0 && (st.step % c.val.every == 0 || st.step == end)) {
-      result.final_val_loss = validation_loss(s);
-      metrics.write({{"type", "val"},
-                     {"step", st.step},
-                     {"val_loss", result.final_val_loss},
-                     {"attention", mode_name(st.mode)}});
-      std::snprintf(line, sizeof(line), "step %6lld  validation loss %.4f (%s)",
-                    static_cast<long long>(st.step), result.final_val_loss,
-                    mode_name(st.mode).c_str());
-      say(line);
+      // One record per mode, dense first; the console line leads with the dense value.
+      std::string text = "step " + std::to_string(st.step) + "  validation loss";
+      result.final_val_loss = -1;
+      for (const auto mode : validation_modes(c, st.mode)) {
+        const double loss = validation_loss(s, mode);
+        if (mode == model::AttentionMode::Dense) result.final_val_loss = loss;
+        metrics.write({{"type", "val"},
+                       {"step", st.step},
+                       {"mode", mode_name(mode)},
+                       {"loss", loss},
+                       {"tokens", validation_tokens(c)}});
+        std::snprintf(line, sizeof(line), "  %s %.4f",
+                      mode == model::AttentionMode::Dense ? "dense" : "| lighthouse-mode", loss);
+        text += line;
+      }
+      say(text);
     }
     if (console.progress) {
       std::snprintf(line, sizeof(line), "step %lld/%lld loss %.3f", static_cast<long long>(st.step),
@@ -439,8 +470,9 @@ TrainResult train(Session& s, const ConsoleHooks& console) {
   done << result.wall_s << " s";
   if (!result.losses.empty()) {
     done.precision(4);
-    done << "; last loss " << result.losses.back();
-    if (result.final_val_loss >= 0) done << ", validation loss " << result.final_val_loss;
+    if (result.final_val_loss >= 0)
+      done << "; dense-mode validation loss " << result.final_val_loss;
+    done << "; last training loss " << result.losses.back();
   }
   if (s.skipped_steps > 0) done << "; " << s.skipped_steps << " step(s) skipped (non-finite)";
   done << "; checkpoint " << checkpoint_path(s.run_dir, s.step);

@@ -68,6 +68,15 @@ struct StepStats {
 StepStats train_step(Session& s, std::optional<model::AttentionMode> mode = std::nullopt);
 // Mean loss over val.batches fixed validation batches, in the current attention mode.
 double validation_loss(Session& s);
+// The same in `mode`; the model's attention mode is restored afterwards.
+double validation_loss(Session& s, model::AttentionMode mode);
+// Tokens one validation run averages over (val.batches x batch_size x context).
+int64_t validation_tokens(const RunConfig& cfg);
+// The modes validated after a step run in `step_mode`: val.modes with dense first during
+// stage 1 (step_mode Lighthouse), dense alone afterwards. Only dense-mode losses measure
+// quality: Lighthouse's selection reads the scores of the whole tile, future tokens included.
+std::vector<model::AttentionMode> validation_modes(const RunConfig& cfg,
+                                                   model::AttentionMode step_mode);
 // Writes <run_dir>/checkpoints/step-N.ckpt atomically and prunes old ones.
 void save_checkpoint(Session& s);
 
@@ -90,7 +99,7 @@ struct ConsoleHooks {
 
 struct TrainResult {
   std::vector<double> losses;  // per step applied by this invocation (skipped steps left out)
-  double final_val_loss = -1;  // -1 when validation is off
+  double final_val_loss = -1;  // dense-mode loss of the last validation, -1 when none
   double wall_s = 0;
   int signal = 0;  // SIGINT / SIGTERM that stopped the loop early (after a checkpoint), else 0
 };

@@ -73,6 +73,30 @@ TEST(RunConfig, ErrorsStartWithTheKey) {
   }
 }
 
+TEST(RunConfig, ValModesParseAndValidate) {
+  RunConfig c = test_config();
+  EXPECT_EQ(c.val.modes, (std::vector<std::string>{"dense", "lighthouse"}));  // the default
+  apply_override(c, "val.modes=[lighthouse]");
+  EXPECT_EQ(c.val.modes, (std::vector<std::string>{"lighthouse"}));
+  apply_override(c, "val.modes=\"dense\", 'lighthouse'");
+  EXPECT_EQ(c.val.modes, (std::vector<std::string>{"dense", "lighthouse"}));
+  apply_toml(c, "[val]\nmodes = [\"dense\"]\n", "x.toml");
+  EXPECT_EQ(c.val.modes, (std::vector<std::string>{"dense"}));
+  RunConfig j;
+  apply_json(j, nlohmann::json::parse(to_json(c).dump()), "round trip");
+  EXPECT_EQ(j.val.modes, c.val.modes);
+  EXPECT_EQ(error_of([&] { apply_toml(c, "[val]\nmodes = [1]\n", "x.toml"); }),
+            "val.modes: expected a list of strings (x.toml:2)");
+  for (const auto& [bad, msg] : std::vector<std::pair<std::string, std::string>>{
+           {"val.modes=[dense, sparse]", "val.modes: must be one of dense | lighthouse"},
+           {"val.modes=[dense, dense]", "val.modes: \"dense\" is listed twice"},
+           {"val.modes=[]", "val.modes: must list at least one"}}) {
+    RunConfig b = test_config();
+    apply_override(b, bad);
+    EXPECT_EQ(error_of([&] { validate(b); }).rfind(msg, 0), 0u) << bad;
+  }
+}
+
 TEST(RunConfig, TomlAndJsonRoundTripExactly) {
   RunConfig c = test_config();
   apply_override(c, "optim.lr=0.0013");
@@ -94,11 +118,22 @@ TEST(RunConfig, ShippedConfigsAreValid) {
   apply_toml_file(tiny_file, (dir / "tiny.toml").string());
   EXPECT_EQ(to_toml(tiny_file), to_toml(RunConfig{}));  // the defaults are the tiny config
   validate(RunConfig{});
-  for (const char* name : {"small-gpu.toml", "paper-530m-98k.toml"}) {
+  for (const char* name : {"small-gpu.toml", "paper-530m-98k.toml", "replica-64k.toml"}) {
     RunConfig c;
     apply_toml_file(c, (dir / name).string());
     EXPECT_NO_THROW(validate(c)) << name;
   }
+}
+
+TEST(RunConfig, Replica64kIsSmallGpuAt64k) {
+  RunConfig small, replica;
+  apply_toml_file(small, LIGHTHOUSE_SOURCE_DIR "/configs/small-gpu.toml");
+  apply_toml_file(replica, LIGHTHOUSE_SOURCE_DIR "/configs/replica-64k.toml");
+  for (const char* kv :
+       {"run.name=replica-64k", "train.context=65536", "train.batch_size=1", "lighthouse.topk=1024",
+        "data.builtin_doc_bytes=65536", "data.builtin_docs=700"})
+    apply_override(small, kv);
+  EXPECT_EQ(to_toml(replica), to_toml(small));
 }
 
 TEST(RunConfig, PaperConfigIsSpecSection9) {

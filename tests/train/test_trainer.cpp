@@ -66,6 +66,38 @@ TEST(Trainer, StageSwitchLeavesWeightsAndOptimizerStateBitwiseUnchanged) {
   EXPECT_TRUE(torch::equal(s->model->forward(tokens), lighthouse_logits));
 }
 
+// val.every = 4 in an 8-step run with stage1_steps = 5: step 4 is stage 1 (dense and
+// Lighthouse records, dense first), step 8 is stage 2 (dense only).
+TEST(Trainer, ValidationRecordsDenseAndLighthouseModesInStage1) {
+  const std::string dir = scratch_dir("val");
+  {
+    auto s = open_session(test_launch(dir, {}));
+    const auto r = train(*s);
+    EXPECT_GT(r.final_val_loss, 0);
+  }
+  std::vector<nlohmann::json> vals;
+  std::ifstream in(dir + "/run/metrics.jsonl");
+  std::string line;
+  while (std::getline(in, line)) {
+    const auto j = nlohmann::json::parse(line);
+    if (j["type"] == "val") vals.push_back(j);
+  }
+  ASSERT_EQ(vals.size(), 3u);
+  EXPECT_EQ(vals[0]["step"], 4);
+  EXPECT_EQ(vals[0]["mode"], "dense");
+  EXPECT_EQ(vals[1]["step"], 4);
+  EXPECT_EQ(vals[1]["mode"], "lighthouse");
+  EXPECT_EQ(vals[2]["step"], 8);
+  EXPECT_EQ(vals[2]["mode"], "dense");
+  for (const auto& v : vals) {
+    EXPECT_EQ(v["tokens"], 1 * 2 * 256);
+    EXPECT_GT(v["loss"].get<double>(), 0.5);
+    EXPECT_FALSE(v.contains("val_loss"));
+  }
+  // Same weights, same batches: the two modes differ only by the attention.
+  EXPECT_NE(vals[0]["loss"].get<double>(), vals[1]["loss"].get<double>());
+}
+
 TEST(Trainer, DenseResumeEqualsTheOneRunRecipe) {
   const std::string one = scratch_dir("one"), two = scratch_dir("two");
   {  // one run: Lighthouse for 5 steps, then dense

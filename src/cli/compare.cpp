@@ -1,0 +1,96 @@
+// `lighthouse compare --config FILE [--set key=value ...] --out DIR [--dense-run RUN]
+// [--lighthouse-run RUN]`: trains (or reuses) a dense-from-scratch run and a Lighthouse->dense
+// run of one config, evaluates both in dense mode and writes DIR/report.{md,json} and plots.
+#include "eval/compare.h"
+
+#include <unistd.h>
+
+#include <iostream>
+#include <memory>
+#include <optional>
+
+#include "cli/commands.h"
+#include "cli/eval_flags.h"
+#include "cli/progress.h"
+
+namespace lighthouse::cli {
+namespace {
+
+struct CompareArgs {
+  std::string config, out, dense_run, lighthouse_run, device = "auto";
+  std::vector<std::string> sets;
+  int64_t max_tokens = 0;
+  NiahFlags niah_flags;
+};
+
+int run_compare_command(const CompareArgs& a) {
+  eval::CompareOptions o;
+  o.config = a.config;
+  for (const auto& s : a.sets) {
+    const auto eq = s.find('=');
+    if (eq == std::string::npos || eq == 0)
+      throw train::ConfigError("--set: expected key=value, got \"" + s + "\"");
+    o.overrides.emplace_back(s.substr(0, eq), s.substr(eq + 1));
+  }
+  o.out = a.out;
+  o.dense_run = a.dense_run;
+  o.lighthouse_run = a.lighthouse_run;
+  o.device = a.device;
+  if (a.max_tokens < 0)
+    throw std::invalid_argument("--max-tokens: must be >= 0 (0 = all), got " +
+                                std::to_string(a.max_tokens));
+  o.eval.max_tokens = a.max_tokens;
+  apply_niah_flags(a.niah_flags, o.eval);
+
+  std::optional<Progress> train_bar;
+  EvalProgress eval_progress;
+  eval::CompareHooks hooks;
+  hooks.line = [&](const std::string& text) { std::cout << text << std::endl; };
+  hooks.train = [&](const std::string& name) {
+    train::ConsoleHooks h;
+    h.line = [name, &train_bar](const std::string& text) {
+      if (train_bar) std::fprintf(stderr, "\r\033[K");
+      std::cout << "[" << name << "] " << text << std::endl;
+    };
+    train_bar.reset();
+    if (isatty(STDERR_FILENO))
+      h.progress = [name, &train_bar](int64_t done, int64_t total, const std::string& extra) {
+        if (!train_bar) train_bar.emplace("train " + name, total, "tok");
+        train_bar->update(done, extra);
+      };
+    return h;
+  };
+  hooks.eval = eval_progress.hooks();
+  eval::run_compare(o, hooks);
+  return 0;
+}
+
+}  // namespace
+
+void add_compare(CLI::App& app) {
+  auto a = std::make_shared<CompareArgs>();
+  CLI::App* sub = app.add_subcommand(
+      "compare",
+      "Dense from scratch vs Lighthouse->dense on one config: train (or reuse) both, evaluate "
+      "both in dense mode, write report.md, report.json and plots");
+  sub->add_option("--config", a->config, "TOML run config (default: the tiny config)")
+      ->check(CLI::ExistingFile);
+  sub->add_option("--set", a->sets, "override a config key for both runs (repeatable)")
+      ->type_name("KEY=VALUE");
+  sub->add_option("--out", a->out, "output directory (runs, report, plots)")->required();
+  sub->add_option("--dense-run", a->dense_run, "reuse this finished dense run")
+      ->check(CLI::ExistingDirectory);
+  sub->add_option("--lighthouse-run", a->lighthouse_run,
+                  "reuse this finished Lighthouse->dense run")
+      ->check(CLI::ExistingDirectory);
+  sub->add_option("--device", a->device, "evaluation device: auto | cpu | cuda | cuda:N");
+  sub->add_option("--max-tokens", a->max_tokens,
+                  "cap the perplexity at the first N validation tokens (0 = all)");
+  add_niah_flags(*sub, a->niah_flags);
+  sub->callback([a] {
+    const int rc = run_compare_command(*a);
+    if (rc != 0) throw CLI::RuntimeError(rc);
+  });
+}
+
+}  // namespace lighthouse::cli

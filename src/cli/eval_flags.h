@@ -1,0 +1,66 @@
+// Flags shared by `lighthouse eval` and `lighthouse compare`: the NIAH grid and the progress
+// lines of an evaluation (one cli::Progress per stage: "ppl dense", "niah", ...).
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "cli/progress.h"
+#include "eval/eval.h"
+
+namespace lighthouse::cli {
+
+struct NiahFlags {
+  std::string contexts, depths;
+  int64_t trials = 10, seed = 0;
+};
+
+inline void add_niah_flags(CLI::App& sub, NiahFlags& f) {
+  sub.add_option("--niah-contexts", f.contexts,
+                 "NIAH contexts, e.g. 1024,2048 or 4K,8K (default 4K..96K up to the trained "
+                 "context; listed contexts are never skipped)");
+  sub.add_option("--niah-depths", f.depths,
+                 "NIAH needle depths in percent (default "
+                 "0,15,30,50,70,85,100)");
+  sub.add_option("--trials", f.trials, "NIAH prompts per cell, each with its own seed");
+  sub.add_option("--seed", f.seed, "NIAH seed");
+}
+
+inline void apply_niah_flags(const NiahFlags& f, eval::EvalOptions& o) {
+  if (!f.contexts.empty()) {
+    o.niah_opts.contexts = eval::parse_sizes(f.contexts, "--niah-contexts");
+    o.contexts_explicit = true;
+  }
+  if (!f.depths.empty()) o.niah_opts.depths = eval::parse_sizes(f.depths, "--niah-depths");
+  if (f.trials < 1)
+    throw std::invalid_argument("--trials: must be >= 1, got " + std::to_string(f.trials));
+  if (f.seed < 0)
+    throw std::invalid_argument("--seed: must be >= 0, got " + std::to_string(f.seed));
+  o.niah_opts.trials = f.trials;
+  o.niah_opts.seed = static_cast<uint64_t>(f.seed);
+}
+
+// Draws a progress line per evaluation stage, a new one whenever the stage changes.
+class EvalProgress {
+ public:
+  eval::EvalHooks hooks() {
+    eval::EvalHooks h;
+    h.progress = [this](const std::string& label, int64_t done, int64_t total,
+                        const std::string& unit) {
+      if (!bar_ || label != label_) {
+        bar_.emplace(label, total, unit);
+        label_ = label;
+      }
+      bar_->update(done);
+    };
+    return h;
+  }
+
+ private:
+  std::optional<Progress> bar_;
+  std::string label_;
+};
+
+}  // namespace lighthouse::cli

@@ -1,0 +1,326 @@
+// Dense-from-scratch vs Lighthouse->dense: runs, evaluation, report and plots (compare.h).
+#include "eval/compare.h"
+
+#include <cmath>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <sstream>
+
+#include "eval/figures.h"
+#include "eval/model_source.h"
+#include "train/checkpoint.h"
+
+namespace lighthouse::eval {
+namespace {
+
+using nlohmann::json;
+
+void write_text(const std::string& path, const std::string& text) {
+  std::ofstream out(path, std::ios::trunc);
+  out << text;
+  out.flush();
+  if (!out) throw std::runtime_error("compare: cannot write " + path);
+}
+
+json number_or_null(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
+
+double dense_ppl_loss(const json& ev) {
+  if (!ev.contains("ppl") || !ev["ppl"].contains("dense")) return std::nan("");
+  return ev["ppl"]["dense"]["loss"].get<double>();
+}
+
+double niah_mean(const json& ev) {
+  return ev.contains("niah") ? ev["niah"]["mean"].get<double>() : std::nan("");
+}
+
+json run_summary(const RunLog& r, const json& ev) {
+  return {{"dir", r.dir},
+          {"steps", r.steps.back().step},
+          {"tokens", r.steps.back().tokens},
+          {"switch_step", r.switch_step >= 0 ? json(r.switch_step) : json(nullptr)},
+          {"last_train_loss", r.steps.back().loss},
+          {"last_val_dense", number_or_null(r.last_dense_val())},
+          {"eval", ev}};
+}
+
+train::RunConfig resolve(const CompareOptions& o) {
+  train::RunConfig c;
+  if (!o.config.empty()) train::apply_toml_file(c, o.config);
+  for (const auto& [k, v] : o.overrides) train::apply_value(c, k, v);
+  return c;
+}
+
+// A finished run to reuse: its config must match the comparison's in everything that
+// decides the tokens seen (model, data, seed, context, batch, steps) and in its attention.
+RunLog reuse(const std::string& dir, const std::string& flag, const std::string& attention,
+             const train::RunConfig& base) {
+  train::RunConfig saved;
+  std::ifstream in(dir + "/config.json");
+  if (!in)
+    throw std::runtime_error(flag + ": " + dir + " has no config.json (not a run directory)");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const auto j = json::parse(ss.str(), nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object()) throw std::runtime_error(flag + ": " + dir + "/config.json is not JSON");
+  train::apply_json(saved, j, dir + "/config.json");
+  if (saved.train.attention != attention)
+    throw std::runtime_error(flag + ": " + dir + " has train.attention = \"" +
+                             saved.train.attention + "\", expected \"" + attention + "\"");
+  try {
+    train::check_resume_compatible(saved, base);
+  } catch (const train::ConfigError& e) {
+    // "key: cannot change when resuming (checkpoint has A, got B)" -> "key: the run has A, ..."
+    std::string msg = e.what();
+    const std::string from = "cannot change when resuming (checkpoint has ";
+    const auto at = msg.find(from), got = msg.rfind(", got ");
+    if (at != std::string::npos && got != std::string::npos && msg.back() == ')')
+      msg = msg.substr(0, at) + "the run has " +
+            msg.substr(at + from.size(), got - at - from.size()) + ", the comparison " +
+            msg.substr(got + 6, msg.size() - got - 7);
+    throw std::runtime_error(flag + ": " + dir + " differs from the comparison's config: " + msg);
+  }
+  if (saved.train.steps != base.train.steps)
+    throw std::runtime_error(flag + ": " + dir +
+                             " has train.steps = " + std::to_string(saved.train.steps) +
+                             ", the comparison " + std::to_string(base.train.steps));
+  if (attention == "lighthouse" && saved.train.stage1_steps != base.train.stage1_steps)
+    throw std::runtime_error(flag + ": " + dir + " has train.stage1_steps = " +
+                             std::to_string(saved.train.stage1_steps) + ", the comparison " +
+                             std::to_string(base.train.stage1_steps));
+  RunLog log = read_run_log(dir);
+  if (log.steps.back().step != base.train.steps)
+    throw std::runtime_error(flag + ": " + dir + " stopped at step " +
+                             std::to_string(log.steps.back().step) + " of " +
+                             std::to_string(base.train.steps) + " (resume it first)");
+  return log;
+}
+
+std::string fmt(const char* f, double v) {
+  if (!std::isfinite(v)) return "n/a";
+  char buf[64];
+  std::snprintf(buf, sizeof buf, f, v);
+  return buf;
+}
+
+}  // namespace
+
+json compare_report(const RunLog& dense, const RunLog& lh, const json& eval_dense,
+                    const json& eval_lh) {
+  json r;
+  const double wd = dense.wall_clock_s(), wl = lh.wall_clock_s();
+  r["wall_clock_s"] = {{"dense", wd}, {"lighthouse", wl}};
+  const double speedup = wl > 0 ? wd / wl : std::nan("");
+  r["speedup"] = number_or_null(speedup);
+  const double fd = dense_ppl_loss(eval_dense), fl = dense_ppl_loss(eval_lh);
+  r["final_loss"] = {{"dense", number_or_null(fd)}, {"lighthouse", number_or_null(fl)}};
+  const double delta = fl - fd;
+  r["loss_delta"] = number_or_null(delta);
+
+  // The switch: the training loss of the first dense step minus that of the last Lighthouse
+  // step; recovery: the first stage-2 step (1 = the first) whose training loss is at or below
+  // the dense-from-scratch run's at the same step (same batch: same data order and seed).
+  std::map<int64_t, double> dense_loss, lh_loss;
+  for (const auto& s : dense.steps) dense_loss[s.step] = s.loss;
+  for (const auto& s : lh.steps) lh_loss[s.step] = s.loss;
+  const int64_t sw = lh.switch_step;
+  json spike = nullptr, recovery = nullptr;
+  if (sw > 0 && lh_loss.count(sw) && lh_loss.count(sw + 1)) {
+    spike = lh_loss[sw + 1] - lh_loss[sw];
+    for (const auto& [step, loss] : lh_loss) {
+      if (step <= sw || !dense_loss.count(step)) continue;
+      if (loss <= dense_loss[step]) {
+        recovery = step - sw;
+        break;
+      }
+    }
+  }
+  r["switch_step"] = sw >= 0 ? json(sw) : json(nullptr);
+  r["switch_spike"] = spike;
+  r["recovery_steps"] = recovery;
+  r["niah_mean"] = {{"dense", number_or_null(niah_mean(eval_dense))},
+                    {"lighthouse", number_or_null(niah_mean(eval_lh))}};
+  r["tokens"] = {{"dense", dense.steps.back().tokens}, {"lighthouse", lh.steps.back().tokens}};
+  r["criteria"] =
+      json::array({{{"name", "end-to-end speedup (dense wall clock / Lighthouse->dense)"},
+                    {"target", kTargetSpeedup},
+                    {"op", ">="},
+                    {"value", number_or_null(speedup)},
+                    {"pass", std::isfinite(speedup) && speedup >= kTargetSpeedup}},
+                   {{"name", "final dense-mode loss, Lighthouse->dense minus dense"},
+                    {"target", kTargetLossDelta},
+                    {"op", "<="},
+                    {"value", number_or_null(delta)},
+                    {"pass", std::isfinite(delta) && delta <= kTargetLossDelta}},
+                   {{"name", "recovery after the switch (steps)"},
+                    {"target", kTargetRecovery},
+                    {"op", "<="},
+                    {"value", recovery},
+                    {"pass", recovery.is_number() && recovery.get<int64_t>() <= kTargetRecovery}}});
+  r["runs"] = {{"dense", run_summary(dense, eval_dense)}, {"lighthouse", run_summary(lh, eval_lh)}};
+  return r;
+}
+
+std::string report_markdown(const json& r) {
+  std::ostringstream md;
+  const auto num = [](const json& v, const char* f) {
+    return v.is_number() ? fmt(f, v.get<double>()) : std::string("n/a");
+  };
+  md << "# Dense from scratch vs Lighthouse -> dense\n\n";
+  if (r.contains("date")) md << r["date"].get<std::string>() << ", ";
+  if (r.contains("device")) md << r["device"].get<std::string>() << ". ";
+  if (r.contains("command")) md << "`" << r["command"].get<std::string>() << "`\n\n";
+  md << "Every loss below is **dense mode** (a Lighthouse-mode loss reads future tokens through "
+        "the tile's selection and measures nothing about quality). Final loss: `lighthouse "
+        "eval --ppl` on the run's validation split.\n\n";
+  md << "| | dense from scratch | Lighthouse -> dense |\n|---|---|---|\n";
+  md << "| final loss (dense mode) | " << num(r["final_loss"]["dense"], "%.4f") << " | "
+     << num(r["final_loss"]["lighthouse"], "%.4f") << " |\n";
+  md << "| NIAH mean (dense mode, chance 0.10) | " << num(r["niah_mean"]["dense"], "%.3f") << " | "
+     << num(r["niah_mean"]["lighthouse"], "%.3f") << " |\n";
+  md << "| training wall clock (s) | " << num(r["wall_clock_s"]["dense"], "%.1f") << " | "
+     << num(r["wall_clock_s"]["lighthouse"], "%.1f") << " |\n";
+  md << "| training tokens | " << r["tokens"]["dense"].dump() << " | "
+     << r["tokens"]["lighthouse"].dump() << " |\n\n";
+  md << "- speedup (dense / Lighthouse->dense wall clock): " << num(r["speedup"], "%.3fx")
+     << "\n- loss delta (Lighthouse->dense minus dense): " << num(r["loss_delta"], "%+.4f")
+     << "\n- switch at step " << (r["switch_step"].is_null() ? "n/a" : r["switch_step"].dump())
+     << ": training loss jumps by " << num(r["switch_spike"], "%.3f") << " nats"
+     << "\n- recovery: "
+     << (r["recovery_steps"].is_null()
+             ? std::string("the dense-mode loss did not come back to the dense curve")
+             : r["recovery_steps"].dump() + " steps after the switch")
+     << "\n\n## Success criteria\n\n| criterion | target | value | pass |\n|---|---|---|---|\n";
+  for (const auto& c : r["criteria"])
+    md << "| " << c["name"].get<std::string>() << " | " << c["op"].get<std::string>() << " "
+       << c["target"].dump() << " | " << (c["value"].is_null() ? "n/a" : num(c["value"], "%.4g"))
+       << " | " << (c["pass"].get<bool>() ? "yes" : "**no**") << " |\n";
+  md << "\n## Plots\n\n![loss vs step](loss_vs_step.png)\n\n"
+        "![loss vs wall clock](loss_vs_wall_clock.png)\n\n![NIAH](niah.png)\n\n"
+        "## Definitions\n\n"
+        "- wall clock: the sum of the runs' optimizer-step times (forward, backward, update; "
+        "validation and checkpoints excluded), from metrics.jsonl. A fresh comparison trains "
+        "the Lighthouse->dense run first, so one-time warm-up costs count against it.\n"
+        "- switch spike: training loss of the first dense step minus that of the last "
+        "Lighthouse step.\n"
+        "- recovery: the first stage-2 step (1 = the first) whose training loss is at or below "
+        "the dense run's at the same step; both runs see the same batch at every step.\n";
+  if (r.contains("niah_table"))
+    for (const char* run : {"dense", "lighthouse"})
+      md << "\n### NIAH, " << run << "\n\n```\n"
+         << r["niah_table"][run].get<std::string>() << "\n```\n";
+  return md.str();
+}
+
+json run_compare(const CompareOptions& o, const CompareHooks& hooks) {
+  const auto say = [&](const std::string& s) {
+    if (hooks.line)
+      hooks.line(s);
+    else
+      std::cout << s << std::endl;
+  };
+  if (o.out.empty()) throw std::runtime_error("--out: an output directory is required");
+  train::RunConfig base = resolve(o);
+  base.train.attention = "lighthouse";
+  train::validate(base);
+  std::error_code ec;
+  std::filesystem::create_directories(o.out, ec);
+  if (ec) throw std::runtime_error("--out: cannot create " + o.out + ": " + ec.message());
+
+  // The Lighthouse->dense run trains first: one-time costs of the process (kernel autotuning,
+  // allocator growth) then count against it, not against the dense baseline.
+  std::map<std::string, RunLog> logs;
+  for (const std::string name : {"lighthouse", "dense"}) {
+    const std::string& given = name == "dense" ? o.dense_run : o.lighthouse_run;
+    const std::string flag = name == "dense" ? "--dense-run" : "--lighthouse-run";
+    if (!given.empty()) {
+      logs[name] = reuse(given, flag, name, base);
+      say("compare: reusing " + given + " as the " + name + " run");
+      continue;
+    }
+    train::Launch launch{o.config, o.overrides};
+    launch.overrides.emplace_back("train.attention", name);
+    launch.overrides.emplace_back("run.dir", o.out + "/" + name);
+    say("compare: training the " +
+        std::string(name == "dense" ? "dense-from-scratch" : "Lighthouse->dense") + " run in " +
+        o.out + "/" + name);
+    auto session = train::open_session(launch);
+    train::train(*session, hooks.train ? hooks.train(name) : train::ConsoleHooks{});
+    logs[name] = read_run_log(session->run_dir);
+  }
+
+  std::map<std::string, json> evals;
+  std::string device;
+  for (const std::string name : {"dense", "lighthouse"}) {
+    EvalModel m =
+        load_checkpoint_model(logs[name].dir, name == "dense" ? "--dense-run" : "--lighthouse-run");
+    place(m, o.device);
+    device = m.device.str();
+    EvalOptions eo = o.eval;
+    eo.ppl = eo.niah = true;
+    eo.modes = {"dense"};
+    say("compare: evaluating the " + name + " run (" + m.source + ")");
+    evals[name] = run_eval(m, eo, hooks.eval);
+    write_text(o.out + "/eval-" + name + ".json", evals[name].dump(2) + "\n");
+  }
+
+  json report =
+      compare_report(logs["dense"], logs["lighthouse"], evals["dense"], evals["lighthouse"]);
+  char date[32];
+  const std::time_t now = std::time(nullptr);
+  std::strftime(date, sizeof date, "%Y-%m-%d", std::gmtime(&now));
+  report["date"] = date;
+  report["device"] = device;
+  report["config"] = o.config.empty() ? "tiny (defaults)" : o.config;
+  json sets = json::array();
+  for (const auto& [k, v] : o.overrides) sets.push_back(k + "=" + v);
+  report["overrides"] = sets;
+  std::string command = "lighthouse compare";
+  if (!o.config.empty()) command += " --config " + o.config;
+  for (const auto& [k, v] : o.overrides) command += " --set " + k + "=" + v;
+  command += " --out " + o.out;
+  if (!o.dense_run.empty()) command += " --dense-run " + o.dense_run;
+  if (!o.lighthouse_run.empty()) command += " --lighthouse-run " + o.lighthouse_run;
+  report["command"] = command;
+  report["niah_table"] = {{"dense", niah_table(evals["dense"]["niah"])},
+                          {"lighthouse", niah_table(evals["lighthouse"]["niah"])}};
+
+  write_text(o.out + "/report.json", report.dump(2) + "\n");
+  write_text(o.out + "/report.md", report_markdown(report));
+  std::vector<RunLog> both = {logs["dense"], logs["lighthouse"]};
+  both[0].name = "dense";
+  both[1].name = "Lighthouse->dense";
+  try {
+    plot::write_lines(o.out + "/loss_vs_step.png", {loss_panel(both, LossAxis::Step)});
+    plot::write_lines(o.out + "/loss_vs_wall_clock.png", {loss_panel(both, LossAxis::WallClock)});
+    plot::write_heatmaps(o.out + "/niah.png",
+                         {niah_panel(evals["dense"]["niah"], "dense from scratch"),
+                          niah_panel(evals["lighthouse"]["niah"], "Lighthouse -> dense")});
+  } catch (const plot::PlotError& e) {
+    throw plot::PlotError(std::string(e.what()) +
+                          " (report.json and report.md are written; "
+                          "draw the figures later with `lighthouse plot` on the run folders "
+                          "and eval-*.json)");
+  }
+
+  say("compare (dense mode): final loss dense " + fmt("%.4f", dense_ppl_loss(evals["dense"])) +
+      ", Lighthouse->dense " + fmt("%.4f", dense_ppl_loss(evals["lighthouse"])) + " (delta " +
+      (report["loss_delta"].is_number() ? fmt("%+.4f", report["loss_delta"].get<double>())
+                                        : "n/a") +
+      "); NIAH " + fmt("%.3f", niah_mean(evals["dense"])) + " vs " +
+      fmt("%.3f", niah_mean(evals["lighthouse"])) + "; speedup " +
+      (report["speedup"].is_number() ? fmt("%.2fx", report["speedup"].get<double>()) : "n/a"));
+  for (const auto& c : report["criteria"])
+    say(std::string("  ") + (c["pass"].get<bool>() ? "pass" : "FAIL") + "  " +
+        c["name"].get<std::string>() + " " + c["op"].get<std::string>() + " " + c["target"].dump() +
+        ": " + (c["value"].is_null() ? "n/a" : c["value"].dump()));
+  say("compare: wrote " + o.out +
+      "/report.md, report.json, loss_vs_step.png, "
+      "loss_vs_wall_clock.png, niah.png");
+  return report;
+}
+
+}  // namespace lighthouse::eval

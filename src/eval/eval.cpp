@@ -1,0 +1,249 @@
+// Perplexity and NIAH over one model, reported as JSON and console lines (eval.h).
+#include "eval/eval.h"
+
+#include <torch/torch.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <iostream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <stdexcept>
+
+#include "eval/perplexity.h"
+#include "train/data.h"
+#include "train/device.h"
+
+namespace lighthouse::eval {
+namespace {
+
+std::string trim(const std::string& s) {
+  const auto b = s.find_first_not_of(" \t");
+  if (b == std::string::npos) return "";
+  return s.substr(b, s.find_last_not_of(" \t") - b + 1);
+}
+
+std::vector<std::string> split(const std::string& text) {
+  std::vector<std::string> out;
+  std::stringstream ss(text);
+  std::string item;
+  while (std::getline(ss, item, ',')) out.push_back(trim(item));
+  return out;
+}
+
+std::string size_label(int64_t n) {
+  if (n >= 1024 && n % 1024 == 0) return std::to_string(n / 1024) + "K";
+  return std::to_string(n);
+}
+
+}  // namespace
+
+std::vector<std::string> parse_modes(const std::string& text) {
+  std::vector<std::string> out;
+  for (const auto& m : split(text)) {
+    if (m != "dense" && m != "lighthouse")
+      throw std::invalid_argument("--modes: each mode must be dense or lighthouse, got \"" + m +
+                                  "\"");
+    if (std::find(out.begin(), out.end(), m) != out.end())
+      throw std::invalid_argument("--modes: \"" + m + "\" is listed twice");
+    out.push_back(m);
+  }
+  if (out.empty()) throw std::invalid_argument("--modes: expected dense, lighthouse or both");
+  std::stable_partition(out.begin(), out.end(), [](const std::string& m) { return m == "dense"; });
+  return out;
+}
+
+std::vector<int64_t> parse_sizes(const std::string& text, const std::string& flag) {
+  std::vector<int64_t> out;
+  for (std::string item : split(text)) {
+    int64_t mult = 1;
+    if (!item.empty() && (item.back() == 'K' || item.back() == 'k')) mult = 1024;
+    if (!item.empty() && (item.back() == 'M' || item.back() == 'm')) mult = 1 << 20;
+    if (mult > 1) item.pop_back();
+    size_t used = 0;
+    int64_t v = -1;
+    try {
+      v = std::stoll(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (item.empty() || used != item.size() || v < 0)
+      throw std::invalid_argument(flag + ": expected non-negative integers separated by commas " +
+                                  "(K/M suffixes allowed), got \"" + text + "\"");
+    out.push_back(v * mult);
+  }
+  if (out.empty()) throw std::invalid_argument(flag + ": expected at least one value");
+  return out;
+}
+
+std::vector<int64_t> niah_contexts(const EvalOptions& o, int64_t trained_context,
+                                   std::vector<int64_t>* skipped) {
+  if (o.contexts_explicit) return o.niah_opts.contexts;
+  std::vector<int64_t> out;
+  for (const int64_t c : o.niah_opts.contexts) {
+    if (c <= trained_context)
+      out.push_back(c);
+    else if (skipped)
+      skipped->push_back(c);
+  }
+  if (out.empty())
+    for (const int64_t c : {trained_context / 4, trained_context / 2, trained_context})
+      if (c >= niah_min_context()) out.push_back(c);
+  return out;
+}
+
+nlohmann::json run_eval(EvalModel& m, const EvalOptions& o, const EvalHooks& hooks) {
+  const auto say = [&](const std::string& s) {
+    if (hooks.line)
+      hooks.line(s);
+    else
+      std::cout << s << std::endl;
+  };
+  if (!o.ppl && !o.niah) throw std::invalid_argument("eval: give --ppl, --niah or both");
+  nlohmann::json out;
+  out["model"] = {{"source", m.source},
+                  {"step", m.step},
+                  {"trained_context", m.has_run_config ? m.cfg.train.context : 0},
+                  {"run_config", m.has_run_config}};
+  out["device"] = m.device.str();
+  out["precision"] = m.bf16 ? "bf16" : "fp32";
+  char buf[256];
+
+  if (o.ppl) {
+    for (const auto& mode : o.modes)
+      if (mode == "lighthouse" && !m.has_run_config)
+        throw std::invalid_argument(
+            "--modes: lighthouse needs the run's Lighthouse config, which " + m.source +
+            " lacks (export it with this lighthouse)");
+    train::RunConfig dcfg = m.cfg;
+    train::TokenStream stream;
+    std::string what;
+    if (o.data.empty()) {
+      if (!m.has_run_config)
+        throw std::invalid_argument("--data: " + m.source +
+                                    " carries no run config, so there is no validation split; "
+                                    "name a source with --data");
+      if (m.cfg.data.val_fraction <= 0)
+        throw std::invalid_argument(
+            "--data: the run has data.val_fraction = 0 (no validation "
+            "split); name a source with --data");
+      stream = train::load_dataset(m.cfg).val;
+      what =
+          "validation split of " +
+          (m.cfg.data.source == "builtin" ? std::string("the built-in corpus") : m.cfg.data.source);
+    } else {
+      dcfg.data.source = o.data;
+      try {
+        stream = train::load_stream(dcfg, nullptr, &what);
+      } catch (const train::ConfigError& e) {
+        std::string msg = e.what();
+        if (msg.rfind("data.source", 0) == 0) msg = "--data" + msg.substr(11);
+        throw std::invalid_argument(msg);
+      }
+    }
+    const int64_t context = m.has_run_config ? m.cfg.train.context : 2048;
+    const int64_t batch = m.has_run_config ? m.cfg.train.batch_size : 1;
+    out["ppl_data"] = {{"source", what}, {"context", context}};
+    for (const auto& mode : o.modes) {
+      const auto am =
+          mode == "dense" ? model::AttentionMode::Dense : model::AttentionMode::Lighthouse;
+      const PplResult r =
+          perplexity(m, stream, context, batch, am, o.max_tokens, [&](int64_t done, int64_t total) {
+            if (hooks.progress) hooks.progress("ppl " + mode, done, total, "seq");
+          });
+      out["ppl"][mode] = {{"loss", r.loss}, {"ppl", r.ppl}, {"tokens", r.tokens}};
+      std::snprintf(
+          buf, sizeof buf,
+          "ppl %-10s loss %.4f  ppl %.3f  over %lld tokens (%lld of %lld sequences of %lld, %s)%s",
+          (mode + ":").c_str(), r.loss, r.ppl, static_cast<long long>(r.tokens),
+          static_cast<long long>(r.sequences), static_cast<long long>(r.available),
+          static_cast<long long>(context), what.c_str(),
+          mode == "dense" ? "" : "  [reads future tokens: not a quality measure]");
+      say(buf);
+    }
+  }
+
+  if (o.niah) {
+    NiahOptions no = o.niah_opts;
+    std::vector<int64_t> skipped;
+    if (!o.contexts_explicit && !m.has_run_config)
+      throw std::invalid_argument("--niah-contexts: " + m.source +
+                                  " carries no trained context; list the contexts to test");
+    no.contexts = niah_contexts(o, m.cfg.train.context, &skipped);
+    if (!skipped.empty()) {
+      std::string s = "niah: skipping contexts beyond the trained context " +
+                      std::to_string(m.cfg.train.context) + ":";
+      for (const int64_t c : skipped) s += " " + size_label(c);
+      say(s + " (list them with --niah-contexts to run them)");
+    }
+    const auto saved = m.model->attention_mode();
+    m.model->set_attention_mode(model::AttentionMode::Dense);
+    torch::NoGradGuard no_grad;
+    const NiahPredictor predict = [&](const at::Tensor& tokens) {
+      const auto on = tokens.to(m.device);  // [B, N]
+      at::Tensor logits;                    // [B, N, vocab]
+      {
+        train::AutocastScope autocast(m.bf16);
+        logits = m.model->forward(on);
+      }
+      return logits.select(1, tokens.size(1) - 1).to(at::kFloat);  // [B, vocab]
+    };
+    const NiahResult r = run_niah(no, predict, [&](int64_t done, int64_t total) {
+      if (hooks.progress) hooks.progress("niah", done, total, "prompts");
+    });
+    m.model->set_attention_mode(saved);
+    nlohmann::json cells = nlohmann::json::array();
+    for (const auto& c : r.cells)
+      cells.push_back({{"context", c.context},
+                       {"depth", c.depth},
+                       {"trials", c.trials},
+                       {"accuracy", c.accuracy}});
+    out["niah"] = {
+        {"mean", r.mean},
+        {"chance", 0.1},
+        {"mode", "dense"},
+        {"trials", no.trials},
+        {"seed", no.seed},
+        {"skipped_contexts", skipped},
+        {"template", "<filler>" + std::string(kNiahNeedle) + "<D>.\n<filler>" + kNiahQuery},
+        {"cells", cells}};
+    say(niah_table(out["niah"]));
+  }
+  return out;
+}
+
+std::string niah_table(const nlohmann::json& niah) {
+  std::set<int64_t> depth_set, ctx_set;
+  std::map<std::pair<int64_t, int64_t>, double> acc;
+  for (const auto& c : niah.at("cells")) {
+    const int64_t ctx = c.at("context").get<int64_t>(), d = c.at("depth").get<int64_t>();
+    ctx_set.insert(ctx);
+    depth_set.insert(d);
+    acc[{ctx, d}] = c.at("accuracy").get<double>();
+  }
+  std::ostringstream os;
+  char buf[64];
+  os << "niah (dense mode, accuracy; chance 0.10)\n  context \\ depth %";
+  for (const int64_t d : depth_set) {
+    std::snprintf(buf, sizeof buf, "%6lld", static_cast<long long>(d));
+    os << buf;
+  }
+  for (const int64_t ctx : ctx_set) {
+    std::snprintf(buf, sizeof buf, "\n  %17s", size_label(ctx).c_str());
+    os << buf;
+    for (const int64_t d : depth_set) {
+      const auto it = acc.find({ctx, d});
+      if (it == acc.end())
+        std::snprintf(buf, sizeof buf, "%6s", "-");
+      else
+        std::snprintf(buf, sizeof buf, "%6.2f", it->second);
+      os << buf;
+    }
+  }
+  std::snprintf(buf, sizeof buf, "\n  mean %.3f", niah.at("mean").get<double>());
+  os << buf;
+  return os.str();
+}
+
+}  // namespace lighthouse::eval

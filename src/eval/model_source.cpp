@@ -1,0 +1,101 @@
+// Loading an evaluation model from a checkpoint or an export directory (model_source.h).
+#include "eval/model_source.h"
+
+#include <c10/util/Exception.h>
+
+#include "model/export.h"
+#include "train/checkpoint.h"
+#include "train/device.h"
+#include "train/trainer.h"
+
+namespace lighthouse::eval {
+
+EvalModel load_checkpoint_model(const std::string& target, const std::string& flag) {
+  train::TrainedModel tm;
+  try {
+    tm = train::load_trained_model(target);
+  } catch (const train::CheckpointError& e) {
+    throw std::runtime_error(flag + ": " + e.what());
+  }
+  EvalModel m;
+  m.model = tm.model;
+  m.cfg = tm.cfg;
+  m.source = tm.path;
+  m.step = tm.step;
+  return m;
+}
+
+EvalModel load_export_model(const std::string& dir) {
+  model::ExportedModel ex;
+  try {
+    ex = model::read_hf_export(dir);
+  } catch (const c10::Error& e) {
+    throw std::runtime_error(e.what_without_backtrace());
+  }
+  EvalModel m;
+  m.source = dir;
+  model::ModelConfig mc = ex.config;
+  const auto it = ex.metadata.find("lighthouse_run_config");
+  if (it != ex.metadata.end()) {
+    const auto j = nlohmann::json::parse(it->second, nullptr, /*allow_exceptions=*/false);
+    if (!j.is_object())
+      throw std::runtime_error("--model: " + dir +
+                               "/model.safetensors: lighthouse_run_config is not JSON");
+    train::apply_json(m.cfg, j, dir + "/model.safetensors");
+    mc = train::to_model_config(m.cfg);
+    if (mc.d_model != ex.config.d_model || mc.n_layers != ex.config.n_layers ||
+        mc.n_heads != ex.config.n_heads || mc.n_kv_heads != ex.config.n_kv_heads ||
+        mc.head_dim != ex.config.head_dim || mc.ffn_hidden != ex.config.ffn_hidden)
+      throw std::runtime_error("--model: " + dir +
+                               ": config.json disagrees with the run config in the metadata");
+    const auto st = ex.metadata.find("lighthouse_step");
+    if (st != ex.metadata.end()) m.step = std::stoll(st->second);
+  } else {
+    // A Llama export without our metadata: dense evaluation on --data only.
+    m.has_run_config = false;
+    m.cfg.model.d_model = mc.d_model;
+    m.cfg.model.n_layers = mc.n_layers;
+    m.cfg.model.n_heads = mc.n_heads;
+    m.cfg.model.n_kv_heads = mc.n_kv_heads;
+    m.cfg.model.head_dim = mc.head_dim;
+    m.cfg.model.ffn_hidden = mc.ffn_hidden;
+    m.cfg.model.rope_theta = mc.rope_theta;
+    m.cfg.model.norm_eps = mc.norm_eps;
+    m.cfg.model.dense_layers.clear();
+    mc = train::to_model_config(m.cfg);
+  }
+  m.model = model::Llama(mc);
+  try {
+    model::load_hf_weights(m.model, ex, dir);
+  } catch (const c10::Error& e) {
+    throw std::runtime_error(e.what_without_backtrace());
+  }
+  m.model->set_attention_mode(model::AttentionMode::Dense);
+  return m;
+}
+
+void place(EvalModel& m, const std::string& device) {
+  const bool known = device == "auto" || device == "cpu" || device == "cuda" ||
+                     (device.rfind("cuda:", 0) == 0 && device.size() > 5 &&
+                      device.find_first_not_of("0123456789", 5) == std::string::npos);
+  if (!known)
+    throw train::ConfigError("--device: must be auto | cpu | cuda | cuda:N, got \"" + device +
+                             "\"");
+  train::RunConfig probe = m.cfg;
+  probe.run.device = device;
+  torch::Device dev = torch::kCPU;
+  try {
+    dev = train::resolve_device(probe);
+  } catch (const train::ConfigError& e) {
+    std::string msg = e.what();
+    if (msg.rfind("run.device", 0) == 0) msg = "--device" + msg.substr(10);
+    throw train::ConfigError(msg);
+  }
+  m.device = dev;
+  m.bf16 = dev.is_cuda() && m.cfg.train.precision != "fp32";
+  m.model->to(dev);
+  m.model->eval();
+  if (m.cfg.run.threads > 0) at::set_num_threads(static_cast<int>(m.cfg.run.threads));
+}
+
+}  // namespace lighthouse::eval
