@@ -90,7 +90,7 @@ def test_dense_mode_equals_plain_transformers_and_no_parameters_are_added():
     ids = tokens()
     want = logits(model, ids)
     params = dict(model.named_parameters())
-    wrapped = LighthouseWrapper(model, config=CFG)
+    wrapped = LighthouseWrapper(model, config=CFG, dense_layers=(0,))
     assert [id(p) for p in wrapped.parameters()] == [id(p) for p in params.values()]
     assert sum(1 for _ in wrapped.buffers()) == sum(1 for _ in model.buffers())
     assert wrapped.config is model.config and wrapped.lighthouse_config is CFG
@@ -99,9 +99,10 @@ def test_dense_mode_equals_plain_transformers_and_no_parameters_are_added():
     assert wrapped.mode == "dense"
     assert torch.equal(logits(wrapped, ids), want)
     assert rel_err(light, want) > 1e-3
-    # Every layer dense: Lighthouse mode is stock SDPA throughout.
+    # Every layer dense (the default (0, 1, -2, -1) of 4 layers): stock SDPA throughout.
     model = wrapped.unwrap()
-    all_dense = LighthouseWrapper(model, config=CFG, dense_layers=range(4))
+    all_dense = LighthouseWrapper(model, config=CFG)
+    assert all_dense.dense_layers == (0, 1, 2, 3)
     assert torch.equal(logits(all_dense, ids), want)
 
 
@@ -244,7 +245,7 @@ def test_mistral_and_qwen2_are_served(cls):
 
 def test_bad_inputs_name_the_argument():
     model = tiny_llama()
-    wrapped = LighthouseWrapper(model, config=CFG)
+    wrapped = LighthouseWrapper(model, config=CFG, dense_layers=(0,))
     ids = tokens()
     mask = torch.ones_like(ids)
     assert torch.equal(logits(wrapped, ids, attention_mask=mask), logits(wrapped, ids))
