@@ -39,7 +39,7 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--steps", type=int, default=300, help="total optimizer steps")
     ap.add_argument("--dense-steps", type=int, default=75, help="final steps in dense mode")
     ap.add_argument("--seq-len", type=int, default=256)
-    ap.add_argument("--batch", type=int, default=8)
+    ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--levels", type=int, default=3)
     ap.add_argument("--pool", type=int, default=2)
@@ -47,6 +47,7 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--tile-topk", type=int, default=8)
     ap.add_argument("--out", type=pathlib.Path, default=pathlib.Path("runs/hf_pretrain"))
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sample-tokens", type=int, default=120, help="bytes generated at the end")
     args = ap.parse_args()
     if not 0 <= args.dense_steps <= args.steps:
         ap.error(f"--dense-steps must be in [0, --steps = {args.steps}], got {args.dense_steps}")
@@ -71,7 +72,7 @@ def batches(data: torch.Tensor, batch: int, seq_len: int, gen: torch.Generator):
 def small_llama(seed: int) -> transformers.LlamaForCausalLM:
     torch.manual_seed(seed)
     cfg = transformers.LlamaConfig(
-        vocab_size=VOCAB, hidden_size=128, intermediate_size=320, num_hidden_layers=6,
+        vocab_size=VOCAB, hidden_size=128, intermediate_size=320, num_hidden_layers=4,
         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=4096,
         rope_theta=10000.0, bos_token_id=BOS, eos_token_id=EOS, pad_token_id=PAD,
         tie_word_embeddings=False)
@@ -87,7 +88,7 @@ def main() -> None:
     data = load_bytes(args.text, args.seq_len)
     model = small_llama(args.seed).to(device)
     n_params = sum(p.numel() for p in model.parameters())
-    model = LighthouseWrapper(model, config=cfg)  # dense_layers=(0, 1, -2, -1)
+    model = LighthouseWrapper(model, config=cfg, dense_layers=(0, -1))  # layers 1, 2: Lighthouse
     print(f"lighthouse {lighthouse.__version__}: {n_params / 1e6:.2f}M parameters, "
           f"{data.numel()} bytes of text, {cfg}, dense layers {model.dense_layers}")
 
@@ -128,7 +129,7 @@ def main() -> None:
 
     prompt = b"Lighthouse attention"
     ids = torch.tensor([[BOS, *prompt]], device=device)
-    out = reloaded.generate(ids, max_new_tokens=120, do_sample=True, temperature=0.8, top_k=40,
+    out = reloaded.generate(ids, max_new_tokens=args.sample_tokens, do_sample=True, temperature=0.8, top_k=40,
                             pad_token_id=PAD)
     text = bytes(t for t in out[0, 1:].tolist() if t < 256).decode("utf-8", errors="replace")
     print(f"sample: {text!r}")

@@ -15,6 +15,7 @@
 import os
 import pathlib
 import subprocess
+import sys
 
 import pytest
 import torch
@@ -270,8 +271,13 @@ def test_bad_inputs_name_the_argument():
     model.model.layers[2].self_attn.scaling = 0.5
     with pytest.raises(ValueError, match=r"layer 2 \(Lighthouse\): scaling = 0.5"):
         logits(wrapped, ids)
-    model = wrapped.unwrap()
     model.model.layers[2].self_attn.scaling = 0.25
+    model.model.layers[1].self_attn.attention_dropout = 0.1
+    logits(wrapped, ids)  # eval: no dropout
+    with pytest.raises(ValueError, match=r"layer 1 \(Lighthouse\): dropout = 0.1"):
+        wrapped.train()(ids)
+    model.model.layers[1].self_attn.attention_dropout = 0.0
+    model = wrapped.unwrap().eval()
 
     with pytest.raises(ValueError, match="dense_layers entry 4 is out of range for 4 layers"):
         LighthouseWrapper(model, config=CFG, dense_layers=(0, 4))
@@ -290,3 +296,16 @@ def test_bad_inputs_name_the_argument():
     sliding = tiny_llama(cls=transformers.MistralForCausalLM, sliding_window=16)
     with pytest.raises(ValueError, match="sliding_window"):
         LighthouseWrapper(sliding, config=CFG)
+
+
+def test_example_runs_end_to_end(tmp_path):
+    r = subprocess.run([sys.executable, str(REPO / "examples" / "hf_pretrain.py"), "--steps", "4",
+                        "--dense-steps", "2", "--seq-len", "64", "--batch", "2",
+                        "--sample-tokens", "8", "--out", str(tmp_path / "out")],
+                       capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr
+    assert "step 3: switched to dense attention" in r.stdout
+    assert "step    4/4  dense" in r.stdout
+    assert "reloaded with plain transformers: max logits difference 0.0e+00" in r.stdout
+    assert "sample: 'Lighthouse attention" in r.stdout
+    assert (tmp_path / "out" / "model.safetensors").exists()
