@@ -1,7 +1,7 @@
 """Pre-train a small Hugging Face Llama with Lighthouse attention, finish dense, ship a plain
 transformers model.
 
-    python examples/hf_pretrain.py                      # CPU, a few minutes
+    python examples/hf_pretrain.py                      # CPU: 240 steps, ~6 CPU-minutes
     python examples/hf_pretrain.py --device cuda --steps 1000 --seq-len 1024
     python examples/hf_pretrain.py --text my_corpus.txt
 
@@ -36,8 +36,8 @@ def parse_args() -> argparse.Namespace:
     ap.add_argument("--text", type=pathlib.Path, nargs="*",
                     default=[REPO / "README.md", REPO / "docs" / "SPEC.md"],
                     help="text files to train on (bytes)")
-    ap.add_argument("--steps", type=int, default=300, help="total optimizer steps")
-    ap.add_argument("--dense-steps", type=int, default=75, help="final steps in dense mode")
+    ap.add_argument("--steps", type=int, default=240, help="total optimizer steps")
+    ap.add_argument("--dense-steps", type=int, default=60, help="final steps in dense mode")
     ap.add_argument("--seq-len", type=int, default=256)
     ap.add_argument("--batch", type=int, default=4)
     ap.add_argument("--lr", type=float, default=2e-3)

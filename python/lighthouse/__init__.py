@@ -20,6 +20,16 @@ from .config import LighthouseConfig  # noqa: E402
 from .functional import Plan, attention, attention_with_plan, dense_attention, plan  # noqa: E402
 from . import nn  # noqa: E402
 
+
+
+def __getattr__(name: str):
+    """`lighthouse.hf` on first use (it imports transformers)."""
+    if name == "hf":
+        import importlib
+        return importlib.import_module(".hf", __name__)
+    raise AttributeError(f"module 'lighthouse' has no attribute {name!r}")
+
+
 __all__ = [
     "__version__",
     "LighthouseConfig",
