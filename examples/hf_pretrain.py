@@ -129,8 +129,8 @@ def main() -> None:
 
     prompt = b"Lighthouse attention"
     ids = torch.tensor([[BOS, *prompt]], device=device)
-    out = reloaded.generate(ids, max_new_tokens=args.sample_tokens, do_sample=True, temperature=0.8, top_k=40,
-                            pad_token_id=PAD)
+    out = reloaded.generate(ids, max_new_tokens=args.sample_tokens, do_sample=True,
+                            temperature=0.8, top_k=40, pad_token_id=PAD)
     text = bytes(t for t in out[0, 1:].tolist() if t < 256).decode("utf-8", errors="replace")
     print(f"sample: {text!r}")
 

@@ -1,7 +1,8 @@
 """Lighthouse Attention for PyTorch: the C++/CUDA ops of this repository from Python.
 
     import lighthouse
-    o = lighthouse.attention(q, k, v, levels=3, pool=4, topk=256)   # q [B, N, H, D], k/v [B, N, Hkv, D]
+    # q [B, N, H, D], k and v [B, N, Hkv, D] -> [B, N, H, D]
+    o = lighthouse.attention(q, k, v, levels=3, pool=4, topk=256)
 
 - `lighthouse.attention`, `plan`, `attention_with_plan`, `dense_attention`: the functional API
   (thin wrappers over `torch.ops.lighthouse`, autograd in C++).

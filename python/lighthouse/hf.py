@@ -231,7 +231,8 @@ class LighthouseWrapper(torch.nn.Module):
             return getattr(model, name)
 
     def extra_repr(self) -> str:
-        return f"mode={self._mode!r}, dense_layers={self.dense_layers}, config={self.lighthouse_config}"
+        return (f"mode={self._mode!r}, dense_layers={self.dense_layers}, "
+                f"config={self.lighthouse_config}")
 
 
 def _attention_modules(model: PreTrainedModel) -> list[torch.nn.Module]:
@@ -240,7 +241,8 @@ def _attention_modules(model: PreTrainedModel) -> list[torch.nn.Module]:
         raise ValueError(f"model: {type(model).__name__} does not use transformers' "
                          "AttentionInterface, so its attention cannot be routed")
     found = [m for m in model.modules()
-             if isinstance(getattr(m, "layer_idx", None), int) and hasattr(m, "num_key_value_groups")
+             if isinstance(getattr(m, "layer_idx", None), int)
+             and hasattr(m, "num_key_value_groups")
              and type(m).__name__.endswith("Attention")]
     if not found:
         raise ValueError(f"model: found no attention modules (with layer_idx and "

@@ -114,33 +114,29 @@ def test_the_op_gets_post_rope_qk_and_unrepeated_gqa(monkeypatch):
     real = lighthouse.functional.attention
 
     def spy(q, k, v, **kw):
-        seen.append((q.shape, k.shape, v.shape, kw))
+        seen.append((q, k, v, kw))
         return real(q, k, v, **kw)
 
     monkeypatch.setattr(lighthouse.hf.F, "attention", spy)
-    ids = tokens(batch=1)
-    logits(wrapped, ids)
+    inputs = {}
+    attn = model.model.layers[1].self_attn
+    hook = attn.register_forward_pre_hook(
+        lambda m, args, kwargs: inputs.update(kwargs), with_kwargs=True)
+    logits(wrapped, tokens(batch=1))
+    hook.remove()
     assert len(seen) == 2  # layers 1 and 2; 0 and 3 are dense
     for q, k, v, kw in seen:
-        assert (q, k, v) == ((1, N, 4, 16), (1, N, 2, 16), (1, N, 2, 16))
+        assert (q.shape, k.shape, v.shape) == ((1, N, 4, 16), (1, N, 2, 16), (1, N, 2, 16))
         assert kw == CFG.op_kwargs()
-    # Post-RoPE: the op's q of layer 1 equals RoPE applied to q_proj of its input.
-    layer = model.model.layers[1]
-    captured = {}
-    monkeypatch.setattr(lighthouse.hf.F, "attention",
-                        lambda q, k, v, **kw: captured.setdefault("qk", (q, k)) and real(q, k, v, **kw))
-    hook = layer.self_attn.register_forward_pre_hook(
-        lambda m, args, kwargs: captured.update(x=kwargs["hidden_states"] if "hidden_states" in kwargs else args[0],
-                                                rope=kwargs["position_embeddings"]), with_kwargs=True)
-    logits(wrapped, ids)
-    hook.remove()
-    x, (cos, sin) = captured["x"], captured["rope"]
-    q = layer.self_attn.q_proj(x).view(1, N, 4, 16).transpose(1, 2)
-    k = layer.self_attn.k_proj(x).view(1, N, 2, 16).transpose(1, 2)
+    # Layer 1's q and k are RoPE applied to its projections, as transformers computes them.
     from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
-    q, k = apply_rotary_pos_emb(q, k, cos, sin)
-    assert torch.allclose(captured["qk"][0], q.transpose(1, 2), atol=1e-6)
-    assert torch.allclose(captured["qk"][1], k.transpose(1, 2), atol=1e-6)
+    x, (cos, sin) = inputs["hidden_states"], inputs["position_embeddings"]
+    with torch.no_grad():
+        q = attn.q_proj(x).view(1, N, 4, 16).transpose(1, 2)
+        k = attn.k_proj(x).view(1, N, 2, 16).transpose(1, 2)
+        q, k = apply_rotary_pos_emb(q, k, cos, sin)
+    assert torch.equal(seen[0][0], q.transpose(1, 2)) and torch.equal(seen[0][1], k.transpose(1, 2))
+    assert not torch.allclose(seen[0][0], attn.q_proj(x).view(1, N, 4, 16), atol=1e-3)
 
 
 def test_unwrap_restores_the_original_model(tmp_path):
@@ -199,7 +195,8 @@ def test_training_lowers_the_loss_and_the_switch_keeps_optimizer_state():
               for p, s in opt.state.items()}
     assert len(before) == len(list(model.parameters()))
     wrapped.set_mode("dense")
-    after = {id(p): (s["step"], s["exp_avg"], s["exp_avg"].data_ptr()) for p, s in opt.state.items()}
+    after = {id(p): (s["step"], s["exp_avg"], s["exp_avg"].data_ptr())
+             for p, s in opt.state.items()}
     assert before.keys() == after.keys()
     for key, (st, avg, ptr) in before.items():
         assert torch.equal(st, after[key][0]) and torch.equal(avg, after[key][1])

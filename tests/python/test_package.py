@@ -96,7 +96,8 @@ def test_defaults_are_the_ops_defaults():
 
 def test_gradients_equal_the_ops_and_gradcheck():
     q, k, v = qkv(SHAPE, seed=3, requires_grad=True)
-    g = torch.randn(SHAPE[0], SHAPE[1], SHAPE[2], SHAPE[4], generator=torch.Generator().manual_seed(4))
+    B, N, H, _, D = SHAPE
+    g = torch.randn(B, N, H, D, generator=torch.Generator().manual_seed(4))  # dL/do
     grads = torch.autograd.grad(lighthouse.attention(q, k, v, **CFG), (q, k, v), g)
     want = torch.autograd.grad(ops.attention(q, k, v, *CFG.values()), (q, k, v), g)
     for a, b in zip(grads, want):
@@ -185,7 +186,8 @@ def test_compile_fullgraph_of_the_functional_api():
         plan = lighthouse.plan(q, k, levels=cfg.levels, pool=cfg.pool, topk=cfg.topk,
                                tile_topk=cfg.tile_topk)
         o = lighthouse.attention_with_plan(q, k, v, plan, levels=cfg.levels, pool=cfg.pool)
-        return o + lighthouse.attention(q, k, v, **cfg.op_kwargs()) - lighthouse.dense_attention(q, k, v)
+        o = o + lighthouse.attention(q, k, v, **cfg.op_kwargs())
+        return o - lighthouse.dense_attention(q, k, v)
 
     q, k, v = qkv(SHAPE, seed=8, requires_grad=True)
     compiled = torch.compile(fn, fullgraph=True, backend="aot_eager")
