@@ -19,8 +19,13 @@ import sys
 import pytest
 import torch
 
-import lighthouse
-import lighthouse.nn
+try:
+    import lighthouse
+    import lighthouse.nn
+except ModuleNotFoundError as e:
+    raise ImportError("package lighthouse not found: install it (`pip install "
+                      "--no-build-isolation .`, scripts/setup.sh does) or put the staged "
+                      "build/python on PYTHONPATH") from e
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 ops = torch.ops.lighthouse
