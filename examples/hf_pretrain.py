@@ -1,7 +1,7 @@
 """Pre-train a small Hugging Face Llama with Lighthouse attention, finish dense, ship a plain
 transformers model.
 
-    python examples/hf_pretrain.py                      # CPU: 240 steps, ~6 CPU-minutes
+    python examples/hf_pretrain.py                      # CPU: 240 steps, ~5 CPU-minutes
     python examples/hf_pretrain.py --device cuda --steps 1000 --seq-len 1024
     python examples/hf_pretrain.py --text my_corpus.txt
 
