@@ -1,9 +1,13 @@
 // Fixture of tests/python/test_export_hf.py: builds a tiny random GQA model with a fixed
 // seed, exports it to OUT/model (Hugging Face layout) and writes random byte tokens with our
-// dense logits to OUT/io.safetensors ("tokens" [B, N] int64, "logits" [B, N, V] float32).
+// logits (dense, or Lighthouse with --lighthouse) to OUT/io.safetensors ("tokens" [B, N]
+// int64, "logits" [B, N, V] float32).
 //
-//   model_export_fixture OUT [--device cpu|cuda] [--bf16] [--seq-len N]
+//   model_export_fixture OUT [--device cpu|cuda] [--bf16] [--seq-len N] [--lighthouse L,p,k,m]
 //
+// --lighthouse runs layers 1..n-1 with Lighthouse attention (levels L, pool p, topk k,
+// tile_topk m; layer 0 stays dense) for the logits; the exported weights are the same. It feeds
+// tests/python/test_hf_wrapper.py (lighthouse.hf against this model).
 // --bf16 rounds the weights to bf16 values (so an fp32 reference can use the very same
 // weights), exports them as bf16 and runs our model under the device's bf16 autocast. Exit status 3: CUDA requested but not available.
 #include <ATen/autocast_mode.h>
@@ -36,13 +40,15 @@ void randomize(Llama& model, bool bf16_values) {
 
 int main(int argc, char** argv) {
   if (argc < 2) {
-    std::cerr << "usage: " << argv[0] << " OUT [--device cpu|cuda] [--bf16] [--seq-len N]\n";
+    std::cerr << "usage: " << argv[0]
+              << " OUT [--device cpu|cuda] [--bf16] [--seq-len N] [--lighthouse L,p,k,m]\n";
     return 2;
   }
   const std::string out = argv[1];
   std::string device = "cpu";
   bool bf16 = false;
   int64_t seq_len = 48;
+  std::string lighthouse;  // "L,p,k,m" or empty (dense)
   for (int i = 2; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--device") && i + 1 < argc) {
       device = argv[++i];
@@ -50,6 +56,8 @@ int main(int argc, char** argv) {
       bf16 = true;
     } else if (!std::strcmp(argv[i], "--seq-len") && i + 1 < argc) {
       seq_len = std::stoll(argv[++i]);
+    } else if (!std::strcmp(argv[i], "--lighthouse") && i + 1 < argc) {
+      lighthouse = argv[++i];
     } else {
       std::cerr << "unknown argument: " << argv[i] << "\n";
       return 2;
@@ -69,9 +77,21 @@ int main(int argc, char** argv) {
     cfg.ffn_hidden = 160;
     cfg.rope_theta = 500000.0;  // not the default: a config.json mistake would show
     cfg.norm_eps = 1e-6;
+    if (!lighthouse.empty()) {
+      int64_t* fields[] = {&cfg.lighthouse.levels, &cfg.lighthouse.pool, &cfg.lighthouse.topk,
+                           &cfg.lighthouse.tile_topk};
+      size_t pos = 0;
+      for (int64_t* f : fields) {
+        size_t used = 0;
+        *f = std::stoll(lighthouse.substr(pos), &used);
+        pos += used + 1;
+      }
+      cfg.dense_layers = {0};
+    }
     torch::manual_seed(1234);
     Llama model(cfg);
     randomize(model, bf16);
+    if (!lighthouse.empty()) model->set_attention_mode(AttentionMode::Lighthouse);
     const at::Tensor tokens =
         torch::randint(0, kVocab, {2, seq_len}, torch::kLong);  // [B, N]
 
