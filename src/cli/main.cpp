@@ -11,6 +11,7 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   lighthouse::cli::add_bench(app);
   lighthouse::cli::add_bench_train(*app.get_subcommand("bench"));
+  lighthouse::cli::add_bench_leak(*app.get_subcommand("bench"));
   lighthouse::cli::add_train(app);
   lighthouse::cli::add_export(app);
   try {

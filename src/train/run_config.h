@@ -42,6 +42,7 @@ struct RunConfig {
   struct Lighthouse {
     int64_t levels = 3, pool = 4, topk = 64, tile_topk = 16;
     std::string scorer = "norm", backend = "auto";
+    std::string combine = "sum";  // sum (SPEC.md §6) | mean over the contributing levels
   } lighthouse;
   struct Train {
     int64_t steps = 240;
