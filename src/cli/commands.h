@@ -13,6 +13,7 @@ namespace lighthouse::cli {
 
 void add_bench(CLI::App& app);
 void add_bench_train(CLI::App& bench);  // `bench train`, a subcommand of `bench`
+void add_bench_leak(CLI::App& bench);   // `bench leak`, a subcommand of `bench`
 void add_train(CLI::App& app);
 void add_export(CLI::App& app);
 void add_eval(CLI::App& app);     // eval.cpp

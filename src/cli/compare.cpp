@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 
+#include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/eval_flags.h"
 #include "cli/progress.h"
@@ -26,12 +27,7 @@ struct CompareArgs {
 int run_compare_command(const CompareArgs& a) {
   eval::CompareOptions o;
   o.config = a.config;
-  for (const auto& s : a.sets) {
-    const auto eq = s.find('=');
-    if (eq == std::string::npos || eq == 0)
-      throw train::ConfigError("--set: expected key=value, got \"" + s + "\"");
-    o.overrides.emplace_back(s.substr(0, eq), s.substr(eq + 1));
-  }
+  o.overrides = assignments(a.sets);
   o.out = a.out;
   o.dense_run = a.dense_run;
   o.lighthouse_run = a.lighthouse_run;

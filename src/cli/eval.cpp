@@ -3,11 +3,11 @@
 // with a progress line, a console report, --json FILE and --heatmap FILE (docs/eval.md).
 #include "eval/eval.h"
 
-#include <fstream>
 #include <iostream>
 #include <memory>
 #include <optional>
 
+#include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/eval_flags.h"
 #include "cli/progress.h"
@@ -36,6 +36,8 @@ int run_eval_command(const EvalArgs& a) {
                                 std::to_string(a.max_tokens));
   o.max_tokens = a.max_tokens;
   apply_niah_flags(a.niah_flags, o);
+  if (!a.json.empty()) check_output_file("--json", a.json);
+  if (!a.heatmap.empty()) check_output_file("--heatmap", a.heatmap);
   eval::EvalModel m = !a.model.empty() ? eval::load_export_model(a.model)
                       : !a.checkpoint.empty()
                           ? eval::load_checkpoint_model(a.checkpoint, "--checkpoint")
@@ -46,10 +48,7 @@ int run_eval_command(const EvalArgs& a) {
   EvalProgress progress;
   const auto j = eval::run_eval(m, o, progress.hooks());
   if (!a.json.empty()) {
-    std::ofstream out(a.json, std::ios::trunc);
-    out << j.dump(2) << "\n";
-    out.flush();
-    if (!out) throw std::runtime_error("--json: cannot write " + a.json);
+    write_output_file("--json", a.json, j.dump(2) + "\n");
     std::cout << "wrote " << a.json << "\n";
   }
   if (!a.heatmap.empty()) {

@@ -12,6 +12,7 @@ int main(int argc, char** argv) {
   lighthouse::cli::add_version(app);
   lighthouse::cli::add_bench(app);
   lighthouse::cli::add_bench_train(*app.get_subcommand("bench"));
+  lighthouse::cli::add_bench_leak(*app.get_subcommand("bench"));
   lighthouse::cli::add_train(app);
   lighthouse::cli::add_export(app);
   lighthouse::cli::add_eval(app);

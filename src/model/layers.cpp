@@ -81,7 +81,8 @@ AttentionImpl::AttentionImpl(const ModelConfig& cfg)
     : n_heads_(cfg.n_heads),
       n_kv_heads_(cfg.n_kv_heads),
       head_dim_(cfg.head_dim),
-      lighthouse_(cfg.lighthouse) {
+      lighthouse_(cfg.lighthouse),
+      combine_(cfg.lighthouse_combine) {
   q_proj = register_module("q_proj", linear(cfg.d_model, cfg.n_heads * cfg.head_dim));
   k_proj = register_module("k_proj", linear(cfg.d_model, cfg.n_kv_heads * cfg.head_dim));
   v_proj = register_module("v_proj", linear(cfg.d_model, cfg.n_kv_heads * cfg.head_dim));
@@ -94,9 +95,34 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const RopeTables& rope, b
   at::Tensor q = apply_rope(q_proj(x).view({B, N, H, D}), rope);    // [B, N, H, D]
   at::Tensor k = apply_rope(k_proj(x).view({B, N, Hkv, D}), rope);  // [B, N, Hkv, D]
   at::Tensor v = v_proj(x).view({B, N, Hkv, D});                    // [B, N, Hkv, D]
-  at::Tensor o = lighthouse ? lighthouse::attention(q, k, v, lighthouse_)  // [B, N, H, D]
-                            : lighthouse::dense_attention(q, k, v, lighthouse_.backend);
+  at::Tensor o;  // [B, N, H, D]
+  if (!lighthouse) {
+    o = lighthouse::dense_attention(q, k, v, lighthouse_.backend);
+  } else if (combine_ == LighthouseCombine::Sum) {
+    o = lighthouse::attention(q, k, v, lighthouse_);
+  } else {
+    const Plan plan = lighthouse::plan(q, k, lighthouse_);
+    const at::Tensor count = scatter_fan_in(plan, lighthouse_, N).clamp_min(1);  // [B, N, H]
+    o = lighthouse::attention(q, k, v, plan, lighthouse_) / count.unsqueeze(-1).to(q.dtype());
+  }
   return o_proj(o.reshape({B, N, H * D}));  // [B, N, d_model]
+}
+
+at::Tensor scatter_fan_in(const Plan& plan, const Config& cfg, int64_t n) {
+  Geometry g;
+  std::string err;
+  TORCH_CHECK_VALUE(make_geometry(cfg, n, &g, &err), err);
+  const auto opts = plan.inverse.options();                        // int64 on the plan's device
+  const at::Tensor t = torch::arange(n, opts);                      // [N]
+  at::Tensor count = torch::zeros({plan.inverse.size(0), plan.inverse.size(1), n}, opts);
+  for (int64_t l = 0; l < g.L; ++l) {
+    const at::Tensor i = at::floor_divide(t + 1, g.window[l]) - 1;  // [N] entry of level l
+    const at::Tensor emitted =
+        plan.inverse.index_select(2, i.clamp_min(0) + g.level_offset[l]).ge(0) &
+        i.ge(0);                                                     // [B, H, N]
+    count += emitted;
+  }
+  return count.permute({0, 2, 1});  // [B, N, H]
 }
 
 MlpImpl::MlpImpl(const ModelConfig& cfg) {

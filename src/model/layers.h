@@ -8,6 +8,7 @@
 
 #include <vector>
 
+#include "lighthouse/lighthouse.h"
 #include "model/llama.h"
 
 namespace lighthouse::model {
@@ -65,8 +66,13 @@ class AttentionImpl : public torch::nn::Module {
  private:
   int64_t n_heads_, n_kv_heads_, head_dim_;
   Config lighthouse_;
+  LighthouseCombine combine_;
 };
 TORCH_MODULE(Attention);
+
+// Contributions the scatter sums at every position and query head under `plan` (SPEC.md §6:
+// levels l whose entry floor((t+1)/p^l) - 1 >= 0 was emitted), 0..L: [B, N, H] int64.
+at::Tensor scatter_fan_in(const Plan& plan, const Config& cfg, int64_t n);
 
 // down(silu(gate(x)) * up(x)).
 class MlpImpl : public torch::nn::Module {

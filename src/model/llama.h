@@ -19,6 +19,11 @@ constexpr int64_t kVocab = 259;
 
 enum class AttentionMode { Dense, Lighthouse };
 
+// How a Lighthouse layer combines the scatter's contributions at a position (SPEC.md §6 sums
+// up to L of them). Mean divides the op's output by that count per position and head, so the
+// output is a convex combination of values like dense attention's (docs/stability.md).
+enum class LighthouseCombine { Sum, Mean };
+
 struct ModelConfig {
   int64_t vocab = kVocab;
   int64_t d_model = 256;
@@ -31,6 +36,7 @@ struct ModelConfig {
   double norm_eps = 1e-5;
   std::vector<int64_t> dense_layers;  // always dense; empty = first two and last two
   Config lighthouse;                  // L, p, k, m, scorer, SDPA backend of Lighthouse layers
+  LighthouseCombine lighthouse_combine = LighthouseCombine::Sum;
   bool activation_checkpointing = false;
 };
 

@@ -43,6 +43,7 @@ struct RunConfig {
   struct Lighthouse {
     int64_t levels = 3, pool = 4, topk = 64, tile_topk = 16;
     std::string scorer = "norm", backend = "auto";
+    std::string combine = "mean";  // mean over the contributing levels | sum (SPEC.md §6)
   } lighthouse;
   struct Train {
     int64_t steps = 240;

@@ -101,6 +101,7 @@ void validate(const RunConfig& c) {
   if (!err.empty()) fail("lighthouse.scorer", err);
   parse_backend(c.lighthouse.backend, &err);
   if (!err.empty()) fail("lighthouse.backend", err);
+  one_of("lighthouse.combine", c.lighthouse.combine, {"sum", "mean"});
 
   const auto& t = c.train;
   positive("train.steps", t.steps);
@@ -194,6 +195,8 @@ model::ModelConfig to_model_config(const RunConfig& c) {
   std::string err;
   m.lighthouse.scorer = parse_scorer(c.lighthouse.scorer, &err);
   m.lighthouse.backend = parse_backend(c.lighthouse.backend, &err);
+  m.lighthouse_combine = c.lighthouse.combine == "mean" ? model::LighthouseCombine::Mean
+                                                        : model::LighthouseCombine::Sum;
   return m;
 }
 
