@@ -441,6 +441,9 @@ void apply_toml_file(RunConfig& cfg, const std::string& path) {
 }
 
 void apply_json(RunConfig& cfg, const nlohmann::json& j, const std::string& origin) {
+  // A saved config from before lighthouse.combine existed was trained with the published sum.
+  const auto lh = j.find("lighthouse");
+  if (lh != j.end() && lh->is_object() && !lh->contains("combine")) cfg.lighthouse.combine = "sum";
   walk_json(cfg, j, "", origin);
 }
 

@@ -92,7 +92,8 @@ struct RunConfig {
 // Applies a TOML document on top of cfg; `origin` names it in errors.
 void apply_toml(RunConfig& cfg, const std::string& toml_text, const std::string& origin);
 void apply_toml_file(RunConfig& cfg, const std::string& path);
-// Applies a JSON object (as written by to_json) on top of cfg.
+// Applies a JSON object (as written by to_json) on top of cfg. A saved config without
+// lighthouse.combine (written before the key existed) means the published "sum".
 void apply_json(RunConfig& cfg, const nlohmann::json& j, const std::string& origin);
 // Applies one `key=value` override (value in TOML-ish syntax: 3, 2e-3, true, dense, [0,1]).
 void apply_override(RunConfig& cfg, const std::string& assignment);

@@ -183,5 +183,21 @@ TEST(RunConfig, ResumeMayNotChangeDataOrShapes) {
   }
 }
 
+// Checkpoints and exports written before lighthouse.combine existed were trained with the sum;
+// a saved config that names the key keeps it.
+TEST(RunConfig, SavedConfigWithoutCombineMeansSum) {
+  RunConfig fresh;
+  ASSERT_EQ(fresh.lighthouse.combine, "mean");
+  nlohmann::json j = to_json(fresh);
+  j["lighthouse"].erase("combine");
+  RunConfig old_run;
+  apply_json(old_run, j, "old checkpoint");
+  EXPECT_EQ(old_run.lighthouse.combine, "sum");
+  RunConfig new_run;
+  apply_json(new_run, to_json(fresh), "new checkpoint");
+  EXPECT_EQ(new_run.lighthouse.combine, "mean");
+}
+
 }  // namespace
 }  // namespace lighthouse::train
+
