@@ -6,7 +6,6 @@
 #include <torch/torch.h>
 
 #include <algorithm>
-#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <limits>
@@ -14,6 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/bench.h"
+#include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/progress.h"
 #include "lighthouse/lighthouse.h"
@@ -78,8 +78,7 @@ int run_leak(const LeakArgs& a) {
                                   std::to_string(c));
     offsets.push_back(std::max<int64_t>(1, static_cast<int64_t>(c * double(tile) + 0.5)));
   }
-  if (!a.json.empty() && !std::ofstream(a.json, std::ios::app))
-    throw std::invalid_argument("--json: cannot write " + a.json);
+  if (!a.json.empty()) check_output_file("--json", a.json);
 
   std::cout << "leak: N=" << a.n << " L=" << g.L << " p=" << g.p << " k=" << g.k << " m=" << g.m
             << "  T=" << g.T << " tiles of " << tile << " positions;  B=" << a.batch
@@ -171,9 +170,7 @@ int run_leak(const LeakArgs& a) {
                    {"dtype", a.dtype}, {"device", "cpu"}, {"seed", a.seed}};
     j["rows"] = nlohmann::json::array();
     for (const auto& r : rows) j["rows"].push_back(to_json(r));
-    std::ofstream out(a.json, std::ios::trunc);
-    out << j.dump(2) << "\n";
-    if (!out) throw std::invalid_argument("--json: cannot write " + a.json);
+    write_output_file("--json", a.json, j.dump(2) + "\n");
   }
   return 0;
 }
@@ -184,11 +181,11 @@ void add_bench_leak(CLI::App& bench) {
   auto a = std::make_shared<LeakArgs>();
   CLI::App* sub = bench.add_subcommand(
       "leak", "How much outputs at positions <= t change when inputs after t change");
-  sub->add_option("--batch", a->batch, "batch size B")->check(CLI::PositiveNumber);
-  sub->add_option("-n,--seq-len", a->n, "sequence length N")->check(CLI::PositiveNumber);
-  sub->add_option("--heads", a->heads, "query heads H")->check(CLI::PositiveNumber);
-  sub->add_option("--kv-heads", a->kv_heads, "KV heads Hkv")->check(CLI::PositiveNumber);
-  sub->add_option("--dim", a->dim, "head dim D")->check(CLI::PositiveNumber);
+  sub->add_option("--batch", a->batch, "batch size B")->check(positive_int());
+  sub->add_option("-n,--seq-len", a->n, "sequence length N")->check(positive_int());
+  sub->add_option("--heads", a->heads, "query heads H")->check(positive_int());
+  sub->add_option("--kv-heads", a->kv_heads, "KV heads Hkv")->check(positive_int());
+  sub->add_option("--dim", a->dim, "head dim D")->check(positive_int());
   sub->add_option("--levels", a->levels, "pyramid levels L");
   sub->add_option("--pool", a->pool, "pooling factor p");
   sub->add_option("--topk", a->topk, "per-level budget k");
@@ -197,7 +194,7 @@ void add_bench_leak(CLI::App& bench) {
       ->check(CLI::IsMember({"float64", "float32"}));
   sub->add_option("--cuts", a->cuts, "cut offsets as fractions of a tile, in (0, 1]")
       ->delimiter(',');
-  sub->add_option("--seed", a->seed, "random seed");
+  sub->add_option("--seed", a->seed, "random seed")->check(non_negative_int());
   sub->add_option("--json", a->json, "write the rows as JSON to this file");
   sub->callback([a] {
     const int rc = run_leak(*a);
