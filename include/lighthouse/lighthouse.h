@@ -24,9 +24,11 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
                      const Config& cfg);
 
 // Same with a precomputed (fixed) plan: gradients flow through pooling, gather, the inner
-// SDPA and the scatter, never through the selection.
+// SDPA and the scatter, never through the selection. The plan's values are validated (one
+// host sync on CUDA) unless check_plan is false: only for a plan lighthouse::plan made for
+// these q and k and nobody changed since.
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                     const Plan& plan, const Config& cfg);
+                     const Plan& plan, const Config& cfg, bool check_plan = true);
 
 // Ordinary causal SDPA on the full sequence (dense layers, the dense resume, baselines).
 at::Tensor dense_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,

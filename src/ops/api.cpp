@@ -23,12 +23,12 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
 }
 
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                     const Plan& plan, const Config& cfg) {
+                     const Plan& plan, const Config& cfg, bool check_plan) {
   static auto op = ops::op_handle<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&,
                                      const at::Tensor&, const at::Tensor&, int64_t, int64_t,
-                                     c10::string_view)>("lighthouse::attention_with_plan");
+                                     c10::string_view, bool)>("lighthouse::attention_with_plan");
   return op.call(q, k, v, plan.slots, plan.inverse, cfg.levels, cfg.pool,
-                 backend_name(cfg.backend));
+                 backend_name(cfg.backend), check_plan);
 }
 
 at::Tensor dense_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,

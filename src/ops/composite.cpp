@@ -48,12 +48,15 @@ at::Tensor attention_op(const at::Tensor& q, const at::Tensor& k, const at::Tens
 
 at::Tensor attention_with_plan_op(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                   const at::Tensor& slots, const at::Tensor& inverse,
-                                  int64_t levels, int64_t pool, c10::string_view sdpa) {
+                                  int64_t levels, int64_t pool, c10::string_view sdpa,
+                                  bool validate_values) {
   check_qkv(q, k, v, "lighthouse::attention_with_plan");
   const SdpaBackend backend = backend_from_arg(sdpa);
   const Geometry g = checked_levels(levels, pool, dim_size(q, 1));
   check_plan(q, slots, inverse, g);
-  const at::Tensor checked = check_plan_values(slots, inverse);  // [B, H, S]
+  // A plan lighthouse::plan just made needs no value check (and, on CUDA, no host sync).
+  const at::Tensor checked =
+      validate_values ? check_plan_values(slots, inverse) : slots;  // [B, H, S]
   at::Tensor pyr_q = std::get<0>(pool_score(q, levels, pool, true, false));  // [B, P1, H, D]
   at::Tensor pyr_k = std::get<0>(pool_score(k, levels, pool, true, false));  // [B, P1, Hkv, D]
   at::Tensor pyr_v = std::get<0>(pool_score(v, levels, pool, true, false));  // [B, P1, Hkv, D]

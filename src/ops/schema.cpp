@@ -15,7 +15,7 @@ TORCH_LIBRARY(lighthouse, m) {
       "int tile_topk=128, str scorer=\"norm\", str sdpa=\"auto\") -> Tensor");
   m.def(
       "attention_with_plan(Tensor q, Tensor k, Tensor v, Tensor slots, Tensor inverse, "
-      "int levels, int pool, str sdpa=\"auto\") -> Tensor");
+      "int levels, int pool, str sdpa=\"auto\", bool check_plan=True) -> Tensor");
   m.def(
       "plan(Tensor q, Tensor k, int levels, int pool, int topk, int tile_topk=128, "
       "str scorer=\"norm\") -> (Tensor slots, Tensor inverse)");

@@ -122,6 +122,15 @@ TEST_P(Determinism, AttentionEqualsAttentionWithItsPlan) {
                  run_with_plan(in, plan(in.q, in.k, s.cfg()), s.cfg(), grad_out));
 }
 
+// Skipping the value check of a plan the op just made changes nothing.
+TEST_P(Determinism, UncheckedOwnPlanEqualsChecked) {
+  const Shape s = GetParam();
+  const Inputs in = random_inputs(s, at::kDouble, 69);
+  const Plan pl = plan(in.q, in.k, s.cfg());
+  EXPECT_TRUE(bitwise_equal(attention(in.q, in.k, in.v, pl, s.cfg(), /*check_plan=*/false),
+                            attention(in.q, in.k, in.v, pl, s.cfg())));
+}
+
 // Strided views ([B, H, N, D] storage seen as [B, N, H, D]) give the contiguous result.
 TEST_P(Determinism, NonContiguousInputs) {
   const Shape s = GetParam();
