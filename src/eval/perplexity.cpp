@@ -4,7 +4,7 @@
 #include <cmath>
 #include <stdexcept>
 
-#include "train/device.h"
+#include "train/loss.h"
 
 namespace lighthouse::eval {
 
@@ -26,19 +26,9 @@ PplResult perplexity(EvalModel& m, const train::TokenStream& stream, int64_t con
   double sum = 0;
   for (int64_t first = 0; first < n_seq; first += batch) {
     const int64_t B = std::min(batch, n_seq - first);
-    const auto seq = loader.batch_at(first, B).to(m.device);      // [B, N + 1]
-    const auto inputs = seq.narrow(1, 0, context).contiguous();   // [B, N]
-    const auto targets = seq.narrow(1, 1, context).contiguous();  // [B, N]
-    at::Tensor logits;                                            // [B, N, vocab]
-    {
-      train::AutocastScope autocast(m.bf16);
-      logits = m.model->forward(inputs);
-    }
-    sum += torch::nn::functional::cross_entropy(
-               logits.reshape({B * context, logits.size(2)}).to(at::kFloat),
-               targets.reshape({B * context}),
-               torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
-               .item<double>();
+    const at::Tensor mean =
+        train::next_token_loss(m.model, loader.batch_at(first, B), m.device, m.bf16);  // []
+    sum += mean.item<double>() * static_cast<double>(B * context);
     if (progress) progress(first + B, n_seq);
   }
   m.model->set_attention_mode(saved);

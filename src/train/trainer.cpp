@@ -20,6 +20,7 @@
 #include "train/device.h"
 #include "train/failure.h"
 #include "train/interrupt.h"
+#include "train/loss.h"
 #include "train/metrics.h"
 #include "train/optim.h"
 #include "train/rng.h"
@@ -67,17 +68,7 @@ std::string join(const std::vector<int64_t>& v) {
 }
 
 at::Tensor batch_loss(Session& s, const at::Tensor& batch) {  // batch [B, N + 1]
-  const int64_t B = batch.size(0), N = batch.size(1) - 1;
-  const auto on_device = batch.to(s.device);
-  const auto inputs = on_device.narrow(1, 0, N).contiguous();   // [B, N]
-  const auto targets = on_device.narrow(1, 1, N).contiguous();  // [B, N]
-  at::Tensor logits;                                            // [B, N, vocab]
-  {
-    AutocastScope autocast(s.bf16);
-    logits = s.model->forward(inputs);
-  }
-  return torch::nn::functional::cross_entropy(
-      logits.reshape({B * N, logits.size(2)}).to(at::kFloat), targets.reshape({B * N}));
+  return next_token_loss(s.model, batch, s.device, s.bf16);
 }
 
 void write_text(const std::string& path, const std::string& text) {
