@@ -1,8 +1,11 @@
-// Device resolution, the autocast scope, synchronization and peak-memory readings (device.h).
+// Device resolution, the autocast scope, synchronization and memory readings (device.h).
 #include "train/device.h"
 
 #include <ATen/autocast_mode.h>
 #include <sys/resource.h>
+#include <unistd.h>
+
+#include <fstream>
 
 #ifdef LIGHTHOUSE_TRAIN_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
@@ -73,6 +76,22 @@ int64_t peak_memory_bytes(const torch::Device& device) {
   struct rusage ru {};
   getrusage(RUSAGE_SELF, &ru);
   return static_cast<int64_t>(ru.ru_maxrss) * 1024;
+}
+
+int64_t current_memory_bytes(const torch::Device& device) {
+#ifdef LIGHTHOUSE_TRAIN_CUDA
+  if (device.is_cuda()) {
+    const auto stats = c10::cuda::CUDACachingAllocator::getDeviceStats(device.index());
+    return stats.allocated_bytes[static_cast<size_t>(c10::CachingAllocator::StatType::AGGREGATE)]
+        .current;
+  }
+#else
+  (void)device;
+#endif
+  std::ifstream in("/proc/self/statm");
+  int64_t pages = 0, resident = 0;
+  in >> pages >> resident;
+  return resident * static_cast<int64_t>(sysconf(_SC_PAGESIZE));
 }
 
 }  // namespace lighthouse::train

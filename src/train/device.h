@@ -33,5 +33,7 @@ void synchronize(const torch::Device& device);
 // (which cannot be reset).
 void reset_peak_memory(const torch::Device& device);
 int64_t peak_memory_bytes(const torch::Device& device);
+// Memory in use now: bytes held by live CUDA tensors on CUDA, resident set size on CPU.
+int64_t current_memory_bytes(const torch::Device& device);
 
 }  // namespace lighthouse::train

@@ -243,6 +243,7 @@ StepStats train_step(Session& s, std::optional<model::AttentionMode> mode) {
   synchronize(s.device);
   st.step_time_s = seconds_since(t0);
   st.peak_memory_bytes = peak_memory_bytes(s.device);
+  st.memory_bytes = current_memory_bytes(s.device);
   const int64_t tokens = A * B * s.cfg.train.context;
   st.tokens_per_s = static_cast<double>(tokens) / st.step_time_s;
   s.tokens += tokens;
@@ -410,6 +411,7 @@ TrainResult train(Session& s, const ConsoleHooks& console) {
                      {"step_time_s", st.step_time_s},
                      {"attention", mode_name(st.mode)},
                      {"peak_memory_bytes", st.peak_memory_bytes},
+                     {"memory_bytes", st.memory_bytes},
                      {"tokens", s.tokens}});
       if (st.step % c.log.every == 0 || st.step == end || st.step == first + 1) {
         std::snprintf(

@@ -57,6 +57,7 @@ struct StepStats {
   int64_t step = 0;  // steps completed after this one
   double loss = 0, lr = 0, grad_norm = 0, step_time_s = 0, tokens_per_s = 0;
   int64_t peak_memory_bytes = 0;
+  int64_t memory_bytes = 0;  // in use after the step (current_memory_bytes)
   model::AttentionMode mode = model::AttentionMode::Dense;
   std::string skipped;  // "" = applied; else the non-finite quantity: "loss" or "grad norm"
 };
