@@ -11,8 +11,8 @@ OUT=${OUT:-$PWD/gpu-out}
 name=${1:?usage: gpu-replica.sh NAME [lighthouse compare flags...]}
 shift
 BUILD=${BUILD_DIR:-build-gpu}
-STEPS=build OUT="$OUT/$name-build" scripts/gpu-check.sh > /dev/null || {
-  tail -40 "$OUT/$name-build/build.log"; exit 1; }
+STEPS=build OUT="/tmp/$name-build" scripts/gpu-check.sh > /dev/null || {
+  tail -40 "/tmp/$name-build/build.log"; exit 1; }
 work=/tmp/lighthouse-replica/$name
 rm -rf "$work"
 mkdir -p "$OUT/$name"
@@ -26,7 +26,7 @@ for f in report.json report.md eval-dense.json eval-lighthouse.json; do
   [ -f "$work/$f" ] && cp "$work/$f" "$OUT/$name/"
 done
 for run in dense lighthouse; do
-  for f in metrics.jsonl config.toml; do
+  for f in metrics.jsonl; do
     src=$(ls "$work/$run"/*/"$f" "$work/$run/$f" 2>/dev/null | head -1)
     [ -n "$src" ] && mkdir -p "$OUT/$name/$run" && cp "$src" "$OUT/$name/$run/"
   done

@@ -1,6 +1,8 @@
 // Dense-from-scratch vs Lighthouse->dense: runs, evaluation, report and plots (compare.h).
 #include "eval/compare.h"
 
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <ctime>
@@ -8,6 +10,7 @@
 #include <fstream>
 #include <iostream>
 #include <map>
+#include <vector>
 #include <sstream>
 
 #include "eval/figures.h"
@@ -121,8 +124,11 @@ json compare_report(const RunLog& dense, const RunLog& lh, const json& eval_dens
   r["loss_delta"] = number_or_null(delta);
 
   // The switch: the training loss of the first dense step minus that of the last Lighthouse
-  // step; recovery: the first stage-2 step (1 = the first) whose training loss is at or below
-  // the dense-from-scratch run's at the same step (same batch: same data order and seed).
+  // step. Recovery: the first stage-2 step s (1 = the first) from which the training loss
+  // averaged over kRecoveryWindow steps [s, s + w) is at or below the dense-from-scratch run's
+  // average over the same steps (same batches: same data order and seed); w is the window or
+  // the number of stage-2 steps if fewer, and the window must fit in the run. One easy batch
+  // where the two runs happen to cross is not a recovery.
   std::map<int64_t, double> dense_loss, lh_loss;
   for (const auto& s : dense.steps) dense_loss[s.step] = s.loss;
   for (const auto& s : lh.steps) lh_loss[s.step] = s.loss;
@@ -130,10 +136,16 @@ json compare_report(const RunLog& dense, const RunLog& lh, const json& eval_dens
   json spike = nullptr, recovery = nullptr;
   if (sw > 0 && lh_loss.count(sw) && lh_loss.count(sw + 1)) {
     spike = lh_loss[sw + 1] - lh_loss[sw];
-    for (const auto& [step, loss] : lh_loss) {
-      if (step <= sw || !dense_loss.count(step)) continue;
-      if (loss <= dense_loss[step]) {
-        recovery = step - sw;
+    std::vector<std::array<double, 3>> after;  // {step, Lighthouse->dense loss, dense loss}
+    for (const auto& [step, loss] : lh_loss)
+      if (step > sw && dense_loss.count(step))
+        after.push_back({static_cast<double>(step), loss, dense_loss[step]});
+    const size_t w = std::min<size_t>(kRecoveryWindow, after.size());
+    for (size_t i = 0; w > 0 && i + w <= after.size(); ++i) {
+      double lh_sum = 0, dense_sum = 0;
+      for (size_t j = i; j < i + w; ++j) lh_sum += after[j][1], dense_sum += after[j][2];
+      if (lh_sum <= dense_sum) {
+        recovery = static_cast<int64_t>(after[i][0]) - sw;
         break;
       }
     }
@@ -206,8 +218,10 @@ std::string report_markdown(const json& r) {
         "the Lighthouse->dense run first, so one-time warm-up costs count against it.\n"
         "- switch spike: training loss of the first dense step minus that of the last "
         "Lighthouse step.\n"
-        "- recovery: the first stage-2 step (1 = the first) whose training loss is at or below "
-        "the dense run's at the same step; both runs see the same batch at every step.\n";
+        "- recovery: the first stage-2 step (1 = the first) from which the training loss "
+        "averaged over the next " + std::to_string(kRecoveryWindow) + " steps is at or below "
+        "the dense run's average over the same steps; both runs see the same batch at every "
+        "step.\n";
   if (r.contains("niah_table"))
     for (const char* run : {"dense", "lighthouse"})
       md << "\n### NIAH, " << run << "\n\n```\n"

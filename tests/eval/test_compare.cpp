@@ -3,6 +3,10 @@
 // the report's switch spike and recovery follow their definitions on hand-made logs.
 #include <gtest/gtest.h>
 
+#include <initializer_list>
+#include <utility>
+#include <vector>
+
 #include "eval/compare.h"
 #include "train/helpers.h"
 
@@ -122,7 +126,7 @@ RunLog log_of(const std::vector<double>& losses, const std::string& mode_until, 
     StepRecord s;
     s.step = static_cast<int64_t>(i) + 1;
     s.loss = losses[i];
-    s.step_time_s = sw > 0 && s.step <= sw ? 0.5 : 1.0;
+    s.step_time_s = sw > 0 && s.step <= sw ? 0.25 : 1.0;
     s.wall_s = (i ? r.steps.back().wall_s : 0) + s.step_time_s;
     s.mode = sw > 0 && s.step <= sw ? "lighthouse" : "dense";
     s.tokens = s.step * 100;
@@ -137,22 +141,34 @@ nlohmann::json eval_of(double loss, double niah) {
           {"niah", {{"mean", niah}, {"cells", nlohmann::json::array()}}}};
 }
 
+// 50 steps, Lighthouse for the first 20; dense from scratch at 2.0 after step 20.
+std::vector<double> losses(std::initializer_list<std::pair<int, double>> runs) {
+  std::vector<double> v;
+  for (const auto& [n, loss] : runs) v.insert(v.end(), static_cast<size_t>(n), loss);
+  return v;
+}
+
 TEST(Compare, SpikeRecoveryAndCriteriaFollowTheirDefinitions) {
-  const RunLog dense = log_of({5, 4, 3, 2.5, 2.2, 2.0, 1.9, 1.8}, "dense", -1);
-  // Switch after step 4: 2.4 -> 4.0 (spike 1.6); at or below dense first at step 8 (4 steps).
-  const RunLog lh = log_of({5, 4, 3, 2.4, 4.0, 2.5, 1.95, 1.8}, "lh", 4);
+  const RunLog dense = log_of(losses({{19, 3.0}, {1, 2.2}, {30, 2.0}}), "dense", -1);
+  // Switch after step 20: 2.4 -> 4.0 (spike 1.6). Step 22 alone dips below the dense run; the
+  // 20-step average is first at or below it from step 25 (2.5 x 3 + 1.9 x 17 = 39.8 <= 40):
+  // recovery 5 steps after the switch, not 2.
+  const RunLog lh =
+      log_of(losses({{19, 3.0}, {1, 2.4}, {1, 4.0}, {1, 1.9}, {5, 2.5}, {23, 1.9}}), "lh", 20);
   const auto r = compare_report(dense, lh, eval_of(1.50, 0.6), eval_of(1.51, 0.5));
-  EXPECT_DOUBLE_EQ(r["wall_clock_s"]["dense"].get<double>(), 8.0);
-  EXPECT_DOUBLE_EQ(r["wall_clock_s"]["lighthouse"].get<double>(), 6.0);
-  EXPECT_DOUBLE_EQ(r["speedup"].get<double>(), 8.0 / 6.0);
+  EXPECT_DOUBLE_EQ(r["wall_clock_s"]["dense"].get<double>(), 50.0);
+  EXPECT_DOUBLE_EQ(r["wall_clock_s"]["lighthouse"].get<double>(), 35.0);
+  EXPECT_DOUBLE_EQ(r["speedup"].get<double>(), 50.0 / 35.0);
   EXPECT_NEAR(r["switch_spike"].get<double>(), 1.6, 1e-12);
-  EXPECT_EQ(r["recovery_steps"], 4);
+  EXPECT_EQ(r["recovery_steps"], 5);
   EXPECT_NEAR(r["loss_delta"].get<double>(), 0.01, 1e-12);
   EXPECT_EQ(r["niah_mean"]["lighthouse"], 0.5);
-  EXPECT_TRUE(r["criteria"][0]["pass"].get<bool>());  // 1.33 >= 1.3
+  EXPECT_TRUE(r["criteria"][0]["pass"].get<bool>());  // 1.43 >= 1.3
   EXPECT_TRUE(r["criteria"][1]["pass"].get<bool>());  // 0.01 <= 0.02
-  EXPECT_TRUE(r["criteria"][2]["pass"].get<bool>());  // 4 <= 2000
-  const RunLog never = log_of({5, 4, 3, 2.4, 4.0, 3.0, 2.5, 2.0}, "lh", 4);
+  EXPECT_TRUE(r["criteria"][2]["pass"].get<bool>());  // 5 <= 2000
+  // Below the dense run on single steps only: never recovered.
+  const RunLog never = log_of(
+      losses({{19, 3.0}, {1, 2.4}, {1, 4.0}, {1, 1.9}, {9, 2.5}, {1, 1.9}, {18, 2.1}}), "lh", 20);
   const auto n = compare_report(dense, never, eval_of(1.5, 0.6), eval_of(1.6, 0.5));
   EXPECT_TRUE(n["recovery_steps"].is_null());
   EXPECT_FALSE(n["criteria"][1]["pass"].get<bool>());  // 0.1 > 0.02
