@@ -9,7 +9,9 @@
 
 namespace lighthouse {
 
-enum class Scorer { Norm };
+// Level-0 scores of SPEC.md §4: `Norm` (‖q_t‖, ‖k_t‖) or `Dilated` (norms of causal attention
+// outputs inside the `dilation` strided sub-sequences; needs v).
+enum class Scorer { Norm, Dilated };
 
 // Which stock SDPA kernel runs the inner (and dense) attention on CUDA. CPU always uses
 // at::scaled_dot_product_attention's own choice.
@@ -21,6 +23,7 @@ struct Config {
   int64_t topk = 2048;      // k per level, multiple of tile_topk
   int64_t tile_topk = 128;  // m per tile, even, >= 2
   Scorer scorer = Scorer::Norm;
+  int64_t dilation = 4;     // δ of the dilated scorer, >= 1; N must be a multiple of it
   SdpaBackend backend = SdpaBackend::Auto;
 };
 
@@ -56,7 +59,8 @@ struct Geometry {
 };
 
 // Validates cfg together with N and fills the geometry; on error returns false and sets
-// *error (never truncates: N must be divisible by p^(L-1) * T and C >= m).
+// *error (never truncates: N must be divisible by p^(L-1) * T and C >= m, and by the
+// dilation when the scorer is dilated).
 bool make_geometry(const Config& cfg, int64_t N, Geometry* geom, std::string* error);
 
 // Base positions R(l, i) that pyramid entry (l, i) scatters to (SPEC.md §6), clipped to N:
@@ -69,6 +73,9 @@ Range scatter_range(const Geometry& g, int64_t level, int64_t i);
 
 // Sort key of an emitted entry (SPEC.md §5), in units where level-0 tokens have integer keys.
 double slot_key(const Geometry& g, int64_t level, int64_t i, bool selected);
+
+// Empty when the dilated scorer's dilation divides N (SPEC.md §4), else the error naming it.
+std::string check_dilation(int64_t dilation, int64_t N);
 
 }  // namespace lighthouse
 

@@ -16,7 +16,10 @@ struct Plan {
   at::Tensor inverse;  // [B, H, P] int64: slot of every pyramid index, or -1 if not emitted
 };
 
-// Selection only (no gradient). Reads q and k.
+// Selection only (no gradient). Reads q and k, and v for the dilated scorer (whose scores
+// attend over v; an undefined v is then an error naming v).
+Plan plan(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const Config& cfg);
+// The same without v (the norm scorer).
 Plan plan(const at::Tensor& q, const at::Tensor& k, const Config& cfg);
 
 // Lighthouse attention, differentiable with respect to q, k and v.

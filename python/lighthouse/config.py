@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-SCORERS = ("norm",)
+SCORERS = ("norm", "dilated")
 SDPA_BACKENDS = ("auto", "cudnn", "flash", "efficient", "math")
 
 
@@ -22,13 +22,16 @@ class LighthouseConfig:
         pool: pooling factor p, a power of two in [2, 16].
         topk: entries kept per coarse level k, a positive multiple of ``tile_topk``.
         tile_topk: entries kept per tile m, even and >= 2.
-        scorer: selection score, ``"norm"``.
+        scorer: selection score, ``"norm"`` (norms of q and k) or ``"dilated"`` (norms of
+            causal attention outputs inside ``dilation`` strided sub-sequences; SPEC.md §4).
         sdpa: stock SDPA kernel on CUDA: ``"auto"``, ``"cudnn"``, ``"flash"``,
             ``"efficient"`` or ``"math"`` (CPU always lets torch choose).
+        dilation: the dilated scorer's δ, >= 1 (unused by ``"norm"``).
 
     A sequence of length N is served when N is divisible by ``pool**(levels-1) * T``
     (``T = topk // tile_topk``) and ``N / (pool**(levels-1) * T) >= tile_topk``; see
-    :meth:`check_seq_len`. Raises ValueError / TypeError naming the field.
+    :meth:`check_seq_len`; the dilated scorer also needs N divisible by ``dilation``.
+    Raises ValueError / TypeError naming the field.
     """
 
     levels: int = 3
@@ -37,9 +40,10 @@ class LighthouseConfig:
     tile_topk: int = 128
     scorer: str = "norm"
     sdpa: str = "auto"
+    dilation: int = 4
 
     def __post_init__(self) -> None:
-        for name in ("levels", "pool", "topk", "tile_topk"):
+        for name in ("levels", "pool", "topk", "tile_topk", "dilation"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError(f"LighthouseConfig.{name} must be an int, got "
@@ -63,8 +67,12 @@ class LighthouseConfig:
             raise ValueError(
                 f"LighthouseConfig.topk (k) must be a positive multiple of tile_topk (m) = "
                 f"{self.tile_topk}, got {self.topk}")
+        if self.dilation < 1:
+            raise ValueError(
+                f"LighthouseConfig.dilation (delta) must be >= 1, got {self.dilation}")
         if self.scorer not in SCORERS:
-            raise ValueError(f'LighthouseConfig.scorer must be "norm", got "{self.scorer}"')
+            raise ValueError(
+                f'LighthouseConfig.scorer must be "norm" or "dilated", got "{self.scorer}"')
         if self.sdpa not in SDPA_BACKENDS:
             raise ValueError(f"LighthouseConfig.sdpa must be one of {'|'.join(SDPA_BACKENDS)}, "
                              f'got "{self.sdpa}"')
@@ -72,7 +80,8 @@ class LighthouseConfig:
     def op_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of :func:`lighthouse.attention` for this config."""
         return {"levels": self.levels, "pool": self.pool, "topk": self.topk,
-                "tile_topk": self.tile_topk, "scorer": self.scorer, "sdpa": self.sdpa}
+                "tile_topk": self.tile_topk, "scorer": self.scorer, "sdpa": self.sdpa,
+                "dilation": self.dilation}
 
     def check_seq_len(self, n: int, name: str = "sequence length") -> None:
         """Raises ValueError naming ``name`` when this config cannot tile a sequence of n
@@ -88,7 +97,8 @@ def _tiling_error(cfg: LighthouseConfig, n: int) -> str:
         return "it must be positive"
     x = torch.empty(1, n, 1, 2, device="meta")  # [B, N, H, D], shapes only
     try:
-        torch.ops.lighthouse.plan(x, x, cfg.levels, cfg.pool, cfg.topk, cfg.tile_topk, cfg.scorer)
+        torch.ops.lighthouse.plan(x, x, cfg.levels, cfg.pool, cfg.topk, cfg.tile_topk, cfg.scorer,
+                                  x, cfg.dilation)
     except ValueError as e:
         return str(e).splitlines()[0]
     return ""

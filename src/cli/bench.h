@@ -17,6 +17,9 @@ namespace lighthouse::cli {
 struct BenchArgs {
   int64_t batch = 1, n = 16384, heads = 4, kv_heads = 0, dim = 64;
   int64_t levels = 3, pool = 4, topk = 256, tile_topk = 128;
+  // norm | dilated; the CUDA sweep times a dilated scorer next to the norm scorer.
+  std::string scorer = "norm";
+  int64_t dilation = 4;
   int64_t warmup = 1, repeats = 3, seed = 0;
   std::string dtype = "float32", device = "cpu", json;
   // CUDA sweep: one point per sequence length; topks has one entry, or one per length.
@@ -48,6 +51,7 @@ struct VerifyResult {
   bool plan_equal = false;  // GPU slot table == CPU slot table on the same GPU scores
   double o = 0, dq = 0, dk = 0, dv = 0;  // rel. error against the torch-op reference
   double dense = 0;                      // dense cuDNN against dense flash
+  double dilated_scores = -1;            // dilated: GPU scores vs the CPU reference (prefix)
   bool ok = false;
 };
 
@@ -72,7 +76,8 @@ int run_cuda_bench(const BenchArgs& a, const std::string& command);
 
 // Lighthouse on q, k, v (one point of the sweep) against a reference built from stock torch
 // ops in fp32 on the GPU, with the same slot table; the plan is checked against the CPU
-// cascade on the same scores (bench_verify.cpp).
+// cascade on the same scores (cfg's scorer), and dilated scores against the CPU reference on a
+// prefix of the sequence (bench_verify.cpp).
 VerifyResult verify_lighthouse(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                const at::Tensor& dout, const Config& cfg);
 #endif

@@ -202,9 +202,13 @@ BenchPoint run_point(const BenchArgs& a, int64_t N, int64_t topk, const at::Tens
   cfg.pool = a.pool;
   cfg.topk = topk;
   cfg.tile_topk = a.tile_topk;
+  const bool dilated = a.scorer == "dilated";
+  Config dil = cfg;
+  dil.scorer = Scorer::Dilated;
+  dil.dilation = a.dilation;
   Geometry g;
   std::string err;
-  if (!make_geometry(cfg, N, &g, &err)) throw std::invalid_argument(err);
+  if (!make_geometry(dilated ? dil : cfg, N, &g, &err)) throw std::invalid_argument(err);
   const Dims d{a.batch, N, a.heads, a.kv_heads > 0 ? a.kv_heads : a.heads, a.dim};
   BenchPoint pt;
   pt.N = N;
@@ -226,14 +230,16 @@ BenchPoint run_point(const BenchArgs& a, int64_t N, int64_t topk, const at::Tens
     };
     if (h < d.H) std::cout << "  verify on heads [0, " << h << ") of " << d.H << "\n";
     pt.verify = verify_lighthouse(heads(sets[0].q, h), heads(sets[0].k, hkv),
-                                  heads(sets[0].v, hkv), heads(sets[0].dout, h), cfg);
+                                  heads(sets[0].v, hkv), heads(sets[0].dout, h),
+                                  dilated ? dil : cfg);
     pt.verified = true;
     c10::cuda::CUDACachingAllocator::emptyCache();
   }
 
-  Config lh_cudnn = cfg, lh_flash = cfg;
+  Config lh_cudnn = cfg, lh_flash = cfg, dil_cudnn = dil;
   lh_cudnn.backend = SdpaBackend::Cudnn;
   lh_flash.backend = SdpaBackend::Flash;
+  dil_cudnn.backend = SdpaBackend::Cudnn;
   auto dense = [](SdpaBackend b, bool backward) -> Fn {
     return [b, backward](const InputSet& s) {
       if (backward) return dense_attention(s.q, s.k, s.v, b).backward(s.dout);
@@ -248,7 +254,7 @@ BenchPoint run_point(const BenchArgs& a, int64_t N, int64_t topk, const at::Tens
       attention(s.q, s.k, s.v, c);
     };
   };
-  const std::vector<std::pair<std::string, Fn>> cases = {
+  std::vector<std::pair<std::string, Fn>> cases = {
       {"dense_cudnn_fwd", dense(SdpaBackend::Cudnn, false)},
       {"dense_cudnn_fwdbwd", dense(SdpaBackend::Cudnn, true)},
       {"dense_flash_fwd", dense(SdpaBackend::Flash, false)},
@@ -257,6 +263,10 @@ BenchPoint run_point(const BenchArgs& a, int64_t N, int64_t topk, const at::Tens
       {"lh_cudnn_fwdbwd", light(lh_cudnn, true)},
       {"lh_flash_fwd", light(lh_flash, false)},
       {"lh_flash_fwdbwd", light(lh_flash, true)}};
+  if (dilated) {  // the dilated scorer next to the norm scorer, both with the cuDNN inner SDPA
+    cases.push_back({"lhdil_cudnn_fwd", light(dil_cudnn, false)});
+    cases.push_back({"lhdil_cudnn_fwdbwd", light(dil_cudnn, true)});
+  }
   std::map<std::string, double> first_ms;
   for (const auto& [name, fn] : cases) {
     first_ms[name] = first_call(fn, sets[0], name.find("fwdbwd") == std::string::npos,
@@ -292,7 +302,9 @@ std::string command_line(const BenchArgs& a) {
   os << "lighthouse bench --device cuda --dtype " << a.dtype << " --batch " << a.batch
      << " --heads " << a.heads << " --kv-heads " << (a.kv_heads > 0 ? a.kv_heads : a.heads)
      << " --dim " << a.dim << " --levels " << a.levels << " --pool " << a.pool
-     << " --tile-topk " << a.tile_topk << " --seq-lens ";
+     << " --tile-topk " << a.tile_topk;
+  if (a.scorer == "dilated") os << " --scorer dilated --dilation " << a.dilation;
+  os << " --seq-lens ";
   for (size_t i = 0; i < a.seq_lens.size(); ++i) os << (i ? "," : "") << a.seq_lens[i];
   os << " --topks ";
   for (size_t i = 0; i < a.topks.size(); ++i) os << (i ? "," : "") << a.topks[i];

@@ -42,6 +42,8 @@ int run_bench(const BenchArgs& a) {
   cfg.pool = a.pool;
   cfg.topk = a.topk;
   cfg.tile_topk = a.tile_topk;
+  cfg.scorer = a.scorer == "dilated" ? Scorer::Dilated : Scorer::Norm;
+  cfg.dilation = a.dilation;
   Geometry g;
   std::string err;
   if (!make_geometry(cfg, a.n, &g, &err)) throw std::invalid_argument(err);
@@ -138,6 +140,11 @@ void add_bench(CLI::App& app) {
   sub->add_option("--pool", a->pool, "pooling factor p")->check(positive_int());
   sub->add_option("--topk", a->topk, "per-level budget k")->check(positive_int());
   sub->add_option("--tile-topk", a->tile_topk, "per-tile budget m")->check(positive_int());
+  sub->add_option("--scorer", a->scorer,
+                  "norm | dilated (the CUDA sweep times dilated next to norm)")
+      ->check(CLI::IsMember({"norm", "dilated"}));
+  sub->add_option("--dilation", a->dilation, "dilated scorer: strided sub-sequences delta")
+      ->check(positive_int());
   sub->add_option("--dtype", a->dtype, "float32|float64|bfloat16|float16")
       ->check(CLI::IsMember({"float32", "float64", "bfloat16", "float16"}));
   sub->add_option("--device", a->device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));

@@ -54,6 +54,10 @@ std::vector<Row> summary_rows(const BenchReport& r) {
                             "dense flash fwd ms", "dense flash f+b ms", "LH fwd ms", "LH f+b ms",
                             "LH(flash) f+b ms", "fwd x", "f+b x", "target f+b x",
                             "outside SDPA %", "peak GiB dense f+b", "peak GiB LH f+b"}};
+  const bool dilated = r.args.scorer == "dilated";  // LH columns are the norm scorer's then
+  if (dilated)
+    for (const char* c : {"LH dilated fwd ms", "LH dilated f+b ms", "dilated / norm f+b"})
+      rows[0].push_back(c);
   for (const auto& p : r.points) {
     const double lh_fb = ms(p, "lh_cudnn_fwdbwd");
     const double t = target_ratio(p.N);
@@ -67,6 +71,11 @@ std::vector<Row> summary_rows(const BenchReport& r) {
                     t > 0 ? fmt(">= %.0f", t) : "-",
                     fmt("%.1f", lh_fb > 0 ? 100.0 * (lh_fb - sdpa_ms(p)) / lh_fb : 0),
                     fmt("%.2f", gib(p, "dense_cudnn_fwdbwd")), fmt("%.2f", gib(p, "lh_cudnn_fwdbwd"))});
+    if (dilated)
+      for (const std::string& c : {fmt("%.3f", ms(p, "lhdil_cudnn_fwd")),
+                                   fmt("%.3f", ms(p, "lhdil_cudnn_fwdbwd")),
+                                   fmt("%.3f", ratio(ms(p, "lhdil_cudnn_fwdbwd"), lh_fb))})
+        rows.back().push_back(c);
   }
   return rows;
 }
@@ -158,7 +167,8 @@ void write_json(const BenchReport& r, const std::string& path) {
   j["config"] = {{"B", a.batch}, {"H", a.heads}, {"Hkv", a.kv_heads > 0 ? a.kv_heads : a.heads},
                  {"D", a.dim}, {"dtype", a.dtype}, {"L", a.levels}, {"p", a.pool},
                  {"m", a.tile_topk}, {"warmup", a.warmup}, {"repeats", a.repeats},
-                 {"case_budget_s", a.case_budget_s}};
+                 {"case_budget_s", a.case_budget_s}, {"scorer", a.scorer},
+                 {"dilation", a.dilation}};
   for (const auto& p : r.points) {
     nlohmann::json jp = {{"N", p.N}, {"k", p.k}, {"S", p.S}};
     for (const auto& [name, c] : p.cases)
@@ -169,13 +179,15 @@ void write_json(const BenchReport& r, const std::string& path) {
     if (p.verified)
       jp["verify"] = {{"plan_equal_cpu", p.verify.plan_equal}, {"o", p.verify.o},
                       {"dq", p.verify.dq}, {"dk", p.verify.dk}, {"dv", p.verify.dv},
-                      {"ok", p.verify.ok}};
+                      {"dilated_scores", p.verify.dilated_scores}, {"ok", p.verify.ok}};
     jp["verify_dense_cudnn_vs_flash"] = p.verify.dense;
     const double t = target_ratio(p.N);
     jp["speedup_fwd"] = ratio(ms(p, "dense_cudnn_fwd"), ms(p, "lh_cudnn_fwd"));
     jp["speedup_fwdbwd"] = ratio(ms(p, "dense_cudnn_fwdbwd"), ms(p, "lh_cudnn_fwdbwd"));
     jp["speedup_fwdbwd_flash"] = ratio(ms(p, "dense_flash_fwdbwd"), ms(p, "lh_flash_fwdbwd"));
     if (t > 0) jp["target_fwdbwd"] = t;
+    if (p.cases.count("lhdil_cudnn_fwdbwd"))
+      jp["dilated_over_norm_fwdbwd"] = ratio(ms(p, "lhdil_cudnn_fwdbwd"), ms(p, "lh_cudnn_fwdbwd"));
     j["points"].push_back(jp);
   }
   j["targets"] = target_lines(r);

@@ -2,10 +2,14 @@
 // against the CPU cascade on the same scores, then the op's output and gradients against a
 // reference written with stock torch ops in fp32 on the GPU (window means by reshape, the
 // gather by at::gather, the scatter as a sum over levels through the inverse table, autograd
-// for the backward), on the same plan.
+// for the backward), on the same plan. With the dilated scorer its GPU scores are also checked
+// against the CPU reference on a prefix of the sequence (causal scores: a prefix's scores
+// depend on the prefix only).
 #include <torch/torch.h>
 
+#include <algorithm>
 #include <iostream>
+#include <tuple>
 
 #include "cli/bench.h"
 #include "lighthouse/lighthouse.h"
@@ -43,9 +47,22 @@ VerifyResult verify_lighthouse(const at::Tensor& q_in, const at::Tensor& k_in,
   const at::Tensor q = q_in.detach(), k = k_in.detach(), v = v_in.detach();
 
   // Plan: the CUDA cascade and the CPU reference on the same fp32 scores.
-  const at::Tensor sq = std::get<1>(ops::pool_score(q, g.L, g.p, false, true));  // [B, H, P]
-  const at::Tensor sk = std::get<1>(ops::pool_score(k, g.L, g.p, false, true));  // [B, Hkv, P]
-  auto [slots, inverse] = ops::select(sq, sk, cfg);                              // [B, H, S|P]
+  at::Tensor sq, sk;  // [B, H, P], [B, Hkv or H, P]
+  if (cfg.scorer == Scorer::Dilated) {
+    std::tie(sq, sk) = ops::dilated_score(q, k, v, g.L, g.p, cfg.dilation);
+    const int64_t n = std::min<int64_t>(N, 2048);  // the CPU reference is Θ(n²): a prefix
+    if (n % g.window[g.L - 1] == 0 && n % cfg.dilation == 0) {
+      auto gpu = [&](const at::Tensor& x) { return x.narrow(0, 0, 1).narrow(1, 0, n); };
+      auto cpu = [&](const at::Tensor& x) { return gpu(x).cpu().to(at::kDouble); };
+      auto [gq, gk] = ops::dilated_score(gpu(q), gpu(k), gpu(v), g.L, g.p, cfg.dilation);
+      auto [cq, ck] = ops::dilated_score(cpu(q), cpu(k), cpu(v), g.L, g.p, cfg.dilation);
+      r.dilated_scores = std::max(rel(gq.cpu(), cq), rel(gk.cpu(), ck));
+    }
+  } else {
+    sq = std::get<1>(ops::pool_score(q, g.L, g.p, false, true));
+    sk = std::get<1>(ops::pool_score(k, g.L, g.p, false, true));
+  }
+  auto [slots, inverse] = ops::select(sq, sk, cfg);  // [B, H, S|P]
   auto [slots_c, inverse_c] = ops::select(sq.cpu(), sk.cpu(), cfg);
   r.plan_equal = at::equal(slots.cpu(), slots_c) && at::equal(inverse.cpu(), inverse_c);
 
@@ -79,10 +96,12 @@ VerifyResult verify_lighthouse(const at::Tensor& q_in, const at::Tensor& k_in,
   r.dk = rel(k1.grad(), k32.grad());
   r.dv = rel(v1.grad(), v32.grad());
   const double tol = q.scalar_type() == at::kFloat ? 1e-3 : (q.scalar_type() == at::kHalf ? 5e-3 : 3e-2);
-  r.ok = r.plan_equal && r.o <= tol && r.dq <= tol && r.dk <= tol && r.dv <= tol;
+  r.ok = r.plan_equal && r.o <= tol && r.dq <= tol && r.dk <= tol && r.dv <= tol &&
+         r.dilated_scores <= tol;
   std::cout << "  verify: plan " << (r.plan_equal ? "== CPU" : "!= CPU") << ", rel. error o "
-            << r.o << ", dq " << r.dq << ", dk " << r.dk << ", dv " << r.dv << " (tol " << tol
-            << ") " << (r.ok ? "OK" : "FAILED") << "\n" << std::flush;
+            << r.o << ", dq " << r.dq << ", dk " << r.dk << ", dv " << r.dv;
+  if (r.dilated_scores >= 0) std::cout << ", dilated scores " << r.dilated_scores;
+  std::cout << " (tol " << tol << ") " << (r.ok ? "OK" : "FAILED") << "\n" << std::flush;
   return r;
 }
 

@@ -27,16 +27,24 @@ std::string validate(const Config& cfg) {
   if (cfg.topk < cfg.tile_topk || cfg.topk % cfg.tile_topk != 0)
     return cat("topk (k) must be a positive multiple of tile_topk (m) = ", cfg.tile_topk,
                ", got ", cfg.topk);
+  if (cfg.dilation < 1) return cat("dilation (delta) must be >= 1, got ", cfg.dilation);
   return {};
 }
 
 Scorer parse_scorer(const std::string& name, std::string* error) {
   if (name == "norm") return Scorer::Norm;
-  *error = cat("scorer must be \"norm\", got \"", name, "\"");
+  if (name == "dilated") return Scorer::Dilated;
+  *error = cat("scorer must be \"norm\" or \"dilated\", got \"", name, "\"");
   return Scorer::Norm;
 }
 
-std::string scorer_name(Scorer) { return "norm"; }
+std::string scorer_name(Scorer s) { return s == Scorer::Dilated ? "dilated" : "norm"; }
+
+std::string check_dilation(int64_t dilation, int64_t N) {
+  if (dilation >= 1 && N % dilation == 0) return {};
+  return cat("dilation (delta) = ", dilation, " must divide the sequence length N = ", N,
+             " (the dilated scorer splits N into delta strided sub-sequences)");
+}
 
 SdpaBackend parse_backend(const std::string& name, std::string* error) {
   if (name == "auto") return SdpaBackend::Auto;
@@ -97,6 +105,13 @@ bool make_geometry(const Config& cfg, int64_t N, Geometry* g, std::string* error
                  " must be >= tile_topk (m) = ", m, " (N = ", N, ", T = ", T,
                  "); use a longer sequence, fewer levels or a smaller topk");
     return false;
+  }
+  if (cfg.scorer == Scorer::Dilated) {
+    err = check_dilation(cfg.dilation, N);
+    if (!err.empty()) {
+      *error = err;
+      return false;
+    }
   }
   *g = level_geometry(L, p, N);
   g->k = k;

@@ -1,4 +1,5 @@
-// CPU reference for stage 1 (mean pyramid) and the norm scorer with max-pooled levels.
+// CPU reference for stage 1 (mean pyramid), the norm scorer and the max-pooling of level-0
+// scores into coarser levels that every scorer shares.
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 
@@ -51,22 +52,26 @@ at::Tensor score(const at::Tensor& x, const Geometry& g) {
           for (int64_t d = 0; d < D; ++d) acc += row[d] * row[d];
           s[t] = static_cast<float>(std::sqrt(acc));
         }
-        for (int64_t l = 1; l < g.L; ++l) {
-          const float* prev = s + g.level_offset[l - 1];
-          float* cur = s + g.level_offset[l];
-          for (int64_t i = 0; i < g.level_len[l]; ++i) {
-            float mx = prev[i * g.p];  // max over children == max over the window (NaN wins)
-            for (int64_t j = 1; j < g.p; ++j) {
-              const float v = prev[i * g.p + j];
-              if (std::isnan(v) || v > mx) mx = std::isnan(mx) ? mx : v;
-            }
-            cur[i] = mx;
-          }
-        }
+        max_pool_levels(s, g);
       }
     });
   });
   return sc;
+}
+
+void max_pool_levels(float* s, const Geometry& g) {
+  for (int64_t l = 1; l < g.L; ++l) {
+    const float* prev = s + g.level_offset[l - 1];
+    float* cur = s + g.level_offset[l];
+    for (int64_t i = 0; i < g.level_len[l]; ++i) {
+      float mx = prev[i * g.p];  // max over children == max over the window (NaN wins)
+      for (int64_t j = 1; j < g.p; ++j) {
+        const float v = prev[i * g.p + j];
+        if (std::isnan(v) || v > mx) mx = std::isnan(mx) ? mx : v;
+      }
+      cur[i] = mx;
+    }
+  }
 }
 
 }  // namespace lighthouse::cpu

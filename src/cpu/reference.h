@@ -14,6 +14,17 @@ namespace lighthouse::cpu {
 // score:   [B, Hx, P] float32, level-0 norms and their window maxima.
 at::Tensor pool(const at::Tensor& x, const Geometry& g);
 at::Tensor score(const at::Tensor& x, const Geometry& g);
+// Fills levels >= 1 of one head's scores s [P] (level 0 given) with the maxima of their
+// windows (NaN wins), the coarsening shared by every scorer.
+void max_pool_levels(float* s, const Geometry& g);
+
+// Dilated scores (SPEC.md §4): q [B, N, H, D], k and v [B, N, Hkv, D] -> sq, sk [B, H, P]
+// float32. Level 0 is the norm of causal attention inside the `dilation` strided
+// sub-sequences, sq from Attn(Q_h, K_g, V_g), sk from Attn(K_g, Q_h, V_g) (query and key
+// roles swapped), g = h / (H / Hkv); coarser levels max-pool. Computed in x's dtype.
+std::tuple<at::Tensor, at::Tensor> dilated_score(const at::Tensor& q, const at::Tensor& k,
+                                                 const at::Tensor& v, int64_t dilation,
+                                                 const Geometry& g);
 
 // Stage 2 cascade + post-order slot table (SPEC.md §4-§5).
 // sq: [B, H, P] float32, sk: [B, Hkv, P] float32 -> slots [B, H, S], inverse [B, H, P] int64.

@@ -101,7 +101,7 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const RopeTables& rope, b
   } else if (combine_ == LighthouseCombine::Sum) {
     o = lighthouse::attention(q, k, v, lighthouse_);
   } else {
-    const Plan plan = lighthouse::plan(q, k, lighthouse_);
+    const Plan plan = lighthouse::plan(q, k, v, lighthouse_);
     const at::Tensor count = scatter_fan_in(plan, lighthouse_, N).clamp_min(1);  // [B, N, H]
     o = lighthouse::attention(q, k, v, plan, lighthouse_, /*check_plan=*/false) /
         count.unsqueeze(-1).to(q.dtype());

@@ -75,6 +75,14 @@ std::tuple<at::Tensor, at::Tensor> pool_score_autograd(const at::Tensor& x, int6
   return pool_score(x, levels, pool, want_pyramid, want_score);
 }
 
+std::tuple<at::Tensor, at::Tensor> dilated_score_autograd(const at::Tensor& q,
+                                                          const at::Tensor& k,
+                                                          const at::Tensor& v, int64_t levels,
+                                                          int64_t pool, int64_t dilation) {
+  at::AutoDispatchBelowADInplaceOrView guard;
+  return dilated_score(q, k, v, levels, pool, dilation);
+}
+
 std::tuple<at::Tensor, at::Tensor> select_autograd(const at::Tensor& sq, const at::Tensor& sk,
                                                    int64_t levels, int64_t pool, int64_t topk,
                                                    int64_t tile_topk) {
@@ -93,6 +101,7 @@ TORCH_LIBRARY_IMPL(lighthouse, Autograd, m) {
   m.impl("_gather", &gather_autograd);
   m.impl("_scatter", &scatter_autograd);
   m.impl("_pool_score", &pool_score_autograd);
+  m.impl("_dilated_score", &dilated_score_autograd);
   m.impl("_select", &select_autograd);
 }
 

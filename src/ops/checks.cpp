@@ -16,12 +16,13 @@ int64_t dim_numel(const at::Tensor& t) {
 }
 
 Config config_from_args(int64_t levels, int64_t pool, int64_t topk, int64_t tile_topk,
-                        std::string_view scorer, std::string_view sdpa) {
+                        std::string_view scorer, std::string_view sdpa, int64_t dilation) {
   Config cfg;
   cfg.levels = levels;
   cfg.pool = pool;
   cfg.topk = topk;
   cfg.tile_topk = tile_topk;
+  cfg.dilation = dilation;
   std::string err;
   cfg.scorer = parse_scorer(std::string(scorer), &err);
   TORCH_CHECK_VALUE(err.empty(), err);

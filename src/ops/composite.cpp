@@ -10,12 +10,33 @@ namespace {
 // [B, N, H, D] -> [B, H, N, D] view and back.
 at::Tensor heads_first(const at::Tensor& x) { return x.transpose(1, 2); }
 
+// The checks every selecting op starts with: tensors, config, v present for the dilated
+// scorer, and the geometry at this N.
+Config checked_config(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                      int64_t levels, int64_t pool, int64_t topk, int64_t tile_topk,
+                      c10::string_view scorer, c10::string_view sdpa, int64_t dilation,
+                      const char* op) {
+  check_qkv(q, k, v, op);
+  const Config cfg = config_from_args(levels, pool, topk, tile_topk, scorer, sdpa, dilation);
+  TORCH_CHECK_VALUE(cfg.scorer != Scorer::Dilated || v.defined(), op,
+                    ": v must be given for scorer \"dilated\" (its scores attend over v): pass "
+                    "v [B, N, Hkv, D]");
+  checked_geometry(cfg, dim_size(q, 1));
+  return cfg;
+}
+
 std::tuple<at::Tensor, at::Tensor> plan_op(const at::Tensor& q, const at::Tensor& k,
                                            int64_t levels, int64_t pool, int64_t topk,
-                                           int64_t tile_topk, c10::string_view scorer) {
-  check_qkv(q, k, at::Tensor(), "lighthouse::plan");
-  const Config cfg = config_from_args(levels, pool, topk, tile_topk, scorer, "auto");
-  checked_geometry(cfg, dim_size(q, 1));
+                                           int64_t tile_topk, c10::string_view scorer,
+                                           const std::optional<at::Tensor>& v_opt,
+                                           int64_t dilation) {
+  const at::Tensor v = v_opt.value_or(at::Tensor());
+  const Config cfg = checked_config(q, k, v, levels, pool, topk, tile_topk, scorer, "auto",
+                                    dilation, "lighthouse::plan");
+  if (cfg.scorer == Scorer::Dilated) {
+    auto [sq, sk] = dilated_score(q, k, v, levels, pool, dilation);  // [B, H, P] each
+    return select(sq, sk, cfg);
+  }
   const at::Tensor sq = std::get<1>(pool_score(q, levels, pool, false, true));  // [B, H, P]
   const at::Tensor sk = std::get<1>(pool_score(k, levels, pool, false, true));  // [B, Hkv, P]
   return select(sq, sk, cfg);
@@ -35,13 +56,14 @@ at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
 
 at::Tensor attention_op(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                         int64_t levels, int64_t pool, int64_t topk, int64_t tile_topk,
-                        c10::string_view scorer, c10::string_view sdpa) {
-  check_qkv(q, k, v, "lighthouse::attention");
-  const Config cfg = config_from_args(levels, pool, topk, tile_topk, scorer, sdpa);
-  checked_geometry(cfg, dim_size(q, 1));
-  auto [pyr_q, sq] = pool_score(q, levels, pool, true, true);  // [B, P1, H, D], [B, H, P]
-  auto [pyr_k, sk] = pool_score(k, levels, pool, true, true);  // [B, P1, Hkv, D], [B, Hkv, P]
+                        c10::string_view scorer, c10::string_view sdpa, int64_t dilation) {
+  const Config cfg = checked_config(q, k, v, levels, pool, topk, tile_topk, scorer, sdpa,
+                                    dilation, "lighthouse::attention");
+  const bool norm = cfg.scorer == Scorer::Norm;  // the norm scores come with the pyramid pass
+  auto [pyr_q, sq] = pool_score(q, levels, pool, true, norm);  // [B, P1, H, D], [B, H, P]
+  auto [pyr_k, sk] = pool_score(k, levels, pool, true, norm);  // [B, P1, Hkv, D], [B, Hkv, P]
   at::Tensor pyr_v = std::get<0>(pool_score(v, levels, pool, true, false));  // [B, P1, Hkv, D]
+  if (!norm) std::tie(sq, sk) = dilated_score(q, k, v, levels, pool, dilation);              // [B, H, P] each
   auto [slots, inverse] = select(sq, sk, cfg);
   return attend(q, k, v, pyr_q, pyr_k, pyr_v, slots, inverse, levels, pool, cfg.backend);
 }

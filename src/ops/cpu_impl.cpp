@@ -31,6 +31,13 @@ std::tuple<at::Tensor, at::Tensor> pool_score_cpu(const at::Tensor& x, int64_t l
   return {pyr, sc};
 }
 
+std::tuple<at::Tensor, at::Tensor> dilated_score_cpu(const at::Tensor& q, const at::Tensor& k,
+                                                     const at::Tensor& v, int64_t levels,
+                                                     int64_t pool, int64_t dilation) {
+  const Geometry g = check_dilated_score(q, k, v, levels, pool, dilation);
+  return cpu::dilated_score(compute(q), compute(k), compute(v), dilation, g);
+}
+
 std::tuple<at::Tensor, at::Tensor> select_cpu(const at::Tensor& sq, const at::Tensor& sk,
                                               int64_t levels, int64_t pool, int64_t topk,
                                               int64_t tile_topk) {
@@ -73,6 +80,7 @@ at::Tensor scatter_backward_cpu(const at::Tensor& grad, const at::Tensor& slots,
 
 TORCH_LIBRARY_IMPL(lighthouse, CPU, m) {
   m.impl("_pool_score", &pool_score_cpu);
+  m.impl("_dilated_score", &dilated_score_cpu);
   m.impl("_select", &select_cpu);
   m.impl("_gather", &gather_cpu);
   m.impl("_gather_backward", &gather_backward_cpu);

@@ -83,6 +83,17 @@ std::tuple<at::Tensor, at::Tensor> pool_score_cuda(const at::Tensor& x_in, int64
   return {pyr, sc};
 }
 
+// Stock SDPA on strided views (dilated_sdpa.cpp); float64 runs on the CPU as everywhere.
+std::tuple<at::Tensor, at::Tensor> dilated_score_cuda(const at::Tensor& q, const at::Tensor& k,
+                                                      const at::Tensor& v, int64_t levels,
+                                                      int64_t pool, int64_t dilation) {
+  const char* op = "lighthouse::_dilated_score";
+  const Geometry g = check_dilated_score(q, k, v, levels, pool, dilation);
+  kernel_dtype(q, op, "q");
+  const c10::cuda::CUDAGuard guard(q.device());
+  return dilated_score_sdpa(q, k, v, dilation, g);
+}
+
 std::tuple<at::Tensor, at::Tensor> select_cuda(const at::Tensor& sq_in, const at::Tensor& sk_in,
                                                int64_t levels, int64_t pool, int64_t topk,
                                                int64_t tile_topk) {
@@ -233,6 +244,7 @@ at::Tensor scatter_backward_cuda(const at::Tensor& grad_in, const at::Tensor& sl
 
 TORCH_LIBRARY_IMPL(lighthouse, CUDA, m) {
   m.impl("_pool_score", &pool_score_cuda);
+  m.impl("_dilated_score", &dilated_score_cuda);
   m.impl("_select", &select_cuda);
   m.impl("_gather", &gather_cuda);
   m.impl("_gather_backward", &gather_backward_cuda);

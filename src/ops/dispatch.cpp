@@ -10,6 +10,15 @@ std::tuple<at::Tensor, at::Tensor> pool_score(const at::Tensor& x, int64_t level
   return op.call(x, levels, pool, want_pyramid, want_score);
 }
 
+std::tuple<at::Tensor, at::Tensor> dilated_score(const at::Tensor& q, const at::Tensor& k,
+                                                 const at::Tensor& v, int64_t levels,
+                                                 int64_t pool, int64_t dilation) {
+  static auto op = op_handle<std::tuple<at::Tensor, at::Tensor>(
+      const at::Tensor&, const at::Tensor&, const at::Tensor&, int64_t, int64_t, int64_t)>(
+      "lighthouse::_dilated_score");
+  return op.call(q, k, v, levels, pool, dilation);
+}
+
 std::tuple<at::Tensor, at::Tensor> select(const at::Tensor& sq, const at::Tensor& sk,
                                           const Config& cfg) {
   static auto op = op_handle<std::tuple<at::Tensor, at::Tensor>(

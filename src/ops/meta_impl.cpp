@@ -19,6 +19,15 @@ std::tuple<at::Tensor, at::Tensor> pool_score_meta(const at::Tensor& x, int64_t 
   return {pyr, sc};
 }
 
+std::tuple<at::Tensor, at::Tensor> dilated_score_meta(const at::Tensor& q, const at::Tensor& k,
+                                                      const at::Tensor& v, int64_t levels,
+                                                      int64_t pool, int64_t dilation) {
+  const Geometry g = check_dilated_score(q, k, v, levels, pool, dilation);
+  auto opts = q.options().dtype(at::kFloat);
+  const int64_t B = dim_size(q, 0), H = dim_size(q, 2);
+  return {at::empty({B, H, g.P}, opts), at::empty({B, H, g.P}, opts)};
+}
+
 std::tuple<at::Tensor, at::Tensor> select_meta(const at::Tensor& sq, const at::Tensor& sk,
                                                int64_t levels, int64_t pool, int64_t topk,
                                                int64_t tile_topk) {
@@ -60,6 +69,7 @@ at::Tensor scatter_backward_meta(const at::Tensor& grad, const at::Tensor& slots
 
 TORCH_LIBRARY_IMPL(lighthouse, Meta, m) {
   m.impl("_pool_score", &pool_score_meta);
+  m.impl("_dilated_score", &dilated_score_meta);
   m.impl("_select", &select_meta);
   m.impl("_gather", &gather_meta);
   m.impl("_gather_backward", &gather_backward_meta);

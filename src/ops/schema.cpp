@@ -5,25 +5,28 @@
 // Public ops (layout q [B, N, H, D], k/v [B, N, Hkv, D]):
 //   attention, attention_with_plan, plan, dense_attention
 // Stage ops (underscore; shapes in src/ops/stages.h):
-//   _pool_score, _select, _gather, _gather_backward, _scatter, _scatter_backward,
+//   _pool_score, _dilated_score, _select, _gather, _gather_backward, _scatter, _scatter_backward,
 //   _check_plan (value validation of a user plan, plan_check.cpp)
 #include <torch/library.h>
 
 TORCH_LIBRARY(lighthouse, m) {
   m.def(
       "attention(Tensor q, Tensor k, Tensor v, int levels, int pool, int topk, "
-      "int tile_topk=128, str scorer=\"norm\", str sdpa=\"auto\") -> Tensor");
+      "int tile_topk=128, str scorer=\"norm\", str sdpa=\"auto\", int dilation=4) -> Tensor");
   m.def(
       "attention_with_plan(Tensor q, Tensor k, Tensor v, Tensor slots, Tensor inverse, "
       "int levels, int pool, str sdpa=\"auto\", bool check_plan=True) -> Tensor");
   m.def(
       "plan(Tensor q, Tensor k, int levels, int pool, int topk, int tile_topk=128, "
-      "str scorer=\"norm\") -> (Tensor slots, Tensor inverse)");
+      "str scorer=\"norm\", Tensor? v=None, int dilation=4) -> (Tensor slots, Tensor inverse)");
   m.def("dense_attention(Tensor q, Tensor k, Tensor v, str sdpa=\"auto\") -> Tensor");
 
   m.def(
       "_pool_score(Tensor x, int levels, int pool, bool want_pyramid=True, "
       "bool want_score=True) -> (Tensor pyramid, Tensor score)");
+  m.def(
+      "_dilated_score(Tensor q, Tensor k, Tensor v, int levels, int pool, int dilation) "
+      "-> (Tensor sq, Tensor sk)");
   m.def(
       "_select(Tensor sq, Tensor sk, int levels, int pool, int topk, int tile_topk) "
       "-> (Tensor slots, Tensor inverse)");

@@ -28,6 +28,18 @@ Geometry check_pool_score(const at::Tensor& x, int64_t levels, int64_t pool) {
   return checked_levels(levels, pool, dim_size(x, 1));
 }
 
+Geometry check_dilated_score(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                             int64_t levels, int64_t pool, int64_t dilation) {
+  const char* op = "lighthouse::_dilated_score";
+  TORCH_CHECK_VALUE(v.defined(), op, ": v must be a defined tensor [B, N, Hkv, D]");
+  check_qkv(q, k, v, op);
+  const Geometry g = checked_levels(levels, pool, dim_size(q, 1));
+  TORCH_CHECK_VALUE(dilation >= 1, op, ": dilation (delta) must be >= 1, got ", dilation);
+  const std::string err = check_dilation(dilation, g.N);
+  TORCH_CHECK_VALUE(err.empty(), op, ": ", err);
+  return g;
+}
+
 Geometry check_select(const at::Tensor& sq, const at::Tensor& sk, const Config& cfg) {
   TORCH_CHECK_TYPE(sq.scalar_type() == at::kFloat && sk.scalar_type() == at::kFloat,
                    "lighthouse::_select: sq and sk must be float32, got ", sq.scalar_type(),

@@ -4,6 +4,7 @@
 // Stage op shapes (B batch, N positions, H query heads, Hx heads of x, D head dim,
 // S slots per head, P = sum_l N / p^l pyramid entries, P1 = P - N):
 //   _pool_score(x [B, N, Hx, D]) -> pyramid [B, P1, Hx, D] (x's dtype), score [B, Hx, P] fp32
+//   _dilated_score(q [B, N, H, D], k, v [B, N, Hkv, D]) -> sq, sk [B, H, P] fp32
 //   _select(sq [B, H, P], sk [B, Hkv, P]) -> slots [B, H, S] int64, inverse [B, H, P] int64
 //   _gather(x [B, N, Hx, D], pyramid, slots, inverse) -> [B, H, S, D]
 //   _gather_backward(grad [B, H, S, D], inverse, kv_heads) -> [B, N, kv_heads, D]
@@ -28,7 +29,7 @@ int64_t dim_size(const at::Tensor& t, int64_t dim);
 int64_t dim_numel(const at::Tensor& t);
 
 Config config_from_args(int64_t levels, int64_t pool, int64_t topk, int64_t tile_topk,
-                        std::string_view scorer, std::string_view sdpa);
+                        std::string_view scorer, std::string_view sdpa, int64_t dilation = 4);
 SdpaBackend backend_from_arg(std::string_view sdpa);
 
 // Checks q, k (and v when defined) against SPEC.md §2; `op` names the caller in messages.
@@ -47,6 +48,8 @@ void check_plan(const at::Tensor& q, const at::Tensor& slots, const at::Tensor& 
 
 // Argument checks of the stage ops (stage_checks.cpp), shared by every backend.
 Geometry check_pool_score(const at::Tensor& x, int64_t levels, int64_t pool);
+Geometry check_dilated_score(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                             int64_t levels, int64_t pool, int64_t dilation);
 Geometry check_select(const at::Tensor& sq, const at::Tensor& sk, const Config& cfg);
 Geometry check_gather(const at::Tensor& x, const at::Tensor& pyramid, const at::Tensor& slots,
                       const at::Tensor& inverse, int64_t levels, int64_t pool);
@@ -60,6 +63,9 @@ Geometry check_scatter_backward(const at::Tensor& grad, const at::Tensor& slots,
 // Typed dispatcher calls of the stage ops.
 std::tuple<at::Tensor, at::Tensor> pool_score(const at::Tensor& x, int64_t levels, int64_t pool,
                                               bool want_pyramid, bool want_score);
+std::tuple<at::Tensor, at::Tensor> dilated_score(const at::Tensor& q, const at::Tensor& k,
+                                                 const at::Tensor& v, int64_t levels,
+                                                 int64_t pool, int64_t dilation);
 std::tuple<at::Tensor, at::Tensor> select(const at::Tensor& sq, const at::Tensor& sk,
                                           const Config& cfg);
 at::Tensor gather(const at::Tensor& x, const at::Tensor& pyramid, const at::Tensor& slots,
@@ -72,6 +78,12 @@ at::Tensor scatter_backward(const at::Tensor& grad, const at::Tensor& slots, int
                             int64_t pool);
 // Validates a user plan's values (any device, one host sync); returns a copy of slots.
 at::Tensor check_plan_values(const at::Tensor& slots, const at::Tensor& inverse);
+
+// The dilated scores with stock SDPA on strided views (dilated_sdpa.cpp): the CUDA kernel of
+// _dilated_score, device-agnostic ATen (so CPU tests check it against the reference).
+std::tuple<at::Tensor, at::Tensor> dilated_score_sdpa(const at::Tensor& q, const at::Tensor& k,
+                                                      const at::Tensor& v, int64_t dilation,
+                                                      const Geometry& g);
 
 // Stock causal SDPA on [B, H, S, D] (k/v may have fewer heads: GQA).
 at::Tensor sdpa_causal(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,

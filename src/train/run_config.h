@@ -42,7 +42,8 @@ struct RunConfig {
   } model;
   struct Lighthouse {
     int64_t levels = 3, pool = 4, topk = 64, tile_topk = 16;
-    std::string scorer = "norm", backend = "auto";
+    std::string scorer = "norm", backend = "auto";  // scorer: norm | dilated (SPEC.md §4)
+    int64_t dilation = 4;                            // δ of the dilated scorer
     std::string combine = "mean";  // mean over the contributing levels | sum (SPEC.md §6)
   } lighthouse;
   struct Train {

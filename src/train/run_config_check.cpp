@@ -92,12 +92,14 @@ void validate(const RunConfig& c) {
   lh.pool = c.lighthouse.pool;
   lh.topk = c.lighthouse.topk;
   lh.tile_topk = c.lighthouse.tile_topk;
+  lh.dilation = c.lighthouse.dilation;
   std::string err = lighthouse::validate(lh);
   if (!err.empty()) {
-    const std::string param = err.substr(0, err.find(' '));  // levels | pool | tile_topk | topk
+    // levels | pool | tile_topk | topk | dilation
+    const std::string param = err.substr(0, err.find(' '));
     fail("lighthouse." + param, err);
   }
-  parse_scorer(c.lighthouse.scorer, &err);
+  lh.scorer = parse_scorer(c.lighthouse.scorer, &err);
   if (!err.empty()) fail("lighthouse.scorer", err);
   parse_backend(c.lighthouse.backend, &err);
   if (!err.empty()) fail("lighthouse.backend", err);
@@ -129,6 +131,10 @@ void validate(const RunConfig& c) {
       fail("model.dense_layers", cat("all ", m.n_layers,
                                      " layers are dense, so train.attention = "
                                      "\"lighthouse\" would change nothing"));
+    if (lh.scorer == Scorer::Dilated) {
+      err = check_dilation(lh.dilation, t.context);
+      if (!err.empty()) fail("lighthouse.dilation", cat(err, " (train.context)"));
+    }
     Geometry g;
     if (!make_geometry(lh, t.context, &g, &err))
       fail("train.context", cat(t.context, " does not fit the Lighthouse config: ", err));
@@ -192,6 +198,7 @@ model::ModelConfig to_model_config(const RunConfig& c) {
   m.lighthouse.pool = c.lighthouse.pool;
   m.lighthouse.topk = c.lighthouse.topk;
   m.lighthouse.tile_topk = c.lighthouse.tile_topk;
+  m.lighthouse.dilation = c.lighthouse.dilation;
   std::string err;
   m.lighthouse.scorer = parse_scorer(c.lighthouse.scorer, &err);
   m.lighthouse.backend = parse_backend(c.lighthouse.backend, &err);

@@ -358,7 +358,10 @@ TrainResult train(Session& s, const ConsoleHooks& console) {
        << at::get_num_threads() << " CPU threads\n  recipe: " << c.train.steps << " steps";
   if (c.train.attention == "lighthouse")
     head << ", Lighthouse (L=" << c.lighthouse.levels << " p=" << c.lighthouse.pool
-         << " k=" << c.lighthouse.topk << " m=" << c.lighthouse.tile_topk << ") until step "
+         << " k=" << c.lighthouse.topk << " m=" << c.lighthouse.tile_topk << " "
+         << c.lighthouse.scorer
+         << (c.lighthouse.scorer == "dilated" ? " delta=" + std::to_string(c.lighthouse.dilation) : "")
+         << ") until step "
          << c.train.stage1_steps << ", then dense";
   else
     head << ", dense attention";

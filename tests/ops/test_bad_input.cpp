@@ -50,10 +50,10 @@ void attend(const Inputs& in, const Config& cfg) {
 void attend_strings(const char* scorer, const char* sdpa) {
   static auto op =
       ops::op_handle<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&, int64_t,
-                                int64_t, int64_t, int64_t, c10::string_view, c10::string_view)>(
-          "lighthouse::attention");
+                                int64_t, int64_t, int64_t, c10::string_view, c10::string_view,
+                                int64_t)>("lighthouse::attention");
   const Inputs in = valid();
-  op.call(in.q, in.k, in.v, 3, 2, 16, 8, scorer, sdpa);
+  op.call(in.q, in.k, in.v, 3, 2, 16, 8, scorer, sdpa, 4);
 }
 
 void dense_string(const char* sdpa) {
@@ -187,8 +187,8 @@ std::vector<BadCase> cases() {
        {"q must be non-empty", "[1, 256, 4, 0]"}},
       // String arguments.
       {"bad_scorer",
-       [] { attend_strings("dilated", "auto"); },
-       {"scorer must be \"norm\"", "\"dilated\""}},
+       [] { attend_strings("strided", "auto"); },
+       {"scorer must be \"norm\" or \"dilated\"", "\"strided\""}},
       {"bad_sdpa", [] { attend_strings("norm", "fast"); }, {"sdpa backend", "\"fast\""}},
       {"dense_bad_sdpa", [] { dense_string("FLASH"); }, {"sdpa backend", "\"FLASH\""}},
       {"dense_q_rank",

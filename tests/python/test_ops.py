@@ -146,7 +146,7 @@ def test_errors_name_the_parameter():
     with pytest.raises(TypeError, match="k dtype must equal q dtype"):
         ops.attention(q, k.float(), v, 3, 2, 16, 8)
     with pytest.raises(ValueError, match="scorer"):
-        ops.attention(q, k, v, 3, 2, 16, 8, "dilated")
+        ops.attention(q, k, v, 3, 2, 16, 8, "strided")
 
 
 def opcheck_cases():

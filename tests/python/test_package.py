@@ -85,12 +85,15 @@ def test_functional_api_equals_the_ops_bitwise():
 
 def test_defaults_are_the_ops_defaults():
     c = lighthouse.LighthouseConfig()
-    defaults = (3, 4, 2048, 128, "norm", "auto")  # lighthouse::Config (include/lighthouse/config.h)
-    assert (c.levels, c.pool, c.topk, c.tile_topk, c.scorer, c.sdpa) == defaults
+    # lighthouse::Config (include/lighthouse/config.h)
+    defaults = (3, 4, 2048, 128, "norm", "auto", 4)
+    assert (c.levels, c.pool, c.topk, c.tile_topk, c.scorer, c.sdpa, c.dilation) == defaults
     sig = inspect.signature(lighthouse.attention).parameters
     assert tuple(sig[n].default for n in c.op_kwargs()) == defaults
     schema = {a.name: a.default_value for a in ops.attention.default._schema.arguments}
-    assert (schema["tile_topk"], schema["scorer"], schema["sdpa"]) == defaults[3:]
+    assert tuple(schema[n] for n in ("tile_topk", "scorer", "sdpa", "dilation")) == defaults[3:]
+    plan_schema = {a.name: a.default_value for a in ops.plan.default._schema.arguments}
+    assert (plan_schema["v"], plan_schema["dilation"]) == (None, 4)
     # Shapes only (meta tensors): the defaults select S = N / 16 + 2 * 4 * 2048 slots.
     q = torch.empty(1, 32768, 2, 8, device="meta")
     k = torch.empty(1, 32768, 1, 8, device="meta")
@@ -138,7 +141,8 @@ BAD_FIELDS = [
     ("tile_topk", dict(tile_topk=0), r"tile_topk \(m\) must be even and >= 2, got 0"),
     ("topk", dict(topk=12, tile_topk=8), r"topk \(k\) must be a positive multiple of tile_topk"),
     ("topk", dict(topk=4, tile_topk=8), r"topk \(k\) must be a positive multiple of tile_topk"),
-    ("scorer", dict(scorer="dilated"), r'scorer must be "norm", got "dilated"'),
+    ("scorer", dict(scorer="strided"), r'scorer must be "norm" or "dilated", got "strided"'),
+    ("dilation", dict(dilation=0), r"dilation \(delta\) must be >= 1, got 0"),
     ("sdpa", dict(sdpa="fast"), r"sdpa.* must be one of auto\|cudnn\|flash\|efficient\|math"),
 ]
 
@@ -148,10 +152,10 @@ def test_config_rejects_what_the_op_rejects(field, kw, msg):
     with pytest.raises(ValueError, match=rf"LighthouseConfig\.{msg}"):
         lighthouse.LighthouseConfig(**{**CFG, **kw})
     q, k, v = qkv(SHAPE, seed=7)
-    args = {**CFG, "scorer": "norm", "sdpa": "auto", **kw}
+    args = {**CFG, "scorer": "norm", "sdpa": "auto", "dilation": 4, **kw}
     with pytest.raises(ValueError, match=msg):
         ops.attention(q, k, v, args["levels"], args["pool"], args["topk"], args["tile_topk"],
-                      args["scorer"], args["sdpa"])
+                      args["scorer"], args["sdpa"], args["dilation"])
 
 
 def test_config_types_and_sequence_lengths():
