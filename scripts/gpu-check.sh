@@ -6,6 +6,7 @@
 #   STEPS=build,test,bench   what to do (default all three)
 #   BENCH_NS=...  BENCH_KS=...   sequence lengths and k per length (default: issue 3's sweep)
 #   BENCH_REPEATS=10  BENCH_BUDGET=8   repeats per case, seconds of timed runs per case
+#   BENCH_SCORER=dilated  BENCH_DILATION=4   also time the dilated scorer next to norm
 #   GTEST_FILTER=...         a subset of the tests
 # Build dependencies missing on the machine (CLI11, nlohmann-json, toml++, GoogleTest,
 # pkg-config) come as Debian packages in .deps/ (carried; see docs/gpu.md).
@@ -60,6 +61,7 @@ if [[ $STEPS == *bench* ]]; then
   "$BUILD/src/lighthouse" bench --device cuda --dtype bfloat16 --batch 1 --heads 8 --kv-heads 8 \
     --dim 128 --levels 3 --pool 4 --tile-topk 128 --seq-lens "$BENCH_NS" --topks "$BENCH_KS" \
     --warmup 1 --repeats "${BENCH_REPEATS:-10}" --case-budget "${BENCH_BUDGET:-8}" \
+    --scorer "${BENCH_SCORER:-norm}" --dilation "${BENCH_DILATION:-4}" \
     --json "$OUT/bench.json" --markdown "$OUT/bench.md" > "$OUT/bench.log" 2>&1 || status=1
   # The short table: everything after the stage tables.
   awk '/^ +N +k +S/{p=1} p' "$OUT/bench.log"

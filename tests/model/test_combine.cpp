@@ -106,5 +106,36 @@ TEST(Combine, MeanLayerDividesTheOpOutputByTheFanIn) {
   EXPECT_TRUE(torch::equal(mean_attn->forward(x, rope, false), sum_attn->forward(x, rope, false)));
 }
 
+// lighthouse.scorer = "dilated": both layer kinds select from the dilated scores of their own
+// q, k and v (the mean layer passes v to plan), and the selection differs from the norm one.
+TEST(Combine, DilatedScorerReachesBothLayers) {
+  ModelConfig cfg = testing::tiny_config();
+  cfg.lighthouse = op_config();
+  cfg.lighthouse.scorer = Scorer::Dilated;
+  cfg.lighthouse.dilation = 4;
+  torch::manual_seed(6);
+  Attention attn(cfg);
+  RopeCache cache(cfg.head_dim, cfg.rope_theta);
+  const RopeTables rope = cache.get(kN, torch::kCPU, at::kFloat);
+  const at::Tensor x = torch::randn({2, kN, cfg.d_model});  // [B, N, d_model]
+  torch::NoGradGuard ng;
+  const int64_t B = 2, H = cfg.n_heads, Hkv = cfg.n_kv_heads, D = cfg.head_dim;
+  const at::Tensor q = apply_rope(attn->q_proj(x).view({B, kN, H, D}), rope);
+  const at::Tensor k = apply_rope(attn->k_proj(x).view({B, kN, Hkv, D}), rope);
+  const at::Tensor v = attn->v_proj(x).view({B, kN, Hkv, D});
+  const Plan plan = lighthouse::plan(q, k, v, cfg.lighthouse);
+  EXPECT_FALSE(torch::equal(plan.slots, lighthouse::plan(q, k, op_config()).slots));
+  const at::Tensor o = lighthouse::attention(q, k, v, plan, cfg.lighthouse);  // [B, N, H, D]
+  const at::Tensor count = scatter_fan_in(plan, cfg.lighthouse, kN).clamp_min(1).unsqueeze(-1);
+  EXPECT_TRUE(torch::allclose(attn->forward(x, rope, true),
+                              attn->o_proj((o / count).reshape({B, kN, H * D})), 1e-5, 1e-6));
+  cfg.lighthouse_combine = LighthouseCombine::Sum;
+  Attention sum_attn(cfg);
+  for (auto& kv : sum_attn->named_parameters())
+    kv.value().copy_(attn->named_parameters()[kv.key()]);
+  EXPECT_TRUE(torch::allclose(sum_attn->forward(x, rope, true),
+                              attn->o_proj(o.reshape({B, kN, H * D})), 1e-5, 1e-6));
+}
+
 }  // namespace
 }  // namespace lighthouse::model

@@ -184,8 +184,10 @@ TEST_P(Dilated, PlanIsTheSelectionOfTheScores) {
   const Config cfg = dilated_cfg(s, delta);
   const Plan pl = plan(in.q, in.k, in.v, cfg);
   expect_valid_table(pl, s.S(), s.P());
-  auto [oq, ok] = oracle_scores(in, s.L, s.p, delta);
-  const oracle::Selection want = oracle::select(oq, ok, s.L, s.p, s.k, s.m);
+  // The oracle cascade on the op's own scores (their values are checked against the oracle
+  // above; rounding-level differences could only move exact near-ties).
+  auto [sq, sk] = ops::dilated_score(in.q, in.k, in.v, s.L, s.p, delta);
+  const oracle::Selection want = oracle::select(sq, sk, s.L, s.p, s.k, s.m);
   EXPECT_TRUE(at::equal(pl.slots, want.slots));
   EXPECT_TRUE(at::equal(pl.inverse, want.inverse));
   const Plan norm = plan(in.q, in.k, s.cfg());
@@ -214,7 +216,8 @@ TEST_P(Dilated, NoGradientThroughTheScores) {
 
 INSTANTIATE_TEST_SUITE_P(Cases, Dilated, ::testing::ValuesIn(cases()), case_name);
 
-// Shape-only tracing: Meta tensors give the real shapes, for the op and the stage.
+// Shape-only tracing: Meta tensors give the real shapes, for plan and the stage (attention on
+// Meta needs torch's Python meta registrations: tests/python/test_package.py).
 TEST(DilatedMeta, ShapesOnMeta) {
   const Shape s{1, 256, 4, 2, 16, 3, 2, 16, 8};
   auto meta = at::TensorOptions().device(at::kMeta).dtype(at::kFloat);
@@ -225,7 +228,6 @@ TEST(DilatedMeta, ShapesOnMeta) {
   EXPECT_EQ(sk.sizes(), (at::IntArrayRef{s.B, s.H, s.P()}));
   const Plan pl = plan(q, k, k, dilated_cfg(s, 4));
   EXPECT_EQ(pl.slots.sizes(), (at::IntArrayRef{s.B, s.H, s.S()}));
-  EXPECT_EQ(attention(q, k, k, dilated_cfg(s, 4)).sizes(), q.sizes());
 }
 
 void expect_value_error(const std::function<void()>& call, const std::vector<std::string>& needles) {

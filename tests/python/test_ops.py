@@ -149,12 +149,52 @@ def test_errors_name_the_parameter():
         ops.attention(q, k, v, 3, 2, 16, 8, "strided")
 
 
+def dilated_reference(q, k, v, delta):
+    """Level-0 dilated scores (SPEC.md §4) in plain torch: masked softmax over s <= t with
+    s = t mod delta; sq from Attn(Q, K, V), sk from Attn(K, Q, V), per query head."""
+    B, N, H, D = q.shape
+    kr, vr = (x.repeat_interleave(H // k.shape[2], 2) for x in (k, v))  # [B, N, H, D]
+    t = torch.arange(N)
+    allowed = (t[None, :] <= t[:, None]) & (t[None, :] % delta == t[:, None] % delta)  # [N, N]
+
+    def norms(x, y):
+        logits = torch.einsum("bthd,bshd->bhts", x, y) / math.sqrt(D)
+        w = torch.softmax(logits.masked_fill(~allowed, float("-inf")), -1)
+        return torch.einsum("bhts,bshd->bhtd", w, vr).norm(dim=-1)  # [B, H, N]
+
+    return norms(q, kr), norms(kr, q)
+
+
+@pytest.mark.parametrize("delta", [1, 2, 4])
+def test_dilated_scores_and_plan(delta):
+    shape = SHAPES[0]
+    B, N, H, _, _, L, p, k, m = shape
+    q, kk, v = inputs(shape, seed=11)
+    sq, sk = ops._dilated_score(q, kk, v, L, p, delta)
+    want_q, want_k = dilated_reference(q, kk, v, delta)
+    assert sq.shape == sk.shape == (B, H, sum(N // p**l for l in range(L)))
+    assert torch.allclose(sq[..., :N].double(), want_q, rtol=1e-6)
+    assert torch.allclose(sk[..., :N].double(), want_k, rtol=1e-6)
+    assert not torch.allclose(sq, sk)
+    assert torch.equal(sq[..., N:N + N // p], sq[..., :N].reshape(B, H, N // p, p).amax(-1))
+    slots, inverse = ops.plan(q, kk, L, p, k, m, "dilated", v, delta)
+    want_slots, want_inverse = ops._select(sq, sk, L, p, k, m)
+    assert torch.equal(slots, want_slots) and torch.equal(inverse, want_inverse)
+    out = ops.attention(q, kk, v, L, p, k, m, "dilated", "auto", delta)
+    assert torch.allclose(out, reference(q, kk, v, slots, L, p), rtol=1e-9, atol=1e-11)
+    with pytest.raises(ValueError, match=r"v must be given for scorer \"dilated\""):
+        ops.plan(q, kk, L, p, k, m, "dilated")
+    with pytest.raises(ValueError, match=r"dilation \(delta\) = 3 must divide"):
+        ops.attention(q, kk, v, L, p, k, m, "dilated", "auto", 3)
+
+
 def opcheck_cases():
     """(name, op, args): every public op and every stage op on TINY."""
     L, p, k, m = TINY[5:]
     q, kk, v = inputs(TINY, seed=7, requires_grad=True)
     qd, kd = q.detach(), kk.detach()
     slots, inverse = ops.plan(qd, kd, L, p, k, m)
+    vd = v.detach()
     pyr_q, sq = ops._pool_score(qd, L, p)
     _, sk = ops._pool_score(kd, L, p)
     B, N, H, _, D = TINY[:5]
@@ -167,6 +207,9 @@ def opcheck_cases():
         ("attention", ops.attention.default, (q, kk, v, L, p, k, m)),
         ("attention_with_plan", ops.attention_with_plan.default, (q, kk, v, slots, inverse, L, p)),
         ("plan", ops.plan.default, (qd, kd, L, p, k, m)),
+        ("attention_dilated", ops.attention.default, (q, kk, v, L, p, k, m, "dilated", "auto", 2)),
+        ("plan_dilated", ops.plan.default, (qd, kd, L, p, k, m, "dilated", vd, 4)),
+        ("_dilated_score", ops._dilated_score.default, (qd, kd, vd, L, p, 4)),
         ("dense_attention", ops.dense_attention.default, (q, kk, v)),
         ("_pool_score", ops._pool_score.default, (qd, L, p)),
         ("_pool_score_scores_only", ops._pool_score.default, (qd, L, p, False, True)),

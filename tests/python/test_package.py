@@ -118,6 +118,29 @@ def test_gradients_equal_the_ops_and_gradcheck():
     assert torch.autograd.gradcheck(fn, (q, k, v), eps=1e-6, atol=1e-8, rtol=1e-6, fast_mode=True)
 
 
+def test_dilated_scorer_passes_through():
+    q, k, v = qkv(SHAPE, seed=9)
+    L, p, kk, m = CFG.values()
+    cfg = lighthouse.LighthouseConfig(**CFG, scorer="dilated", dilation=2)
+    o = lighthouse.attention(q, k, v, **cfg.op_kwargs())
+    assert torch.equal(o, ops.attention(q, k, v, L, p, kk, m, "dilated", "auto", 2))
+    assert not torch.equal(o, lighthouse.attention(q, k, v, **CFG))
+    plan = lighthouse.plan(q, k, **CFG, scorer="dilated", v=v, dilation=2)
+    assert torch.equal(plan.slots, ops.plan(q, k, L, p, kk, m, "dilated", v, 2)[0])
+    mod = lighthouse.nn.LighthouseAttention(cfg)
+    assert "dilation=2" in repr(mod)
+    assert torch.equal(mod(q, k, v), o)
+    assert torch.equal(mod.plan(q, k, v).slots, plan.slots)
+    with pytest.raises(ValueError, match="v must be given"):
+        lighthouse.plan(q, k, **CFG, scorer="dilated")
+    with pytest.raises(ValueError, match=r"dilation \(delta\) = 3 must divide"):
+        lighthouse.LighthouseConfig(**CFG, scorer="dilated", dilation=3).check_seq_len(256)
+    lighthouse.LighthouseConfig(**CFG, dilation=3).check_seq_len(256)  # norm ignores it
+    qm, km = torch.empty(1, 4096, 4, 8, device="meta"), torch.empty(1, 4096, 2, 8, device="meta")
+    assert lighthouse.attention(qm, km, km, scorer="dilated", topk=256).shape == qm.shape
+    assert lighthouse.plan(qm, km, scorer="dilated", v=km, topk=256).slots.shape[:2] == (1, 4)
+
+
 def test_nn_module_holds_a_config_and_adds_no_parameters():
     cfg = lighthouse.LighthouseConfig(**CFG)
     mod = lighthouse.nn.LighthouseAttention(cfg)

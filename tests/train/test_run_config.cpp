@@ -110,6 +110,35 @@ TEST(RunConfig, TomlAndJsonRoundTripExactly) {
   EXPECT_EQ(from_toml.optim.lr, 0.0013);
 }
 
+// lighthouse.scorer = "dilated" with lighthouse.dilation reaches the model's lighthouse::Config,
+// survives TOML and JSON, and a dilation that does not divide the context names its key.
+TEST(RunConfig, DilatedScorerKeys) {
+  RunConfig c = test_config();
+  apply_override(c, "lighthouse.scorer=dilated");
+  apply_override(c, "lighthouse.dilation=8");
+  validate(c);
+  const model::ModelConfig m = to_model_config(c);
+  EXPECT_EQ(m.lighthouse.scorer, Scorer::Dilated);
+  EXPECT_EQ(m.lighthouse.dilation, 8);
+  RunConfig from_toml, from_json;
+  apply_toml(from_toml, to_toml(c), "round trip");
+  apply_json(from_json, nlohmann::json::parse(to_json(c).dump()), "round trip");
+  EXPECT_EQ(from_toml.lighthouse.scorer, "dilated");
+  EXPECT_EQ(from_toml.lighthouse.dilation, 8);
+  EXPECT_EQ(from_json.lighthouse.dilation, 8);
+  EXPECT_EQ(to_model_config(RunConfig{}).lighthouse.scorer, Scorer::Norm);
+  EXPECT_EQ(RunConfig{}.lighthouse.dilation, Config{}.dilation);
+  apply_override(c, "lighthouse.dilation=3");
+  EXPECT_EQ(error_of([&] { validate(c); }).rfind("lighthouse.dilation: dilation (delta) = 3", 0), 0u)
+      << error_of([&] { validate(c); });
+  apply_override(c, "lighthouse.dilation=0");
+  EXPECT_EQ(error_of([&] { validate(c); }).rfind("lighthouse.dilation: dilation (delta) must be", 0),
+            0u);
+  apply_override(c, "lighthouse.scorer=norm");
+  apply_override(c, "lighthouse.dilation=3");
+  EXPECT_NO_THROW(validate(c));  // the norm scorer does not read it
+}
+
 TEST(RunConfig, ShippedConfigsAreValid) {
   const std::filesystem::path dir = LIGHTHOUSE_SOURCE_DIR "/configs";
   RunConfig tiny_file;
