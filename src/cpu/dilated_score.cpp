@@ -15,21 +15,21 @@
 namespace lighthouse::cpu {
 namespace {
 
-// One head's attention norms: rows of x [N, D] are the queries, rows of y [N, D] the keys,
-// rows of v [N, D] the values; out[t] = ||Attn(x, y, v)_t||_2 inside the strided
-// sub-sequence of t.
+// One head's attention norms: rows x_t are the queries, y_s the keys, v_s the values (D
+// elements each; rows of x lie sx elements apart, of y sy, of v sv); out[t] = ||Attn(x, y,
+// v)_t||_2 inside the strided sub-sequence of t.
 template <typename T>
-void strided_attention_norms(const T* x, const T* y, const T* v, int64_t N, int64_t D,
-                             int64_t dilation, float* out) {
+void strided_attention_norms(const T* x, int64_t sx, const T* y, int64_t sy, const T* v,
+                             int64_t sv, int64_t N, int64_t D, int64_t dilation, float* out) {
   const T scale = T(1) / std::sqrt(static_cast<T>(D));
   std::vector<T> w(N / dilation + 1);  // softmax weights of one query
   std::vector<T> o(D);                 // [D] its output
   for (int64_t t = 0; t < N; ++t) {
-    const T* xt = x + t * D;
+    const T* xt = x + t * sx;
     T mx = -std::numeric_limits<T>::infinity();
     int64_t n = 0;
     for (int64_t s = t % dilation; s <= t; s += dilation, ++n) {
-      const T* ys = y + s * D;
+      const T* ys = y + s * sy;
       T dot = 0;
       for (int64_t d = 0; d < D; ++d) dot += xt[d] * ys[d];
       w[n] = dot * scale;
@@ -43,7 +43,7 @@ void strided_attention_norms(const T* x, const T* y, const T* v, int64_t N, int6
     for (int64_t d = 0; d < D; ++d) o[d] = 0;
     int64_t j = 0;
     for (int64_t s = t % dilation; s <= t; s += dilation, ++j) {
-      const T* vs = v + s * D;
+      const T* vs = v + s * sv;
       for (int64_t d = 0; d < D; ++d) o[d] += w[j] * vs[d];
     }
     T ss = 0;
@@ -74,20 +74,12 @@ std::tuple<at::Tensor, at::Tensor> dilated_score(const at::Tensor& q, const at::
         const scalar_t* qh = qp + (b * N * H + h) * D;     // rows of Q_h, stride H * D
         const scalar_t* kg = kp + (b * N * Hkv + kv) * D;  // rows of K_g, stride Hkv * D
         const scalar_t* vg = vp + (b * N * Hkv + kv) * D;  // rows of V_g, stride Hkv * D
-        // Rows of this head in one [N, D] layout each (q and k rows have different strides).
-        std::vector<scalar_t> qr(N * D), kr(N * D), vr(N * D);
-        for (int64_t t = 0; t < N; ++t)
-          for (int64_t d = 0; d < D; ++d) {
-            qr[t * D + d] = qh[t * H * D + d];
-            kr[t * D + d] = kg[t * Hkv * D + d];
-            vr[t * D + d] = vg[t * Hkv * D + d];
-          }
-        strided_attention_norms(qr.data(), kr.data(), vr.data(), N, D, dilation,
-                                sqp + bh * g.P);
-        strided_attention_norms(kr.data(), qr.data(), vr.data(), N, D, dilation,
-                                skp + bh * g.P);
-        max_pool_levels(sqp + bh * g.P, g);
-        max_pool_levels(skp + bh * g.P, g);
+        float* sq_h = sqp + bh * g.P;
+        float* sk_h = skp + bh * g.P;
+        strided_attention_norms(qh, H * D, kg, Hkv * D, vg, Hkv * D, N, D, dilation, sq_h);
+        strided_attention_norms(kg, Hkv * D, qh, H * D, vg, Hkv * D, N, D, dilation, sk_h);
+        max_pool_levels(sq_h, g);
+        max_pool_levels(sk_h, g);
       }
     });
   });

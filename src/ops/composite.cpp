@@ -63,7 +63,7 @@ at::Tensor attention_op(const at::Tensor& q, const at::Tensor& k, const at::Tens
   auto [pyr_q, sq] = pool_score(q, levels, pool, true, norm);  // [B, P1, H, D], [B, H, P]
   auto [pyr_k, sk] = pool_score(k, levels, pool, true, norm);  // [B, P1, Hkv, D], [B, Hkv, P]
   at::Tensor pyr_v = std::get<0>(pool_score(v, levels, pool, true, false));  // [B, P1, Hkv, D]
-  if (!norm) std::tie(sq, sk) = dilated_score(q, k, v, levels, pool, dilation);              // [B, H, P] each
+  if (!norm) std::tie(sq, sk) = dilated_score(q, k, v, levels, pool, dilation);  // [B, H, P] x 2
   auto [slots, inverse] = select(sq, sk, cfg);
   return attend(q, k, v, pyr_q, pyr_k, pyr_v, slots, inverse, levels, pool, cfg.backend);
 }
