@@ -11,6 +11,10 @@ namespace lighthouse {
 
 enum class Scorer { Norm };
 
+// Which per-tile rule picks the refined entries (SPEC.md §4 stratified top-m/2, the published
+// rule; §12 causal: decided in position order from information at each window's start).
+enum class Selection { Stratified, Causal };
+
 // Which stock SDPA kernel runs the inner (and dense) attention on CUDA. CPU always uses
 // at::scaled_dot_product_attention's own choice.
 enum class SdpaBackend { Auto, Cudnn, Flash, Efficient, Math };
@@ -22,6 +26,7 @@ struct Config {
   int64_t tile_topk = 128;  // m per tile, even, >= 2
   Scorer scorer = Scorer::Norm;
   SdpaBackend backend = SdpaBackend::Auto;
+  Selection selection = Selection::Stratified;
 };
 
 // Empty when cfg is valid on its own (independent of the sequence length).
@@ -31,6 +36,8 @@ Scorer parse_scorer(const std::string& name, std::string* error);
 std::string scorer_name(Scorer s);
 SdpaBackend parse_backend(const std::string& name, std::string* error);
 std::string backend_name(SdpaBackend b);
+Selection parse_selection(const std::string& name, std::string* error);
+std::string selection_name(Selection s);
 
 // Plan geometry for one sequence length N (SPEC.md §2, §4).
 struct Geometry {

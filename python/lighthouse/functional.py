@@ -23,7 +23,7 @@ class Plan(NamedTuple):
 
 def attention(q: Tensor, k: Tensor, v: Tensor, *, levels: int = 3, pool: int = 4,
               topk: int = 2048, tile_topk: int = 128, scorer: str = "norm",
-              sdpa: str = "auto") -> Tensor:
+              sdpa: str = "auto", selection: str = "stratified") -> Tensor:
     """Lighthouse attention: select a causal sub-sequence from the pooled pyramid, run stock
     SDPA on it, scatter back. Differentiable in q, k and v (not through the selection).
 
@@ -31,20 +31,23 @@ def attention(q: Tensor, k: Tensor, v: Tensor, *, levels: int = 3, pool: int = 4
         q: [B, N, H, D] queries (post-RoPE).
         k: [B, N, Hkv, D] keys (post-RoPE), H % Hkv == 0.
         v: [B, N, Hkv, D] values.
-        levels, pool, topk, tile_topk, scorer, sdpa: see :class:`lighthouse.LighthouseConfig`.
+        levels, pool, topk, tile_topk, scorer, sdpa, selection: see
+            :class:`lighthouse.LighthouseConfig`.
 
     Returns:
         [B, N, H, D] in q's dtype.
     """
-    return torch.ops.lighthouse.attention(q, k, v, levels, pool, topk, tile_topk, scorer, sdpa)
+    return torch.ops.lighthouse.attention(q, k, v, levels, pool, topk, tile_topk, scorer, sdpa,
+                                          selection)
 
 
 def plan(q: Tensor, k: Tensor, *, levels: int = 3, pool: int = 4, topk: int = 2048,
-         tile_topk: int = 128, scorer: str = "norm") -> Plan:
+         tile_topk: int = 128, scorer: str = "norm", selection: str = "stratified") -> Plan:
     """The selection only (no gradient): q [B, N, H, D], k [B, N, Hkv, D] -> :class:`Plan`
     with slots [B, H, S] and inverse [B, H, P], S = N / p^(L-1) + (L-1) p k and
     P = sum_l N / p^l."""
-    slots, inverse = torch.ops.lighthouse.plan(q, k, levels, pool, topk, tile_topk, scorer)
+    slots, inverse = torch.ops.lighthouse.plan(q, k, levels, pool, topk, tile_topk, scorer,
+                                               selection)
     return Plan(slots, inverse)
 
 

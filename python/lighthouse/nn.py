@@ -35,15 +35,16 @@ class LighthouseAttention(torch.nn.Module):
         if plan is not None:
             return F.attention_with_plan(q, k, v, plan, levels=c.levels, pool=c.pool, sdpa=c.sdpa)
         return F.attention(q, k, v, levels=c.levels, pool=c.pool, topk=c.topk,
-                           tile_topk=c.tile_topk, scorer=c.scorer, sdpa=c.sdpa)
+                           tile_topk=c.tile_topk, scorer=c.scorer, sdpa=c.sdpa,
+                           selection=c.selection)
 
     def plan(self, q: Tensor, k: Tensor) -> F.Plan:
         """The selection this module would make for q [B, N, H, D] and k [B, N, Hkv, D]."""
         c = self.config
         return F.plan(q, k, levels=c.levels, pool=c.pool, topk=c.topk, tile_topk=c.tile_topk,
-                      scorer=c.scorer)
+                      scorer=c.scorer, selection=c.selection)
 
     def extra_repr(self) -> str:
         c = self.config
         return (f"levels={c.levels}, pool={c.pool}, topk={c.topk}, tile_topk={c.tile_topk}, "
-                f"scorer={c.scorer!r}, sdpa={c.sdpa!r}")
+                f"scorer={c.scorer!r}, sdpa={c.sdpa!r}, selection={c.selection!r}")

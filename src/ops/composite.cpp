@@ -12,9 +12,10 @@ at::Tensor heads_first(const at::Tensor& x) { return x.transpose(1, 2); }
 
 std::tuple<at::Tensor, at::Tensor> plan_op(const at::Tensor& q, const at::Tensor& k,
                                            int64_t levels, int64_t pool, int64_t topk,
-                                           int64_t tile_topk, c10::string_view scorer) {
+                                           int64_t tile_topk, c10::string_view scorer,
+                                           c10::string_view selection) {
   check_qkv(q, k, at::Tensor(), "lighthouse::plan");
-  const Config cfg = config_from_args(levels, pool, topk, tile_topk, scorer, "auto");
+  const Config cfg = config_from_args(levels, pool, topk, tile_topk, scorer, "auto", selection);
   checked_geometry(cfg, dim_size(q, 1));
   const at::Tensor sq = std::get<1>(pool_score(q, levels, pool, false, true));  // [B, H, P]
   const at::Tensor sk = std::get<1>(pool_score(k, levels, pool, false, true));  // [B, Hkv, P]
@@ -35,9 +36,10 @@ at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
 
 at::Tensor attention_op(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                         int64_t levels, int64_t pool, int64_t topk, int64_t tile_topk,
-                        c10::string_view scorer, c10::string_view sdpa) {
+                        c10::string_view scorer, c10::string_view sdpa,
+                        c10::string_view selection) {
   check_qkv(q, k, v, "lighthouse::attention");
-  const Config cfg = config_from_args(levels, pool, topk, tile_topk, scorer, sdpa);
+  const Config cfg = config_from_args(levels, pool, topk, tile_topk, scorer, sdpa, selection);
   checked_geometry(cfg, dim_size(q, 1));
   auto [pyr_q, sq] = pool_score(q, levels, pool, true, true);  // [B, P1, H, D], [B, H, P]
   auto [pyr_k, sk] = pool_score(k, levels, pool, true, true);  // [B, P1, Hkv, D], [B, Hkv, P]

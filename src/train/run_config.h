@@ -44,6 +44,7 @@ struct RunConfig {
     int64_t levels = 3, pool = 4, topk = 64, tile_topk = 16;
     std::string scorer = "norm", backend = "auto";
     std::string combine = "mean";  // mean over the contributing levels | sum (SPEC.md §6)
+    std::string selection = "stratified";  // stratified (SPEC.md §4) | causal (SPEC.md §12)
   } lighthouse;
   struct Train {
     int64_t steps = 240;

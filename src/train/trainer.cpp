@@ -358,7 +358,8 @@ TrainResult train(Session& s, const ConsoleHooks& console) {
        << at::get_num_threads() << " CPU threads\n  recipe: " << c.train.steps << " steps";
   if (c.train.attention == "lighthouse")
     head << ", Lighthouse (L=" << c.lighthouse.levels << " p=" << c.lighthouse.pool
-         << " k=" << c.lighthouse.topk << " m=" << c.lighthouse.tile_topk << ") until step "
+         << " k=" << c.lighthouse.topk << " m=" << c.lighthouse.tile_topk
+         << (c.lighthouse.selection == "causal" ? " causal" : "") << ") until step "
          << c.train.stage1_steps << ", then dense";
   else
     head << ", dense attention";
