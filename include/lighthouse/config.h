@@ -13,6 +13,10 @@ namespace lighthouse {
 // outputs inside the `dilation` strided sub-sequences; needs v).
 enum class Scorer { Norm, Dilated };
 
+// Which per-tile rule picks the refined entries (SPEC.md §4 stratified top-m/2, the published
+// rule; §12 causal: decided in position order from information at each window's start).
+enum class Selection { Stratified, Causal };
+
 // Which stock SDPA kernel runs the inner (and dense) attention on CUDA. CPU always uses
 // at::scaled_dot_product_attention's own choice.
 enum class SdpaBackend { Auto, Cudnn, Flash, Efficient, Math };
@@ -25,6 +29,7 @@ struct Config {
   Scorer scorer = Scorer::Norm;
   int64_t dilation = 4;     // δ of the dilated scorer, >= 1; N must be a multiple of it
   SdpaBackend backend = SdpaBackend::Auto;
+  Selection selection = Selection::Stratified;
 };
 
 // Empty when cfg is valid on its own (independent of the sequence length).
@@ -34,6 +39,8 @@ Scorer parse_scorer(const std::string& name, std::string* error);
 std::string scorer_name(Scorer s);
 SdpaBackend parse_backend(const std::string& name, std::string* error);
 std::string backend_name(SdpaBackend b);
+Selection parse_selection(const std::string& name, std::string* error);
+std::string selection_name(Selection s);
 
 // Plan geometry for one sequence length N (SPEC.md §2, §4).
 struct Geometry {

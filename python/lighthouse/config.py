@@ -11,6 +11,7 @@ import torch
 
 SCORERS = ("norm", "dilated")
 SDPA_BACKENDS = ("auto", "cudnn", "flash", "efficient", "math")
+SELECTIONS = ("stratified", "causal")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -27,6 +28,9 @@ class LighthouseConfig:
         sdpa: stock SDPA kernel on CUDA: ``"auto"``, ``"cudnn"``, ``"flash"``,
             ``"efficient"`` or ``"math"`` (CPU always lets torch choose).
         dilation: the dilated scorer's δ, >= 1 (unused by ``"norm"``).
+        selection: per-tile selection rule, ``"stratified"`` (the published top-m/2,
+            SPEC.md §4) or ``"causal"`` (SPEC.md §12: outputs never depend on later tokens,
+            the plan included).
 
     A sequence of length N is served when N is divisible by ``pool**(levels-1) * T``
     (``T = topk // tile_topk``) and ``N / (pool**(levels-1) * T) >= tile_topk``; see
@@ -41,6 +45,7 @@ class LighthouseConfig:
     scorer: str = "norm"
     sdpa: str = "auto"
     dilation: int = 4
+    selection: str = "stratified"
 
     def __post_init__(self) -> None:
         for name in ("levels", "pool", "topk", "tile_topk", "dilation"):
@@ -48,7 +53,7 @@ class LighthouseConfig:
             if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError(f"LighthouseConfig.{name} must be an int, got "
                                 f"{type(value).__name__} {value!r}")
-        for name in ("scorer", "sdpa"):
+        for name in ("scorer", "sdpa", "selection"):
             if not isinstance(getattr(self, name), str):
                 raise TypeError(f"LighthouseConfig.{name} must be a str, got "
                                 f"{type(getattr(self, name)).__name__}")
@@ -76,12 +81,15 @@ class LighthouseConfig:
         if self.sdpa not in SDPA_BACKENDS:
             raise ValueError(f"LighthouseConfig.sdpa must be one of {'|'.join(SDPA_BACKENDS)}, "
                              f'got "{self.sdpa}"')
+        if self.selection not in SELECTIONS:
+            raise ValueError(f'LighthouseConfig.selection must be "stratified" or "causal", '
+                             f'got "{self.selection}"')
 
     def op_kwargs(self) -> dict[str, Any]:
         """The keyword arguments of :func:`lighthouse.attention` for this config."""
         return {"levels": self.levels, "pool": self.pool, "topk": self.topk,
                 "tile_topk": self.tile_topk, "scorer": self.scorer, "sdpa": self.sdpa,
-                "dilation": self.dilation}
+                "dilation": self.dilation, "selection": self.selection}
 
     def check_seq_len(self, n: int, name: str = "sequence length") -> None:
         """Raises ValueError naming ``name`` when this config cannot tile a sequence of n
@@ -98,7 +106,7 @@ def _tiling_error(cfg: LighthouseConfig, n: int) -> str:
     x = torch.empty(1, n, 1, 2, device="meta")  # [B, N, H, D], shapes only
     try:
         torch.ops.lighthouse.plan(x, x, cfg.levels, cfg.pool, cfg.topk, cfg.tile_topk, cfg.scorer,
-                                  x, cfg.dilation)
+                                  x, cfg.dilation, cfg.selection)
     except ValueError as e:
         return str(e).splitlines()[0]
     return ""

@@ -23,7 +23,8 @@ class Plan(NamedTuple):
 
 def attention(q: Tensor, k: Tensor, v: Tensor, *, levels: int = 3, pool: int = 4,
               topk: int = 2048, tile_topk: int = 128, scorer: str = "norm",
-              sdpa: str = "auto", dilation: int = 4) -> Tensor:
+              sdpa: str = "auto", dilation: int = 4,
+              selection: str = "stratified") -> Tensor:
     """Lighthouse attention: select a causal sub-sequence from the pooled pyramid, run stock
     SDPA on it, scatter back. Differentiable in q, k and v (not through the selection).
 
@@ -31,24 +32,24 @@ def attention(q: Tensor, k: Tensor, v: Tensor, *, levels: int = 3, pool: int = 4
         q: [B, N, H, D] queries (post-RoPE).
         k: [B, N, Hkv, D] keys (post-RoPE), H % Hkv == 0.
         v: [B, N, Hkv, D] values.
-        levels, pool, topk, tile_topk, scorer, sdpa, dilation: see
+        levels, pool, topk, tile_topk, scorer, sdpa, dilation, selection: see
             :class:`lighthouse.LighthouseConfig`.
 
     Returns:
         [B, N, H, D] in q's dtype.
     """
     return torch.ops.lighthouse.attention(q, k, v, levels, pool, topk, tile_topk, scorer, sdpa,
-                                          dilation)
+                                          dilation, selection)
 
 
 def plan(q: Tensor, k: Tensor, *, levels: int = 3, pool: int = 4, topk: int = 2048,
          tile_topk: int = 128, scorer: str = "norm", v: Tensor | None = None,
-         dilation: int = 4) -> Plan:
+         dilation: int = 4, selection: str = "stratified") -> Plan:
     """The selection only (no gradient): q [B, N, H, D], k [B, N, Hkv, D] -> :class:`Plan`
     with slots [B, H, S] and inverse [B, H, P], S = N / p^(L-1) + (L-1) p k and
     P = sum_l N / p^l. The dilated scorer also reads v [B, N, Hkv, D] (required then)."""
     slots, inverse = torch.ops.lighthouse.plan(q, k, levels, pool, topk, tile_topk, scorer, v,
-                                               dilation)
+                                               dilation, selection)
     return Plan(slots, inverse)
 
 

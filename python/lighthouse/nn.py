@@ -36,16 +36,17 @@ class LighthouseAttention(torch.nn.Module):
             return F.attention_with_plan(q, k, v, plan, levels=c.levels, pool=c.pool, sdpa=c.sdpa)
         return F.attention(q, k, v, levels=c.levels, pool=c.pool, topk=c.topk,
                            tile_topk=c.tile_topk, scorer=c.scorer, sdpa=c.sdpa,
-                           dilation=c.dilation)
+                           dilation=c.dilation, selection=c.selection)
 
     def plan(self, q: Tensor, k: Tensor, v: Tensor | None = None) -> F.Plan:
         """The selection this module would make for q [B, N, H, D] and k [B, N, Hkv, D]
         (and v [B, N, Hkv, D], which the dilated scorer reads)."""
         c = self.config
         return F.plan(q, k, levels=c.levels, pool=c.pool, topk=c.topk, tile_topk=c.tile_topk,
-                      scorer=c.scorer, v=v, dilation=c.dilation)
+                      scorer=c.scorer, v=v, dilation=c.dilation, selection=c.selection)
 
     def extra_repr(self) -> str:
         c = self.config
         return (f"levels={c.levels}, pool={c.pool}, topk={c.topk}, tile_topk={c.tile_topk}, "
-                f"scorer={c.scorer!r}, sdpa={c.sdpa!r}, dilation={c.dilation}")
+                f"scorer={c.scorer!r}, sdpa={c.sdpa!r}, dilation={c.dilation}, "
+                f"selection={c.selection!r}")

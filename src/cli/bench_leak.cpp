@@ -3,6 +3,7 @@
 // recomputed from the perturbed inputs, earlier outputs of the same tile move; with the plan
 // held fixed, and for dense attention, they must not. Random q, k, v (CPU float64 by default);
 // for every tile and every cut offset inside a tile, the inputs at positions > t are redrawn.
+// With --selection causal (SPEC.md §12) the plan itself is causal: every count is exactly zero.
 #include <torch/torch.h>
 
 #include <algorithm>
@@ -25,7 +26,7 @@ struct LeakArgs {
   int64_t batch = 1, n = 2048, heads = 4, kv_heads = 2, dim = 32;  // the tiny config's layer
   int64_t levels = 3, pool = 4, topk = 64, tile_topk = 16, seed = 0;
   std::vector<double> cuts = {0.125, 0.25, 0.5, 0.75, 0.875, 1.0};
-  std::string dtype = "float64", json;
+  std::string dtype = "float64", json, selection = "stratified";
 };
 
 // One (mode, cut offset) row, aggregated over every tile and batch element.
@@ -35,6 +36,7 @@ struct LeakRow {
   int64_t offset = 0;      // cut offset in base positions: t = tile start + offset - 1
   int64_t positions = 0;   // positions of the cut's tile at or before t, summed over cases
   int64_t affected = 0;    // of those, positions whose output changed beyond the tolerance
+  int64_t differ = 0;      // positions <= t (any tile) whose output is not bitwise the same
   int64_t earlier = 0;     // affected positions in earlier tiles (the method leaks within a tile)
   double rel_change = 0;   // ||o' - o|| / ||o|| over the tile's positions <= t, worst case
   double max_rel = 0;      // max over positions <= t of ||o'_t - o_t|| / mean_t ||o_t||
@@ -50,6 +52,7 @@ nlohmann::json to_json(const LeakRow& r) {
           {"affected_fraction",
            r.positions > 0 ? double(r.affected) / double(r.positions) : 0.0},
           {"affected_earlier_tiles", r.earlier},
+          {"bitwise_different", r.differ},
           {"rel_change", r.rel_change},
           {"max_rel_change", r.max_rel},
           {"reach", r.reach}};
@@ -61,8 +64,10 @@ int run_leak(const LeakArgs& a) {
   cfg.pool = a.pool;
   cfg.topk = a.topk;
   cfg.tile_topk = a.tile_topk;
-  Geometry g;
   std::string err;
+  cfg.selection = parse_selection(a.selection, &err);
+  if (!err.empty()) throw std::invalid_argument("--selection: " + err);
+  Geometry g;
   if (!make_geometry(cfg, a.n, &g, &err)) throw std::invalid_argument(err);
   if (a.heads % a.kv_heads != 0)
     throw std::invalid_argument("--kv-heads must divide --heads = " + std::to_string(a.heads) +
@@ -83,7 +88,7 @@ int run_leak(const LeakArgs& a) {
   std::cout << "leak: N=" << a.n << " L=" << g.L << " p=" << g.p << " k=" << g.k << " m=" << g.m
             << "  T=" << g.T << " tiles of " << tile << " positions;  B=" << a.batch
             << " H=" << a.heads << " Hkv=" << a.kv_heads << " D=" << a.dim << " " << a.dtype
-            << " cpu, seed " << a.seed << "\n"
+            << " cpu, seed " << a.seed << ", selection " << a.selection << "\n"
             << "inputs at positions > t redrawn; outputs at positions <= t compared\n";
 
   torch::manual_seed(a.seed);
@@ -124,6 +129,8 @@ int run_leak(const LeakArgs& a) {
         const double tol = 1e3 * eps * o.pow(2).mean().sqrt().item<double>();
         const at::Tensor dmax = d.abs().amax({2, 3});                        // [B, t+1]
         const at::Tensor changed = dmax.gt(tol);                             // [B, t+1]
+        const at::Tensor o2 = outs[mi][1].narrow(1, 0, t + 1);              // [B, t+1, H, D]
+        r.differ += o2.ne(o).flatten(2).any(-1).sum().item<int64_t>();
         const at::Tensor on = o.flatten(2).norm(2, -1);                      // [B, t+1]
         const at::Tensor rel = d.flatten(2).norm(2, -1) / on.mean();         // [B, t+1]
         const int64_t start = j * tile;
@@ -147,27 +154,29 @@ int run_leak(const LeakArgs& a) {
   std::cout << std::left << std::setw(12) << "mode" << std::right << std::setw(8) << "cut"
             << std::setw(8) << "t-t0" << std::setw(12) << "affected" << std::setw(14)
             << "rel change" << std::setw(14) << "max rel" << std::setw(8) << "reach"
-            << std::setw(10) << "earlier" << "\n";
+            << std::setw(10) << "earlier" << std::setw(9) << "bitwise" << "\n";
   for (const auto& r : rows) {
     const double frac = r.positions > 0 ? double(r.affected) / double(r.positions) : 0.0;
     std::cout << std::left << std::setw(12) << r.mode << std::right << std::fixed
               << std::setprecision(3) << std::setw(8) << r.cut << std::setw(8) << r.offset
               << std::setw(12) << frac << std::scientific << std::setprecision(2)
               << std::setw(14) << r.rel_change << std::setw(14) << r.max_rel << std::setw(8)
-              << r.reach << std::setw(10) << r.earlier << "\n";
+              << r.reach << std::setw(10) << r.earlier << std::setw(9) << r.differ << "\n";
   }
   std::cout << "cut: t as a fraction of the tile (t - t0: its offset from the tile start); "
                "affected: fraction of the tile's positions <= t whose output changed (max "
                "|delta| > 1e3 eps rms(o)); rel change: worst ||delta|| / ||o|| over them; max "
                "rel: largest ||delta_t|| / mean ||o_t||; reach: farthest affected position "
-               "before t; earlier: affected positions in earlier tiles\n";
+               "before t; earlier: affected positions in earlier tiles; bitwise: positions <= t "
+               "(every tile, summed over cuts) whose output is not bitwise identical\n";
 
   if (!a.json.empty()) {
     nlohmann::json j;
     j["geometry"] = {{"N", a.n}, {"L", g.L}, {"p", g.p}, {"k", g.k}, {"m", g.m},
                      {"T", g.T}, {"C", g.C}, {"S", g.S}, {"tile", tile}};
     j["inputs"] = {{"B", a.batch}, {"H", a.heads}, {"Hkv", a.kv_heads}, {"D", a.dim},
-                   {"dtype", a.dtype}, {"device", "cpu"}, {"seed", a.seed}};
+                   {"dtype", a.dtype}, {"device", "cpu"}, {"seed", a.seed},
+                   {"selection", a.selection}};
     j["rows"] = nlohmann::json::array();
     for (const auto& r : rows) j["rows"].push_back(to_json(r));
     write_output_file("--json", a.json, j.dump(2) + "\n");
@@ -196,6 +205,8 @@ void add_bench_leak(CLI::App& bench) {
       ->delimiter(',');
   sub->add_option("--seed", a->seed, "random seed")->check(non_negative_int());
   sub->add_option("--json", a->json, "write the rows as JSON to this file");
+  sub->add_option("--selection", a->selection, "stratified|causal (SPEC.md §12)")
+      ->check(CLI::IsMember({"stratified", "causal"}));
   sub->callback([a] {
     const int rc = run_leak(*a);
     if (rc != 0) throw CLI::RuntimeError(rc);

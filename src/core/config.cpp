@@ -67,6 +67,17 @@ std::string backend_name(SdpaBackend b) {
   return "auto";
 }
 
+Selection parse_selection(const std::string& name, std::string* error) {
+  if (name == "stratified") return Selection::Stratified;
+  if (name == "causal") return Selection::Causal;
+  *error = cat("selection must be \"stratified\" or \"causal\", got \"", name, "\"");
+  return Selection::Stratified;
+}
+
+std::string selection_name(Selection s) {
+  return s == Selection::Causal ? "causal" : "stratified";
+}
+
 int64_t Geometry::level_of(int64_t e) const {
   for (int64_t l = 0; l < L; ++l)
     if (e < level_offset[l + 1]) return l;

@@ -26,10 +26,11 @@ std::tuple<at::Tensor, at::Tensor> dilated_score(const at::Tensor& q, const at::
                                                  const at::Tensor& v, int64_t dilation,
                                                  const Geometry& g);
 
-// Stage 2 cascade + post-order slot table (SPEC.md §4-§5).
+// Stage 2 cascade + post-order slot table (SPEC.md §4-§5; the causal rule of §12).
 // sq: [B, H, P] float32, sk: [B, Hkv, P] float32 -> slots [B, H, S], inverse [B, H, P] int64.
 std::tuple<at::Tensor, at::Tensor> select(const at::Tensor& sq, const at::Tensor& sk,
-                                          const Geometry& g);
+                                          const Geometry& g,
+                                          Selection selection = Selection::Stratified);
 
 // Gather (SPEC.md §5): x [B, N, Hx, D], pyramid [B, P1, Hx, D], slots [B, H, S] -> [B, H, S, D].
 at::Tensor gather(const at::Tensor& x, const at::Tensor& pyramid, const at::Tensor& slots,

@@ -1,5 +1,5 @@
-// CPU reference for stage 2: the per-tile stratified cascade (SPEC.md §4) and the
-// post-order slot table with its inverse (SPEC.md §5).
+// CPU reference for stage 2: the per-tile stratified cascade (SPEC.md §4) or the causal one
+// (SPEC.md §12), and the post-order slot table with its inverse (SPEC.md §5).
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -20,6 +20,22 @@ inline bool ranks_before(float a, int64_t ia, float b, int64_t ib) {
   return ia < ib;
 }
 
+// Causal score of entry (l, i) (SPEC.md §12): the max of the previous window's pooled score
+// and the score of the entry's first base position (NaN if either is NaN).
+inline float causal_score(const float* s, const Geometry& g, int64_t l, int64_t i) {
+  const float first = s[i * g.window[l]];
+  if (i == 0) return first;
+  const float prev = s[g.level_offset[l] + i - 1];
+  if (std::isnan(first) || std::isnan(prev)) return std::nanf("");
+  return prev > first ? prev : first;
+}
+
+// A candidate's causal score beats the mean of the r candidates before it (exact compare:
+// the float64 product of a float and r < 2^31 is exact). NaN beats everything.
+inline bool causal_beats(float a, int64_t r, double sum) {
+  return std::isnan(a) || static_cast<double>(a) * static_cast<double>(r) > sum;
+}
+
 struct TileSelector {
   const Geometry& g;
   const float* sq;       // [P] scores of this query head
@@ -37,19 +53,57 @@ struct TileSelector {
     }
   }
 
-  void cascade() {
+  // Stratified (SPEC.md §4): the top m/2 by sq, then the top m/2 of the rest by sk.
+  std::vector<int64_t> stratified(int64_t l, std::vector<int64_t> cand) const {
+    const size_t half = static_cast<size_t>(g.m / 2);
+    const float* q = sq + g.level_offset[l];
+    const float* k = sk + g.level_offset[l];
+    std::partial_sort(cand.begin(), cand.begin() + half, cand.end(),
+                      [&](int64_t a, int64_t b) { return ranks_before(q[a], a, q[b], b); });
+    std::partial_sort(cand.begin() + half, cand.begin() + 2 * half, cand.end(),
+                      [&](int64_t a, int64_t b) { return ranks_before(k[a], a, k[b], b); });
+    std::vector<int64_t> sel(cand.begin(), cand.begin() + 2 * half);
+    std::sort(sel.begin(), sel.end());
+    return sel;
+  }
+
+  // Causal (SPEC.md §12): candidates decided in index order from their causal scores, the
+  // scores of the candidates before them and the budget left.
+  std::vector<int64_t> causal(int64_t l, const std::vector<int64_t>& cand) const {
+    const int64_t n = static_cast<int64_t>(cand.size()), half = g.m / 2;
+    int64_t taken = 0, tq = 0, tk = 0;
+    double sum_q = 0.0, sum_k = 0.0;
+    std::vector<int64_t> sel;
+    for (int64_t r = 0; r < n; ++r) {
+      const int64_t i = cand[r];
+      const float a = causal_score(sq, g, l, i), b = causal_score(sk, g, l, i);
+      bool take = false;
+      if (g.m - taken == n - r) {
+        take = true;
+      } else if (tq < half && tq * n < half * (r + 1) && causal_beats(a, r, sum_q)) {
+        take = true;
+        ++tq;
+      } else if (tk < half && tk * n < half * (r + 1) && causal_beats(b, r, sum_k)) {
+        take = true;
+        ++tk;
+      }
+      if (take) {
+        ++taken;
+        sel.push_back(i);
+      }
+      sum_q += static_cast<double>(a);
+      sum_k += static_cast<double>(b);
+    }
+    TORCH_INTERNAL_ASSERT(taken == g.m, "causal selection took ", taken, ", expected ", g.m);
+    return sel;
+  }
+
+  void cascade(Selection rule) {
     std::vector<int64_t> cand(g.C);
     for (int64_t i = 0; i < g.C; ++i) cand[i] = start[g.c] + i;
-    const size_t half = static_cast<size_t>(g.m / 2);
     for (int64_t l = g.c; l >= 1; --l) {
-      const float* q = sq + g.level_offset[l];
-      const float* k = sk + g.level_offset[l];
-      std::partial_sort(cand.begin(), cand.begin() + half, cand.end(),
-                        [&](int64_t a, int64_t b) { return ranks_before(q[a], a, q[b], b); });
-      std::partial_sort(cand.begin() + half, cand.begin() + 2 * half, cand.end(),
-                        [&](int64_t a, int64_t b) { return ranks_before(k[a], a, k[b], b); });
-      std::vector<int64_t> sel(cand.begin(), cand.begin() + 2 * half);
-      std::sort(sel.begin(), sel.end());
+      const std::vector<int64_t> sel =
+          rule == Selection::Causal ? causal(l, cand) : stratified(l, cand);
       cand.clear();
       for (int64_t i : sel) {
         selected[l][i - start[l]] = 1;
@@ -72,7 +126,7 @@ struct TileSelector {
 }  // namespace
 
 std::tuple<at::Tensor, at::Tensor> select(const at::Tensor& sq, const at::Tensor& sk,
-                                          const Geometry& g) {
+                                          const Geometry& g, Selection selection) {
   const int64_t B = sq.size(0), H = sq.size(1), Hkv = sk.size(1);
   const int64_t group = H / Hkv;
   auto opts = sq.options().dtype(at::kLong);
@@ -86,7 +140,7 @@ std::tuple<at::Tensor, at::Tensor> select(const at::Tensor& sq, const at::Tensor
     for (int64_t w = begin; w < end; ++w) {
       const int64_t bh = w / g.T, j = w % g.T, b = bh / H, h = bh % H;
       TileSelector tile(g, q + bh * g.P, k + (b * Hkv + h / group) * g.P, j);
-      tile.cascade();
+      tile.cascade(selection);
       int64_t next = j * g.S_tile;
       for (int64_t i = 0; i < g.C; ++i)
         tile.emit(g.c, tile.start[g.c] + i, sl + bh * g.S, inv + bh * g.P, &next);

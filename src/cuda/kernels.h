@@ -46,6 +46,7 @@ cudaError_t launch_pool_score(const PoolScoreParams& prm, cudaStream_t stream);
 
 // Stage 2: the per-tile cascade and post-order slot table. sq [B, H, P], sk [B, Hkv, P] fp32
 // -> slots [B, H, S], inverse [B, H, P] int64 (the launcher fills inverse with -1 first).
+// causal: the causal rule of SPEC.md §12 instead of the stratified top-m/2 of §4.
 struct SelectParams {
   const float* sq = nullptr;
   const float* sk = nullptr;
@@ -53,6 +54,7 @@ struct SelectParams {
   int64_t* inverse = nullptr;
   int64_t B = 0, H = 0, Hkv = 0;
   int64_t m = 0, T = 0, C = 0, S_tile = 0, S = 0;
+  bool causal = false;
   Levels lv;
 };
 // Dynamic shared memory one select block needs; the ops layer checks it against the device.

@@ -6,6 +6,9 @@
 //    order of ranks_before in src/cpu/select.cpp); each bit is one block-wide count;
 //  - the selected entries are compacted in index order with block scans;
 //  - post-order slots come from subtree sizes (bottom-up) and subtree starts (top-down).
+// The causal rule (SPEC.md §12) replaces the radix selects: the block computes the causal
+// scores of a level's candidates into shared memory, then one thread decides them in index
+// order (the rule is sequential by definition); compaction and emission are shared.
 #include <cmath>
 
 #include "cuda/common.cuh"
@@ -96,6 +99,55 @@ __device__ uint64_t radix_select(int n, int K, const Key& key, const Active& act
   return prefix;
 }
 
+// Causal score of entry (l, i), SPEC.md §12 (the same expression as src/cpu/select.cpp).
+__device__ __forceinline__ float causal_score(const float* s, const Levels& lv, int l, int64_t i) {
+  const float first = __ldg(s + (i << (l * lv.log2p)));
+  if (i == 0) return first;
+  const float prev = __ldg(s + lv.offset[l] + i - 1);
+  if (isnan(first) || isnan(prev)) return __int_as_float(0x7fc00000);
+  return prev > first ? prev : first;
+}
+
+__device__ __forceinline__ bool causal_beats(float a, int r, double sum) {
+  return isnan(a) || __dmul_rn(static_cast<double>(a), static_cast<double>(r)) > sum;
+}
+
+// Candidates whose causal scores one chunk of shared memory holds.
+constexpr int kCausalChunk = 2048;
+
+// The causal decisions of one level, made by one thread over chunks of candidates.
+struct CausalRule {
+  int n, m, half;
+  int taken = 0, tq = 0, tk = 0;
+  double sum_q = 0.0, sum_k = 0.0;
+
+  // Candidates r0 .. r0 + count - 1 with scores cq[0..count), ck[0..count); flag[r] = taken.
+  __device__ void decide(const float* cq, const float* ck, int r0, int count, char* flag);
+};
+
+__device__ void CausalRule::decide(const float* cq, const float* ck, int r0, int count,
+                                   char* flag) {
+  for (int r = r0; r < r0 + count; ++r) {
+    const float a = cq[r - r0], b = ck[r - r0];
+    bool take = false;
+    if (m - taken == n - r) {
+      take = true;
+    } else if (tq < half && static_cast<int64_t>(tq) * n < static_cast<int64_t>(half) * (r + 1) &&
+               causal_beats(a, r, sum_q)) {
+      take = true;
+      ++tq;
+    } else if (tk < half && static_cast<int64_t>(tk) * n < static_cast<int64_t>(half) * (r + 1) &&
+               causal_beats(b, r, sum_k)) {
+      take = true;
+      ++tk;
+    }
+    taken += take ? 1 : 0;
+    flag[r] = take ? 1 : 0;
+    sum_q = __dadd_rn(sum_q, static_cast<double>(a));
+    sum_k = __dadd_rn(sum_k, static_cast<double>(b));
+  }
+}
+
 struct Tile {
   const float* sq;   // [P] this query head
   const float* sk;   // [P] its KV head
@@ -108,6 +160,9 @@ struct Tile {
   int* size;   // [c][m]       subtree sizes of the selected entries
   int* start;  // [c][m]       subtree starts (relative to base) of the selected entries
   int* pos;    // [c-1][m*p]   levels 1..c-1: candidate u's rank in sel, or -1
+  float* cq;   // causal only: [chunk] causal q scores of a chunk of the level's candidates
+  float* ck;   // causal only: [chunk] causal k scores
+  char* flag;  // causal only: [C + m*p] taken flags, level c first, then the current level
 
   __device__ int* sel_at(int l) const { return sel + (l - 1) * m; }
   __device__ int* size_at(int l) const { return size + (l - 1) * m; }
@@ -149,6 +204,9 @@ __global__ void __launch_bounds__(kThreads) select_kernel(SelectParams prm) {
   t.size = t.sel + c * m;
   t.start = t.size + c * m;
   t.pos = t.start + c * m;
+  t.cq = reinterpret_cast<float*>(t.pos + (c - 1) * m * t.p);
+  t.ck = t.cq + kCausalChunk;
+  t.flag = reinterpret_cast<char*>(t.ck + kCausalChunk);
   BlockSync bs{scratch};
 
   // Cascade, coarsest level first. The thresholds of level c are kept for the emission.
@@ -159,16 +217,35 @@ __global__ void __launch_bounds__(kThreads) select_kernel(SelectParams prm) {
     const float* k = t.sk + lv.offset[l];
     auto key_q = [&](int u) { return rank_key(__ldg(q + t.cand(l, u)), u); };
     auto key_k = [&](int u) { return rank_key(__ldg(k + t.cand(l, u)), u); };
-    const uint64_t tq = radix_select(n, half, key_q, [](int) { return true; }, bs);
-    const uint64_t tk = radix_select(n, half, key_k, [&](int u) { return key_q(u) < tq; }, bs);
+    uint64_t tq = 0, tk = 0;
+    char* flags = t.flag + (l == c ? 0 : t.C);
+    if (prm.causal) {
+      CausalRule rule{n, m, half};  // state lives in thread 0
+      for (int r0 = 0; r0 < n; r0 += kCausalChunk) {
+        const int count = n - r0 < kCausalChunk ? n - r0 : kCausalChunk;
+        for (int u = threadIdx.x; u < count; u += blockDim.x) {
+          t.cq[u] = causal_score(t.sq, lv, l, t.cand(l, r0 + u));
+          t.ck[u] = causal_score(t.sk, lv, l, t.cand(l, r0 + u));
+        }
+        __syncthreads();
+        if (threadIdx.x == 0) rule.decide(t.cq, t.ck, r0, count, flags);
+        __syncthreads();
+      }
+    } else {
+      tq = radix_select(n, half, key_q, [](int) { return true; }, bs);
+      tk = radix_select(n, half, key_k, [&](int u) { return key_q(u) < tq; }, bs);
+    }
     if (l == c) {
       tq_c = tq;
       tk_c = tk;
     }
+    auto taken = [&](int u) {
+      return prm.causal ? flags[u] != 0 : (key_q(u) >= tq || key_k(u) >= tk);
+    };
     int done = 0;  // selected so far, in index order
     for (int u0 = 0; u0 < n; u0 += blockDim.x) {
       const int u = u0 + threadIdx.x;
-      const bool flag = u < n && (key_q(u) >= tq || key_k(u) >= tk);
+      const bool flag = u < n && taken(u);
       int chunk;
       const int rank = done + bs.exclusive_scan(flag ? 1 : 0, &chunk);
       if (flag) t.sel_at(l)[rank] = static_cast<int>(t.cand(l, u));
@@ -201,8 +278,10 @@ __global__ void __launch_bounds__(kThreads) select_kernel(SelectParams prm) {
     int done = 0, offset = 0;
     for (int u0 = 0; u0 < t.C; u0 += blockDim.x) {
       const int u = u0 + threadIdx.x;
-      const bool flag = u < t.C && (rank_key(__ldg(q + t.start_c + u), u) >= tq_c ||
-                                    rank_key(__ldg(k + t.start_c + u), u) >= tk_c);
+      const bool flag =
+          u < t.C && (prm.causal ? t.flag[u] != 0
+                                 : (rank_key(__ldg(q + t.start_c + u), u) >= tq_c ||
+                                    rank_key(__ldg(k + t.start_c + u), u) >= tk_c));
       int chunk_sel, chunk_size;
       const int rank = done + bs.exclusive_scan(flag ? 1 : 0, &chunk_sel);
       const int sz = u < t.C ? (flag ? t.size_at(c)[rank] : 1) : 0;
@@ -239,7 +318,9 @@ __global__ void __launch_bounds__(kThreads) select_kernel(SelectParams prm) {
 
 size_t select_shared_bytes(const SelectParams& prm) {
   const int64_t c = prm.lv.L - 1, p = int64_t{1} << prm.lv.log2p;
-  return static_cast<size_t>(3 * c * prm.m + (c - 1) * prm.m * p) * sizeof(int);
+  const size_t ints = static_cast<size_t>(3 * c * prm.m + (c - 1) * prm.m * p) * sizeof(int);
+  if (!prm.causal) return ints;
+  return ints + 2 * kCausalChunk * sizeof(float) + static_cast<size_t>(prm.C + prm.m * p);
 }
 
 cudaError_t launch_select(const SelectParams& prm, cudaStream_t stream) {

@@ -7,11 +7,13 @@ namespace lighthouse {
 Plan plan(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const Config& cfg) {
   static auto op = ops::op_handle<std::tuple<at::Tensor, at::Tensor>(
       const at::Tensor&, const at::Tensor&, int64_t, int64_t, int64_t, int64_t,
-      c10::string_view, const std::optional<at::Tensor>&, int64_t)>("lighthouse::plan");
+      c10::string_view, const std::optional<at::Tensor>&, int64_t, c10::string_view)>(
+      "lighthouse::plan");
   const std::optional<at::Tensor> v_opt =
       v.defined() ? std::optional<at::Tensor>(v) : std::nullopt;
   auto [slots, inverse] = op.call(q, k, cfg.levels, cfg.pool, cfg.topk, cfg.tile_topk,
-                                  scorer_name(cfg.scorer), v_opt, cfg.dilation);
+                                  scorer_name(cfg.scorer), v_opt, cfg.dilation,
+                                  selection_name(cfg.selection));
   return {slots, inverse};
 }
 
@@ -23,9 +25,10 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
                      const Config& cfg) {
   static auto op = ops::op_handle<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&,
                                      int64_t, int64_t, int64_t, int64_t, c10::string_view,
-                                     c10::string_view, int64_t)>("lighthouse::attention");
+                                     c10::string_view, int64_t, c10::string_view)>(
+      "lighthouse::attention");
   return op.call(q, k, v, cfg.levels, cfg.pool, cfg.topk, cfg.tile_topk, scorer_name(cfg.scorer),
-                 backend_name(cfg.backend), cfg.dilation);
+                 backend_name(cfg.backend), cfg.dilation, selection_name(cfg.selection));
 }
 
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,

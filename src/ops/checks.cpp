@@ -16,7 +16,8 @@ int64_t dim_numel(const at::Tensor& t) {
 }
 
 Config config_from_args(int64_t levels, int64_t pool, int64_t topk, int64_t tile_topk,
-                        std::string_view scorer, std::string_view sdpa, int64_t dilation) {
+                        std::string_view scorer, std::string_view sdpa, int64_t dilation,
+                        std::string_view selection) {
   Config cfg;
   cfg.levels = levels;
   cfg.pool = pool;
@@ -27,6 +28,8 @@ Config config_from_args(int64_t levels, int64_t pool, int64_t topk, int64_t tile
   cfg.scorer = parse_scorer(std::string(scorer), &err);
   TORCH_CHECK_VALUE(err.empty(), err);
   cfg.backend = backend_from_arg(sdpa);
+  cfg.selection = parse_selection(std::string(selection), &err);
+  TORCH_CHECK_VALUE(err.empty(), err);
   err = validate(cfg);
   TORCH_CHECK_VALUE(err.empty(), err);
   return cfg;

@@ -15,9 +15,10 @@ at::Tensor heads_first(const at::Tensor& x) { return x.transpose(1, 2); }
 Config checked_config(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                       int64_t levels, int64_t pool, int64_t topk, int64_t tile_topk,
                       c10::string_view scorer, c10::string_view sdpa, int64_t dilation,
-                      const char* op) {
+                      c10::string_view selection, const char* op) {
   check_qkv(q, k, v, op);
-  const Config cfg = config_from_args(levels, pool, topk, tile_topk, scorer, sdpa, dilation);
+  const Config cfg =
+      config_from_args(levels, pool, topk, tile_topk, scorer, sdpa, dilation, selection);
   TORCH_CHECK_VALUE(cfg.scorer != Scorer::Dilated || v.defined(), op,
                     ": v must be given for scorer \"dilated\" (its scores attend over v): pass "
                     "v [B, N, Hkv, D]");
@@ -29,10 +30,10 @@ std::tuple<at::Tensor, at::Tensor> plan_op(const at::Tensor& q, const at::Tensor
                                            int64_t levels, int64_t pool, int64_t topk,
                                            int64_t tile_topk, c10::string_view scorer,
                                            const std::optional<at::Tensor>& v_opt,
-                                           int64_t dilation) {
+                                           int64_t dilation, c10::string_view selection) {
   const at::Tensor v = v_opt.value_or(at::Tensor());
   const Config cfg = checked_config(q, k, v, levels, pool, topk, tile_topk, scorer, "auto",
-                                    dilation, "lighthouse::plan");
+                                    dilation, selection, "lighthouse::plan");
   if (cfg.scorer == Scorer::Dilated) {
     auto [sq, sk] = dilated_score(q, k, v, levels, pool, dilation);  // [B, H, P] each
     return select(sq, sk, cfg);
@@ -56,9 +57,10 @@ at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
 
 at::Tensor attention_op(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                         int64_t levels, int64_t pool, int64_t topk, int64_t tile_topk,
-                        c10::string_view scorer, c10::string_view sdpa, int64_t dilation) {
+                        c10::string_view scorer, c10::string_view sdpa, int64_t dilation,
+                        c10::string_view selection) {
   const Config cfg = checked_config(q, k, v, levels, pool, topk, tile_topk, scorer, sdpa,
-                                    dilation, "lighthouse::attention");
+                                    dilation, selection, "lighthouse::attention");
   const bool norm = cfg.scorer == Scorer::Norm;  // the norm scores come with the pyramid pass
   auto [pyr_q, sq] = pool_score(q, levels, pool, true, norm);  // [B, P1, H, D], [B, H, P]
   auto [pyr_k, sk] = pool_score(k, levels, pool, true, norm);  // [B, P1, Hkv, D], [B, Hkv, P]

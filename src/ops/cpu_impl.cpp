@@ -40,10 +40,10 @@ std::tuple<at::Tensor, at::Tensor> dilated_score_cpu(const at::Tensor& q, const 
 
 std::tuple<at::Tensor, at::Tensor> select_cpu(const at::Tensor& sq, const at::Tensor& sk,
                                               int64_t levels, int64_t pool, int64_t topk,
-                                              int64_t tile_topk) {
-  const Config cfg = config_from_args(levels, pool, topk, tile_topk, "norm", "auto");
+                                              int64_t tile_topk, c10::string_view selection) {
+  const Config cfg = config_from_args(levels, pool, topk, tile_topk, "norm", "auto", 4, selection);
   const Geometry g = check_select(sq, sk, cfg);
-  return cpu::select(sq.contiguous(), sk.contiguous(), g);
+  return cpu::select(sq.contiguous(), sk.contiguous(), g, cfg.selection);
 }
 
 at::Tensor gather_cpu(const at::Tensor& x, const at::Tensor& pyramid, const at::Tensor& slots,

@@ -96,9 +96,9 @@ std::tuple<at::Tensor, at::Tensor> dilated_score_cuda(const at::Tensor& q, const
 
 std::tuple<at::Tensor, at::Tensor> select_cuda(const at::Tensor& sq_in, const at::Tensor& sk_in,
                                                int64_t levels, int64_t pool, int64_t topk,
-                                               int64_t tile_topk) {
+                                               int64_t tile_topk, c10::string_view selection) {
   const char* op = "lighthouse::_select";
-  const Config cfg = config_from_args(levels, pool, topk, tile_topk, "norm", "auto");
+  const Config cfg = config_from_args(levels, pool, topk, tile_topk, "norm", "auto", 4, selection);
   const Geometry g = check_select(sq_in, sk_in, cfg);
   const c10::cuda::CUDAGuard guard(sq_in.device());
   const at::Tensor sq = sq_in.contiguous();  // [B, H, P]
@@ -120,6 +120,7 @@ std::tuple<at::Tensor, at::Tensor> select_cuda(const at::Tensor& sq_in, const at
   prm.C = g.C;
   prm.S_tile = g.S_tile;
   prm.S = g.S;
+  prm.causal = cfg.selection == Selection::Causal;
   prm.lv = kernel_levels(g);
   TORCH_CHECK_VALUE(g.N < (int64_t{1} << 31) && B * H * g.T < (int64_t{1} << 31), op,
                     ": CUDA select needs N < 2^31 and B * H * T < 2^31, got N = ", g.N,
@@ -127,7 +128,10 @@ std::tuple<at::Tensor, at::Tensor> select_cuda(const at::Tensor& sq_in, const at
   const size_t smem = k::select_shared_bytes(prm);
   const size_t limit = at::cuda::getCurrentDeviceProperties()->sharedMemPerBlockOptin;
   TORCH_CHECK_VALUE(smem <= limit, op, ": tile_topk (m) = ", g.m, " with pool (p) = ", g.p,
-                    " and levels (L) = ", g.L, " needs ", smem,
+                    " and levels (L) = ", g.L,
+                    cfg.selection == Selection::Causal ? " (causal, C = " + std::to_string(g.C) + ")"
+                                                       : std::string(),
+                    " needs ", smem,
                     " bytes of shared memory per block on CUDA, the device has ", limit);
   check_launch(k::launch_select(prm, at::cuda::getCurrentCUDAStream()), op);
   return {slots, inverse};

@@ -22,9 +22,10 @@ std::tuple<at::Tensor, at::Tensor> dilated_score(const at::Tensor& q, const at::
 std::tuple<at::Tensor, at::Tensor> select(const at::Tensor& sq, const at::Tensor& sk,
                                           const Config& cfg) {
   static auto op = op_handle<std::tuple<at::Tensor, at::Tensor>(
-      const at::Tensor&, const at::Tensor&, int64_t, int64_t, int64_t, int64_t)>(
-      "lighthouse::_select");
-  return op.call(sq, sk, cfg.levels, cfg.pool, cfg.topk, cfg.tile_topk);
+      const at::Tensor&, const at::Tensor&, int64_t, int64_t, int64_t, int64_t,
+      c10::string_view)>("lighthouse::_select");
+  return op.call(sq, sk, cfg.levels, cfg.pool, cfg.topk, cfg.tile_topk,
+                 selection_name(cfg.selection));
 }
 
 at::Tensor gather(const at::Tensor& x, const at::Tensor& pyramid, const at::Tensor& slots,

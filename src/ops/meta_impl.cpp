@@ -30,8 +30,9 @@ std::tuple<at::Tensor, at::Tensor> dilated_score_meta(const at::Tensor& q, const
 
 std::tuple<at::Tensor, at::Tensor> select_meta(const at::Tensor& sq, const at::Tensor& sk,
                                                int64_t levels, int64_t pool, int64_t topk,
-                                               int64_t tile_topk) {
-  const Config cfg = config_from_args(levels, pool, topk, tile_topk, "norm", "auto");
+                                               int64_t tile_topk,
+                                               c10::string_view selection) {
+  const Config cfg = config_from_args(levels, pool, topk, tile_topk, "norm", "auto", 4, selection);
   const Geometry g = check_select(sq, sk, cfg);
   auto opts = sq.options().dtype(at::kLong);
   return {at::empty({dim_size(sq, 0), dim_size(sq, 1), g.S}, opts),

@@ -5,7 +5,7 @@
 // S slots per head, P = sum_l N / p^l pyramid entries, P1 = P - N):
 //   _pool_score(x [B, N, Hx, D]) -> pyramid [B, P1, Hx, D] (x's dtype), score [B, Hx, P] fp32
 //   _dilated_score(q [B, N, H, D], k, v [B, N, Hkv, D]) -> sq, sk [B, H, P] fp32
-//   _select(sq [B, H, P], sk [B, Hkv, P]) -> slots [B, H, S] int64, inverse [B, H, P] int64
+//   _select(sq [B, H, P], sk [B, Hkv, P], selection) -> slots [B, H, S] int64, inverse [B, H, P] int64
 //   _gather(x [B, N, Hx, D], pyramid, slots, inverse) -> [B, H, S, D]
 //   _gather_backward(grad [B, H, S, D], inverse, kv_heads) -> [B, N, kv_heads, D]
 //   _scatter(o_tilde [B, H, S, D], slots, inverse) -> [B, N, H, D]
@@ -29,7 +29,8 @@ int64_t dim_size(const at::Tensor& t, int64_t dim);
 int64_t dim_numel(const at::Tensor& t);
 
 Config config_from_args(int64_t levels, int64_t pool, int64_t topk, int64_t tile_topk,
-                        std::string_view scorer, std::string_view sdpa, int64_t dilation = 4);
+                        std::string_view scorer, std::string_view sdpa, int64_t dilation = 4,
+                        std::string_view selection = "stratified");
 SdpaBackend backend_from_arg(std::string_view sdpa);
 
 // Checks q, k (and v when defined) against SPEC.md §2; `op` names the caller in messages.

@@ -64,6 +64,8 @@ const std::vector<Field>& fields() {
              "SDPA backend: auto | cudnn | flash | efficient | math"),
       LH_KEY("lighthouse.combine", String, lighthouse.combine, false,
              "per-position combination of the scatter's contributions: sum | mean"),
+      LH_KEY("lighthouse.selection", String, lighthouse.selection, false,
+             "per-tile selection rule: stratified (published) | causal (SPEC.md §12)"),
       LH_KEY("train.steps", Int, train.steps, false, "optimizer steps of the whole run"),
       LH_KEY("train.stage1_steps", Int, train.stage1_steps, false,
              "steps with Lighthouse in non-dense layers before the dense tail"),

@@ -103,6 +103,8 @@ void validate(const RunConfig& c) {
   if (!err.empty()) fail("lighthouse.scorer", err);
   parse_backend(c.lighthouse.backend, &err);
   if (!err.empty()) fail("lighthouse.backend", err);
+  parse_selection(c.lighthouse.selection, &err);
+  if (!err.empty()) fail("lighthouse.selection", err);
   one_of("lighthouse.combine", c.lighthouse.combine, {"sum", "mean"});
 
   const auto& t = c.train;
@@ -202,6 +204,7 @@ model::ModelConfig to_model_config(const RunConfig& c) {
   std::string err;
   m.lighthouse.scorer = parse_scorer(c.lighthouse.scorer, &err);
   m.lighthouse.backend = parse_backend(c.lighthouse.backend, &err);
+  m.lighthouse.selection = parse_selection(c.lighthouse.selection, &err);
   m.lighthouse_combine = c.lighthouse.combine == "mean" ? model::LighthouseCombine::Mean
                                                         : model::LighthouseCombine::Sum;
   return m;

@@ -361,7 +361,7 @@ TrainResult train(Session& s, const ConsoleHooks& console) {
          << " k=" << c.lighthouse.topk << " m=" << c.lighthouse.tile_topk << " "
          << c.lighthouse.scorer
          << (c.lighthouse.scorer == "dilated" ? " delta=" + std::to_string(c.lighthouse.dilation) : "")
-         << ") until step "
+         << (c.lighthouse.selection == "causal" ? " causal" : "") << ") until step "
          << c.train.stage1_steps << ", then dense";
   else
     head << ", dense attention";

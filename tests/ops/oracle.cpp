@@ -93,20 +93,69 @@ struct Emitted {
   int64_t index;  // pyramid index off(l) + i
 };
 
+// SPEC.md §12 causal score of entry (l, i): the max of the level-0 scores over base positions
+// [i p^l - p^l, i p^l] (clipped at 0), NaN if any of them is NaN.
+float causal_score(const float* s, const Levels& lv, int64_t l, int64_t i) {
+  const int64_t a = i * lv.w[l];
+  float mx = -std::numeric_limits<float>::infinity();
+  for (int64_t t = std::max<int64_t>(0, a - lv.w[l]); t <= a; ++t) {
+    if (std::isnan(s[t])) return std::numeric_limits<float>::quiet_NaN();
+    mx = std::max(mx, s[t]);
+  }
+  return mx;
+}
+
+// SPEC.md §12 online budgeted rule over one level's candidates (ascending): the taken ones.
+std::set<int64_t> causal_take(const std::vector<int64_t>& cand, const float* sq, const float* sk,
+                              const Levels& lv, int64_t l, int64_t m) {
+  const int64_t n = static_cast<int64_t>(cand.size()), h = m / 2;
+  std::vector<double> seen_q, seen_k;  // causal scores of the candidates before r
+  int64_t tq = 0, tk = 0;
+  std::set<int64_t> taken;
+  auto beats = [](float s, const std::vector<double>& seen) {
+    double sum = 0.0;
+    for (double x : seen) sum += x;
+    return std::isnan(s) || static_cast<double>(s) * static_cast<double>(seen.size()) > sum;
+  };
+  for (int64_t r = 0; r < n; ++r) {
+    const float a = causal_score(sq, lv, l, cand[r]), b = causal_score(sk, lv, l, cand[r]);
+    const int64_t budget_left = m - static_cast<int64_t>(taken.size());
+    if (budget_left == n - r) {
+      taken.insert(cand[r]);
+    } else if (tq < h && tq * n < h * (r + 1) && beats(a, seen_q)) {
+      taken.insert(cand[r]);
+      ++tq;
+    } else if (tk < h && tk * n < h * (r + 1) && beats(b, seen_k)) {
+      taken.insert(cand[r]);
+      ++tk;
+    }
+    seen_q.push_back(a);
+    seen_k.push_back(b);
+  }
+  if (static_cast<int64_t>(taken.size()) != m)
+    throw std::logic_error("oracle: the causal rule took a different number than m");
+  return taken;
+}
+
 // Every entry one (batch, query head) emits, over all tiles, in no particular order.
 std::vector<Emitted> emit_head(const float* sq, const float* sk, const Levels& lv, int64_t k,
-                               int64_t m) {
+                               int64_t m, bool causal) {
   const int64_t c = lv.L - 1, T = k / m, C = lv.len(c) / T;
   std::vector<Emitted> out;
   for (int64_t j = 0; j < T; ++j) {
     std::vector<int64_t> cand;
     for (int64_t i = j * C; i < (j + 1) * C; ++i) cand.push_back(i);
     for (int64_t l = c; l >= 1; --l) {
-      const std::vector<int64_t> order_q = by_score(cand, sq + lv.off[l]);
-      std::set<int64_t> sel(order_q.begin(), order_q.begin() + m / 2);  // Aq
-      const std::vector<int64_t> order_k =
-          by_score(std::vector<int64_t>(order_q.begin() + m / 2, order_q.end()), sk + lv.off[l]);
-      sel.insert(order_k.begin(), order_k.begin() + m / 2);  // Ak
+      std::set<int64_t> sel;
+      if (causal) {
+        sel = causal_take(cand, sq, sk, lv, l, m);
+      } else {
+        const std::vector<int64_t> order_q = by_score(cand, sq + lv.off[l]);
+        sel.insert(order_q.begin(), order_q.begin() + m / 2);  // Aq
+        const std::vector<int64_t> order_k = by_score(
+            std::vector<int64_t>(order_q.begin() + m / 2, order_q.end()), sk + lv.off[l]);
+        sel.insert(order_k.begin(), order_k.begin() + m / 2);  // Ak
+      }
       for (int64_t i : cand) out.push_back({key(l, i, lv.p, sel.count(i) > 0), lv.off[l] + i});
       cand.clear();
       for (int64_t i : sel)
@@ -120,7 +169,7 @@ std::vector<Emitted> emit_head(const float* sq, const float* sk, const Levels& l
 }  // namespace
 
 Selection select(const at::Tensor& sq, const at::Tensor& sk, int64_t L, int64_t p, int64_t k,
-                 int64_t m) {
+                 int64_t m, bool causal) {
   const int64_t B = sq.size(0), H = sq.size(1), Hkv = sk.size(1), P = sq.size(2);
   int64_t pc = 1, sum = 1;  // p^(L-1) and sum_{j<L} p^j: P = N * sum / pc
   for (int64_t l = 1; l < L; ++l) {
@@ -136,7 +185,8 @@ Selection select(const at::Tensor& sq, const at::Tensor& sk, int64_t L, int64_t 
     for (int64_t h = 0; h < H; ++h) {
       std::vector<Emitted> e =
           emit_head(sqc.data_ptr<float>() + (b * H + h) * P,
-                    skc.data_ptr<float>() + (b * Hkv + h / (H / Hkv)) * P, levels, k, m);
+                    skc.data_ptr<float>() + (b * Hkv + h / (H / Hkv)) * P, levels, k, m,
+                    causal);
       std::sort(e.begin(), e.end(),
                 [](const Emitted& a, const Emitted& b2) { return a.key < b2.key; });
       std::vector<int64_t> t;
@@ -160,8 +210,8 @@ Selection select(const at::Tensor& sq, const at::Tensor& sk, int64_t L, int64_t 
 }
 
 Selection plan(const at::Tensor& q, const at::Tensor& k, int64_t L, int64_t p, int64_t topk,
-               int64_t m) {
-  return select(scores(q, L, p), scores(k, L, p), L, p, topk, m);
+               int64_t m, bool causal) {
+  return select(scores(q, L, p), scores(k, L, p), L, p, topk, m, causal);
 }
 
 at::Tensor pyramid(const at::Tensor& x, int64_t L, int64_t p) {

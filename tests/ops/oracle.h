@@ -38,12 +38,12 @@ struct Selection {
   at::Tensor inverse;  // [B, H, P] int64 slot of each pyramid index or -1
 };
 
-// The stratified cascade of SPEC.md §4 per (batch, query head, tile) from scores
-// sq [B, H, P] and sk [B, Hkv, P], slots ordered by the §5 keys.
+// The stratified cascade of SPEC.md §4 (causal: the rule of SPEC.md §12) per (batch, query
+// head, tile) from scores sq [B, H, P] and sk [B, Hkv, P], slots ordered by the §5 keys.
 Selection select(const at::Tensor& sq, const at::Tensor& sk, int64_t L, int64_t p, int64_t k,
-                 int64_t m);
+                 int64_t m, bool causal = false);
 Selection plan(const at::Tensor& q, const at::Tensor& k, int64_t L, int64_t p, int64_t topk,
-               int64_t m);
+               int64_t m, bool causal = false);
 
 // Pyramid [B, P, Hx, D] of x [B, N, Hx, D]: level 0 is x, level l the window means.
 at::Tensor pyramid(const at::Tensor& x, int64_t L, int64_t p);

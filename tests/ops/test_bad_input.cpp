@@ -51,9 +51,9 @@ void attend_strings(const char* scorer, const char* sdpa) {
   static auto op =
       ops::op_handle<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&, int64_t,
                                 int64_t, int64_t, int64_t, c10::string_view, c10::string_view,
-                                int64_t)>("lighthouse::attention");
+                                int64_t, c10::string_view)>("lighthouse::attention");
   const Inputs in = valid();
-  op.call(in.q, in.k, in.v, 3, 2, 16, 8, scorer, sdpa, 4);
+  op.call(in.q, in.k, in.v, 3, 2, 16, 8, scorer, sdpa, 4, "stratified");
 }
 
 void dense_string(const char* sdpa) {

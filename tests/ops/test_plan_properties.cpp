@@ -1,4 +1,5 @@
-// SPEC.md §8 properties 1, 2 and 4 of the plan on random inputs, over many shapes: slot
+// SPEC.md §8 properties 1, 2 and 4 of the plan on random inputs, over many shapes (1 and 2
+// for the causal rule of §12 too): slot
 // count, no duplicates, strictly increasing keys, inverse consistent with slots, a closed
 // selection tree, no holes, and Aq / Ak exactly the top m/2 by sq / by sk. The selection is
 // read back from the slot table alone (an entry is selected iff its children are emitted).
@@ -128,8 +129,10 @@ struct HeadPlan {
 
 class PlanProperties : public ::testing::TestWithParam<Shape> {};
 
-void check_plan(const Shape& s, const Inputs& in) {
-  const Plan pl = plan(in.q, in.k, s.cfg());
+void check_plan(const Shape& s, const Inputs& in, Selection rule = Selection::Stratified) {
+  Config cfg = s.cfg();
+  cfg.selection = rule;
+  const Plan pl = plan(in.q, in.k, cfg);
   ASSERT_EQ(pl.slots.sizes(), (at::IntArrayRef{s.B, s.H, s.S()}));
   ASSERT_EQ(pl.inverse.sizes(), (at::IntArrayRef{s.B, s.H, s.P()}));
   ASSERT_EQ(pl.slots.scalar_type(), at::kLong);
@@ -154,7 +157,7 @@ void check_plan(const Shape& s, const Inputs& in) {
       for (int64_t j = 0; j < T; ++j) {
         hp.check_tree(j);
         hp.check_no_holes(j);
-        hp.check_stratified(j);
+        if (rule == Selection::Stratified) hp.check_stratified(j);
       }
     }
 }
@@ -165,6 +168,15 @@ TEST_P(PlanProperties, Float32) {
 
 TEST_P(PlanProperties, Float64) {
   check_plan(GetParam(), random_inputs(GetParam(), at::kDouble, 22));
+}
+
+// The causal rule (SPEC.md §12) keeps properties 1 and 2: slot count, tree, no holes.
+TEST_P(PlanProperties, CausalFloat32) {
+  check_plan(GetParam(), random_inputs(GetParam(), at::kFloat, 26), Selection::Causal);
+}
+
+TEST_P(PlanProperties, CausalFloat64) {
+  check_plan(GetParam(), random_inputs(GetParam(), at::kDouble, 27), Selection::Causal);
 }
 
 // Heavy-tailed scores (a few huge rows) and a constant-norm head: selection still valid.

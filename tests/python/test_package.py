@@ -86,14 +86,17 @@ def test_functional_api_equals_the_ops_bitwise():
 def test_defaults_are_the_ops_defaults():
     c = lighthouse.LighthouseConfig()
     # lighthouse::Config (include/lighthouse/config.h)
-    defaults = (3, 4, 2048, 128, "norm", "auto", 4)
-    assert (c.levels, c.pool, c.topk, c.tile_topk, c.scorer, c.sdpa, c.dilation) == defaults
+    defaults = (3, 4, 2048, 128, "norm", "auto", 4, "stratified")
+    assert (c.levels, c.pool, c.topk, c.tile_topk, c.scorer, c.sdpa, c.dilation,
+            c.selection) == defaults
     sig = inspect.signature(lighthouse.attention).parameters
     assert tuple(sig[n].default for n in c.op_kwargs()) == defaults
     schema = {a.name: a.default_value for a in ops.attention.default._schema.arguments}
-    assert tuple(schema[n] for n in ("tile_topk", "scorer", "sdpa", "dilation")) == defaults[3:]
+    assert tuple(schema[n] for n in ("tile_topk", "scorer", "sdpa", "dilation",
+                                     "selection")) == defaults[3:]
     plan_schema = {a.name: a.default_value for a in ops.plan.default._schema.arguments}
-    assert (plan_schema["v"], plan_schema["dilation"]) == (None, 4)
+    assert (plan_schema["v"], plan_schema["dilation"], plan_schema["selection"]) == (None, 4,
+                                                                                      "stratified")
     # Shapes only (meta tensors): the defaults select S = N / 16 + 2 * 4 * 2048 slots.
     q = torch.empty(1, 32768, 2, 8, device="meta")
     k = torch.empty(1, 32768, 1, 8, device="meta")
@@ -167,6 +170,8 @@ BAD_FIELDS = [
     ("scorer", dict(scorer="strided"), r'scorer must be "norm" or "dilated", got "strided"'),
     ("dilation", dict(dilation=0), r"dilation \(delta\) must be >= 1, got 0"),
     ("sdpa", dict(sdpa="fast"), r"sdpa.* must be one of auto\|cudnn\|flash\|efficient\|math"),
+    ("selection", dict(selection="online"), r'selection must be "stratified" or "causal", '
+                                            r'got "online"'),
 ]
 
 
@@ -175,10 +180,11 @@ def test_config_rejects_what_the_op_rejects(field, kw, msg):
     with pytest.raises(ValueError, match=rf"LighthouseConfig\.{msg}"):
         lighthouse.LighthouseConfig(**{**CFG, **kw})
     q, k, v = qkv(SHAPE, seed=7)
-    args = {**CFG, "scorer": "norm", "sdpa": "auto", "dilation": 4, **kw}
+    args = {**CFG, "scorer": "norm", "sdpa": "auto", "dilation": 4, "selection": "stratified",
+            **kw}
     with pytest.raises(ValueError, match=msg):
         ops.attention(q, k, v, args["levels"], args["pool"], args["topk"], args["tile_topk"],
-                      args["scorer"], args["sdpa"], args["dilation"])
+                      args["scorer"], args["sdpa"], args["dilation"], args["selection"])
 
 
 def test_config_types_and_sequence_lengths():
@@ -242,3 +248,24 @@ def test_missing_library_is_a_clear_import_error(tmp_path):
     assert r.returncode != 0
     assert "ImportError: lighthouse: the ops library" in r.stderr
     assert "liblighthouse_ops.so is missing" in r.stderr and "pip install" in r.stderr
+
+
+def test_causal_selection_argument():
+    # selection="causal" reaches the op (SPEC.md §12) through the functional API, the config
+    # and the module; its plan differs from the published one and redrawing the inputs after
+    # a position leaves the outputs before it bitwise unchanged.
+    q, k, v = qkv(SHAPE, dtype=torch.float64, seed=8)
+    causal = lighthouse.LighthouseConfig(**CFG, selection="causal")
+    o = lighthouse.attention(q, k, v, **CFG, selection="causal")
+    assert torch.equal(o, ops.attention(q, k, v, *CFG.values(), "norm", "auto", 4, "causal"))
+    assert torch.equal(o, lighthouse.nn.LighthouseAttention(causal)(q, k, v))
+    assert "selection='causal'" in repr(lighthouse.nn.LighthouseAttention(causal))
+    p_c = lighthouse.plan(q, k, **CFG, selection="causal")
+    assert torch.equal(p_c.slots, lighthouse.nn.LighthouseAttention(causal).plan(q, k).slots)
+    assert not torch.equal(p_c.slots, lighthouse.plan(q, k, **CFG).slots)
+    t = 100
+    q2, k2, v2 = (x.clone() for x in (q, k, v))
+    for x, y in zip((q2, k2, v2), qkv(SHAPE, dtype=torch.float64, seed=9)):
+        x[:, t + 1:] = y[:, t + 1:]
+    o2 = lighthouse.attention(q2, k2, v2, **CFG, selection="causal")
+    assert torch.equal(o2[:, :t + 1], o[:, :t + 1]) and not torch.equal(o2, o)

@@ -39,6 +39,7 @@ TEST(BenchLeak, RecomputedPlanLeaksFixedPlanAndDenseDoNot) {
     const double cut = r["cut"];
     EXPECT_GT(r["positions"].get<int64_t>(), 0);
     EXPECT_EQ(r["affected_earlier_tiles"], 0) << r.dump();
+    if (mode != "lighthouse" || cut == 1) EXPECT_EQ(r["bitwise_different"], 0) << r.dump();
     if (mode == "lighthouse" && cut < 1) {
       // Positions of the same tile before the cut see the redrawn future through selection.
       EXPECT_GT(r["affected_fraction"].get<double>(), 0.05) << r.dump();
@@ -53,6 +54,30 @@ TEST(BenchLeak, RecomputedPlanLeaksFixedPlanAndDenseDoNot) {
     }
   }
   EXPECT_GT(leaked, 0.1);
+}
+
+// The causal selection (SPEC.md §12): with the plan recomputed, nothing at or before t differs
+// by a single bit, at any cut, in any tile.
+TEST(BenchLeak, CausalSelectionLeaksExactlyNothing) {
+  const std::string dir = scratch_dir("leakcausal");
+  const auto j = run_leak(dir, {"--cuts", "0.125,0.25,0.5,0.75,1", "--selection", "causal"});
+  EXPECT_EQ(j["inputs"]["selection"], "causal");
+  ASSERT_EQ(j["rows"].size(), 15u);  // 3 modes x 5 cuts
+  for (const auto& r : j["rows"]) {
+    EXPECT_GT(r["positions"].get<int64_t>(), 0);
+    EXPECT_EQ(r["bitwise_different"], 0) << r.dump();
+    EXPECT_EQ(r["affected"], 0) << r.dump();
+    EXPECT_EQ(r["rel_change"].get<double>(), 0.0) << r.dump();
+  }
+}
+
+TEST(BenchLeak, BadSelectionIsRejected) {
+  const std::string dir = scratch_dir("leaksel");
+  std::vector<std::string> args = {"bench", "leak", "--selection", "online"};
+  args.insert(args.end(), kShape.begin(), kShape.end());
+  const auto r = run_cli(dir, args);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("--selection"), std::string::npos) << r.err;
 }
 
 TEST(BenchLeak, UnwritableJsonIsAnErrorNamingTheFile) {

@@ -227,6 +227,34 @@ TEST(RunConfig, SavedConfigWithoutCombineMeansSum) {
   EXPECT_EQ(new_run.lighthouse.combine, "mean");
 }
 
+// lighthouse.selection (SPEC.md §12): stratified by default (also for saved configs without
+// the key), causal through TOML, JSON and --set, into the model's lighthouse::Config; a bad
+// name is an error naming the key.
+TEST(RunConfig, SelectionKeyRoundTripsIntoTheModel) {
+  RunConfig fresh;
+  EXPECT_EQ(fresh.lighthouse.selection, "stratified");
+  EXPECT_EQ(to_model_config(fresh).lighthouse.selection, Selection::Stratified);
+  nlohmann::json j = to_json(fresh);
+  j["lighthouse"].erase("selection");
+  RunConfig old_run;
+  apply_json(old_run, j, "old checkpoint");
+  EXPECT_EQ(old_run.lighthouse.selection, "stratified");
+
+  RunConfig c = test_config();
+  apply_override(c, "lighthouse.selection=causal");
+  EXPECT_NO_THROW(validate(c));
+  EXPECT_EQ(to_model_config(c).lighthouse.selection, Selection::Causal);
+  RunConfig from_toml, from_json;
+  apply_toml(from_toml, to_toml(c), "round trip");
+  apply_json(from_json, nlohmann::json::parse(to_json(c).dump()), "round trip");
+  EXPECT_EQ(from_toml.lighthouse.selection, "causal");
+  EXPECT_EQ(from_json.lighthouse.selection, "causal");
+
+  apply_override(c, "lighthouse.selection=online");
+  const std::string err = error_of([&] { validate(c); });
+  EXPECT_EQ(err.rfind("lighthouse.selection:", 0), 0u) << err;
+  EXPECT_NE(err.find("\"stratified\" or \"causal\""), std::string::npos) << err;
+}
+
 }  // namespace
 }  // namespace lighthouse::train
-
