@@ -113,6 +113,7 @@ TEST(Combine, DilatedScorerReachesBothLayers) {
   cfg.lighthouse = op_config();
   cfg.lighthouse.scorer = Scorer::Dilated;
   cfg.lighthouse.dilation = 4;
+  cfg.lighthouse_combine = LighthouseCombine::Mean;
   torch::manual_seed(6);
   Attention attn(cfg);
   RopeCache cache(cfg.head_dim, cfg.rope_theta);
