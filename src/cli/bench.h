@@ -19,6 +19,7 @@ struct BenchArgs {
   int64_t levels = 3, pool = 4, topk = 256, tile_topk = 128;
   int64_t warmup = 1, repeats = 3, seed = 0;
   std::string dtype = "float32", device = "cpu", json;
+  std::string selection = "stratified";  // stratified | causal (SPEC.md §12)
   // CUDA sweep: one point per sequence length; topks has one entry, or one per length.
   std::vector<int64_t> seq_lens;
   std::vector<int64_t> topks;

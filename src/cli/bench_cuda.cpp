@@ -202,8 +202,9 @@ BenchPoint run_point(const BenchArgs& a, int64_t N, int64_t topk, const at::Tens
   cfg.pool = a.pool;
   cfg.topk = topk;
   cfg.tile_topk = a.tile_topk;
-  Geometry g;
   std::string err;
+  cfg.selection = parse_selection(a.selection, &err);
+  Geometry g;
   if (!make_geometry(cfg, N, &g, &err)) throw std::invalid_argument(err);
   const Dims d{a.batch, N, a.heads, a.kv_heads > 0 ? a.kv_heads : a.heads, a.dim};
   BenchPoint pt;
@@ -292,7 +293,7 @@ std::string command_line(const BenchArgs& a) {
   os << "lighthouse bench --device cuda --dtype " << a.dtype << " --batch " << a.batch
      << " --heads " << a.heads << " --kv-heads " << (a.kv_heads > 0 ? a.kv_heads : a.heads)
      << " --dim " << a.dim << " --levels " << a.levels << " --pool " << a.pool
-     << " --tile-topk " << a.tile_topk << " --seq-lens ";
+     << " --tile-topk " << a.tile_topk << " --selection " << a.selection << " --seq-lens ";
   for (size_t i = 0; i < a.seq_lens.size(); ++i) os << (i ? "," : "") << a.seq_lens[i];
   os << " --topks ";
   for (size_t i = 0; i < a.topks.size(); ++i) os << (i ? "," : "") << a.topks[i];
