@@ -292,8 +292,8 @@ std::string command_line(const BenchArgs& a) {
   std::ostringstream os;
   os << "lighthouse bench --device cuda --dtype " << a.dtype << " --batch " << a.batch
      << " --heads " << a.heads << " --kv-heads " << (a.kv_heads > 0 ? a.kv_heads : a.heads)
-     << " --dim " << a.dim << " --levels " << a.levels << " --pool " << a.pool
-     << " --tile-topk " << a.tile_topk << " --selection " << a.selection << " --seq-lens ";
+     << " --dim " << a.dim << " --levels " << a.levels << " --pool " << a.pool << " --tile-topk "
+     << a.tile_topk << " --selection " << a.selection << " --seq-lens ";
   for (size_t i = 0; i < a.seq_lens.size(); ++i) os << (i ? "," : "") << a.seq_lens[i];
   os << " --topks ";
   for (size_t i = 0; i < a.topks.size(); ++i) os << (i ? "," : "") << a.topks[i];

@@ -155,11 +155,11 @@ void write_json(const BenchReport& r, const std::string& path) {
   j["command"] = r.command;
   j["copy_gbps"] = r.copy_gbps;
   const BenchArgs& a = r.args;
-  j["config"] = {{"B", a.batch}, {"H", a.heads}, {"Hkv", a.kv_heads > 0 ? a.kv_heads : a.heads},
-                 {"D", a.dim}, {"dtype", a.dtype}, {"L", a.levels}, {"p", a.pool},
-                 {"m", a.tile_topk}, {"selection", a.selection}, {"warmup", a.warmup},
-                 {"repeats", a.repeats},
-                 {"case_budget_s", a.case_budget_s}};
+  j["config"] = {
+      {"B", a.batch},       {"H", a.heads},         {"Hkv", a.kv_heads > 0 ? a.kv_heads : a.heads},
+      {"D", a.dim},         {"dtype", a.dtype},     {"L", a.levels},
+      {"p", a.pool},        {"m", a.tile_topk},     {"selection", a.selection},
+      {"warmup", a.warmup}, {"repeats", a.repeats}, {"case_budget_s", a.case_budget_s}};
   for (const auto& p : r.points) {
     nlohmann::json jp = {{"N", p.N}, {"k", p.k}, {"S", p.S}};
     for (const auto& [name, c] : p.cases)

@@ -6,8 +6,8 @@ namespace lighthouse {
 
 Plan plan(const at::Tensor& q, const at::Tensor& k, const Config& cfg) {
   static auto op = ops::op_handle<std::tuple<at::Tensor, at::Tensor>(
-      const at::Tensor&, const at::Tensor&, int64_t, int64_t, int64_t, int64_t,
-      c10::string_view, c10::string_view)>("lighthouse::plan");
+      const at::Tensor&, const at::Tensor&, int64_t, int64_t, int64_t, int64_t, c10::string_view,
+      c10::string_view)>("lighthouse::plan");
   auto [slots, inverse] = op.call(q, k, cfg.levels, cfg.pool, cfg.topk, cfg.tile_topk,
                                   scorer_name(cfg.scorer), selection_name(cfg.selection));
   return {slots, inverse};
@@ -15,9 +15,9 @@ Plan plan(const at::Tensor& q, const at::Tensor& k, const Config& cfg) {
 
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                      const Config& cfg) {
-  static auto op = ops::op_handle<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&,
-                                     int64_t, int64_t, int64_t, int64_t, c10::string_view,
-                                     c10::string_view, c10::string_view)>("lighthouse::attention");
+  static auto op = ops::op_handle<at::Tensor(
+      const at::Tensor&, const at::Tensor&, const at::Tensor&, int64_t, int64_t, int64_t, int64_t,
+      c10::string_view, c10::string_view, c10::string_view)>("lighthouse::attention");
   return op.call(q, k, v, cfg.levels, cfg.pool, cfg.topk, cfg.tile_topk, scorer_name(cfg.scorer),
                  backend_name(cfg.backend), selection_name(cfg.selection));
 }

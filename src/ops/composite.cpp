@@ -10,10 +10,9 @@ namespace {
 // [B, N, H, D] -> [B, H, N, D] view and back.
 at::Tensor heads_first(const at::Tensor& x) { return x.transpose(1, 2); }
 
-std::tuple<at::Tensor, at::Tensor> plan_op(const at::Tensor& q, const at::Tensor& k,
-                                           int64_t levels, int64_t pool, int64_t topk,
-                                           int64_t tile_topk, c10::string_view scorer,
-                                           c10::string_view selection) {
+std::tuple<at::Tensor, at::Tensor> plan_op(const at::Tensor& q, const at::Tensor& k, int64_t levels,
+                                           int64_t pool, int64_t topk, int64_t tile_topk,
+                                           c10::string_view scorer, c10::string_view selection) {
   check_qkv(q, k, at::Tensor(), "lighthouse::plan");
   const Config cfg = config_from_args(levels, pool, topk, tile_topk, scorer, "auto", selection);
   checked_geometry(cfg, dim_size(q, 1));

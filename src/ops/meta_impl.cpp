@@ -21,8 +21,7 @@ std::tuple<at::Tensor, at::Tensor> pool_score_meta(const at::Tensor& x, int64_t 
 
 std::tuple<at::Tensor, at::Tensor> select_meta(const at::Tensor& sq, const at::Tensor& sk,
                                                int64_t levels, int64_t pool, int64_t topk,
-                                               int64_t tile_topk,
-                                               c10::string_view selection) {
+                                               int64_t tile_topk, c10::string_view selection) {
   const Config cfg = config_from_args(levels, pool, topk, tile_topk, "norm", "auto", selection);
   const Geometry g = check_select(sq, sk, cfg);
   auto opts = sq.options().dtype(at::kLong);

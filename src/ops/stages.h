@@ -4,11 +4,10 @@
 // Stage op shapes (B batch, N positions, H query heads, Hx heads of x, D head dim,
 // S slots per head, P = sum_l N / p^l pyramid entries, P1 = P - N):
 //   _pool_score(x [B, N, Hx, D]) -> pyramid [B, P1, Hx, D] (x's dtype), score [B, Hx, P] fp32
-//   _select(sq [B, H, P], sk [B, Hkv, P], selection) -> slots [B, H, S] int64, inverse [B, H, P] int64
-//   _gather(x [B, N, Hx, D], pyramid, slots, inverse) -> [B, H, S, D]
-//   _gather_backward(grad [B, H, S, D], inverse, kv_heads) -> [B, N, kv_heads, D]
-//   _scatter(o_tilde [B, H, S, D], slots, inverse) -> [B, N, H, D]
-//   _scatter_backward(grad [B, N, H, D], slots) -> [B, H, S, D]
+//   _select(sq [B, H, P], sk [B, Hkv, P], selection) -> slots [B, H, S] int64, inverse [B, H, P]
+//   int64 _gather(x [B, N, Hx, D], pyramid, slots, inverse) -> [B, H, S, D] _gather_backward(grad
+//   [B, H, S, D], inverse, kv_heads) -> [B, N, kv_heads, D] _scatter(o_tilde [B, H, S, D], slots,
+//   inverse) -> [B, N, H, D] _scatter_backward(grad [B, N, H, D], slots) -> [B, H, S, D]
 //   _check_plan(slots [B, H, S], inverse [B, H, P]) -> slots (validated copy)
 #pragma once
 
