@@ -203,11 +203,13 @@ BenchPoint run_point(const BenchArgs& a, int64_t N, int64_t topk, const at::Tens
   cfg.topk = topk;
   cfg.tile_topk = a.tile_topk;
   const bool dilated = a.scorer == "dilated";
+  std::string err;
+  cfg.selection = parse_selection(a.selection, &err);
+  if (!err.empty()) throw std::invalid_argument(err);
   Config dil = cfg;
   dil.scorer = Scorer::Dilated;
   dil.dilation = a.dilation;
   Geometry g;
-  std::string err;
   if (!make_geometry(dilated ? dil : cfg, N, &g, &err)) throw std::invalid_argument(err);
   const Dims d{a.batch, N, a.heads, a.kv_heads > 0 ? a.kv_heads : a.heads, a.dim};
   BenchPoint pt;
@@ -302,7 +304,7 @@ std::string command_line(const BenchArgs& a) {
   os << "lighthouse bench --device cuda --dtype " << a.dtype << " --batch " << a.batch
      << " --heads " << a.heads << " --kv-heads " << (a.kv_heads > 0 ? a.kv_heads : a.heads)
      << " --dim " << a.dim << " --levels " << a.levels << " --pool " << a.pool
-     << " --tile-topk " << a.tile_topk;
+     << " --tile-topk " << a.tile_topk << " --selection " << a.selection;
   if (a.scorer == "dilated") os << " --scorer dilated --dilation " << a.dilation;
   os << " --seq-lens ";
   for (size_t i = 0; i < a.seq_lens.size(); ++i) os << (i ? "," : "") << a.seq_lens[i];

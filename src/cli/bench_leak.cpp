@@ -49,8 +49,7 @@ nlohmann::json to_json(const LeakRow& r) {
           {"offset", r.offset},
           {"positions", r.positions},
           {"affected", r.affected},
-          {"affected_fraction",
-           r.positions > 0 ? double(r.affected) / double(r.positions) : 0.0},
+          {"affected_fraction", r.positions > 0 ? double(r.affected) / double(r.positions) : 0.0},
           {"affected_earlier_tiles", r.earlier},
           {"bitwise_different", r.differ},
           {"rel_change", r.rel_change},
@@ -129,7 +128,7 @@ int run_leak(const LeakArgs& a) {
         const double tol = 1e3 * eps * o.pow(2).mean().sqrt().item<double>();
         const at::Tensor dmax = d.abs().amax({2, 3});                        // [B, t+1]
         const at::Tensor changed = dmax.gt(tol);                             // [B, t+1]
-        const at::Tensor o2 = outs[mi][1].narrow(1, 0, t + 1);              // [B, t+1, H, D]
+        const at::Tensor o2 = outs[mi][1].narrow(1, 0, t + 1);               // [B, t+1, H, D]
         r.differ += o2.ne(o).flatten(2).any(-1).sum().item<int64_t>();
         const at::Tensor on = o.flatten(2).norm(2, -1);                      // [B, t+1]
         const at::Tensor rel = d.flatten(2).norm(2, -1) / on.mean();         // [B, t+1]
@@ -154,14 +153,15 @@ int run_leak(const LeakArgs& a) {
   std::cout << std::left << std::setw(12) << "mode" << std::right << std::setw(8) << "cut"
             << std::setw(8) << "t-t0" << std::setw(12) << "affected" << std::setw(14)
             << "rel change" << std::setw(14) << "max rel" << std::setw(8) << "reach"
-            << std::setw(10) << "earlier" << std::setw(9) << "bitwise" << "\n";
+            << std::setw(10) << "earlier" << std::setw(9) << "bitwise"
+            << "\n";
   for (const auto& r : rows) {
     const double frac = r.positions > 0 ? double(r.affected) / double(r.positions) : 0.0;
     std::cout << std::left << std::setw(12) << r.mode << std::right << std::fixed
               << std::setprecision(3) << std::setw(8) << r.cut << std::setw(8) << r.offset
-              << std::setw(12) << frac << std::scientific << std::setprecision(2)
-              << std::setw(14) << r.rel_change << std::setw(14) << r.max_rel << std::setw(8)
-              << r.reach << std::setw(10) << r.earlier << std::setw(9) << r.differ << "\n";
+              << std::setw(12) << frac << std::scientific << std::setprecision(2) << std::setw(14)
+              << r.rel_change << std::setw(14) << r.max_rel << std::setw(8) << r.reach
+              << std::setw(10) << r.earlier << std::setw(9) << r.differ << "\n";
   }
   std::cout << "cut: t as a fraction of the tile (t - t0: its offset from the tile start); "
                "affected: fraction of the tile's positions <= t whose output changed (max "
@@ -174,9 +174,9 @@ int run_leak(const LeakArgs& a) {
     nlohmann::json j;
     j["geometry"] = {{"N", a.n}, {"L", g.L}, {"p", g.p}, {"k", g.k}, {"m", g.m},
                      {"T", g.T}, {"C", g.C}, {"S", g.S}, {"tile", tile}};
-    j["inputs"] = {{"B", a.batch}, {"H", a.heads}, {"Hkv", a.kv_heads}, {"D", a.dim},
-                   {"dtype", a.dtype}, {"device", "cpu"}, {"seed", a.seed},
-                   {"selection", a.selection}};
+    j["inputs"] = {
+        {"B", a.batch},     {"H", a.heads},    {"Hkv", a.kv_heads}, {"D", a.dim},
+        {"dtype", a.dtype}, {"device", "cpu"}, {"seed", a.seed},    {"selection", a.selection}};
     j["rows"] = nlohmann::json::array();
     for (const auto& r : rows) j["rows"].push_back(to_json(r));
     write_output_file("--json", a.json, j.dump(2) + "\n");

@@ -44,8 +44,9 @@ int run_bench(const BenchArgs& a) {
   cfg.tile_topk = a.tile_topk;
   cfg.scorer = a.scorer == "dilated" ? Scorer::Dilated : Scorer::Norm;
   cfg.dilation = a.dilation;
-  Geometry g;
   std::string err;
+  cfg.selection = parse_selection(a.selection, &err);
+  Geometry g;
   if (!make_geometry(cfg, a.n, &g, &err)) throw std::invalid_argument(err);
   const int64_t hkv = a.kv_heads > 0 ? a.kv_heads : a.heads;
   if (a.heads % hkv != 0) throw std::invalid_argument("--heads must be a multiple of --kv-heads");
@@ -152,6 +153,8 @@ void add_bench(CLI::App& app) {
   sub->add_option("--repeats", a->repeats, "timed runs per case")->check(positive_int());
   sub->add_option("--seed", a->seed, "random seed")->check(non_negative_int());
   sub->add_option("--json", a->json, "write results as JSON to this file");
+  sub->add_option("--selection", a->selection, "stratified|causal (SPEC.md §12)")
+      ->check(CLI::IsMember({"stratified", "causal"}));
   // The CUDA sweep's own flags: an error with --device cpu rather than silently unused.
   const std::vector<CLI::Option*> cuda_only = {
       sub->add_option("--seq-lens", a->seq_lens,

@@ -168,7 +168,7 @@ void write_json(const BenchReport& r, const std::string& path) {
                  {"D", a.dim}, {"dtype", a.dtype}, {"L", a.levels}, {"p", a.pool},
                  {"m", a.tile_topk}, {"warmup", a.warmup}, {"repeats", a.repeats},
                  {"case_budget_s", a.case_budget_s}, {"scorer", a.scorer},
-                 {"dilation", a.dilation}};
+                 {"dilation", a.dilation}, {"selection", a.selection}};
   for (const auto& p : r.points) {
     nlohmann::json jp = {{"N", p.N}, {"k", p.k}, {"S", p.S}};
     for (const auto& [name, c] : p.cases)

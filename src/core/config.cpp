@@ -74,9 +74,7 @@ Selection parse_selection(const std::string& name, std::string* error) {
   return Selection::Stratified;
 }
 
-std::string selection_name(Selection s) {
-  return s == Selection::Causal ? "causal" : "stratified";
-}
+std::string selection_name(Selection s) { return s == Selection::Causal ? "causal" : "stratified"; }
 
 int64_t Geometry::level_of(int64_t e) const {
   for (int64_t l = 0; l < L; ++l)

@@ -85,8 +85,7 @@ std::tuple<at::Tensor, at::Tensor> dilated_score_autograd(const at::Tensor& q,
 
 std::tuple<at::Tensor, at::Tensor> select_autograd(const at::Tensor& sq, const at::Tensor& sk,
                                                    int64_t levels, int64_t pool, int64_t topk,
-                                                   int64_t tile_topk,
-                                                   c10::string_view selection) {
+                                                   int64_t tile_topk, c10::string_view selection) {
   at::AutoDispatchBelowADInplaceOrView guard;
   Config cfg;
   cfg.levels = levels;

@@ -127,12 +127,12 @@ std::tuple<at::Tensor, at::Tensor> select_cuda(const at::Tensor& sq_in, const at
                     ", B * H * T = ", B * H * g.T);
   const size_t smem = k::select_shared_bytes(prm);
   const size_t limit = at::cuda::getCurrentDeviceProperties()->sharedMemPerBlockOptin;
-  TORCH_CHECK_VALUE(smem <= limit, op, ": tile_topk (m) = ", g.m, " with pool (p) = ", g.p,
-                    " and levels (L) = ", g.L,
-                    cfg.selection == Selection::Causal ? " (causal, C = " + std::to_string(g.C) + ")"
-                                                       : std::string(),
-                    " needs ", smem,
-                    " bytes of shared memory per block on CUDA, the device has ", limit);
+  TORCH_CHECK_VALUE(
+      smem <= limit, op, ": tile_topk (m) = ", g.m, " with pool (p) = ", g.p,
+      " and levels (L) = ", g.L,
+      cfg.selection == Selection::Causal ? " (causal, C = " + std::to_string(g.C) + ")"
+                                         : std::string(),
+      " needs ", smem, " bytes of shared memory per block on CUDA, the device has ", limit);
   check_launch(k::launch_select(prm, at::cuda::getCurrentCUDAStream()), op);
   return {slots, inverse};
 }

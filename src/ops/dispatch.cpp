@@ -22,8 +22,8 @@ std::tuple<at::Tensor, at::Tensor> dilated_score(const at::Tensor& q, const at::
 std::tuple<at::Tensor, at::Tensor> select(const at::Tensor& sq, const at::Tensor& sk,
                                           const Config& cfg) {
   static auto op = op_handle<std::tuple<at::Tensor, at::Tensor>(
-      const at::Tensor&, const at::Tensor&, int64_t, int64_t, int64_t, int64_t,
-      c10::string_view)>("lighthouse::_select");
+      const at::Tensor&, const at::Tensor&, int64_t, int64_t, int64_t, int64_t, c10::string_view)>(
+      "lighthouse::_select");
   return op.call(sq, sk, cfg.levels, cfg.pool, cfg.topk, cfg.tile_topk,
                  selection_name(cfg.selection));
 }

@@ -27,7 +27,8 @@ at::Tensor scores(int64_t B, int64_t H, int64_t P, int variant, uint64_t seed) {
   const at::Tensor u = randn({B, H, P}, at::kFloat, seed + 1);
   sc = at::where(u > 2.0f, at::full_like(sc, std::numeric_limits<float>::quiet_NaN()), sc);
   sc = at::where(u < -2.2f, at::full_like(sc, std::numeric_limits<float>::infinity()), sc);
-  sc = at::where((u > 1.0f) & (u < 1.1f), at::full_like(sc, -std::numeric_limits<float>::infinity()), sc);
+  sc = at::where((u > 1.0f) & (u < 1.1f),
+                 at::full_like(sc, -std::numeric_limits<float>::infinity()), sc);
   sc = at::where((u > 0.0f) & (u < 0.2f), at::full_like(sc, -0.0f), sc);
   return sc;
 }
@@ -71,8 +72,8 @@ TEST_P(CudaCausal, OpMatchesCpuFloat64OnSamePlan) {
   EXPECT_TRUE(bitwise_equal(plan.slots.cpu(), slots_c));
   const FwdBwd gpu = run_with_plan(gin, plan, causal(s), to_cuda(go));
   const Inputs d{in.q.to(at::kDouble), in.k.to(at::kDouble), in.v.to(at::kDouble)};
-  const FwdBwd ref = run_with_plan(d, Plan{plan.slots.cpu(), plan.inverse.cpu()}, s.cfg(),
-                                   go.to(at::kDouble));
+  const FwdBwd ref =
+      run_with_plan(d, Plan{plan.slots.cpu(), plan.inverse.cpu()}, s.cfg(), go.to(at::kDouble));
   const double tol = tolerance(at::kBFloat16);
   EXPECT_LE(rel_err(gpu.o.cpu(), ref.o), tol) << "o";
   EXPECT_LE(rel_err(gpu.dq.cpu(), ref.dq), tol) << "dq";
@@ -108,9 +109,9 @@ INSTANTIATE_TEST_SUITE_P(Shapes, CudaCausal, ::testing::ValuesIn(shapes()),
 // Long sequences: the replica's and the benchmark's shapes.
 TEST(CudaCausalLarge, PlanMatchesCpuAtLongN) {
   SKIP_WITHOUT_CUDA();
-  for (const Shape& s : {Shape{1, 524288, 8, 8, 128, 3, 4, 2048, 128},
-                         Shape{1, 65536, 8, 4, 64, 3, 4, 2048, 128},
-                         Shape{2, 262144, 2, 2, 64, 4, 8, 256, 128}}) {
+  for (const Shape& s :
+       {Shape{1, 524288, 8, 8, 128, 3, 4, 2048, 128}, Shape{1, 65536, 8, 4, 64, 3, 4, 2048, 128},
+        Shape{2, 262144, 2, 2, 64, 4, 8, 256, 128}}) {
     auto opts = at::TensorOptions().dtype(at::kBFloat16).device(at::kCUDA);
     const at::Tensor q = at::randn({s.B, s.N, s.H, s.D}, opts);    // [B, N, H, D]
     const at::Tensor k = at::randn({s.B, s.N, s.Hkv, s.D}, opts);  // [B, N, Hkv, D]

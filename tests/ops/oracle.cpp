@@ -152,8 +152,8 @@ std::vector<Emitted> emit_head(const float* sq, const float* sk, const Levels& l
       } else {
         const std::vector<int64_t> order_q = by_score(cand, sq + lv.off[l]);
         sel.insert(order_q.begin(), order_q.begin() + m / 2);  // Aq
-        const std::vector<int64_t> order_k = by_score(
-            std::vector<int64_t>(order_q.begin() + m / 2, order_q.end()), sk + lv.off[l]);
+        const std::vector<int64_t> order_k =
+            by_score(std::vector<int64_t>(order_q.begin() + m / 2, order_q.end()), sk + lv.off[l]);
         sel.insert(order_k.begin(), order_k.begin() + m / 2);  // Ak
       }
       for (int64_t i : cand) out.push_back({key(l, i, lv.p, sel.count(i) > 0), lv.off[l] + i});
@@ -185,8 +185,7 @@ Selection select(const at::Tensor& sq, const at::Tensor& sk, int64_t L, int64_t 
     for (int64_t h = 0; h < H; ++h) {
       std::vector<Emitted> e =
           emit_head(sqc.data_ptr<float>() + (b * H + h) * P,
-                    skc.data_ptr<float>() + (b * Hkv + h / (H / Hkv)) * P, levels, k, m,
-                    causal);
+                    skc.data_ptr<float>() + (b * Hkv + h / (H / Hkv)) * P, levels, k, m, causal);
       std::sort(e.begin(), e.end(),
                 [](const Emitted& a, const Emitted& b2) { return a.key < b2.key; });
       std::vector<int64_t> t;

@@ -27,13 +27,13 @@ Config causal_cfg(const Shape& s) {
 // Shapes for the causality sweep: L 2-4, p 2-8, GQA and MQA, T 1-4, C == m.
 std::vector<Shape> causal_shapes() {
   //       B    N  H Hkv  D  L  p   k   m
-  return {{1, 256, 4, 2, 8, 3, 2, 16, 8},    // GQA 2, T 2
-          {2, 256, 2, 1, 8, 2, 4, 8, 4},     // L 2, MQA, B 2, T 2
-          {1, 512, 2, 2, 8, 4, 2, 8, 4},     // L 4, T 2
-          {1, 512, 2, 1, 8, 2, 8, 16, 4},    // p 8, T 4
-          {1, 1024, 2, 1, 8, 3, 4, 16, 8},   // p 4, T 2
-          {1, 64, 2, 2, 8, 2, 2, 32, 16},    // C == m: every coarsest entry refined
-          {1, 1024, 1, 1, 8, 4, 4, 4, 4}};   // L 4, p 4, T 1
+  return {{1, 256, 4, 2, 8, 3, 2, 16, 8},   // GQA 2, T 2
+          {2, 256, 2, 1, 8, 2, 4, 8, 4},    // L 2, MQA, B 2, T 2
+          {1, 512, 2, 2, 8, 4, 2, 8, 4},    // L 4, T 2
+          {1, 512, 2, 1, 8, 2, 8, 16, 4},   // p 8, T 4
+          {1, 1024, 2, 1, 8, 3, 4, 16, 8},  // p 4, T 2
+          {1, 64, 2, 2, 8, 2, 2, 32, 16},   // C == m: every coarsest entry refined
+          {1, 1024, 1, 1, 8, 4, 4, 4, 4}};  // L 4, p 4, T 1
 }
 
 // Cuts t: the last position before and the first of every tile, the tile ends, window
