@@ -199,3 +199,38 @@ def test_model_init_refuses_unsupported_fields_by_name(tmp_path):
     r = lighthouse("train", *DENSE, "--set", f"model.init={tmp_path / 'hf'}",
                    "--set", f"data.source={tmp_path / 'ds'}", check=False)
     assert r.returncode == 1 and "model.init" in r.stderr and "attention_bias" in r.stderr, r.stderr
+
+
+@pytest.mark.skipif(not BIN, reason="needs LIGHTHOUSE_BIN")
+def test_continue_llama_recipe_runs_at_toy_size_on_cpu(tmp_path):
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+    root = Path(__file__).resolve().parents[2]
+    cfg = LlamaConfig(vocab_size=400, hidden_size=32, intermediate_size=64, num_hidden_layers=5,
+                      num_attention_heads=2, num_key_value_heads=1, head_dim=16,
+                      rope_parameters={"rope_type": "llama3", "rope_theta": 500000.0,
+                                       "factor": 8.0, "low_freq_factor": 1.0,
+                                       "high_freq_factor": 4.0,
+                                       "original_max_position_embeddings": 64})
+    torch.manual_seed(0)
+    LlamaForCausalLM(cfg).to(torch.bfloat16).save_pretrained(tmp_path / "hf")
+    write_batch_dataset(tmp_path / "ds", 24, 256, 400, seed=3)
+    run = tmp_path / "run"
+    r = lighthouse("train", "--config", str(root / "configs" / "continue-llama-128k.toml"),
+                   "--set", f"model.init={tmp_path / 'hf'}", "--set", f"data.source={tmp_path / 'ds'}",
+                   "--set", "run.device=cpu", "--set", "train.precision=fp32",
+                   "--set", "train.context=256", "--set", "lighthouse.levels=2",
+                   "--set", "lighthouse.topk=16", "--set", "lighthouse.tile_topk=8", "--set", "train.steps=6",
+                   "--set", "train.stage1_steps=4", "--set", "schedule.warmup_steps=1",
+                   "--set", "train.grad_accum=1", "--set", "val.every=3",
+                   "--set", "checkpoint.every=3", "--set", "model.activation_checkpointing=false",
+                   "--set", "model.rope_theta=2e6", "--set", "data.val_fraction=0.1",
+                   "--set", "val.batches=1", "--set", "run.threads=1",
+                   "--set", "log.progress=false", "--set", f"run.dir={run}")
+    events = [json.loads(l) for l in (run / "metrics.jsonl").read_text().splitlines()]
+    steps = [e for e in events if e["type"] == "step"]
+    assert [e["attention"] for e in steps] == ["lighthouse"] * 4 + ["dense"] * 2
+    assert all(np.isfinite(e["loss"]) for e in steps)
+    text = (run / "config.toml").read_text()
+    assert "rope_theta = 2e+06" in text and 'rope_scaling = "llama3"' in text  # θ overridden
+    assert "vocab_size = 400" in text and "n_layers = 5" in text
