@@ -41,32 +41,38 @@ void TokenStream::read(int64_t pos, int64_t n, int64_t* out) const {
 namespace {
 
 // The shards of dir (checksums and ids verified when data.verify).
-TokenStream open_shards(const RunConfig& cfg, const std::string& dir) {
+TokenStream open_shards(const RunConfig& cfg, const std::string& dir,
+                        const DataProgress& progress) {
   TokenStream stream;
-  stream.shards = ShardSet::open(dir, cfg.data.verify);
+  std::function<void(int64_t, int64_t)> report;
+  if (progress) report = [&](int64_t done, int64_t total) { progress("verify", done, total); };
+  stream.shards = ShardSet::open(dir, cfg.data.verify, report);
   stream.end = stream.shards->size();
   return stream;
 }
 
 // data.source converted once into byte-token shards under data.cache; reused while the
 // source's files (paths, sizes, mtimes) and text_key are unchanged.
-TokenStream cached_stream(const RunConfig& cfg, const std::string& dir) {
+TokenStream cached_stream(const RunConfig& cfg, const std::string& dir,
+                          const DataProgress& progress) {
   const std::string signature = source_signature(cfg.data.source, cfg.data.text_key);
-  if (!is_shard_dataset(dir) || read_manifest(dir).source != signature)
-    tokenize_bytes(list_document_files(cfg.data.source), cfg.data.text_key, dir,
-                   int64_t{1} << 28);
-  return open_shards(cfg, dir);
+  if (!is_shard_dataset(dir) || read_manifest(dir).source != signature) {
+    std::function<void(int64_t, int64_t)> report;
+    if (progress) report = [&](int64_t done, int64_t total) { progress("tokenize", done, total); };
+    tokenize_bytes({cfg.data.source}, cfg.data.text_key, dir, int64_t{1} << 28, report);
+  }
+  return open_shards(cfg, dir, progress);
 }
 
 }  // namespace
 
 TokenStream load_stream(const RunConfig& cfg, int64_t* documents, std::string* what,
-                        int64_t* vocab_size) {
+                        int64_t* vocab_size, const DataProgress& progress) {
   if (cfg.data.source != "builtin" && (is_shard_dataset(cfg.data.source) ||
                                        !cache_dir(cfg).empty())) {
     const bool shards = is_shard_dataset(cfg.data.source);
-    TokenStream stream = shards ? open_shards(cfg, cfg.data.source)
-                                : cached_stream(cfg, cache_dir(cfg));
+    TokenStream stream = shards ? open_shards(cfg, cfg.data.source, progress)
+                                : cached_stream(cfg, cache_dir(cfg), progress);
     const Manifest& m = stream.shards->manifest();
     if (documents) *documents = m.documents();
     if (vocab_size) *vocab_size = m.vocab_size;
@@ -101,11 +107,11 @@ TokenStream load_stream(const RunConfig& cfg, int64_t* documents, std::string* w
   return stream;
 }
 
-Dataset load_dataset(const RunConfig& cfg) {
+Dataset load_dataset(const RunConfig& cfg, const DataProgress& progress) {
   const int64_t N = cfg.train.context;
   Dataset ds;
   std::string what;
-  TokenStream all = load_stream(cfg, &ds.documents, &what, &ds.vocab_size);
+  TokenStream all = load_stream(cfg, &ds.documents, &what, &ds.vocab_size, progress);
   if (all.shards) ds.eos_id = all.shards->manifest().eos_id;
   const int64_t total = all.size();
 

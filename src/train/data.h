@@ -78,15 +78,20 @@ struct Dataset {
   std::string description;  // one line for the log
 };
 
+// Progress of the long data stages: stage "tokenize" (data.cache conversion, bytes of input)
+// and "verify" (shard checksums, bytes of ids), done of total.
+using DataProgress = std::function<void(const std::string& stage, int64_t done, int64_t total)>;
+
 // Every document of data.source (or the built-in corpus), byte-tokenized and joined with EOS,
 // or the shards of data.source; *documents, *what (the source's name for the log) and
 // *vocab_size are set when given.
 TokenStream load_stream(const RunConfig& cfg, int64_t* documents = nullptr,
-                        std::string* what = nullptr, int64_t* vocab_size = nullptr);
+                        std::string* what = nullptr, int64_t* vocab_size = nullptr,
+                        const DataProgress& progress = {});
 
 // Loads data.source (or generates the built-in corpus) and splits it. Throws ConfigError when
 // the splits are too small for one batch of train.context tokens.
-Dataset load_dataset(const RunConfig& cfg);
+Dataset load_dataset(const RunConfig& cfg, const DataProgress& progress = {});
 
 class SequenceLoader {
  public:

@@ -210,7 +210,7 @@ std::unique_ptr<Session> open_session(const Launch& launch) {
   if (cfg.run.threads > 0) at::set_num_threads(static_cast<int>(cfg.run.threads));
   s->run_dir = cfg.run.dir;
 
-  s->data = load_dataset(cfg);
+  s->data = load_dataset(cfg, launch.data_progress);
   resolve_vocab(cfg, s->data, ck_path);
   if (ck && ck->meta.contains("data_vocab_size") &&
       ck->meta.at("data_vocab_size").get<int64_t>() != s->data.vocab_size)

@@ -231,6 +231,7 @@ TEST(Shards, StreamingACorpusSixteenTimesTheMemoryBoundKeepsMemoryFlat) {
     loader.next_batch(8);
     peak = std::max(peak, rss_anon());
   }
+  RecordProperty("rss_anon_growth_bytes", std::to_string(peak - before));
   EXPECT_LT(peak - before, bound) << "anonymous memory grew by " << (peak - before) << " bytes";
 }
 
