@@ -19,6 +19,7 @@ void add_export(CLI::App& app);
 void add_eval(CLI::App& app);     // eval.cpp
 void add_compare(CLI::App& app);  // compare.cpp
 void add_plot(CLI::App& app);     // plot.cpp
+void add_data(CLI::App& app);     // `data tokenize` (data.cpp)
 // `lighthouse --version`: version, git commit, torch, CUDA, SDPA backends (version.cpp).
 void add_version(CLI::App& app);
 

@@ -18,6 +18,7 @@ int main(int argc, char** argv) {
   lighthouse::cli::add_eval(app);
   lighthouse::cli::add_compare(app);
   lighthouse::cli::add_plot(app);
+  lighthouse::cli::add_data(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {

@@ -29,7 +29,14 @@ std::vector<std::pair<std::string, std::string>> overrides(const TrainArgs& a) {
 }
 
 int run_train(const TrainArgs& a) {
-  auto session = train::open_session({a.config, overrides(a)});
+  std::optional<Progress> data_bar;  // one bar per data stage (verify, tokenize)
+  std::string data_stage;
+  const train::DataProgress data_progress = [&](const std::string& stage, int64_t done,
+                                                int64_t total) {
+    if (stage != data_stage) data_bar.emplace(stage, total, "B"), data_stage = stage;
+    data_bar->update(done);
+  };
+  auto session = train::open_session({a.config, overrides(a), data_progress});
   std::optional<Progress> progress;
   train::ConsoleHooks hooks;
   hooks.line = [&](const std::string& text) {

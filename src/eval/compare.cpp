@@ -255,7 +255,7 @@ json run_compare(const CompareOptions& o, const CompareHooks& hooks) {
       say("compare: reusing " + given + " as the " + name + " run");
       continue;
     }
-    train::Launch launch{o.config, o.overrides};
+    train::Launch launch{o.config, o.overrides, {}};
     launch.overrides.emplace_back("train.attention", name);
     launch.overrides.emplace_back("run.dir", o.out + "/" + name);
     say("compare: training the " +

@@ -53,14 +53,7 @@ EvalModel load_export_model(const std::string& dir) {
   } else {
     // A Llama export without our metadata: dense evaluation on --data only.
     m.has_run_config = false;
-    m.cfg.model.d_model = mc.d_model;
-    m.cfg.model.n_layers = mc.n_layers;
-    m.cfg.model.n_heads = mc.n_heads;
-    m.cfg.model.n_kv_heads = mc.n_kv_heads;
-    m.cfg.model.head_dim = mc.head_dim;
-    m.cfg.model.ffn_hidden = mc.ffn_hidden;
-    m.cfg.model.rope_theta = mc.rope_theta;
-    m.cfg.model.norm_eps = mc.norm_eps;
+    train::apply_model_config(m.cfg, mc);
     m.cfg.model.dense_layers.clear();
     mc = train::to_model_config(m.cfg);
   }

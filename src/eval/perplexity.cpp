@@ -12,9 +12,9 @@ PplResult perplexity(EvalModel& m, const train::TokenStream& stream, int64_t con
                      model::AttentionMode mode, int64_t max_tokens,
                      const std::function<void(int64_t, int64_t)>& progress) {
   const int64_t available =
-      stream.tokens.size() > 1 ? static_cast<int64_t>(stream.tokens.size() - 1) / context : 0;
+      stream.size() > 1 ? (stream.size() - 1) / context : 0;
   if (available == 0)
-    throw std::runtime_error("--ppl: the data holds " + std::to_string(stream.tokens.size()) +
+    throw std::runtime_error("--ppl: the data holds " + std::to_string(stream.size()) +
                              " tokens, fewer than one sequence of " + std::to_string(context) +
                              " + 1");
   int64_t n_seq = available;

@@ -1,4 +1,5 @@
-// Hugging Face LlamaForCausalLM export: parameter renaming, config.json, model.safetensors.
+// Hugging Face LlamaForCausalLM export: parameter renaming, config.json, model.safetensors
+// (the import, its reverse, is hf_import.cpp).
 #include "model/export.h"
 
 #include <sys/stat.h>
@@ -6,7 +7,6 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <sstream>
 
 namespace lighthouse::model {
 namespace {
@@ -39,10 +39,27 @@ std::string hf_parameter_name(const std::string& name) {
   return name.rfind("lm_head.", 0) == 0 ? name : "model." + name;
 }
 
+std::string our_parameter_name(const std::string& hf_name) {
+  return hf_name.rfind("model.", 0) == 0 ? hf_name.substr(6) : hf_name;
+}
+
 nlohmann::json hf_config(const ModelConfig& cfg, at::ScalarType dtype,
                          int64_t max_position_embeddings) {
   const std::string dtype_name = hf_dtype_name(dtype);
-  // rope_theta is the transformers 4.x key, rope_parameters the 5.x one; each reads its own.
+  // rope_theta / rope_scaling are the transformers 4.x keys, rope_parameters the 5.x one;
+  // each reads its own.
+  nlohmann::json rope = {{"rope_type", "default"}, {"rope_theta", cfg.rope_theta}};
+  nlohmann::json scaling = nullptr;
+  if (cfg.rope_scaling.enabled) {
+    scaling = {{"rope_type", "llama3"},
+               {"factor", cfg.rope_scaling.factor},
+               {"low_freq_factor", cfg.rope_scaling.low_freq_factor},
+               {"high_freq_factor", cfg.rope_scaling.high_freq_factor},
+               {"original_max_position_embeddings", cfg.rope_scaling.original_context}};
+    rope = scaling;
+    rope["rope_theta"] = cfg.rope_theta;
+  }
+  const bool bytes = cfg.vocab == kVocab;  // the byte tokenizer's specials; else unknown here
   return nlohmann::json{
       {"architectures", {"LlamaForCausalLM"}},
       {"model_type", "llama"},
@@ -56,16 +73,17 @@ nlohmann::json hf_config(const ModelConfig& cfg, at::ScalarType dtype,
       {"hidden_act", "silu"},
       {"rms_norm_eps", cfg.norm_eps},
       {"rope_theta", cfg.rope_theta},
-      {"rope_parameters", {{"rope_type", "default"}, {"rope_theta", cfg.rope_theta}}},
+      {"rope_scaling", scaling},
+      {"rope_parameters", rope},
       {"max_position_embeddings", max_position_embeddings},
       {"initializer_range", 0.02},
       {"tie_word_embeddings", false},
       {"attention_bias", false},
       {"attention_dropout", 0.0},
       {"mlp_bias", false},
-      {"bos_token_id", kBos},
-      {"eos_token_id", kEos},
-      {"pad_token_id", kPad},
+      {"bos_token_id", bytes ? nlohmann::json(kBos) : nlohmann::json(nullptr)},
+      {"eos_token_id", bytes ? nlohmann::json(kEos) : nlohmann::json(nullptr)},
+      {"pad_token_id", bytes ? nlohmann::json(kPad) : nlohmann::json(nullptr)},
       {"torch_dtype", dtype_name},
       {"dtype", dtype_name},
       {"use_cache", true},
@@ -93,62 +111,6 @@ void export_hf(const Llama& model, const std::string& dir, at::ScalarType dtype,
   TORCH_CHECK(out, "export_hf: cannot open '", path, "' for writing");
   out << config.dump(2) << "\n";
   TORCH_CHECK(out, "export_hf: writing '", path, "' failed");
-}
-
-ExportedModel read_hf_export(const std::string& dir) {
-  const std::string cfg_path = dir + "/config.json";
-  std::ifstream in(cfg_path);
-  TORCH_CHECK_VALUE(in, "--model: cannot open '", cfg_path, "' (a directory written by export)");
-  std::stringstream text;
-  text << in.rdbuf();
-  const auto j = nlohmann::json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
-  TORCH_CHECK_VALUE(j.is_object(), "--model: ", cfg_path, " is not a JSON object");
-  const auto get = [&](const char* key) -> const nlohmann::json& {
-    TORCH_CHECK_VALUE(j.contains(key), "--model: ", cfg_path, " has no \"", key, "\"");
-    return j.at(key);
-  };
-  TORCH_CHECK_VALUE(get("model_type") == "llama", "--model: ", cfg_path,
-                    ": model_type must be \"llama\", got ", get("model_type").dump());
-  ExportedModel out;
-  ModelConfig& c = out.config;
-  c.vocab = get("vocab_size").get<int64_t>();
-  TORCH_CHECK_VALUE(c.vocab == kVocab, "--model: ", cfg_path, ": vocab_size must be ", kVocab,
-                    " (the byte tokenizer), got ", c.vocab);
-  c.d_model = get("hidden_size").get<int64_t>();
-  c.ffn_hidden = get("intermediate_size").get<int64_t>();
-  c.n_layers = get("num_hidden_layers").get<int64_t>();
-  c.n_heads = get("num_attention_heads").get<int64_t>();
-  c.n_kv_heads = get("num_key_value_heads").get<int64_t>();
-  c.head_dim = get("head_dim").get<int64_t>();
-  c.norm_eps = get("rms_norm_eps").get<double>();
-  c.rope_theta = get("rope_theta").get<double>();
-  out.max_position_embeddings = get("max_position_embeddings").get<int64_t>();
-  TORCH_CHECK_VALUE(!get("tie_word_embeddings").get<bool>(), "--model: ", cfg_path,
-                    ": tied embeddings are not supported (lighthouse exports untied ones)");
-
-  const std::string st_path = dir + "/model.safetensors";
-  out.metadata = load_safetensors_metadata(st_path);
-  for (auto& [name, t] : load_safetensors(st_path)) {
-    const std::string ours = name.rfind("model.", 0) == 0 ? name.substr(6) : name;
-    out.weights.emplace(ours, t.to(at::kFloat));
-  }
-  return out;
-}
-
-void load_hf_weights(Llama& model, const ExportedModel& exported, const std::string& dir) {
-  torch::NoGradGuard no_grad;
-  for (auto& item : model->named_parameters()) {
-    const auto it = exported.weights.find(item.key());
-    TORCH_CHECK_VALUE(it != exported.weights.end(), "--model: ", dir,
-                      "/model.safetensors has no tensor ", hf_parameter_name(item.key()));
-    TORCH_CHECK_VALUE(it->second.sizes() == item.value().sizes(), "--model: ", dir,
-                      "/model.safetensors: ", hf_parameter_name(item.key()), " has shape ",
-                      it->second.sizes(), ", the model expects ", item.value().sizes());
-    item.value().copy_(it->second);
-  }
-  TORCH_CHECK_VALUE(exported.weights.size() == model->named_parameters().size(), "--model: ", dir,
-                    "/model.safetensors holds ", exported.weights.size(),
-                    " tensors, the model has ", model->named_parameters().size(), " parameters");
 }
 
 }  // namespace lighthouse::model

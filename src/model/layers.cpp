@@ -22,7 +22,26 @@ at::Tensor RMSNormImpl::forward(const at::Tensor& x) {
   return at::rms_norm(x, {weight.size(0)}, weight, eps_);
 }
 
-RopeCache::RopeCache(int64_t head_dim, double theta) : head_dim_(head_dim), theta_(theta) {}
+RopeCache::RopeCache(int64_t head_dim, double theta, const RopeScaling& scaling)
+    : head_dim_(head_dim), theta_(theta), scaling_(scaling) {}
+
+namespace {
+
+// Llama 3.1's rescaling of the inverse frequencies (RopeScaling, llama.h), in fp32 as
+// Hugging Face computes it.
+at::Tensor llama3_inv_freq(const at::Tensor& inv_freq, const RopeScaling& s) {  // [D/2]
+  const double old = static_cast<double>(s.original_context);
+  const double low_wavelen = old / s.low_freq_factor, high_wavelen = old / s.high_freq_factor;
+  const at::Tensor wavelen = 2.0 * M_PI / inv_freq;                              // [D/2]
+  at::Tensor scaled = at::where(wavelen > low_wavelen, inv_freq / s.factor, inv_freq);
+  const at::Tensor smooth =
+      (old / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);  // [D/2]
+  const at::Tensor smoothed = (1 - smooth) * scaled / s.factor + smooth * scaled;      // [D/2]
+  const at::Tensor medium = (wavelen >= high_wavelen) & (wavelen <= low_wavelen);
+  return at::where(medium, smoothed, scaled);
+}
+
+}  // namespace
 
 RopeTables RopeCache::get(int64_t n, const c10::Device& device, at::ScalarType dtype) {
   for (const Entry& e : entries_) {
@@ -32,6 +51,7 @@ RopeTables RopeCache::get(int64_t n, const c10::Device& device, at::ScalarType d
   const double dim = static_cast<double>(head_dim_);
   at::Tensor exponent = torch::arange(0, head_dim_, 2, f32) / dim;       // [D/2]
   at::Tensor inv_freq = 1.0 / at::pow(theta_, exponent);                  // [D/2]
+  if (scaling_.enabled) inv_freq = llama3_inv_freq(inv_freq, scaling_);
   at::Tensor angles = at::outer(torch::arange(n, f32), inv_freq);        // [N, D/2]
   at::Tensor c = angles.cos();                                           // [N, D/2]
   at::Tensor s = angles.sin();                                           // [N, D/2]

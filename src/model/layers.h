@@ -33,10 +33,10 @@ struct RopeTables {
 };
 
 // Caches RopeTables per (N, device, dtype); the frequencies follow Hugging Face
-// (inv_freq_j = theta^(-2j/D) and angles computed in fp32).
+// (inv_freq_j = theta^(-2j/D), rescaled by `scaling` when enabled, angles computed in fp32).
 class RopeCache {
  public:
-  RopeCache(int64_t head_dim, double theta);
+  RopeCache(int64_t head_dim, double theta, const RopeScaling& scaling = {});
   RopeTables get(int64_t n, const c10::Device& device, at::ScalarType dtype);
 
  private:
@@ -48,6 +48,7 @@ class RopeCache {
   };
   int64_t head_dim_;
   double theta_;
+  RopeScaling scaling_;
   std::vector<Entry> entries_;  // most recent last, at most kMaxEntries
   static constexpr size_t kMaxEntries = 4;
 };

@@ -13,8 +13,7 @@ namespace lighthouse::model {
 namespace {
 
 void check_config(const ModelConfig& cfg) {
-  TORCH_CHECK_VALUE(cfg.vocab >= kVocab, "model.vocab must be >= ", kVocab,
-                    " (256 bytes + BOS/EOS/PAD), got ", cfg.vocab);
+  TORCH_CHECK_VALUE(cfg.vocab > 0, "model.vocab_size must be > 0, got ", cfg.vocab);
   TORCH_CHECK_VALUE(cfg.d_model > 0, "model.d_model must be > 0, got ", cfg.d_model);
   TORCH_CHECK_VALUE(cfg.n_layers > 0, "model.n_layers must be > 0, got ", cfg.n_layers);
   TORCH_CHECK_VALUE(cfg.n_heads > 0, "model.n_heads must be > 0, got ", cfg.n_heads);
@@ -50,7 +49,7 @@ std::vector<int64_t> resolved_dense_layers(const ModelConfig& cfg) {
 }
 
 struct LlamaImpl::State {
-  explicit State(const ModelConfig& c) : cfg(c), rope(c.head_dim, c.rope_theta) {}
+  explicit State(const ModelConfig& c) : cfg(c), rope(c.head_dim, c.rope_theta, c.rope_scaling) {}
 
   ModelConfig cfg;
   AttentionMode mode = AttentionMode::Dense;

@@ -24,6 +24,15 @@ enum class AttentionMode { Dense, Lighthouse };
 // output is a convex combination of values like dense attention's (docs/stability.md).
 enum class LighthouseCombine { Sum, Mean };
 
+// Llama 3.1's frequency-dependent RoPE scaling (Hugging Face rope_type "llama3"): wavelengths
+// beyond original_context / low_freq_factor are stretched by `factor`, those below
+// original_context / high_freq_factor kept, the band between interpolated.
+struct RopeScaling {
+  bool enabled = false;
+  double factor = 8.0, low_freq_factor = 1.0, high_freq_factor = 4.0;
+  int64_t original_context = 8192;
+};
+
 struct ModelConfig {
   int64_t vocab = kVocab;
   int64_t d_model = 256;
@@ -33,6 +42,7 @@ struct ModelConfig {
   int64_t head_dim = 64;
   int64_t ffn_hidden = 512;          // SwiGLU hidden size
   double rope_theta = 10000.0;
+  RopeScaling rope_scaling;
   double norm_eps = 1e-5;
   std::vector<int64_t> dense_layers;  // always dense; empty = first two and last two
   Config lighthouse;                  // L, p, k, m, scorer, SDPA backend of Lighthouse layers

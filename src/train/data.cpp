@@ -1,15 +1,10 @@
-// Document readers (plain and gzip files through zlib's gzread, with the gzip magic checked for
-// .gz names; JSON Lines), the byte tokenizer, the train/validation split and the seeded,
-// resumable sequence order.
+// The byte tokenizer, token streams (in memory or a window of shards), loading data.source,
+// the train/validation split and the seeded, resumable sequence order.
 #include "train/data.h"
-
-#include <zlib.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <filesystem>
-#include <nlohmann/json.hpp>
 #include <sstream>
 
 #include "model/llama.h"
@@ -17,93 +12,6 @@
 #include "train/rng.h"
 
 namespace lighthouse::train {
-namespace fs = std::filesystem;
-namespace {
-
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() &&
-         s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-
-std::string strip_gz(const std::string& name) {
-  return ends_with(name, ".gz") ? name.substr(0, name.size() - 3) : name;
-}
-
-bool is_jsonl(const std::string& path) {
-  const std::string n = strip_gz(path);
-  return ends_with(n, ".jsonl") || ends_with(n, ".json");
-}
-
-bool is_text(const std::string& path) {
-  const std::string n = strip_gz(path);
-  return ends_with(n, ".txt") || ends_with(n, ".text") || ends_with(n, ".md");
-}
-
-// A .gz file must start with the gzip magic bytes 1f 8b: gzread would pass anything else
-// through as plain bytes.
-void check_gzip_magic(const std::string& path) {
-  std::FILE* f = std::fopen(path.c_str(), "rb");
-  if (!f) throw ConfigError("data.source: cannot open " + path);
-  unsigned char magic[2] = {0, 0};
-  const size_t n = std::fread(magic, 1, 2, f);
-  std::fclose(f);
-  if (n != 2 || magic[0] != 0x1f || magic[1] != 0x8b)
-    throw ConfigError("data.source: " + path +
-                      " is not gzip data (the name ends in .gz, the file does not start with "
-                      "the gzip magic bytes 1f 8b)");
-}
-
-// The whole (decompressed) content of a file; gzread passes plain files through unchanged.
-std::string read_file(const std::string& path) {
-  if (ends_with(path, ".gz")) check_gzip_magic(path);
-  gzFile f = gzopen(path.c_str(), "rb");
-  if (!f) throw ConfigError("data.source: cannot open " + path);
-  gzbuffer(f, 1 << 18);
-  std::string out;
-  std::vector<char> buf(1 << 18);
-  int n;
-  while ((n = gzread(f, buf.data(), static_cast<unsigned>(buf.size()))) > 0)
-    out.append(buf.data(), n);
-  int err = Z_OK;
-  const std::string msg = gzerror(f, &err);
-  gzclose(f);
-  if (n < 0 || (err != Z_OK && err != Z_STREAM_END))
-    throw ConfigError("data.source: cannot read " + path + ": " + msg);
-  return out;
-}
-
-void read_jsonl(const std::string& path, const std::string& key,
-                const std::function<void(std::string_view)>& fn) {
-  std::istringstream in(read_file(path));
-  std::string line;
-  int64_t lineno = 0;
-  while (std::getline(in, line)) {
-    ++lineno;
-    if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    nlohmann::json j;
-    try {
-      j = nlohmann::json::parse(line);
-    } catch (const nlohmann::json::parse_error& e) {
-      throw ConfigError("data.source: " + path + ":" + std::to_string(lineno) + ": invalid JSON (" +
-                        std::string(e.what()) + ")");
-    }
-    if (!j.is_object() || !j.contains(key) || !j[key].is_string())
-      throw ConfigError("data.text_key: " + path + ":" + std::to_string(lineno) +
-                        ": no string field \"" + key + "\"");
-    fn(j[key].get_ref<const std::string&>());
-  }
-}
-
-void read_one(const std::string& path, const std::string& key,
-              const std::function<void(std::string_view)>& fn) {
-  if (is_jsonl(path)) {
-    read_jsonl(path, key, fn);
-  } else {
-    fn(read_file(path));
-  }
-}
-
-}  // namespace
 
 std::vector<uint16_t> encode(std::string_view text) {
   std::vector<uint16_t> out(text.size());
@@ -118,34 +26,61 @@ std::string decode(const std::vector<uint16_t>& tokens) {
   return out;
 }
 
-void for_each_document(const std::string& source, const std::string& text_key,
-                       const std::function<void(std::string_view)>& fn) {
-  std::error_code ec;
-  if (fs::is_directory(source, ec)) {
-    std::vector<std::string> files;
-    for (auto it = fs::recursive_directory_iterator(source, ec); !ec && it != fs::end(it);
-         it.increment(ec)) {
-      const std::string name = it->path().filename().string();
-      if (!name.empty() && name[0] == '.') {
-        if (it->is_directory()) it.disable_recursion_pending();
-        continue;
-      }
-      const std::string p = it->path().string();
-      if (it->is_regular_file() && (is_jsonl(p) || is_text(p))) files.push_back(p);
-    }
-    if (ec) throw ConfigError("data.source: cannot list " + source + ": " + ec.message());
-    if (files.empty())
-      throw ConfigError("data.source: no .txt/.text/.md/.jsonl/.json(.gz) files under " + source);
-    std::sort(files.begin(), files.end());
-    for (const auto& f : files) read_one(f, text_key, fn);
-  } else if (fs::is_regular_file(source, ec)) {
-    read_one(source, text_key, fn);
-  } else {
-    throw ConfigError("data.source: no such file or directory: " + source);
-  }
+int64_t TokenStream::size() const {
+  return shards ? end - begin : static_cast<int64_t>(tokens.size());
 }
 
-TokenStream load_stream(const RunConfig& cfg, int64_t* documents, std::string* what) {
+void TokenStream::read(int64_t pos, int64_t n, int64_t* out) const {
+  TORCH_CHECK(pos >= 0 && n >= 0 && pos + n <= size(), "TokenStream::read: [", pos, ", ",
+              pos + n, ") is outside the stream of ", size(), " tokens");
+  if (shards) return shards->read(begin + pos, n, out);
+  const uint16_t* src = tokens.data() + pos;
+  for (int64_t t = 0; t < n; ++t) out[t] = src[t];
+}
+
+namespace {
+
+// The shards of dir (checksums and ids verified when data.verify).
+TokenStream open_shards(const RunConfig& cfg, const std::string& dir,
+                        const DataProgress& progress) {
+  TokenStream stream;
+  std::function<void(int64_t, int64_t)> report;
+  if (progress) report = [&](int64_t done, int64_t total) { progress("verify", done, total); };
+  stream.shards = ShardSet::open(dir, cfg.data.verify, report);
+  stream.end = stream.shards->size();
+  return stream;
+}
+
+// data.source converted once into byte-token shards under data.cache; reused while the
+// source's files (paths, sizes, mtimes) and text_key are unchanged.
+TokenStream cached_stream(const RunConfig& cfg, const std::string& dir,
+                          const DataProgress& progress) {
+  const std::string signature = source_signature(cfg.data.source, cfg.data.text_key);
+  if (!is_shard_dataset(dir) || read_manifest(dir).source != signature) {
+    std::function<void(int64_t, int64_t)> report;
+    if (progress) report = [&](int64_t done, int64_t total) { progress("tokenize", done, total); };
+    tokenize_bytes({cfg.data.source}, cfg.data.text_key, dir, int64_t{1} << 28, report);
+  }
+  return open_shards(cfg, dir, progress);
+}
+
+}  // namespace
+
+TokenStream load_stream(const RunConfig& cfg, int64_t* documents, std::string* what,
+                        int64_t* vocab_size, const DataProgress& progress) {
+  if (cfg.data.source != "builtin" && (is_shard_dataset(cfg.data.source) ||
+                                       !cache_dir(cfg).empty())) {
+    const bool shards = is_shard_dataset(cfg.data.source);
+    TokenStream stream = shards ? open_shards(cfg, cfg.data.source, progress)
+                                : cached_stream(cfg, cache_dir(cfg), progress);
+    const Manifest& m = stream.shards->manifest();
+    if (documents) *documents = m.documents();
+    if (vocab_size) *vocab_size = m.vocab_size;
+    if (what)
+      *what = shards ? cfg.data.source + " (" + std::to_string(m.shards.size()) + " shards)"
+                     : cfg.data.source + " (cached in " + cache_dir(cfg) + ")";
+    return stream;
+  }
   TokenStream stream;
   std::vector<uint16_t>& all = stream.tokens;
   int64_t docs = 0;
@@ -168,17 +103,20 @@ TokenStream load_stream(const RunConfig& cfg, int64_t* documents, std::string* w
     if (what) *what = cfg.data.source;
   }
   if (documents) *documents = docs;
+  if (vocab_size) *vocab_size = model::kVocab;
   return stream;
 }
 
-Dataset load_dataset(const RunConfig& cfg) {
+Dataset load_dataset(const RunConfig& cfg, const DataProgress& progress) {
   const int64_t N = cfg.train.context;
   Dataset ds;
   std::string what;
-  const std::vector<uint16_t> all = load_stream(cfg, &ds.documents, &what).tokens;
+  TokenStream all = load_stream(cfg, &ds.documents, &what, &ds.vocab_size, progress);
+  if (all.shards) ds.eos_id = all.shards->manifest().eos_id;
+  const int64_t total = all.size();
 
   // Split at a sequence boundary: the last ceil(val_fraction * M) sequences are validation.
-  const int64_t total_seq = all.size() > 1 ? static_cast<int64_t>(all.size() - 1) / N : 0;
+  const int64_t total_seq = total > 1 ? (total - 1) / N : 0;
   const int64_t val_seq =
       cfg.data.val_fraction > 0
           ? std::max<int64_t>(1, static_cast<int64_t>(std::ceil(cfg.data.val_fraction * total_seq)))
@@ -186,7 +124,7 @@ Dataset load_dataset(const RunConfig& cfg) {
   const int64_t train_seq = total_seq - val_seq;
   const int64_t need = cfg.train.batch_size;
   if (train_seq < need)
-    throw ConfigError("data.source: " + what + " has " + std::to_string(all.size()) +
+    throw ConfigError("data.source: " + what + " has " + std::to_string(total) +
                       " tokens, too few for " + std::to_string(need) + " training sequence(s) of " +
                       std::to_string(N) + " plus the validation split");
   const int64_t val_need = cfg.val.batches * cfg.train.batch_size;
@@ -199,12 +137,18 @@ Dataset load_dataset(const RunConfig& cfg) {
         (val_seq >= cfg.train.batch_size
              ? "; the maximum is val.batches = " + std::to_string(val_seq / cfg.train.batch_size)
              : ", less than one batch; raise data.val_fraction or lower train.batch_size"));
-  const size_t cut = static_cast<size_t>(train_seq * N);
-  ds.train.tokens.assign(all.begin(), all.begin() + cut + 1);
-  if (val_seq > 0) ds.val.tokens.assign(all.begin() + cut, all.end());
+  const int64_t cut = train_seq * N;
+  if (all.shards) {  // windows of the mapped stream; the token at `cut` is shared
+    ds.train.shards = ds.val.shards = all.shards;
+    ds.train.end = cut + 1;
+    if (val_seq > 0) ds.val.begin = cut, ds.val.end = total;
+  } else {
+    ds.train.tokens.assign(all.tokens.begin(), all.tokens.begin() + cut + 1);
+    if (val_seq > 0) ds.val.tokens.assign(all.tokens.begin() + cut, all.tokens.end());
+  }
 
   std::ostringstream d;
-  d << what << ": " << ds.documents << " documents, " << all.size() << " tokens -> " << train_seq
+  d << what << ": " << ds.documents << " documents, " << total << " tokens -> " << train_seq
     << " train + " << val_seq << " validation sequences of " << N;
   ds.description = d.str();
   return ds;
@@ -214,11 +158,10 @@ SequenceLoader::SequenceLoader(const TokenStream& stream, int64_t context, uint6
                                bool shuffle)
     : stream_(&stream),
       context_(context),
-      num_seq_(stream.tokens.size() > 1 ? static_cast<int64_t>(stream.tokens.size() - 1) / context
-                                        : 0),
+      num_seq_(stream.size() > 1 ? (stream.size() - 1) / context : 0),
       seed_(seed),
       shuffle_(shuffle) {
-  TORCH_CHECK(num_seq_ > 0, "token stream of ", stream.tokens.size(),
+  TORCH_CHECK(num_seq_ > 0, "token stream of ", stream.size(),
               " tokens holds no sequence of ", context, " + 1");
 }
 
@@ -231,11 +174,6 @@ int64_t SequenceLoader::sequence_at(uint64_t cursor) {
     perm_epoch_ = epoch;
   }
   return perm_[pos];
-}
-
-void SequenceLoader::copy_sequence(int64_t index, int64_t* out) const {
-  const uint16_t* src = stream_->tokens.data() + index * context_;
-  for (int64_t t = 0; t <= context_; ++t) out[t] = src[t];
 }
 
 at::Tensor SequenceLoader::next_batch(int64_t batch) {

@@ -1,6 +1,8 @@
-// Training data. Documents (the built-in corpus, a text file, a directory tree of text files,
-// or JSON Lines with a text field; any of them gzip-compressed) are byte-tokenized, joined
-// with EOS into one token stream, and cut into fixed-length sequences. The last
+// Training data. A token stream comes from token shards (any tokenizer, memory-mapped:
+// shards.h) or from documents (the built-in corpus, a text file, a directory tree of text
+// files, or JSON Lines with a text field; any of them gzip-compressed) byte-tokenized and
+// joined with EOS, in memory or converted once into shards (data.cache). The stream is cut
+// into fixed-length sequences. The last
 // data.val_fraction of the sequences is the held-out validation split. Training visits the
 // other sequences epoch by epoch, each epoch in its own seeded permutation, from a cursor
 // (sequences consumed so far) that checkpoints save and restore.
@@ -10,11 +12,13 @@
 
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "train/run_config.h"
+#include "train/shards.h"
 
 namespace lighthouse::train {
 
@@ -22,31 +26,72 @@ namespace lighthouse::train {
 std::vector<uint16_t> encode(std::string_view text);
 std::string decode(const std::vector<uint16_t>& tokens);  // specials are dropped
 
-// Calls fn(document) for every document under `source` (a file or a directory tree), files in
-// sorted path order. *.jsonl / *.json (optionally .gz) are JSON Lines whose `text_key` field is
-// a document; other files (*.txt, *.text, *.md, optionally .gz) are one document each.
-// Throws ConfigError naming data.source or data.text_key.
+// The files of `source` (a file, or a directory tree's *.txt / *.text / *.md / *.jsonl /
+// *.json, each optionally .gz, hidden entries skipped) in sorted path order. Throws ConfigError
+// naming data.source.
+std::vector<std::string> list_document_files(const std::string& source);
+
+// Receives documents piece by piece: bytes(...) any number of times, then end().
+struct DocumentSink {
+  std::function<void(std::string_view)> bytes;
+  std::function<void()> end;
+};
+// Streams the documents of one file into sink: a JSON Lines file (*.jsonl / *.json, optionally
+// .gz) one line at a time (its `text_key` field is a document), any other file as one document
+// in blocks. on_offset(bytes of the file read so far) reports progress. Memory: one block and
+// the longest line. Throws ConfigError naming data.source or data.text_key.
+void stream_documents(const std::string& path, const std::string& text_key,
+                      const DocumentSink& sink, const std::function<void(int64_t)>& on_offset);
+// Calls fn(document) for every document of every file of list_document_files(source).
 void for_each_document(const std::string& source, const std::string& text_key,
                        const std::function<void(std::string_view)>& fn);
 
+// Byte-tokenizes every document of `sources` into a shard dataset at out_dir (vocabulary
+// model::kVocab, EOS model::kEos). progress(bytes read, bytes total) follows the input files.
+// `signature` is recorded in the manifest (source_signature for the cache).
+Manifest tokenize_bytes(const std::vector<std::string>& sources, const std::string& text_key,
+                        const std::string& out_dir, int64_t shard_tokens,
+                        const std::function<void(int64_t, int64_t)>& progress = {});
+// What a cache of `source` was made from: text_key and every file's path, size and mtime.
+std::string source_signature(const std::string& source, const std::string& text_key);
+// The directory data.cache names for a run config ("" when the stream is held in memory).
+std::string cache_dir(const RunConfig& cfg);
+
+// A token stream: ids held in memory (byte-tokenized text), or a window [begin, end) of
+// memory-mapped shards.
 struct TokenStream {
-  std::vector<uint16_t> tokens;  // doc EOS doc EOS ...
+  std::vector<uint16_t> tokens;            // doc EOS doc EOS ... (in memory), or
+  std::shared_ptr<const ShardSet> shards;  // when set: the window [begin, end) of its stream
+  int64_t begin = 0, end = 0;
+
+  int64_t size() const;
+  bool empty() const { return size() == 0; }
+  // Tokens [pos, pos + n) of this stream into out.
+  void read(int64_t pos, int64_t n, int64_t* out) const;
 };
 
 struct Dataset {
   TokenStream train, val;
   int64_t documents = 0;
+  int64_t vocab_size = model::kVocab;  // ids are below it (the shards' header; bytes: kVocab)
+  int64_t eos_id = model::kEos;
   std::string description;  // one line for the log
 };
 
-// Every document of data.source (or the built-in corpus), byte-tokenized and joined with EOS;
-// *documents and *what (the source's name for the log) are set when given.
+// Progress of the long data stages: stage "tokenize" (data.cache conversion, bytes of input)
+// and "verify" (shard checksums, bytes of ids), done of total.
+using DataProgress = std::function<void(const std::string& stage, int64_t done, int64_t total)>;
+
+// Every document of data.source (or the built-in corpus), byte-tokenized and joined with EOS,
+// or the shards of data.source; *documents, *what (the source's name for the log) and
+// *vocab_size are set when given.
 TokenStream load_stream(const RunConfig& cfg, int64_t* documents = nullptr,
-                        std::string* what = nullptr);
+                        std::string* what = nullptr, int64_t* vocab_size = nullptr,
+                        const DataProgress& progress = {});
 
 // Loads data.source (or generates the built-in corpus) and splits it. Throws ConfigError when
 // the splits are too small for one batch of train.context tokens.
-Dataset load_dataset(const RunConfig& cfg);
+Dataset load_dataset(const RunConfig& cfg, const DataProgress& progress = {});
 
 class SequenceLoader {
  public:
@@ -66,7 +111,7 @@ class SequenceLoader {
   int64_t sequence_at(uint64_t cursor);
 
  private:
-  void copy_sequence(int64_t index, int64_t* out) const;
+  void copy_sequence(int64_t index, int64_t* out) const { stream_->read(index * context_, context_ + 1, out); }
 
   const TokenStream* stream_;
   int64_t context_, num_seq_;

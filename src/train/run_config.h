@@ -39,6 +39,11 @@ struct RunConfig {
     double rope_theta = 10000.0, norm_eps = 1e-5;
     std::vector<int64_t> dense_layers = {0, 3};  // empty = first two and last two
     bool activation_checkpointing = false;
+    int64_t vocab_size = 0;    // 0 = from the data (the shards' header; 259 for bytes)
+    std::string init;          // "" = random init; else a Hugging Face Llama directory
+    std::string rope_scaling = "none";  // none | llama3 (frequency-dependent RoPE scaling)
+    double rope_scaling_factor = 8.0, rope_low_freq_factor = 1.0, rope_high_freq_factor = 4.0;
+    int64_t rope_original_context = 8192;  // llama3: original_max_position_embeddings
   } model;
   struct Lighthouse {
     int64_t levels = 3, pool = 4, topk = 64, tile_topk = 16;
@@ -69,6 +74,8 @@ struct RunConfig {
   struct Data {
     std::string source = "builtin";  // builtin | a text file, JSONL file or directory
     std::string text_key = "text";   // JSON Lines field holding the document
+    std::string cache;               // "" = text held in memory; "run" = <run.dir>/tokens; a dir
+    bool verify = true;              // shards: recompute CRC-32s and check ids when opened
     double val_fraction = 0.02;      // tail of the token stream held out
     int64_t builtin_docs = 600;      // built-in corpus: number of documents
     int64_t builtin_doc_bytes = 0;   // built-in corpus: mean document size, 0 = context
@@ -124,5 +131,11 @@ std::vector<KeyInfo> all_keys();
 
 // Model configuration (Lighthouse params included) from a run config.
 model::ModelConfig to_model_config(const RunConfig& cfg);
+// The reverse for what a Hugging Face config defines: sizes, vocabulary, norm epsilon, RoPE.
+void apply_model_config(RunConfig& cfg, const model::ModelConfig& m);
+// Throws ConfigError naming the first shape key (model.d_model, ..., model.vocab_size) whose
+// value in cfg differs from m's; `origin` names where m comes from.
+void check_model_shapes(const RunConfig& cfg, const model::ModelConfig& m,
+                        const std::string& origin);
 
 }  // namespace lighthouse::train

@@ -79,6 +79,20 @@ void validate(const RunConfig& c) {
   if (!(m.rope_theta > 1.0)) fail("model.rope_theta", cat("must be > 1, got ", m.rope_theta));
   if (!(m.norm_eps > 0.0 && m.norm_eps < 1.0))
     fail("model.norm_eps", cat("must be in (0, 1), got ", m.norm_eps));
+  if (m.vocab_size < 0 || m.vocab_size > (int64_t{1} << 32))
+    fail("model.vocab_size", cat("must be in [0, 2^32] (0 = from the data), got ", m.vocab_size));
+  one_of("model.rope_scaling", m.rope_scaling, {"none", "llama3"});
+  if (m.rope_scaling == "llama3") {
+    if (!(m.rope_scaling_factor >= 1.0))
+      fail("model.rope_scaling_factor", cat("must be >= 1, got ", m.rope_scaling_factor));
+    if (!(m.rope_low_freq_factor > 0.0))
+      fail("model.rope_low_freq_factor", cat("must be > 0, got ", m.rope_low_freq_factor));
+    if (!(m.rope_high_freq_factor > m.rope_low_freq_factor))
+      fail("model.rope_high_freq_factor",
+           cat("must be > model.rope_low_freq_factor = ", m.rope_low_freq_factor, ", got ",
+               m.rope_high_freq_factor));
+    positive("model.rope_original_context", m.rope_original_context);
+  }
   for (size_t i = 0; i < m.dense_layers.size(); ++i) {
     const int64_t l = m.dense_layers[i];
     if (l < 0 || l >= m.n_layers)
@@ -196,6 +210,14 @@ model::ModelConfig to_model_config(const RunConfig& c) {
   m.norm_eps = c.model.norm_eps;
   m.dense_layers = c.model.dense_layers;
   m.activation_checkpointing = c.model.activation_checkpointing;
+  if (c.model.vocab_size > 0) m.vocab = c.model.vocab_size;
+  if (c.model.rope_scaling == "llama3") {
+    m.rope_scaling.enabled = true;
+    m.rope_scaling.factor = c.model.rope_scaling_factor;
+    m.rope_scaling.low_freq_factor = c.model.rope_low_freq_factor;
+    m.rope_scaling.high_freq_factor = c.model.rope_high_freq_factor;
+    m.rope_scaling.original_context = c.model.rope_original_context;
+  }
   m.lighthouse.levels = c.lighthouse.levels;
   m.lighthouse.pool = c.lighthouse.pool;
   m.lighthouse.topk = c.lighthouse.topk;
@@ -208,6 +230,39 @@ model::ModelConfig to_model_config(const RunConfig& c) {
   m.lighthouse_combine = c.lighthouse.combine == "mean" ? model::LighthouseCombine::Mean
                                                         : model::LighthouseCombine::Sum;
   return m;
+}
+
+void apply_model_config(RunConfig& c, const model::ModelConfig& m) {
+  c.model.vocab_size = m.vocab;
+  c.model.d_model = m.d_model;
+  c.model.n_layers = m.n_layers;
+  c.model.n_heads = m.n_heads;
+  c.model.n_kv_heads = m.n_kv_heads;
+  c.model.head_dim = m.head_dim;
+  c.model.ffn_hidden = m.ffn_hidden;
+  c.model.rope_theta = m.rope_theta;
+  c.model.norm_eps = m.norm_eps;
+  c.model.rope_scaling = m.rope_scaling.enabled ? "llama3" : "none";
+  c.model.rope_scaling_factor = m.rope_scaling.factor;
+  c.model.rope_low_freq_factor = m.rope_scaling.low_freq_factor;
+  c.model.rope_high_freq_factor = m.rope_scaling.high_freq_factor;
+  c.model.rope_original_context = m.rope_scaling.original_context;
+}
+
+void check_model_shapes(const RunConfig& c, const model::ModelConfig& m,
+                        const std::string& origin) {
+  const std::pair<const char*, std::pair<int64_t, int64_t>> keys[] = {
+      {"model.vocab_size", {c.model.vocab_size, m.vocab}},
+      {"model.d_model", {c.model.d_model, m.d_model}},
+      {"model.n_layers", {c.model.n_layers, m.n_layers}},
+      {"model.n_heads", {c.model.n_heads, m.n_heads}},
+      {"model.n_kv_heads", {c.model.n_kv_heads, m.n_kv_heads}},
+      {"model.head_dim", {c.model.head_dim, m.head_dim}},
+      {"model.ffn_hidden", {c.model.ffn_hidden, m.ffn_hidden}}};
+  for (const auto& [key, v] : keys)
+    if (v.first != v.second)
+      fail(key, cat(v.first, " differs from ", v.second, " of ", origin,
+                    " (the weights' shape; leave the key out, model.init sets it)"));
 }
 
 }  // namespace lighthouse::train

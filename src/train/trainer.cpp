@@ -16,6 +16,7 @@
 #include <optional>
 #include <sstream>
 
+#include "model/export.h"
 #include "train/checkpoint.h"
 #include "train/device.h"
 #include "train/failure.h"
@@ -121,14 +122,60 @@ std::string mode_name(model::AttentionMode m) {
   return m == model::AttentionMode::Lighthouse ? "lighthouse" : "dense";
 }
 
-std::unique_ptr<Session> open_session(const Launch& launch) {
-  RunConfig cfg;
-  if (!launch.config_file.empty()) apply_toml_file(cfg, launch.config_file);  // else: tiny
-  bool dir_given = false;
-  for (const auto& [k, v] : launch.overrides) {
-    apply_value(cfg, k, v);
-    dir_given |= k == "run.dir";
+namespace {
+
+// The config file over `base`, then the overrides.
+RunConfig layered(RunConfig base, const Launch& launch) {
+  if (!launch.config_file.empty()) apply_toml_file(base, launch.config_file);
+  for (const auto& [k, v] : launch.overrides) apply_value(base, k, v);
+  return base;
+}
+
+// model.init of a fresh run: the Hugging Face config's model keys replace the defaults under
+// the config file and the overrides (which may change RoPE, not the weights' shapes).
+std::optional<model::ExportedModel> apply_model_init(RunConfig& cfg, const Launch& launch) {
+  if (cfg.model.init.empty() || !cfg.run.resume.empty()) return std::nullopt;
+  std::optional<model::ExportedModel> hf;
+  try {
+    hf = model::read_hf_export(cfg.model.init, "model.init");
+  } catch (const c10::Error& e) {
+    throw ConfigError(e.what_without_backtrace());
   }
+  RunConfig base;
+  apply_model_config(base, hf->config);
+  cfg = layered(base, launch);
+  check_model_shapes(cfg, hf->config, "model.init " + cfg.model.init + "/config.json");
+  return hf;
+}
+
+// The vocabulary of the model: model.vocab_size, or the data's when 0; never below the data's.
+void resolve_vocab(RunConfig& cfg, const Dataset& data, const std::string& checkpoint) {
+  int64_t& v = cfg.model.vocab_size;
+  if (v == 0) v = data.vocab_size;
+  if (v >= data.vocab_size) return;
+  const std::string whose = !checkpoint.empty() ? "the checkpoint " + checkpoint
+                            : !cfg.model.init.empty() ? "model.init " + cfg.model.init
+                                                      : "model.vocab_size";
+  throw ConfigError("model.vocab_size: " + whose + " has vocab_size " + std::to_string(v) +
+                    ", below data.source " + cfg.data.source + "'s vocab_size " +
+                    std::to_string(data.vocab_size));
+}
+
+void load_init_weights(model::Llama& m, const model::ExportedModel& hf, const std::string& dir) {
+  try {
+    load_hf_weights(m, hf, dir);
+  } catch (const c10::Error& e) {
+    throw ConfigError(e.what_without_backtrace());
+  }
+}
+
+}  // namespace
+
+std::unique_ptr<Session> open_session(const Launch& launch) {
+  RunConfig cfg = layered(RunConfig{}, launch);  // no --config: the tiny defaults
+  bool dir_given = false;
+  for (const auto& [k, v] : launch.overrides) dir_given |= k == "run.dir";
+  const std::optional<model::ExportedModel> init = apply_model_init(cfg, launch);
 
   std::optional<CheckpointContents> ck;
   std::string ck_path;
@@ -163,11 +210,23 @@ std::unique_ptr<Session> open_session(const Launch& launch) {
   if (cfg.run.threads > 0) at::set_num_threads(static_cast<int>(cfg.run.threads));
   s->run_dir = cfg.run.dir;
 
+  s->data = load_dataset(cfg, launch.data_progress);
+  resolve_vocab(cfg, s->data, ck_path);
+  if (ck && ck->meta.contains("data_vocab_size") &&
+      ck->meta.at("data_vocab_size").get<int64_t>() != s->data.vocab_size)
+    throw ConfigError("data.source: " + cfg.data.source + " has vocab_size " +
+                      std::to_string(s->data.vocab_size) + ", the checkpoint " + ck_path +
+                      " was trained on data with vocab_size " +
+                      std::to_string(ck->meta.at("data_vocab_size").get<int64_t>()));
+
   torch::manual_seed(static_cast<uint64_t>(cfg.run.seed));
   try {
     s->model = model::Llama(to_model_config(cfg));  // initialized on CPU: same on any device
+    if (init) load_init_weights(s->model, *init, cfg.model.init);
     s->model->to(s->device);
     s->opt = make_optimizer(*s->model, cfg);
+  } catch (const ConfigError&) {
+    throw;
   } catch (const c10::Error& e) {  // out of memory, or a size beyond the allocator
     throw_model_oom(cfg, e);
   } catch (const std::bad_alloc& e) {
@@ -175,11 +234,10 @@ std::unique_ptr<Session> open_session(const Launch& launch) {
   }
   s->params = s->model->parameters();
 
-  s->data = load_dataset(cfg);
   const uint64_t seed = static_cast<uint64_t>(cfg.run.seed);
   s->train_loader = std::make_unique<SequenceLoader>(s->data.train, cfg.train.context,
                                                      mix_seed(seed, 0x7a1), /*shuffle=*/true);
-  if (!s->data.val.tokens.empty())
+  if (!s->data.val.empty())
     s->val_loader = std::make_unique<SequenceLoader>(s->data.val, cfg.train.context, 0, false);
 
   if (ck) {
@@ -290,6 +348,7 @@ void save_checkpoint(Session& s) {
                                {"step", s.step},
                                {"tokens", s.tokens},
                                {"data_cursor", s.train_loader->cursor()},
+                               {"data_vocab_size", s.data.vocab_size},
                                {"attention", mode_name(s.model->attention_mode())},
                                {"skipped_steps", s.skipped_steps},
                                {"consecutive_skips", s.consecutive_skips},

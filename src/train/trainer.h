@@ -24,6 +24,7 @@ namespace lighthouse::train {
 struct Launch {
   std::string config_file;
   std::vector<std::pair<std::string, std::string>> overrides;
+  DataProgress data_progress;  // shard verification, data.cache conversion (none when empty)
 };
 
 struct Session {

@@ -152,6 +152,13 @@ TEST(RunConfig, ShippedConfigsAreValid) {
     apply_toml_file(c, (dir / name).string());
     EXPECT_NO_THROW(validate(c)) << name;
   }
+  RunConfig cont;  // sizes and data come from model.init and data.source: a Llama 3.1 8B's
+  apply_toml_file(cont, (dir / "continue-llama-128k.toml").string());
+  EXPECT_THROW(validate(cont), ConfigError);  // data.source = "" must be given
+  for (const char* kv : {"data.source=tokens", "model.n_layers=32", "model.d_model=4096",
+                         "model.n_heads=32", "model.n_kv_heads=8", "model.head_dim=128"})
+    apply_override(cont, kv);
+  EXPECT_NO_THROW(validate(cont));
 }
 
 TEST(RunConfig, Replica64kIsSmallGpuAt64k) {
