@@ -70,6 +70,12 @@ std::string join(const std::vector<int64_t>& v) {
   return s.empty() ? "none" : s;
 }
 
+// Every parameter's gradient set to none: the optimizer's zero_grad reaches only its own
+// parameters, a ZeRO-1 shard.
+void drop_gradients(const std::vector<at::Tensor>& params) {
+  for (const auto& p : params) p.mutable_grad().reset();
+}
+
 at::Tensor batch_loss(Session& s, const at::Tensor& batch) {  // batch [B, N + 1]
   return next_token_loss(s.model, batch, s.device, s.bf16);
 }
@@ -248,7 +254,7 @@ StepStats train_step(Session& s, std::optional<model::AttentionMode> mode) {
   synchronize(s.device);
   reset_peak_memory(s.device);
   const auto t0 = Clock::now();
-  s.opt->zero_grad(/*set_to_none=*/true);
+  drop_gradients(s.params);
   const int64_t A = s.cfg.train.grad_accum, B = s.cfg.train.batch_size;
   auto loss_sum = torch::zeros({}, torch::dtype(at::kFloat).device(s.device));  // []
   const std::string fault = nonfinite_fault(s.step + 1);  // test hook (failure.h)
@@ -276,7 +282,7 @@ StepStats train_step(Session& s, std::optional<model::AttentionMode> mode) {
     if (s.group) dist::broadcast_from_owners(*s.group, s.params, s.owners);
     s.consecutive_skips = 0;
   } else {  // weights and AdamW state untouched; the gradients are dropped
-    s.opt->zero_grad(/*set_to_none=*/true);
+    drop_gradients(s.params);
     ++s.skipped_steps;
     ++s.consecutive_skips;
   }
