@@ -7,6 +7,8 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <sstream>
 #include <string>
 #include <vector>
 
@@ -44,6 +46,16 @@ double max_rel_diff(const TensorMap& got, const TensorMap& ref, const std::strin
   return worst;
 }
 
+// Extra --set values from LIGHTHOUSE_TEST_DIST_SETS (space-separated), for the same tests on
+// GPUs over NCCL: "run.device=cuda train.precision=fp32" (docs/gpu.md). Empty on CPU.
+std::vector<std::string> device_sets() {
+  std::vector<std::string> out;
+  const char* env = std::getenv("LIGHTHOUSE_TEST_DIST_SETS");
+  std::istringstream in(env ? env : "");
+  for (std::string s; in >> s;) out.push_back(s);
+  return out;
+}
+
 class DataParallel : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -56,11 +68,13 @@ class DataParallel : public ::testing::Test {
     std::vector<std::string> args = {"train", "--config", dir_ + "/test.toml", "--set",
                                      "run.dir=" + run};
     for (const auto& s : sets) args.insert(args.end(), {"--set", s});
+    for (const auto& s : device_sets()) args.insert(args.end(), {"--set", s});
     return run_cli(dir_, args, env);
   }
   CliResult resume(const std::string& run, const std::vector<std::string>& sets) const {
     std::vector<std::string> args = {"train", "--set", "run.resume=" + run};
     for (const auto& s : sets) args.insert(args.end(), {"--set", s});
+    for (const auto& s : device_sets()) args.insert(args.end(), {"--set", s});
     return run_cli(dir_, args);
   }
   // The run's losses and final weights equal the reference's to `tol` (relative; its AdamW
@@ -91,7 +105,10 @@ TEST_F(DataParallel, TwoRanksEqualOneProcessWithTheSameGlobalBatch) {
   r = train(two, {"dist.world_size=2"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   // Rank 0 alone prints: one header, one line per step.
-  EXPECT_NE(r.out.find("x 2 ranks (gloo, data parallel 2"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find(device_sets().empty() ? "x 2 ranks (gloo, data parallel 2"
+                                             : "x 2 ranks (nccl, data parallel 2"),
+            std::string::npos)
+      << r.out;
   size_t lines = 0;
   for (size_t p = 0; (p = r.out.find("step      3/8", p)) != std::string::npos; ++p) ++lines;
   EXPECT_EQ(lines, 1u) << r.out;
