@@ -9,7 +9,7 @@ SUDO=""
 if [ "$(id -u)" -ne 0 ]; then SUDO=sudo; fi
 pkgs=(build-essential cmake ninja-build pkg-config ccache libgtest-dev libcli11-dev
       libtomlplusplus-dev nlohmann-json3-dev zlib1g-dev libplplot-dev plplot-driver-cairo
-      fonts-dejavu-core)
+      fonts-dejavu-core libgloo-dev)
 missing=()
 for p in "${pkgs[@]}"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
 if [ ${#missing[@]} -gt 0 ]; then

@@ -1,7 +1,9 @@
 // `lighthouse train [--config FILE] [--set key=value ...] [--<key> value ...]`: resolves the run
 // config (the tiny config and the built-in corpus by default), opens or resumes the session and
 // runs the training loop with log lines on stdout and progress on stderr (cli/progress.h).
-// Exit code: 0, or 128 + the signal number when SIGINT / SIGTERM stopped the run.
+// Exit code: 0, or 128 + the signal number when SIGINT / SIGTERM stopped the run. With
+// dist.world_size = N > 1 and no torchrun environment, it launches N local ranks of itself
+// (dist/launch.h) and returns the launch's exit code.
 #include <iostream>
 #include <map>
 #include <memory>
@@ -10,6 +12,8 @@
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/progress.h"
+#include "dist/group.h"
+#include "dist/launch.h"
 #include "train/trainer.h"
 
 namespace lighthouse::cli {
@@ -36,14 +40,19 @@ int run_train(const TrainArgs& a) {
     if (stage != data_stage) data_bar.emplace(stage, total, "B"), data_stage = stage;
     data_bar->update(done);
   };
-  auto session = train::open_session({a.config, overrides(a), data_progress});
+  const train::Launch launch{a.config, overrides(a), data_progress};
+  if (!dist::launch_env().present) {
+    const auto world = train::resolve_config(launch).dist.world_size;
+    if (world > 1) return dist::launch_local(static_cast<int>(world));
+  }
+  auto session = train::open_session(launch);
   std::optional<Progress> progress;
   train::ConsoleHooks hooks;
   hooks.line = [&](const std::string& text) {
     if (progress) progress->clear();
     std::cout << text << std::endl;
   };
-  if (session->cfg.log.progress)
+  if (session->cfg.log.progress && session->rank() == 0)
     hooks.progress = [&](int64_t done, int64_t total, const std::string& extra) {
       if (!progress) progress.emplace("train", total, "tok");
       progress->update(done, extra);

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <set>
 
 namespace lighthouse::train {
 namespace fs = std::filesystem;
@@ -345,7 +346,11 @@ void restore_model(const CheckpointContents& ck, torch::nn::Module& model,
 void restore_optimizer(const CheckpointContents& ck, const torch::nn::Module& model,
                        torch::optim::AdamW& opt, const std::string& path) {
   opt.state().clear();
+  std::set<const void*> in_opt;  // the optimizer's parameters (a ZeRO-1 shard holds a subset)
+  for (const auto& g : opt.param_groups())
+    for (const auto& t : g.params()) in_opt.insert(t.unsafeGetTensorImpl());
   for (const auto& p : model.named_parameters()) {
+    if (!in_opt.count(p.value().unsafeGetTensorImpl())) continue;
     const std::string k = "optim/" + p.key();
     if (!ck.tensors.count(k + "/step")) continue;  // no state yet (never stepped)
     auto s = std::make_unique<torch::optim::AdamWParamState>();

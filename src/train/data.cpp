@@ -183,6 +183,14 @@ at::Tensor SequenceLoader::next_batch(int64_t batch) {
   return out;
 }
 
+at::Tensor SequenceLoader::next_batch(int64_t batch, int64_t rank, int64_t ranks) {
+  TORCH_CHECK(rank >= 0 && rank < ranks, "rank must be in [0, ", ranks, "), got ", rank);
+  cursor_ += static_cast<uint64_t>(rank * batch);
+  auto out = next_batch(batch);  // [B, N + 1]
+  cursor_ += static_cast<uint64_t>((ranks - rank - 1) * batch);
+  return out;
+}
+
 at::Tensor SequenceLoader::batch_at(int64_t first, int64_t batch) const {
   auto out = torch::empty({batch, context_ + 1}, torch::kLong);  // [B, N + 1]
   for (int64_t b = 0; b < batch; ++b)

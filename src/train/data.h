@@ -102,6 +102,9 @@ class SequenceLoader {
 
   // The next `batch` sequences in visiting order: [batch, N + 1] int64. Advances the cursor.
   at::Tensor next_batch(int64_t batch);
+  // Rank `rank`'s slice of the next `batch` x `ranks` sequences (the ranks' slices in rank
+  // order): [batch, N + 1] int64. Advances the cursor by batch x ranks on every rank.
+  at::Tensor next_batch(int64_t batch, int64_t rank, int64_t ranks);
   // Sequences first..first+batch-1 in stream order (validation): [batch, N + 1] int64.
   at::Tensor batch_at(int64_t first, int64_t batch) const;
 

@@ -10,6 +10,7 @@
 namespace lighthouse::train {
 
 MetricsLog::MetricsLog(const std::string& path, int64_t keep_through_step) {
+  if (path.empty()) return;
   std::string kept;
   {
     std::ifstream in(path);
@@ -39,6 +40,7 @@ MetricsLog::~MetricsLog() {
 }
 
 void MetricsLog::write(const nlohmann::json& record) {
+  if (!f_) return;
   const std::string line = record.dump() + "\n";
   if (std::fwrite(line.data(), 1, line.size(), f_) != line.size() || std::fflush(f_) != 0)
     throw std::runtime_error("metrics: writing " + path_ + " failed: " + std::strerror(errno));

@@ -12,7 +12,8 @@ namespace lighthouse::train {
 class MetricsLog {
  public:
   // Opens `path` for appending after dropping records with step > keep_through_step (and any
-  // unreadable partial line a crash left behind).
+  // unreadable partial line a crash left behind). An empty path writes nothing (the log of a
+  // rank other than 0).
   MetricsLog(const std::string& path, int64_t keep_through_step);
   ~MetricsLog();
   MetricsLog(const MetricsLog&) = delete;

@@ -21,9 +21,15 @@ double lr_at(const RunConfig& cfg, int64_t step) {
 }
 
 std::unique_ptr<torch::optim::AdamW> make_optimizer(const torch::nn::Module& model,
-                                                    const RunConfig& cfg) {
+                                                    const RunConfig& cfg,
+                                                    const std::vector<int>& owners, int rank) {
   std::vector<at::Tensor> decay, no_decay;
-  for (const auto& p : model.named_parameters()) {
+  const auto named = model.named_parameters();
+  TORCH_CHECK(owners.empty() || owners.size() == named.size(), "owners must name ", named.size(),
+              " parameters, got ", owners.size());
+  for (size_t i = 0; i < named.size(); ++i) {
+    const auto& p = named[i];
+    if (!owners.empty() && owners[i] != rank) continue;
     const bool exempt = p.value().dim() < 2 || p.key().find("embed") != std::string::npos;
     (exempt && !cfg.optim.decay_norms_and_embeddings ? no_decay : decay).push_back(p.value());
   }

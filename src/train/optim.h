@@ -16,8 +16,12 @@ double lr_at(const RunConfig& cfg, int64_t step);
 
 // AdamW over the model's parameters: group 0 decays, group 1 (1-D tensors such as norm
 // weights, and the token embedding) does not, unless decay_norms_and_embeddings is set.
+// With `owners` (one rank per parameter, in parameters() order; dist::shard_owners), only the
+// parameters owned by `rank` (ZeRO-1); group 0 is then the decay group even when empty.
 std::unique_ptr<torch::optim::AdamW> make_optimizer(const torch::nn::Module& model,
-                                                    const RunConfig& cfg);
+                                                    const RunConfig& cfg,
+                                                    const std::vector<int>& owners = {},
+                                                    int rank = 0);
 
 // Re-applies the config's hyper-parameters to every group (after a resume) and sets the lr.
 void set_hyperparameters(torch::optim::AdamW& opt, const RunConfig& cfg, double lr);

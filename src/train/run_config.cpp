@@ -86,8 +86,9 @@ const std::vector<Field>& fields() {
       LH_KEY("train.attention", String, train.attention, false,
              "lighthouse (two-stage) | dense (dense from now on)"),
       LH_KEY("train.context", Int, train.context, true, "tokens per sequence"),
-      LH_KEY("train.batch_size", Int, train.batch_size, true, "sequences per micro-batch"),
-      LH_KEY("train.grad_accum", Int, train.grad_accum, true, "micro-batches per step"),
+      LH_KEY("train.batch_size", Int, train.batch_size, false,
+             "sequences per micro-batch and rank"),
+      LH_KEY("train.grad_accum", Int, train.grad_accum, false, "micro-batches per step"),
       LH_KEY("train.precision", String, train.precision, false, "auto | bf16 | fp32"),
       LH_KEY("train.stop_at", Int, train.stop_at, false,
              "stop this invocation after that step (0 = train.steps)"),
@@ -129,6 +130,13 @@ const std::vector<Field>& fields() {
       LH_KEY("checkpoint.keep", Int, checkpoint.keep, false, "newest checkpoints kept"),
       LH_KEY("log.every", Int, log.every, false, "steps between console loss lines"),
       LH_KEY("log.progress", Bool, log.progress, false, "progress line on stderr"),
+      LH_KEY("dist.world_size", Int, dist.world_size, false,
+             "processes (0 = torchrun's WORLD_SIZE, else 1; N > 1 starts N local ranks)"),
+      LH_KEY("dist.dp", Int, dist.dp, false, "data-parallel degree (0 = world size / dist.cp)"),
+      LH_KEY("dist.cp", Int, dist.cp, false, "context-parallel degree (1; CP is not built yet)"),
+      LH_KEY("dist.timeout_s", Int, dist.timeout_s, false,
+             "seconds a collective may wait before the run fails, naming the rank"),
+      LH_KEY("dist.bucket_mb", Int, dist.bucket_mb, false, "gradient all-reduce bucket size, MiB"),
   };
   return f;
 }
@@ -505,6 +513,17 @@ void check_resume_compatible(const RunConfig& saved, const RunConfig& now) {
     if (a != b)
       fail(f.key, cat("cannot change when resuming (checkpoint has ", a, ", got ", b, ")"));
   }
+}
+
+void check_resume_global_batch(const RunConfig& saved, int64_t saved_world, const RunConfig& now,
+                               int64_t world) {
+  const int64_t a = global_batch(saved, saved_world), b = global_batch(now, world);
+  if (a != b)
+    fail("train.batch_size",
+         cat("dp x train.batch_size x train.grad_accum (the global batch) cannot change when "
+             "resuming (checkpoint has ", a, " sequences per step, got ", resolve_dp(now, world),
+             " x ", now.train.batch_size, " x ", now.train.grad_accum, " = ", b,
+             "); keep the product when changing dist.dp"));
 }
 
 std::string to_toml(const RunConfig& cfg) {

@@ -1,5 +1,5 @@
 // Run configuration of `lighthouse train`: one table of typed, dotted keys (run.*, model.*,
-// lighthouse.*, train.*, optim.*, schedule.*, data.*, val.*, checkpoint.*, log.*) read from
+// lighthouse.*, train.*, optim.*, schedule.*, data.*, val.*, checkpoint.*, log.*, dist.*) read from
 // TOML files, JSON (checkpoints) and `key=value` overrides. Unknown keys, wrong types and
 // out-of-range values throw ConfigError with a one-line message that starts with the key.
 #pragma once
@@ -96,6 +96,15 @@ struct RunConfig {
     int64_t every = 10;    // steps between console loss lines
     bool progress = true;  // redraw a progress line on stderr
   } log;
+  struct Dist {
+    // Processes of the run: 0 = from the environment (torchrun's WORLD_SIZE), else 1; N > 1
+    // without torchrun starts N local processes (dist/launch.h).
+    int64_t world_size = 0;
+    int64_t dp = 0;  // data-parallel degree, 0 = world size / cp
+    int64_t cp = 1;  // context-parallel degree (only 1 today)
+    int64_t timeout_s = 300;  // a collective waiting longer fails, naming the rank
+    int64_t bucket_mb = 25;   // gradient all-reduce bucket size
+  } dist;
 };
 
 // Applies a TOML document on top of cfg; `origin` names it in errors.
@@ -118,7 +127,13 @@ std::string did_you_mean(const std::string& name, const std::vector<std::string>
 void validate(const RunConfig& cfg);
 // Keys that may not change when resuming (would change data order or model shapes): throws
 // ConfigError naming the first that differs between the checkpoint's config and the new one.
+// The global batch (data-parallel degree x train.batch_size x train.grad_accum) may not
+// change either; its factors may (a dp = 2 checkpoint resumes with dp = 1 or 4).
 void check_resume_compatible(const RunConfig& saved, const RunConfig& now);
+// Throws ConfigError naming train.batch_size when the global batch of `now` in a run of `world`
+// processes differs from that of `saved` in a run of `saved_world`.
+void check_resume_global_batch(const RunConfig& saved, int64_t saved_world, const RunConfig& now,
+                               int64_t world);
 
 std::string to_toml(const RunConfig& cfg);
 nlohmann::json to_json(const RunConfig& cfg);
@@ -128,6 +143,13 @@ struct KeyInfo {
   std::string key, help;
 };
 std::vector<KeyInfo> all_keys();
+
+// Sequences per optimizer step over all ranks: dp x train.batch_size x train.grad_accum, with
+// dp resolved against `world` (the number of processes) when dist.dp is 0.
+int64_t global_batch(const RunConfig& cfg, int64_t world);
+// The data-parallel degree of `cfg` in a run of `world` processes; throws ConfigError naming
+// dist.world_size, dist.dp or dist.cp when dp x cp != world.
+int64_t resolve_dp(const RunConfig& cfg, int64_t world);
 
 // Model configuration (Lighthouse params included) from a run config.
 model::ModelConfig to_model_config(const RunConfig& cfg);

@@ -196,6 +196,26 @@ void validate(const RunConfig& c) {
     fail("checkpoint.every", cat("must be >= 0 (0 = only at the end), got ", c.checkpoint.every));
   positive("checkpoint.keep", c.checkpoint.keep);
   positive("log.every", c.log.every);
+  if (c.dist.world_size < 0)
+    fail("dist.world_size", cat("must be >= 0 (0 = from the environment), got ", c.dist.world_size));
+  if (c.dist.dp < 0) fail("dist.dp", cat("must be >= 0 (0 = world size / dist.cp), got ", c.dist.dp));
+  if (c.dist.cp != 1)
+    fail("dist.cp", cat("must be 1: context parallelism is not implemented yet, got ", c.dist.cp));
+  positive("dist.timeout_s", c.dist.timeout_s);
+  positive("dist.bucket_mb", c.dist.bucket_mb);
+}
+
+int64_t resolve_dp(const RunConfig& c, int64_t world) {
+  const int64_t dp = c.dist.dp > 0 ? c.dist.dp : world / c.dist.cp;
+  if (dp * c.dist.cp != world)
+    fail(c.dist.dp > 0 ? "dist.dp" : "dist.cp",
+         cat("dist.dp x dist.cp must equal the world size ", world, ", got ", dp, " x ",
+             c.dist.cp));
+  return dp;
+}
+
+int64_t global_batch(const RunConfig& c, int64_t world) {
+  return resolve_dp(c, world) * c.train.batch_size * c.train.grad_accum;
 }
 
 model::ModelConfig to_model_config(const RunConfig& c) {

@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <csignal>
@@ -18,7 +19,9 @@
 
 #include "model/export.h"
 #include "train/checkpoint.h"
+#include "dist/data_parallel.h"
 #include "train/device.h"
+#include "train/distributed.h"
 #include "train/failure.h"
 #include "train/interrupt.h"
 #include "train/loss.h"
@@ -66,6 +69,12 @@ std::string join(const std::vector<int64_t>& v) {
   std::string s;
   for (const auto x : v) s += (s.empty() ? "" : ", ") + std::to_string(x);
   return s.empty() ? "none" : s;
+}
+
+// Every parameter's gradient set to none: the optimizer's zero_grad reaches only its own
+// parameters, a ZeRO-1 shard.
+void drop_gradients(const std::vector<at::Tensor>& params) {
+  for (const auto& p : params) p.mutable_grad().reset();
 }
 
 at::Tensor batch_loss(Session& s, const at::Tensor& batch) {  // batch [B, N + 1]
@@ -169,13 +178,19 @@ void load_init_weights(model::Llama& m, const model::ExportedModel& hf, const st
   }
 }
 
-}  // namespace
+// The run config of a launch, with the checkpoint it resumes and the model it imports (if any).
+struct Resolved {
+  RunConfig cfg;
+  std::optional<CheckpointContents> ck;
+  std::string ck_path;
+  std::optional<model::ExportedModel> init;
+};
 
-std::unique_ptr<Session> open_session(const Launch& launch) {
+Resolved resolve(const Launch& launch, const dist::LaunchEnv& env) {
   RunConfig cfg = layered(RunConfig{}, launch);  // no --config: the tiny defaults
   bool dir_given = false;
   for (const auto& [k, v] : launch.overrides) dir_given |= k == "run.dir";
-  const std::optional<model::ExportedModel> init = apply_model_init(cfg, launch);
+  std::optional<model::ExportedModel> init = apply_model_init(cfg, launch);
 
   std::optional<CheckpointContents> ck;
   std::string ck_path;
@@ -199,9 +214,27 @@ std::unique_ptr<Session> open_session(const Launch& launch) {
     for (const auto& [k, v] : launch.overrides) apply_value(now, k, v);
     if (!dir_given) now.run.dir = run_dir_of(ck_path);
     check_resume_compatible(saved, now);
+    validate(now);
+    // The launcher of a local multi-process run has no RANK / WORLD_SIZE yet.
+    const int64_t world = env.present ? env.world : std::max<int64_t>(1, now.dist.world_size);
+    check_resume_global_batch(saved, ck->meta.value("world_size", int64_t{1}), now, world);
     cfg = now;
   }
   validate(cfg);
+  // dp x cp against the world about to run (a local launcher's before it starts the ranks).
+  resolve_dp(cfg, env.present ? env.world : std::max<int64_t>(1, cfg.dist.world_size));
+  return {cfg, std::move(ck), ck_path, std::move(init)};
+}
+
+}  // namespace
+
+RunConfig resolve_config(const Launch& launch) {
+  return resolve(launch, dist::launch_env()).cfg;
+}
+
+std::unique_ptr<Session> open_session(const Launch& launch) {
+  const dist::LaunchEnv env = dist::launch_env();
+  auto [cfg, ck, ck_path, init] = resolve(launch, env);
   if (cfg.run.dir.empty()) cfg.run.dir = default_run_dir(cfg);
 
   auto s = std::make_unique<Session>();
@@ -209,6 +242,8 @@ std::unique_ptr<Session> open_session(const Launch& launch) {
   s->bf16 = use_bf16(cfg, s->device);
   if (cfg.run.threads > 0) at::set_num_threads(static_cast<int>(cfg.run.threads));
   s->run_dir = cfg.run.dir;
+  s->group = join_group(cfg, env, s->device);
+  s->dp = resolve_dp(cfg, env.world);
 
   s->data = load_dataset(cfg, launch.data_progress);
   resolve_vocab(cfg, s->data, ck_path);
@@ -224,7 +259,8 @@ std::unique_ptr<Session> open_session(const Launch& launch) {
     s->model = model::Llama(to_model_config(cfg));  // initialized on CPU: same on any device
     if (init) load_init_weights(s->model, *init, cfg.model.init);
     s->model->to(s->device);
-    s->opt = make_optimizer(*s->model, cfg);
+    if (s->group) s->owners = dist::shard_owners(s->model->parameters(), s->group->size());
+    s->opt = make_optimizer(*s->model, cfg, s->owners, s->rank());
   } catch (const ConfigError&) {
     throw;
   } catch (const c10::Error& e) {  // out of memory, or a size beyond the allocator
@@ -273,15 +309,21 @@ StepStats train_step(Session& s, std::optional<model::AttentionMode> mode) {
   synchronize(s.device);
   reset_peak_memory(s.device);
   const auto t0 = Clock::now();
-  s.opt->zero_grad(/*set_to_none=*/true);
+  drop_gradients(s.params);
   const int64_t A = s.cfg.train.grad_accum, B = s.cfg.train.batch_size;
   auto loss_sum = torch::zeros({}, torch::dtype(at::kFloat).device(s.device));  // []
   const std::string fault = nonfinite_fault(s.step + 1);  // test hook (failure.h)
   for (int64_t a = 0; a < A; ++a) {
-    auto loss = batch_loss(s, s.train_loader->next_batch(B));  // []
+    auto loss = batch_loss(s, s.train_loader->next_batch(B, s.rank(), s.dp));  // []
     if (fault == "loss") loss = loss * std::numeric_limits<float>::quiet_NaN();
     (loss / static_cast<double>(A)).backward();
     loss_sum += loss.detach();
+  }
+  if (s.group) {  // gradients and loss averaged over the data-parallel ranks
+    dist::average_gradients(*s.group, s.params, s.cfg.dist.bucket_mb << 20);
+    std::vector<at::Tensor> l = {loss_sum};
+    s.group->all_reduce_sum(l, "loss all-reduce");
+    loss_sum.div_(static_cast<double>(s.dp));
   }
   if (fault == "grad") {
     torch::NoGradGuard no_grad;
@@ -292,9 +334,10 @@ StepStats train_step(Session& s, std::optional<model::AttentionMode> mode) {
   st.skipped = !std::isfinite(st.loss) ? "loss" : !std::isfinite(st.grad_norm) ? "grad norm" : "";
   if (st.skipped.empty()) {
     s.opt->step();
+    if (s.group) dist::broadcast_from_owners(*s.group, s.params, s.owners);
     s.consecutive_skips = 0;
   } else {  // weights and AdamW state untouched; the gradients are dropped
-    s.opt->zero_grad(/*set_to_none=*/true);
+    drop_gradients(s.params);
     ++s.skipped_steps;
     ++s.consecutive_skips;
   }
@@ -302,7 +345,7 @@ StepStats train_step(Session& s, std::optional<model::AttentionMode> mode) {
   st.step_time_s = seconds_since(t0);
   st.peak_memory_bytes = peak_memory_bytes(s.device);
   st.memory_bytes = current_memory_bytes(s.device);
-  const int64_t tokens = A * B * s.cfg.train.context;
+  const int64_t tokens = s.dp * A * B * s.cfg.train.context;
   st.tokens_per_s = static_cast<double>(tokens) / st.step_time_s;
   s.tokens += tokens;
   st.step = ++s.step;
@@ -313,10 +356,15 @@ double validation_loss(Session& s) {
   TORCH_CHECK(s.val_loader, "validation needs data.val_fraction > 0");
   torch::NoGradGuard no_grad;
   const int64_t B = s.cfg.train.batch_size;
-  double sum = 0;
-  for (int64_t b = 0; b < s.cfg.val.batches; ++b)
+  auto sum = torch::zeros({1}, torch::kDouble);  // [1]; with ranks, each sums its batches
+  for (int64_t b = s.rank(); b < s.cfg.val.batches; b += s.dp)
     sum += batch_loss(s, s.val_loader->batch_at(b * B, B)).item<double>();
-  return sum / static_cast<double>(s.cfg.val.batches);
+  if (s.group) {
+    if (s.device.is_cuda()) sum = sum.to(s.device);
+    std::vector<at::Tensor> v = {sum};
+    s.group->all_reduce_sum(v, "validation loss all-reduce");
+  }
+  return sum.item<double>() / static_cast<double>(s.cfg.val.batches);
 }
 
 double validation_loss(Session& s, model::AttentionMode mode) {
@@ -346,6 +394,7 @@ std::vector<model::AttentionMode> validation_modes(const RunConfig& cfg,
 void save_checkpoint(Session& s) {
   const nlohmann::json meta = {{"format", 1},
                                {"step", s.step},
+                               {"world_size", s.group ? s.group->size() : 1},
                                {"tokens", s.tokens},
                                {"data_cursor", s.train_loader->cursor()},
                                {"data_vocab_size", s.data.vocab_size},
@@ -355,10 +404,16 @@ void save_checkpoint(Session& s) {
                                {"config", to_json(s.cfg)}};
   TensorMap tensors;
   add_model(tensors, *s.model);
-  add_optimizer(tensors, *s.model, *s.opt);
+  if (s.group)
+    add_sharded_optimizer(tensors, *s.group, *s.model, *s.opt, s.owners);
+  else
+    add_optimizer(tensors, *s.model, *s.opt);
   add_rng(tensors);
-  write_checkpoint(checkpoint_path(s.run_dir, s.step), meta, tensors);
-  prune_checkpoints(s.run_dir, s.cfg.checkpoint.keep);
+  if (s.rank() == 0) {
+    write_checkpoint(checkpoint_path(s.run_dir, s.step), meta, tensors);
+    prune_checkpoints(s.run_dir, s.cfg.checkpoint.keep);
+  }
+  if (s.group) s.group->barrier("checkpoint barrier");
 }
 
 TrainedModel load_trained_model(const std::string& target) {
@@ -376,7 +431,9 @@ TrainedModel load_trained_model(const std::string& target) {
 TrainResult train(Session& s, const ConsoleHooks& console) {
   const auto t_start = Clock::now();
   const RunConfig& c = s.cfg;
+  const bool lead = s.rank() == 0;  // rank 0 alone prints and writes files
   const auto say = [&](const std::string& text) {
+    if (!lead) return;
     if (console.line)
       console.line(text);
     else
@@ -394,14 +451,17 @@ TrainResult train(Session& s, const ConsoleHooks& console) {
                       " already holds checkpoints; resume it with --set "
                       "run.resume=" +
                       s.run_dir + " or choose another run.dir");
-  std::error_code ec;
-  fs::create_directories(s.run_dir, ec);
-  if (ec) throw ConfigError("run.dir: cannot create " + s.run_dir + ": " + ec.message());
-  write_text(s.run_dir + "/config.toml", to_toml(c));
-  write_text(s.run_dir + "/config.json", to_json(c).dump(2) + "\n");
-  MetricsLog metrics(s.run_dir + "/metrics.jsonl", s.step);
+  if (lead) {
+    std::error_code ec;
+    fs::create_directories(s.run_dir, ec);
+    if (ec) throw ConfigError("run.dir: cannot create " + s.run_dir + ": " + ec.message());
+    write_text(s.run_dir + "/config.toml", to_toml(c));
+    write_text(s.run_dir + "/config.json", to_json(c).dump(2) + "\n");
+  }
+  MetricsLog metrics(lead ? s.run_dir + "/metrics.jsonl" : "", s.step);
 
-  const int64_t tokens_per_step = c.train.grad_accum * c.train.batch_size * c.train.context;
+  const int64_t tokens_per_step =
+      s.dp * c.train.grad_accum * c.train.batch_size * c.train.context;
   const auto mcfg = to_model_config(c);
   const auto dense = model::resolved_dense_layers(mcfg);
   int64_t n_params = 0;
@@ -413,6 +473,10 @@ TrainResult train(Session& s, const ConsoleHooks& console) {
        << " layers (always dense: " << join(dense) << "), d_model " << c.model.d_model << ", "
        << c.model.n_heads << " heads x " << c.model.head_dim << "\n  data: " << s.data.description
        << "\n  device: " << s.device.str()
+       << (s.group ? " x " + std::to_string(s.group->size()) + " ranks (" +
+                         s.group->backend_name() + ", data parallel " + std::to_string(s.dp) +
+                         ", AdamW state sharded)"
+                   : "")
        << (s.bf16 ? " (bf16 autocast, fp32 master weights)" : " (fp32)") << ", "
        << at::get_num_threads() << " CPU threads\n  recipe: " << c.train.steps << " steps";
   if (c.train.attention == "lighthouse")
@@ -424,7 +488,8 @@ TrainResult train(Session& s, const ConsoleHooks& console) {
          << c.train.stage1_steps << ", then dense";
   else
     head << ", dense attention";
-  head << "; " << c.train.batch_size << " x " << c.train.context << " tokens x "
+  head << "; " << (s.dp > 1 ? std::to_string(s.dp) + " ranks x " : "") << c.train.batch_size
+       << " x " << c.train.context << " tokens x "
        << c.train.grad_accum << " accumulation = " << format_count(double(tokens_per_step))
        << " tokens/step; this run: steps " << s.step + 1 << ".." << end;
   say(head.str());
@@ -436,7 +501,12 @@ TrainResult train(Session& s, const ConsoleHooks& console) {
   const int64_t first = s.step;
   const char* kill_env = std::getenv("LIGHTHOUSE_FAULT_KILL_AFTER_STEP");
   const int64_t kill_after = kill_env && *kill_env ? std::atoll(kill_env) : -1;
-  if (console.progress && s.step < end)
+  if (const char* stall = std::getenv("LIGHTHOUSE_FAULT_STALL_RANK"); stall && *stall) {
+    const std::string v = stall;  // "R:SECONDS" (test hook, trainer.h)
+    if (std::atoi(v.c_str()) == s.rank() && v.find(':') != std::string::npos)
+      ::sleep(static_cast<unsigned>(std::atoi(v.c_str() + v.find(':') + 1)));
+  }
+  if (console.progress && lead && s.step < end)
     console.progress(0, (end - first) * tokens_per_step, "starting");
   StopSignals stop;  // SIGINT / SIGTERM: finish the step, checkpoint, return
   bool stopping = false;
@@ -501,19 +571,25 @@ TrainResult train(Session& s, const ConsoleHooks& console) {
       }
       say(text);
     }
-    if (console.progress) {
+    if (console.progress && lead) {
       std::snprintf(line, sizeof(line), "step %lld/%lld loss %.3f", static_cast<long long>(st.step),
                     static_cast<long long>(end), st.loss);
       console.progress((st.step - first) * tokens_per_step, (end - first) * tokens_per_step, line);
     }
     if (st.step == kill_after) std::raise(SIGKILL);  // test hook (trainer.h)
     stopping = stop.pending() != 0;
+    if (s.group) {  // every rank stops after the same step
+      auto flag = torch::full({1}, stopping ? 1.0f : 0.0f,
+                              torch::TensorOptions().device(s.device));  // [1]
+      s.group->all_reduce_max(flag, "stop-signal all-reduce");
+      stopping = flag.item<float>() > 0;
+    }
     if ((c.checkpoint.every > 0 && st.step % c.checkpoint.every == 0) || st.step == end || stopping)
       save_checkpoint(s);
   }
   result.wall_s = seconds_since(t_start);
   if (s.step < end) {  // stopped by a signal, after the checkpoint of the step it came in
-    result.signal = stop.pending();
+    result.signal = stop.pending() ? stop.pending() : SIGTERM;  // a peer rank's signal
     say(std::string("stopped by ") + signal_name(result.signal) + " after step " +
         std::to_string(s.step) + ": checkpoint " + checkpoint_path(s.run_dir, s.step) +
         "; continue with --set run.resume=" + s.run_dir);

@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "dist/group.h"
 #include "model/llama.h"
 #include "train/data.h"
 #include "train/run_config.h"
@@ -43,12 +44,21 @@ struct Session {
   std::string saved_mode;         // attention mode recorded in that checkpoint
   int64_t skipped_steps = 0;      // steps skipped for a non-finite loss or gradient
   int64_t consecutive_skips = 0;  // of which the latest in a row
+  // Data parallel (dist.*): the group (nullptr for one process), the degree, and the rank that
+  // owns each parameter's AdamW state (ZeRO-1; `opt` holds this rank's parameters only).
+  std::shared_ptr<dist::Group> group;
+  int64_t dp = 1;
+  std::vector<int> owners;
+  int rank() const { return group ? group->rank() : 0; }
 };
 
 // Resolves and validates the config, seeds, builds everything and restores the checkpoint
 // named by run.resume (a run directory: its newest readable checkpoint; or a file). Touches no
 // files. Throws ConfigError / CheckpointError with a one-line reason.
 std::unique_ptr<Session> open_session(const Launch& launch);
+// The validated run config of a launch alone (reads the resumed checkpoint's header and
+// tensors, builds nothing): what a launcher needs to decide how many processes to start.
+RunConfig resolve_config(const Launch& launch);
 
 // The attention mode of step `step` (0-based) under the two-stage recipe.
 model::AttentionMode mode_at(const RunConfig& cfg, int64_t step);
@@ -63,7 +73,10 @@ struct StepStats {
   std::string skipped;  // "" = applied; else the non-finite quantity: "loss" or "grad norm"
 };
 
-// One optimizer step (train.grad_accum micro-batches). `mode` forces the attention mode
+// One optimizer step (train.grad_accum micro-batches of train.batch_size sequences per rank;
+// with dp ranks, rank r's micro-batch a holds the sequences a single process would read as
+// micro-batch a x dp + r, gradients and the loss are averaged over the ranks, each rank steps
+// the AdamW state it owns and broadcasts those parameters). `mode` forces the attention mode
 // (benchmarks); by default it follows mode_at(cfg, step). A step whose loss or gradient norm
 // is not finite is skipped: weights and AdamW state stay as they were, the data it read and
 // the step count advance, and the session counts it (skipped_steps, consecutive_skips).
@@ -79,7 +92,8 @@ int64_t validation_tokens(const RunConfig& cfg);
 // quality: Lighthouse's selection reads the scores of the whole tile, future tokens included.
 std::vector<model::AttentionMode> validation_modes(const RunConfig& cfg,
                                                    model::AttentionMode step_mode);
-// Writes <run_dir>/checkpoints/step-N.ckpt atomically and prunes old ones.
+// Writes <run_dir>/checkpoints/step-N.ckpt atomically and prunes old ones. With several ranks:
+// collective (the sharded AdamW state is gathered); rank 0 writes, all wait for it.
 void save_checkpoint(Session& s);
 
 // The model of a checkpoint (`target`: a checkpoint file, or a run directory's newest), on
@@ -106,14 +120,16 @@ struct TrainResult {
   int signal = 0;  // SIGINT / SIGTERM that stopped the loop early (after a checkpoint), else 0
 };
 
-// The training loop: run dir (config.toml, config.json, metrics.jsonl, checkpoints/), console
+// The training loop (on every rank; only rank 0 prints and writes files): run dir (config.toml, config.json, metrics.jsonl, checkpoints/), console
 // log lines every log.every steps and a progress line, validation and checkpoints on schedule,
 // until train.stop_at or train.steps. A run resumed at train.steps only says it is complete.
 // SIGINT / SIGTERM (interrupt.h): the step in progress finishes, a checkpoint is written and
 // the loop returns with `signal` set. train.max_skipped_steps non-finite steps in a row stop
 // it with an error naming the step and the quantity. Test hooks:
 // LIGHTHOUSE_FAULT_KILL_AFTER_STEP=N sends SIGKILL to the process right after step N is
-// logged, before its checkpoint; LIGHTHOUSE_FAULT_NONFINITE (failure.h) poisons steps.
+// logged, before its checkpoint; LIGHTHOUSE_FAULT_NONFINITE (failure.h) poisons steps;
+// LIGHTHOUSE_FAULT_STALL_RANK=R:S makes rank R sleep S seconds before its first step (the
+// collective time-out test).
 TrainResult train(Session& s, const ConsoleHooks& console = {});
 
 }  // namespace lighthouse::train

@@ -206,8 +206,8 @@ TEST(RunConfig, ResumeMayNotChangeDataOrShapes) {
   now.train.steps = 20;
   now.optim.lr = 1e-3;
   EXPECT_NO_THROW(check_resume_compatible(saved, now));
-  for (const char* change : {"train.context=512", "model.d_model=64", "run.seed=3",
-                             "data.builtin_docs=9", "train.batch_size=4"}) {
+  for (const char* change :
+       {"train.context=512", "model.d_model=64", "run.seed=3", "data.builtin_docs=9"}) {
     RunConfig c = saved;
     apply_override(c, change);
     const std::string key = std::string(change).substr(0, std::string(change).find('='));
@@ -217,6 +217,24 @@ TEST(RunConfig, ResumeMayNotChangeDataOrShapes) {
               0u)
         << change;
   }
+}
+
+// The global batch (dp x batch_size x grad_accum) is the recipe; its factors may change.
+TEST(RunConfig, ResumeKeepsTheGlobalBatchNotItsFactors) {
+  const RunConfig saved = test_config();  // batch_size 2, grad_accum 1, one process
+  RunConfig now = saved;
+  now.train.batch_size = 1;
+  now.train.grad_accum = 2;
+  EXPECT_NO_THROW(check_resume_global_batch(saved, 1, now, 1));
+  now.train.grad_accum = 1;
+  EXPECT_NO_THROW(check_resume_global_batch(saved, 1, now, 2));  // 2 ranks x 1
+  now.train.batch_size = 4;
+  EXPECT_EQ(error_of([&] { check_resume_global_batch(saved, 1, now, 1); })
+                .rfind("train.batch_size: dp x train.batch_size x train.grad_accum", 0),
+            0u);
+  EXPECT_NE(error_of([&] { check_resume_global_batch(saved, 2, saved, 1); })
+                .find("checkpoint has 4 sequences per step, got 1 x 2 x 1 = 2"),
+            std::string::npos);
 }
 
 // Checkpoints and exports written before lighthouse.combine existed were trained with the sum;

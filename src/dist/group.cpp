@@ -1,0 +1,161 @@
+// c10d rendezvous and backends (group.h). Gloo is compiled in through USE_C10D_GLOO (the
+// wheel's libtorch_cpu holds its symbols, Debian's libgloo-dev its headers); NCCL through
+// USE_C10D_NCCL when libtorch has CUDA and nccl.h was found.
+#include "dist/group.h"
+
+#include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+#ifdef USE_C10D_NCCL
+#include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
+#endif
+
+#include <cstdlib>
+#include <string>
+
+namespace lighthouse::dist {
+namespace {
+
+// The integer value of environment variable `name`, or `fallback` when unset.
+int env_int(const char* name, int fallback) {
+  const char* v = std::getenv(name);
+  if (!v || !*v) return fallback;
+  char* end = nullptr;
+  const long x = std::strtol(v, &end, 10);
+  if (*end != '\0' || x < 0 || x > 1 << 20)
+    throw DistError(std::string("dist: environment variable ") + name +
+                    " must be a non-negative integer, got \"" + v + "\"");
+  return static_cast<int>(x);
+}
+
+std::string one_line(std::string s) {
+  for (auto& c : s)
+    if (c == '\n' || c == '\r') c = ' ';
+  const auto cut = s.find("Exception raised from");
+  return cut == std::string::npos ? s : s.substr(0, cut);
+}
+
+}  // namespace
+
+LaunchEnv launch_env() {
+  LaunchEnv e;
+  const bool has_rank = std::getenv("RANK") != nullptr;
+  const bool has_world = std::getenv("WORLD_SIZE") != nullptr;
+  if (!has_rank && !has_world) return e;
+  if (has_rank != has_world)
+    throw DistError(std::string("dist: environment variable ") +
+                    (has_rank ? "WORLD_SIZE" : "RANK") + " is not set but " +
+                    (has_rank ? "RANK" : "WORLD_SIZE") + " is (launch with torchrun)");
+  e.present = true;
+  e.rank = env_int("RANK", 0);
+  e.world = env_int("WORLD_SIZE", 1);
+  e.local_rank = env_int("LOCAL_RANK", e.rank);
+  if (e.world < 1 || e.rank >= e.world)
+    throw DistError("dist: RANK must be in [0, WORLD_SIZE = " + std::to_string(e.world) +
+                    "), got " + std::to_string(e.rank));
+  if (const char* a = std::getenv("MASTER_ADDR"); a && *a) e.master_addr = a;
+  e.master_port = env_int("MASTER_PORT", 29500);
+  if (e.master_port < 1 || e.master_port > 65535)
+    throw DistError("dist: MASTER_PORT must be in [1, 65535], got " +
+                    std::to_string(e.master_port));
+  return e;
+}
+
+Group::Group(const LaunchEnv& env, const torch::Device& device, std::chrono::milliseconds timeout)
+    : rank_(env.rank), size_(env.world), local_rank_(env.local_rank), timeout_(timeout) {
+  c10::intrusive_ptr<c10d::Store> store;
+  try {
+    c10d::TCPStoreOptions o;
+    o.port = static_cast<uint16_t>(env.master_port);
+    o.isServer = rank_ == 0;
+    o.numWorkers = static_cast<size_t>(size_);
+    o.waitWorkers = true;
+    o.timeout = timeout;
+    store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, o);
+  } catch (const std::exception& e) {
+    fail("rendezvous", "TCPStore at " + env.master_addr + ":" + std::to_string(env.master_port) +
+                           ": " + one_line(e.what()));
+  }
+  try {
+    if (device.is_cuda()) {
+#ifdef USE_C10D_NCCL
+      auto opts = c10d::ProcessGroupNCCL::Options::create();
+      opts->timeout = timeout;
+      backend_ = c10::make_intrusive<c10d::ProcessGroupNCCL>(store, rank_, size_, opts);
+      backend_name_ = "nccl";
+#else
+      fail("init", "this build has no NCCL (CUDA tensors need it); rebuild with nccl.h found");
+#endif
+    } else {
+      auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
+      opts->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+      backend_ = c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank_, size_, opts);
+      backend_name_ = "gloo";
+    }
+  } catch (const DistError&) {
+    throw;
+  } catch (const std::exception& e) {
+    fail("init", one_line(e.what()));
+  }
+}
+
+Group::~Group() = default;
+
+void Group::fail(const char* what, const std::string& reason) const {
+  throw DistError("dist: rank " + std::to_string(rank_) + " of " + std::to_string(size_) + ": " +
+                  what + " failed or timed out (dist.timeout_s = " +
+                  std::to_string(timeout_.count() / 1000) + "): " + reason);
+}
+
+template <typename F>
+void Group::guarded(const char* what, F&& f) {
+  try {
+    f();
+  } catch (const DistError&) {
+    throw;
+  } catch (const std::exception& e) {
+    fail(what, one_line(e.what()));
+  }
+}
+
+void Group::all_reduce_sum(std::vector<at::Tensor>& tensors, const char* what) {
+  guarded(what, [&] {
+    std::vector<c10::intrusive_ptr<c10d::Work>> works;
+    for (auto& t : tensors) {
+      std::vector<at::Tensor> one = {t};
+      works.push_back(backend_->allreduce(one));
+    }
+    for (auto& w : works)
+      if (!w->wait(timeout_)) fail(what, "the collective did not complete");
+  });
+}
+
+void Group::all_reduce_max(at::Tensor& tensor, const char* what) {
+  guarded(what, [&] {
+    std::vector<at::Tensor> one = {tensor};
+    c10d::AllreduceOptions o;
+    o.reduceOp = c10d::ReduceOp::MAX;
+    if (!backend_->allreduce(one, o)->wait(timeout_))
+      fail(what, "the collective did not complete");
+  });
+}
+
+void Group::broadcast(at::Tensor& tensor, int src, const char* what) {
+  guarded(what, [&] {
+    std::vector<at::Tensor> one = {tensor};
+    c10d::BroadcastOptions o;
+    o.rootRank = src;
+    if (!backend_->broadcast(one, o)->wait(timeout_))
+      fail(what, "the collective did not complete");
+  });
+}
+
+void Group::barrier(const char* what) {
+  // A one-element all-reduce: Gloo's barrier ignores the timeout of wait().
+  at::Tensor t = torch::ones({1}, backend_name_ == "nccl"
+                                      ? torch::TensorOptions().device(torch::kCUDA, local_rank_)
+                                      : torch::TensorOptions());
+  std::vector<at::Tensor> one = {t};
+  all_reduce_sum(one, what);
+}
+
+}  // namespace lighthouse::dist

@@ -1,0 +1,74 @@
+// The process group of a multi-process run: rank, world size and local rank from the variables
+// torchrun sets (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT), a c10d TCPStore
+// rendezvous, and a c10d backend (NCCL for CUDA tensors, Gloo for CPU tensors). Every
+// collective waits at most the group's timeout and throws DistError naming this rank.
+#pragma once
+
+#include <torch/torch.h>
+
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+namespace c10d {
+class Backend;
+}
+
+namespace lighthouse::dist {
+
+// A failed or timed-out collective, or a rendezvous that did not complete; what() is one
+// line that starts with "dist: rank R of W".
+class DistError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Where this process stands in the launch, read from the environment. world == 1 and
+// present == false when RANK / WORLD_SIZE are not set.
+struct LaunchEnv {
+  bool present = false;
+  int rank = 0, world = 1, local_rank = 0;
+  std::string master_addr = "127.0.0.1";
+  int master_port = 29500;
+};
+// Throws DistError naming the variable when one is set but malformed or inconsistent.
+LaunchEnv launch_env();
+
+class Group {
+ public:
+  // Joins the group described by `env` (world > 1) for tensors on `device`: NCCL when it is a
+  // CUDA device (builds with NCCL only), else Gloo. Blocks until every rank has joined or
+  // `timeout` passes.
+  Group(const LaunchEnv& env, const torch::Device& device, std::chrono::milliseconds timeout);
+  ~Group();
+  Group(const Group&) = delete;
+  Group& operator=(const Group&) = delete;
+
+  int rank() const { return rank_; }
+  int size() const { return size_; }
+  int local_rank() const { return local_rank_; }
+  const std::string& backend_name() const { return backend_name_; }
+
+  // In-place sums over all ranks; the tensors are reduced concurrently, then waited for.
+  void all_reduce_sum(std::vector<at::Tensor>& tensors, const char* what);
+  // In-place maximum of one tensor over all ranks.
+  void all_reduce_max(at::Tensor& tensor, const char* what);
+  // Rank `src`'s tensor into every rank's (same shape and dtype everywhere).
+  void broadcast(at::Tensor& tensor, int src, const char* what);
+  void barrier(const char* what);
+
+ private:
+  [[noreturn]] void fail(const char* what, const std::string& reason) const;
+  template <typename F>
+  void guarded(const char* what, F&& f);
+
+  int rank_ = 0, size_ = 1, local_rank_ = 0;
+  std::chrono::milliseconds timeout_;
+  std::string backend_name_;
+  c10::intrusive_ptr<c10d::Backend> backend_;
+};
+
+}  // namespace lighthouse::dist
