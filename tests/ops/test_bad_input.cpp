@@ -47,13 +47,13 @@ void attend(const Inputs& in, const Config& cfg) {
 }
 
 // The string arguments are only reachable through the registered op.
-void attend_strings(const char* scorer, const char* sdpa) {
+void attend_strings(const char* scorer, const char* sdpa, const char* selection = "stratified") {
   static auto op =
       ops::op_handle<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&, int64_t,
                                 int64_t, int64_t, int64_t, c10::string_view, c10::string_view,
                                 int64_t, c10::string_view)>("lighthouse::attention");
   const Inputs in = valid();
-  op.call(in.q, in.k, in.v, 3, 2, 16, 8, scorer, sdpa, 4, "stratified");
+  op.call(in.q, in.k, in.v, 3, 2, 16, 8, scorer, sdpa, 4, selection);
 }
 
 void dense_string(const char* sdpa) {
@@ -190,6 +190,9 @@ std::vector<BadCase> cases() {
        [] { attend_strings("strided", "auto"); },
        {"scorer must be \"norm\" or \"dilated\"", "\"strided\""}},
       {"bad_sdpa", [] { attend_strings("norm", "fast"); }, {"sdpa backend", "\"fast\""}},
+      {"bad_selection",
+       [] { attend_strings("norm", "auto", "online"); },
+       {"selection must be \"stratified\" or \"causal\"", "\"online\""}},
       {"dense_bad_sdpa", [] { dense_string("FLASH"); }, {"sdpa backend", "\"FLASH\""}},
       {"dense_q_rank",
        [] {
@@ -327,6 +330,7 @@ TEST(BadInputBaseline, ValidProblemRuns) {
   EXPECT_EQ(pl.slots.size(2), kShape.S());
   EXPECT_EQ(attention(in.q, in.k, in.v, pl, kShape.cfg()).sizes(), in.q.sizes());
   attend_strings("norm", "math");
+  attend_strings("norm", "auto", "causal");
   dense_string("auto");
 }
 
