@@ -73,8 +73,12 @@ RunLog reuse(const std::string& dir, const std::string& flag, const std::string&
   if (saved.train.attention != attention)
     throw std::runtime_error(flag + ": " + dir + " has train.attention = \"" +
                              saved.train.attention + "\", expected \"" + attention + "\"");
+  // model.vocab_size = 0 means "the data's": the saved run holds the value it resolved to, and
+  // the data keys are compared below, so the comparison takes it.
+  train::RunConfig want = base;
+  if (want.model.vocab_size == 0) want.model.vocab_size = saved.model.vocab_size;
   try {
-    train::check_resume_compatible(saved, base);
+    train::check_resume_compatible(saved, want);
   } catch (const train::ConfigError& e) {
     // "key: cannot change when resuming (checkpoint has A, got B)" -> "key: the run has A, ..."
     std::string msg = e.what();
