@@ -28,9 +28,9 @@ class LighthouseConfig:
         sdpa: stock SDPA kernel on CUDA: ``"auto"``, ``"cudnn"``, ``"flash"``,
             ``"efficient"`` or ``"math"`` (CPU always lets torch choose).
         dilation: the dilated scorer's δ, >= 1 (unused by ``"norm"``).
-        selection: per-tile selection rule, ``"stratified"`` (the published top-m/2,
-            SPEC.md §4) or ``"causal"`` (SPEC.md §12: outputs never depend on later tokens,
-            the plan included).
+        selection: per-tile selection rule, ``"causal"`` (the default; SPEC.md §12: outputs
+            never depend on later tokens, the plan included) or ``"stratified"`` (the
+            published top-m/2, SPEC.md §5).
 
     A sequence of length N is served when N is divisible by ``pool**(levels-1) * T``
     (``T = topk // tile_topk``) and ``N / (pool**(levels-1) * T) >= tile_topk``; see
@@ -45,7 +45,7 @@ class LighthouseConfig:
     scorer: str = "norm"
     sdpa: str = "auto"
     dilation: int = 4
-    selection: str = "stratified"
+    selection: str = "causal"
 
     def __post_init__(self) -> None:
         for name in ("levels", "pool", "topk", "tile_topk", "dilation"):

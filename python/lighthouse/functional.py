@@ -24,7 +24,7 @@ class Plan(NamedTuple):
 def attention(q: Tensor, k: Tensor, v: Tensor, *, levels: int = 3, pool: int = 4,
               topk: int = 2048, tile_topk: int = 128, scorer: str = "norm",
               sdpa: str = "auto", dilation: int = 4,
-              selection: str = "stratified") -> Tensor:
+              selection: str = "causal") -> Tensor:
     """Lighthouse attention: select a causal sub-sequence from the pooled pyramid, run stock
     SDPA on it, scatter back. Differentiable in q, k and v (not through the selection).
 
@@ -44,7 +44,7 @@ def attention(q: Tensor, k: Tensor, v: Tensor, *, levels: int = 3, pool: int = 4
 
 def plan(q: Tensor, k: Tensor, *, levels: int = 3, pool: int = 4, topk: int = 2048,
          tile_topk: int = 128, scorer: str = "norm", v: Tensor | None = None,
-         dilation: int = 4, selection: str = "stratified") -> Plan:
+         dilation: int = 4, selection: str = "causal") -> Plan:
     """The selection only (no gradient): q [B, N, H, D], k [B, N, Hkv, D] -> :class:`Plan`
     with slots [B, H, S] and inverse [B, H, P], S = N / p^(L-1) + (L-1) p k and
     P = sum_l N / p^l. The dilated scorer also reads v [B, N, Hkv, D] (required then)."""

@@ -113,6 +113,28 @@ std::string fmt(const char* f, double v) {
   return buf;
 }
 
+// Stage 1 in dense mode: the Lighthouse run's last dense-mode validation at or before the
+// switch next to the dense run's at the same step (same held-out tokens), or null.
+json stage1_dense_val(const RunLog& dense, const RunLog& lh) {
+  if (lh.switch_step <= 0) return nullptr;
+  const ValRecord* last = nullptr;
+  for (const auto& v : lh.vals)
+    if (v.mode == "dense" && v.step <= lh.switch_step) last = &v;
+  if (!last) return nullptr;
+  for (const auto& v : dense.vals)
+    if (v.mode == "dense" && v.step == last->step)
+      return {{"step", last->step}, {"dense", v.loss}, {"lighthouse", last->loss},
+              {"gap", last->loss - v.loss}};
+  return nullptr;
+}
+
+std::string stage1_line(const json& v) {
+  if (!v.is_object()) return "";
+  return "\n- stage 1 in dense mode (validation at step " + v["step"].dump() + "): " +
+         fmt("%.4f", v["lighthouse"].get<double>()) + " vs dense " +
+         fmt("%.4f", v["dense"].get<double>()) + " (" + fmt("%+.4f", v["gap"].get<double>()) + ")";
+}
+
 }  // namespace
 
 json compare_report(const RunLog& dense, const RunLog& lh, const json& eval_dense,
@@ -137,9 +159,12 @@ json compare_report(const RunLog& dense, const RunLog& lh, const json& eval_dens
   for (const auto& s : dense.steps) dense_loss[s.step] = s.loss;
   for (const auto& s : lh.steps) lh_loss[s.step] = s.loss;
   const int64_t sw = lh.switch_step;
-  json spike = nullptr, recovery = nullptr;
+  json spike = nullptr, excess = nullptr, recovery = nullptr;
   if (sw > 0 && lh_loss.count(sw) && lh_loss.count(sw + 1)) {
     spike = lh_loss[sw + 1] - lh_loss[sw];
+    // The jump includes the batch's own difficulty; the excess over the dense run on the same
+    // batch does not.
+    if (dense_loss.count(sw + 1)) excess = lh_loss[sw + 1] - dense_loss[sw + 1];
     std::vector<std::array<double, 3>> after;  // {step, Lighthouse->dense loss, dense loss}
     for (const auto& [step, loss] : lh_loss)
       if (step > sw && dense_loss.count(step))
@@ -156,6 +181,8 @@ json compare_report(const RunLog& dense, const RunLog& lh, const json& eval_dens
   }
   r["switch_step"] = sw >= 0 ? json(sw) : json(nullptr);
   r["switch_spike"] = spike;
+  r["switch_excess"] = excess;
+  r["stage1_dense_val"] = stage1_dense_val(dense, lh);
   r["recovery_steps"] = recovery;
   r["niah_mean"] = {{"dense", number_or_null(niah_mean(eval_dense))},
                     {"lighthouse", number_or_null(niah_mean(eval_lh))}};
@@ -204,11 +231,13 @@ std::string report_markdown(const json& r) {
   md << "- speedup (dense / Lighthouse->dense wall clock): " << num(r["speedup"], "%.3fx")
      << "\n- loss delta (Lighthouse->dense minus dense): " << num(r["loss_delta"], "%+.4f")
      << "\n- switch at step " << (r["switch_step"].is_null() ? "n/a" : r["switch_step"].dump())
-     << ": training loss jumps by " << num(r["switch_spike"], "%.3f") << " nats"
+     << ": training loss jumps by " << num(r["switch_spike"], "%.3f") << " nats ("
+     << num(r["switch_excess"], "%+.3f") << " over the dense run on the same batch)"
      << "\n- recovery: "
      << (r["recovery_steps"].is_null()
              ? std::string("the dense-mode loss did not come back to the dense curve")
              : r["recovery_steps"].dump() + " steps after the switch")
+     << stage1_line(r["stage1_dense_val"])
      << "\n\n## Success criteria\n\n| criterion | target | value | pass |\n|---|---|---|---|\n";
   for (const auto& c : r["criteria"])
     md << "| " << c["name"].get<std::string>() << " | " << c["op"].get<std::string>() << " "
@@ -221,7 +250,10 @@ std::string report_markdown(const json& r) {
         "validation and checkpoints excluded), from metrics.jsonl. A fresh comparison trains "
         "the Lighthouse->dense run first, so one-time warm-up costs count against it.\n"
         "- switch spike: training loss of the first dense step minus that of the last "
-        "Lighthouse step.\n"
+        "Lighthouse step; the excess is the first dense step's loss minus the dense run's on "
+        "the same batch (a hard batch raises both runs).\n"
+        "- stage 1 in dense mode: the Lighthouse run's last dense-mode validation loss before "
+        "the switch minus the dense run's at the same step.\n"
         "- recovery: the first stage-2 step (1 = the first) from which the training loss "
         "averaged over the next " + std::to_string(kRecoveryWindow) + " steps is at or below "
         "the dense run's average over the same steps; both runs see the same batch at every "

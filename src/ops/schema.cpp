@@ -13,13 +13,13 @@ TORCH_LIBRARY(lighthouse, m) {
   m.def(
       "attention(Tensor q, Tensor k, Tensor v, int levels, int pool, int topk, "
       "int tile_topk=128, str scorer=\"norm\", str sdpa=\"auto\", int dilation=4, "
-      "str selection=\"stratified\") -> Tensor");
+      "str selection=\"causal\") -> Tensor");
   m.def(
       "attention_with_plan(Tensor q, Tensor k, Tensor v, Tensor slots, Tensor inverse, "
       "int levels, int pool, str sdpa=\"auto\", bool check_plan=True) -> Tensor");
   m.def(
       "plan(Tensor q, Tensor k, int levels, int pool, int topk, int tile_topk=128, "
-      "str scorer=\"norm\", Tensor? v=None, int dilation=4, str selection=\"stratified\") "
+      "str scorer=\"norm\", Tensor? v=None, int dilation=4, str selection=\"causal\") "
       "-> (Tensor slots, Tensor inverse)");
   m.def("dense_attention(Tensor q, Tensor k, Tensor v, str sdpa=\"auto\") -> Tensor");
 
@@ -31,7 +31,7 @@ TORCH_LIBRARY(lighthouse, m) {
       "-> (Tensor sq, Tensor sk)");
   m.def(
       "_select(Tensor sq, Tensor sk, int levels, int pool, int topk, int tile_topk, "
-      "str selection=\"stratified\") -> (Tensor slots, Tensor inverse)");
+      "str selection=\"causal\") -> (Tensor slots, Tensor inverse)");
   m.def("_gather(Tensor x, Tensor pyramid, Tensor slots, Tensor inverse, int levels, int pool) -> Tensor");
   m.def("_gather_backward(Tensor grad, Tensor inverse, int levels, int pool, int kv_heads) -> Tensor");
   m.def("_scatter(Tensor o_tilde, Tensor slots, Tensor inverse, int levels, int pool) -> Tensor");

@@ -30,7 +30,7 @@ int64_t dim_numel(const at::Tensor& t);
 
 Config config_from_args(int64_t levels, int64_t pool, int64_t topk, int64_t tile_topk,
                         std::string_view scorer, std::string_view sdpa, int64_t dilation = 4,
-                        std::string_view selection = "stratified");
+                        std::string_view selection = "causal");
 SdpaBackend backend_from_arg(std::string_view sdpa);
 
 // Checks q, k (and v when defined) against SPEC.md §2; `op` names the caller in messages.

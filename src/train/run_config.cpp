@@ -79,7 +79,7 @@ const std::vector<Field>& fields() {
       LH_KEY("lighthouse.combine", String, lighthouse.combine, false,
              "per-position combination of the scatter's contributions: sum | mean"),
       LH_KEY("lighthouse.selection", String, lighthouse.selection, false,
-             "per-tile selection rule: stratified (published) | causal (SPEC.md §12)"),
+             "per-tile selection rule: causal (SPEC.md §12, the default) | stratified (published)"),
       LH_KEY("train.steps", Int, train.steps, false, "optimizer steps of the whole run"),
       LH_KEY("train.stage1_steps", Int, train.stage1_steps, false,
              "steps with Lighthouse in non-dense layers before the dense tail"),
@@ -476,6 +476,9 @@ void apply_json(RunConfig& cfg, const nlohmann::json& j, const std::string& orig
   // A saved config from before lighthouse.combine existed was trained with the published sum.
   const auto lh = j.find("lighthouse");
   if (lh != j.end() && lh->is_object() && !lh->contains("combine")) cfg.lighthouse.combine = "sum";
+  // One from before lighthouse.selection existed was trained with the published stratified rule.
+  if (lh != j.end() && lh->is_object() && !lh->contains("selection"))
+    cfg.lighthouse.selection = "stratified";
   walk_json(cfg, j, "", origin);
 }
 

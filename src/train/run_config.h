@@ -50,7 +50,7 @@ struct RunConfig {
     std::string scorer = "norm", backend = "auto";  // scorer: norm | dilated (SPEC.md §4)
     int64_t dilation = 4;                            // δ of the dilated scorer
     std::string combine = "mean";  // mean over the contributing levels | sum (SPEC.md §6)
-    std::string selection = "stratified";  // stratified (SPEC.md §4) | causal (SPEC.md §12)
+    std::string selection = "causal";  // causal (SPEC.md §12) | stratified (published, SPEC.md §5)
   } lighthouse;
   struct Train {
     int64_t steps = 240;

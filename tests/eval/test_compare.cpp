@@ -160,12 +160,26 @@ TEST(Compare, SpikeRecoveryAndCriteriaFollowTheirDefinitions) {
   EXPECT_DOUBLE_EQ(r["wall_clock_s"]["lighthouse"].get<double>(), 35.0);
   EXPECT_DOUBLE_EQ(r["speedup"].get<double>(), 50.0 / 35.0);
   EXPECT_NEAR(r["switch_spike"].get<double>(), 1.6, 1e-12);
+  EXPECT_NEAR(r["switch_excess"].get<double>(), 2.0, 1e-12);  // 4.0 vs the dense run's 2.0
+  EXPECT_TRUE(r["stage1_dense_val"].is_null());                // no validation records
   EXPECT_EQ(r["recovery_steps"], 5);
   EXPECT_NEAR(r["loss_delta"].get<double>(), 0.01, 1e-12);
   EXPECT_EQ(r["niah_mean"]["lighthouse"], 0.5);
   EXPECT_TRUE(r["criteria"][0]["pass"].get<bool>());  // 1.43 >= 1.3
   EXPECT_TRUE(r["criteria"][1]["pass"].get<bool>());  // 0.01 <= 0.02
   EXPECT_TRUE(r["criteria"][2]["pass"].get<bool>());  // 5 <= 2000
+  // Stage 1 in dense mode: the last dense-mode validation at or before the switch (step 20,
+  // not the Lighthouse-mode record nor the one after the switch) against the dense run's.
+  RunLog dv = dense, lv = lh;
+  dv.vals = {{10, 0, 2.9, "dense"}, {20, 0, 2.1, "dense"}, {30, 0, 1.9, "dense"}};
+  lv.vals = {{10, 0, 3.0, "dense"}, {20, 0, 1.7, "lighthouse"}, {20, 0, 2.5, "dense"},
+             {30, 0, 1.95, "dense"}};
+  const auto v = compare_report(dv, lv, eval_of(1.50, 0.6), eval_of(1.51, 0.5));
+  EXPECT_EQ(v["stage1_dense_val"]["step"], 20);
+  EXPECT_NEAR(v["stage1_dense_val"]["gap"].get<double>(), 0.4, 1e-12);
+  EXPECT_NE(report_markdown(v).find("stage 1 in dense mode (validation at step 20): 2.5000 vs "
+                                    "dense 2.1000 (+0.4000)"),
+            std::string::npos);
   // Below the dense run on single steps only: never recovered.
   const RunLog never = log_of(
       losses({{19, 3.0}, {1, 2.4}, {1, 4.0}, {1, 1.9}, {9, 2.5}, {1, 1.9}, {18, 2.1}}), "lh", 20);

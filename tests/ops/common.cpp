@@ -16,6 +16,7 @@ Config Shape::cfg() const {
   c.pool = p;
   c.topk = k;
   c.tile_topk = m;
+  c.selection = Selection::Stratified;  // the published rule the oracle implements (SPEC.md §5)
   return c;
 }
 

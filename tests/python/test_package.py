@@ -86,7 +86,7 @@ def test_functional_api_equals_the_ops_bitwise():
 def test_defaults_are_the_ops_defaults():
     c = lighthouse.LighthouseConfig()
     # lighthouse::Config (include/lighthouse/config.h)
-    defaults = (3, 4, 2048, 128, "norm", "auto", 4, "stratified")
+    defaults = (3, 4, 2048, 128, "norm", "auto", 4, "causal")
     assert (c.levels, c.pool, c.topk, c.tile_topk, c.scorer, c.sdpa, c.dilation,
             c.selection) == defaults
     sig = inspect.signature(lighthouse.attention).parameters
@@ -96,7 +96,7 @@ def test_defaults_are_the_ops_defaults():
                                      "selection")) == defaults[3:]
     plan_schema = {a.name: a.default_value for a in ops.plan.default._schema.arguments}
     assert (plan_schema["v"], plan_schema["dilation"], plan_schema["selection"]) == (None, 4,
-                                                                                      "stratified")
+                                                                                      "causal")
     # Shapes only (meta tensors): the defaults select S = N / 16 + 2 * 4 * 2048 slots.
     q = torch.empty(1, 32768, 2, 8, device="meta")
     k = torch.empty(1, 32768, 1, 8, device="meta")

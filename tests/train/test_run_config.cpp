@@ -252,13 +252,13 @@ TEST(RunConfig, SavedConfigWithoutCombineMeansSum) {
   EXPECT_EQ(new_run.lighthouse.combine, "mean");
 }
 
-// lighthouse.selection (SPEC.md §12): stratified by default (also for saved configs without
-// the key), causal through TOML, JSON and --set, into the model's lighthouse::Config; a bad
-// name is an error naming the key.
+// lighthouse.selection (SPEC.md §12): causal by default, stratified for saved configs without
+// the key (they were trained with the published rule), either through TOML, JSON and --set,
+// into the model's lighthouse::Config; a bad name is an error naming the key.
 TEST(RunConfig, SelectionKeyRoundTripsIntoTheModel) {
   RunConfig fresh;
-  EXPECT_EQ(fresh.lighthouse.selection, "stratified");
-  EXPECT_EQ(to_model_config(fresh).lighthouse.selection, Selection::Stratified);
+  EXPECT_EQ(fresh.lighthouse.selection, "causal");
+  EXPECT_EQ(to_model_config(fresh).lighthouse.selection, Selection::Causal);
   nlohmann::json j = to_json(fresh);
   j["lighthouse"].erase("selection");
   RunConfig old_run;
@@ -266,14 +266,18 @@ TEST(RunConfig, SelectionKeyRoundTripsIntoTheModel) {
   EXPECT_EQ(old_run.lighthouse.selection, "stratified");
 
   RunConfig c = test_config();
-  apply_override(c, "lighthouse.selection=causal");
+  apply_override(c, "lighthouse.selection=stratified");
   EXPECT_NO_THROW(validate(c));
-  EXPECT_EQ(to_model_config(c).lighthouse.selection, Selection::Causal);
+  EXPECT_EQ(to_model_config(c).lighthouse.selection, Selection::Stratified);
   RunConfig from_toml, from_json;
   apply_toml(from_toml, to_toml(c), "round trip");
   apply_json(from_json, nlohmann::json::parse(to_json(c).dump()), "round trip");
-  EXPECT_EQ(from_toml.lighthouse.selection, "causal");
-  EXPECT_EQ(from_json.lighthouse.selection, "causal");
+  EXPECT_EQ(from_toml.lighthouse.selection, "stratified");
+  EXPECT_EQ(from_json.lighthouse.selection, "stratified");
+  RunConfig causal_json;  // an explicit causal survives the saved-config rule
+  apply_override(c, "lighthouse.selection=causal");
+  apply_json(causal_json, nlohmann::json::parse(to_json(c).dump()), "round trip");
+  EXPECT_EQ(causal_json.lighthouse.selection, "causal");
 
   apply_override(c, "lighthouse.selection=online");
   const std::string err = error_of([&] { validate(c); });
