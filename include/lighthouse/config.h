@@ -29,7 +29,7 @@ struct Config {
   Scorer scorer = Scorer::Norm;
   int64_t dilation = 4;     // δ of the dilated scorer, >= 1; N must be a multiple of it
   SdpaBackend backend = SdpaBackend::Auto;
-  Selection selection = Selection::Stratified;
+  Selection selection = Selection::Causal;
 };
 
 // Empty when cfg is valid on its own (independent of the sequence length).
