@@ -245,6 +245,18 @@ TEST(RaggedDilated, StridedSdpaEqualsReference) {
   }
 }
 
+// A sequence shorter than the coarsest window has no tile: every token is a tail token in
+// order, each scattered to itself, so the op is dense causal SDPA.
+TEST(RaggedShort, ShorterThanTheCoarsestWindowIsDenseAttention) {
+  for (int64_t N : {1, 4, 15}) {
+    const Shape s{2, N, 4, 2, 8, 3, 4, 16, 8};
+    const Inputs in = random_inputs(s, at::kDouble, 22 + N);
+    EXPECT_LT(rel_err(attention(in.q, in.k, in.v, s.cfg()), dense_attention(in.q, in.k, in.v)),
+              1e-12)
+        << "N " << N;
+  }
+}
+
 // 100,000 tokens on the CPU with small H, D and k: a last, shorter tile (T = 3) and, at
 // 100,003, a tail; the plan is a valid table of the formula's size and the output is finite
 // and causal at a cut in the tail.
