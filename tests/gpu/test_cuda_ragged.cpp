@@ -4,7 +4,7 @@
 // output row written: the allocator is poisoned with NaN first), the whole op's output and
 // gradients match float64 on the CPU, the dilated scorer serves δ not dividing N, and storage
 // after position N is never read.
-// Run: test_cuda --gtest_filter='CudaRagged*'.
+// Run: test_cuda --gtest_filter='*CudaRagged*'.
 #include <ATen/ATen.h>
 
 #include <cmath>
