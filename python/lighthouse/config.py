@@ -32,9 +32,8 @@ class LighthouseConfig:
             never depend on later tokens, the plan included) or ``"stratified"`` (the
             published top-m/2, SPEC.md §5).
 
-    A sequence of length N is served when N is divisible by ``pool**(levels-1) * T``
-    (``T = topk // tile_topk``) and ``N / (pool**(levels-1) * T) >= tile_topk``; see
-    :meth:`check_seq_len`; the dilated scorer also needs N divisible by ``dilation``.
+    Any sequence length N >= 1 is served (a last, shorter tile and a level-0 tail; SPEC.md
+    §2); :meth:`check_seq_len` asks the op itself.
     Raises ValueError / TypeError naming the field.
     """
 

@@ -74,7 +74,10 @@ int run_leak(const LeakArgs& a) {
   const at::ScalarType dtype = parse_dtype(a.dtype);
   if (dtype != at::kDouble && dtype != at::kFloat)
     throw std::invalid_argument("--dtype must be float64 or float32, got " + a.dtype);
-  const int64_t tile = a.n / g.T;  // base positions per tile
+  // Base positions per tile (SPEC.md §2: the last tile may be shorter, a tail may follow;
+  // a sequence without a whole coarsest window is one span).
+  const int64_t tiles = std::max<int64_t>(g.tiles, 1);
+  const int64_t tile = g.tiles > 0 ? g.C * g.window[g.c] : a.n;
   std::vector<int64_t> offsets;
   for (const double c : a.cuts) {
     if (!(c > 0 && c <= 1))
@@ -85,7 +88,7 @@ int run_leak(const LeakArgs& a) {
   if (!a.json.empty()) check_output_file("--json", a.json);
 
   std::cout << "leak: N=" << a.n << " L=" << g.L << " p=" << g.p << " k=" << g.k << " m=" << g.m
-            << "  T=" << g.T << " tiles of " << tile << " positions;  B=" << a.batch
+            << "  T=" << g.T << ", " << g.tiles << " tiles of " << tile << " positions;  B=" << a.batch
             << " H=" << a.heads << " Hkv=" << a.kv_heads << " D=" << a.dim << " " << a.dtype
             << " cpu, seed " << a.seed << ", selection " << a.selection << "\n"
             << "inputs at positions > t redrawn; outputs at positions <= t compared\n";
@@ -106,11 +109,11 @@ int run_leak(const LeakArgs& a) {
   std::vector<LeakRow> rows;
   for (const auto& m : modes)
     for (size_t c = 0; c < offsets.size(); ++c) rows.push_back({m, a.cuts[c], offsets[c]});
-  Progress progress("bench leak", g.T * static_cast<int64_t>(offsets.size()), "cuts");
+  Progress progress("bench leak", tiles * static_cast<int64_t>(offsets.size()), "cuts");
   int64_t done = 0;
-  for (int64_t j = 0; j < g.T; ++j) {
+  for (int64_t j = 0; j < tiles; ++j) {
     for (size_t c = 0; c < offsets.size(); ++c) {
-      const int64_t t = j * tile + offsets[c] - 1;  // last position kept
+      const int64_t t = std::min(j * tile + offsets[c], a.n) - 1;  // last position kept
       const int64_t after = a.n - t - 1;
       at::Tensor q2 = q.clone(), k2 = k.clone(), v2 = v.clone();
       if (after > 0) {

@@ -54,7 +54,8 @@ int run_bench(const BenchArgs& a) {
   const auto opts = torch::TensorOptions().dtype(parse_dtype(a.dtype)).device(dev);
 
   std::cout << "geometry: N=" << a.n << " L=" << g.L << " p=" << g.p << " k=" << g.k
-            << " m=" << g.m << "  tiles T=" << g.T << "  C=" << g.C << "  S=" << g.S
+            << " m=" << g.m << "  tiles T=" << g.T << "  C=" << g.C << " (" << g.tiles
+            << " tiles, the last " << g.C_last << ", tail " << g.tail << ")  S=" << g.S
             << "  S/N=" << std::fixed << std::setprecision(4) << double(g.S) / double(a.n)
             << "  pyramid P=" << g.P << "\n";
   std::cout << "inputs: B=" << a.batch << " H=" << a.heads << " Hkv=" << hkv << " D=" << a.dim
@@ -118,7 +119,8 @@ int run_bench(const BenchArgs& a) {
   if (!a.json.empty()) {
     nlohmann::json j;
     j["geometry"] = {{"N", a.n}, {"L", g.L}, {"p", g.p}, {"k", g.k}, {"m", g.m},
-                     {"T", g.T}, {"C", g.C}, {"S", g.S}};
+                     {"T", g.T}, {"C", g.C}, {"tiles", g.tiles}, {"C_last", g.C_last},
+                     {"tail", g.tail}, {"S", g.S}};
     j["inputs"] = {{"B", a.batch}, {"H", a.heads}, {"Hkv", hkv}, {"D", a.dim},
                    {"dtype", a.dtype}, {"device", a.device}};
     for (const auto& c : cases) j["median_ms"][c.name] = c.median_ms;

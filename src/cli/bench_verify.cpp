@@ -29,8 +29,9 @@ double rel(const at::Tensor& a, const at::Tensor& ref) {
 at::Tensor level_table(const at::Tensor& x, const Geometry& g, int64_t H) {
   const int64_t B = x.size(0), N = x.size(1), Hx = x.size(2), D = x.size(3);
   std::vector<at::Tensor> parts = {x};
-  for (int64_t l = 1; l < g.L; ++l)
-    parts.push_back(x.reshape({B, N / g.window[l], g.window[l], Hx, D}).mean(2));
+  for (int64_t l = 1; l < g.L; ++l)  // levels >= 1 cover the prefix Nf (SPEC.md §2)
+    parts.push_back(
+        x.narrow(1, 0, g.Nf).reshape({B, g.level_len[l], g.window[l], Hx, D}).mean(2));
   at::Tensor t = at::cat(parts, 1).transpose(1, 2);  // [B, Hx, P, D]
   return Hx == H ? t : t.repeat_interleave(H / Hx, 1);
 }
@@ -51,7 +52,7 @@ VerifyResult verify_lighthouse(const at::Tensor& q_in, const at::Tensor& k_in,
   if (cfg.scorer == Scorer::Dilated) {
     std::tie(sq, sk) = ops::dilated_score(q, k, v, g.L, g.p, cfg.dilation);
     const int64_t n = std::min<int64_t>(N, 2048);  // the CPU reference is Θ(n²): a prefix
-    if (n % g.window[g.L - 1] == 0 && n % cfg.dilation == 0) {
+    {
       auto gpu = [&](const at::Tensor& x) { return x.narrow(0, 0, 1).narrow(1, 0, n); };
       auto cpu = [&](const at::Tensor& x) { return gpu(x).cpu().to(at::kDouble); };
       auto [gq, gk] = ops::dilated_score(gpu(q), gpu(k), gpu(v), g.L, g.p, cfg.dilation);
@@ -82,9 +83,11 @@ VerifyResult verify_lighthouse(const at::Tensor& q_in, const at::Tensor& k_in,
   const auto opts = slots.options();
   at::Tensor o_ref = at::zeros({B, H, N, D}, ot.options());  // [B, H, N, D]
   for (int64_t l = 0; l < g.L; ++l) {
+    if (g.level_len[l] == 0) continue;
     const at::Tensor e = at::div(at::arange(1, N + 1, opts), g.window[l], "floor") - 1;  // [N]
-    const at::Tensor s = inverse.index_select(2, e.clamp_min(0) + g.level_offset[l]);   // [B, H, N]
-    const at::Tensor keep = (s >= 0) & (e >= 0);                                        // [B, H, N]
+    const at::Tensor s = inverse.index_select(
+        2, e.clamp(0, g.level_len[l] - 1) + g.level_offset[l]);              // [B, H, N]
+    const at::Tensor keep = (s >= 0) & (e >= 0) & (e < g.level_len[l]);      // [B, H, N]
     const at::Tensor rows = at::gather(ot, 2, s.clamp_min(0).unsqueeze(-1).expand({B, H, N, D}));
     o_ref = o_ref + rows * keep.unsqueeze(-1);
   }

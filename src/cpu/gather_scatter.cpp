@@ -51,7 +51,9 @@ at::Tensor gather_backward(const at::Tensor& grad, const at::Tensor& inverse, in
           for (int64_t d = 0; d < D; ++d) dst[d] = 0;
           for (int64_t h = hk * group; h < (hk + 1) * group; ++h) {
             for (int64_t l = 0; l < g.L; ++l) {
-              const int64_t s = inv[(b * H + h) * g.P + g.level_offset[l] + t / g.window[l]];
+              const int64_t i = window_entry(g, l, t);  // -1: a tail position above level 0
+              if (i < 0) continue;
+              const int64_t s = inv[(b * H + h) * g.P + g.level_offset[l] + i];
               if (s < 0) continue;
               const scalar_t share = scalar_t(1) / static_cast<scalar_t>(g.window[l]);
               const scalar_t* src = gp + ((b * H + h) * S + s) * D;
@@ -80,7 +82,7 @@ at::Tensor scatter(const at::Tensor& o_tilde, const at::Tensor& inverse, const G
           scalar_t* dst = op + (bt * H + h) * D;
           for (int64_t d = 0; d < D; ++d) dst[d] = 0;
           for (int64_t l = 0; l < g.L; ++l) {
-            const int64_t i = (t + 1) / g.window[l] - 1;  // entry whose range R holds t
+            const int64_t i = scatter_entry(g, l, t);  // entry whose range R holds t
             if (i < 0) continue;
             const int64_t s = inv[(b * H + h) * g.P + g.level_offset[l] + i];
             if (s < 0) continue;
@@ -107,7 +109,7 @@ at::Tensor scatter_backward(const at::Tensor& grad, const at::Tensor& slots, con
         const int64_t b = bh / H, h = bh % H;
         for (int64_t s = 0; s < S; ++s) {
           const int64_t e = sl[bh * S + s];
-          const int64_t l = g.level_of(e);
+          const int64_t l = level_of(g, e);
           const Range r = scatter_range(g, l, e - g.level_offset[l]);
           scalar_t* dst = op + (bh * S + s) * D;
           for (int64_t d = 0; d < D; ++d) dst[d] = 0;

@@ -1,5 +1,6 @@
 // CPU reference for stage 2: the per-tile stratified cascade (SPEC.md §4) or the causal one
-// (SPEC.md §12), and the post-order slot table with its inverse (SPEC.md §5).
+// (SPEC.md §12), and the post-order slot table with its inverse (SPEC.md §5), the tail's
+// level-0 tokens last (SPEC.md §2).
 #include <ATen/Parallel.h>
 
 #include <algorithm>
@@ -44,17 +45,22 @@ struct TileSelector {
   std::vector<std::vector<char>> selected;  // [L][tile entries at level l]
   std::vector<int64_t> start;               // [L] first level-local index of the tile
 
+  int64_t entries;                          // coarsest entries of the tile
+
   TileSelector(const Geometry& geom, const float* q, const float* k, int64_t j)
-      : g(geom), sq(q), sk(k), tile(j), selected(geom.L), start(geom.L) {
+      : g(geom), sq(q), sk(k), tile(j), selected(geom.L), start(geom.L),
+        entries(tile_entries(geom, j)) {
     for (int64_t l = 0; l < g.L; ++l) {
-      const int64_t per_tile = g.C * (g.window[g.c] / g.window[l]);
-      start[l] = j * per_tile;
-      selected[l].assign(per_tile, 0);
+      const int64_t scale = g.window[g.c] / g.window[l];
+      start[l] = j * g.C * scale;
+      selected[l].assign(entries * scale, 0);
     }
   }
 
-  // Stratified (SPEC.md §4): the top m/2 by sq, then the top m/2 of the rest by sk.
+  // Stratified (SPEC.md §4): the top m/2 by sq, then the top m/2 of the rest by sk; every
+  // candidate when there are at most m.
   std::vector<int64_t> stratified(int64_t l, std::vector<int64_t> cand) const {
+    if (static_cast<int64_t>(cand.size()) <= g.m) return cand;
     const size_t half = static_cast<size_t>(g.m / 2);
     const float* q = sq + g.level_offset[l];
     const float* k = sk + g.level_offset[l];
@@ -68,9 +74,10 @@ struct TileSelector {
   }
 
   // Causal (SPEC.md §12): candidates decided in index order from their causal scores, the
-  // scores of the candidates before them and the budget left.
+  // scores of the candidates before them and the budget left (b = min(m, n)).
   std::vector<int64_t> causal(int64_t l, const std::vector<int64_t>& cand) const {
     const int64_t n = static_cast<int64_t>(cand.size()), half = g.m / 2;
+    const int64_t budget = level_budget(g, n);
     int64_t taken = 0, tq = 0, tk = 0;
     double sum_q = 0.0, sum_k = 0.0;
     std::vector<int64_t> sel;
@@ -78,7 +85,7 @@ struct TileSelector {
       const int64_t i = cand[r];
       const float a = causal_score(sq, g, l, i), b = causal_score(sk, g, l, i);
       bool take = false;
-      if (g.m - taken == n - r) {
+      if (budget - taken == n - r) {
         take = true;
       } else if (tq < half && tq * n < half * (r + 1) && causal_beats(a, r, sum_q)) {
         take = true;
@@ -94,13 +101,13 @@ struct TileSelector {
       sum_q += static_cast<double>(a);
       sum_k += static_cast<double>(b);
     }
-    TORCH_INTERNAL_ASSERT(taken == g.m, "causal selection took ", taken, ", expected ", g.m);
+    TORCH_INTERNAL_ASSERT(taken == budget, "causal selection took ", taken, ", expected ", budget);
     return sel;
   }
 
   void cascade(Selection rule) {
-    std::vector<int64_t> cand(g.C);
-    for (int64_t i = 0; i < g.C; ++i) cand[i] = start[g.c] + i;
+    std::vector<int64_t> cand(entries);
+    for (int64_t i = 0; i < entries; ++i) cand[i] = start[g.c] + i;
     for (int64_t l = g.c; l >= 1; --l) {
       const std::vector<int64_t> sel =
           rule == Selection::Causal ? causal(l, cand) : stratified(l, cand);
@@ -136,18 +143,26 @@ std::tuple<at::Tensor, at::Tensor> select(const at::Tensor& sq, const at::Tensor
   const float* k = sk.data_ptr<float>();
   int64_t* sl = slots.data_ptr<int64_t>();
   int64_t* inv = inverse.data_ptr<int64_t>();
-  at::parallel_for(0, B * H * g.T, 1, [&](int64_t begin, int64_t end) {
+  at::parallel_for(0, B * H * g.tiles, 1, [&](int64_t begin, int64_t end) {
     for (int64_t w = begin; w < end; ++w) {
-      const int64_t bh = w / g.T, j = w % g.T, b = bh / H, h = bh % H;
+      const int64_t bh = w / g.tiles, j = w % g.tiles, b = bh / H, h = bh % H;
       TileSelector tile(g, q + bh * g.P, k + (b * Hkv + h / group) * g.P, j);
       tile.cascade(selection);
       int64_t next = j * g.S_tile;
-      for (int64_t i = 0; i < g.C; ++i)
+      for (int64_t i = 0; i < tile.entries; ++i)
         tile.emit(g.c, tile.start[g.c] + i, sl + bh * g.S, inv + bh * g.P, &next);
-      TORCH_INTERNAL_ASSERT(next == (j + 1) * g.S_tile, "tile emitted ", next - j * g.S_tile,
-                            " slots, expected ", g.S_tile);
+      const int64_t want = tile_slots(g, tile.entries);
+      TORCH_INTERNAL_ASSERT(next == j * g.S_tile + want, "tile emitted ", next - j * g.S_tile,
+                            " slots, expected ", want);
     }
   });
+  // The tail (SPEC.md §2): its level-0 tokens close every head's slot table.
+  for (int64_t bh = 0; bh < B * H; ++bh)
+    for (int64_t u = 0; u < g.tail; ++u) {
+      const int64_t s = g.S - g.tail + u;
+      sl[bh * g.S + s] = g.Nf + u;
+      inv[bh * g.P + g.Nf + u] = s;
+    }
   return {slots, inverse};
 }
 

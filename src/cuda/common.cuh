@@ -1,6 +1,6 @@
 // Device helpers shared by the Lighthouse kernels: packs of 8 elements moved with 16-byte
 // vector loads and stores and converted to fp32, the dtype dispatch, grid sizing for
-// grid-stride loops, and the level arithmetic of SPEC.md §2 (p is a power of two).
+// grid-stride loops (the level arithmetic is include/lighthouse/geometry.h's).
 #pragma once
 
 #include <cuda_bf16.h>
@@ -143,13 +143,6 @@ __device__ __forceinline__ int64_t global_thread() {
 }
 __device__ __forceinline__ int64_t grid_threads() {
   return static_cast<int64_t>(gridDim.x) * blockDim.x;
-}
-
-// Level of pyramid index e: offset[l] <= e < offset[l + 1].
-__device__ __forceinline__ int level_of(const Levels& lv, int64_t e) {
-  int l = 0;
-  while (l + 1 < lv.L && e >= lv.offset[l + 1]) ++l;
-  return l;
 }
 
 // Launch check: the error of the launch itself (bad configuration), not of the kernel's run.

@@ -43,11 +43,11 @@ __device__ __forceinline__ void zero(float (&a)[kPack]) {
 
 template <typename T>
 __global__ void __launch_bounds__(kThreads) gather_kernel(GatherParams prm, Lanes ln) {
-  const Levels& lv = prm.lv;
+  const Geometry& geo = prm.geo;
   const int64_t b = blockIdx.z, h = blockIdx.y, D = prm.D;
   const int64_t hx = h / (prm.H / prm.Hx), row = prm.Hx * D;
-  const T* x = static_cast<const T*>(prm.x) + b * lv.N * row + hx * D;          // [N, ., D]
-  const T* pyr = static_cast<const T*>(prm.pyramid) + b * (lv.P - lv.N) * row + hx * D;
+  const T* x = static_cast<const T*>(prm.x) + b * geo.N * row + hx * D;          // [N, ., D]
+  const T* pyr = static_cast<const T*>(prm.pyramid) + b * (geo.P - geo.N) * row + hx * D;
   const int64_t* slots = prm.slots + (b * prm.H + h) * prm.S;                    // [S]
   T* out = static_cast<T*>(prm.out) + (b * prm.H + h) * prm.S * D;               // [S, D]
   for (int64_t i = global_thread(); i < (prm.S << ln.log2G); i += grid_threads()) {
@@ -55,10 +55,10 @@ __global__ void __launch_bounds__(kThreads) gather_kernel(GatherParams prm, Lane
     if (g >= ln.packs) continue;
     const int64_t s = ln.row(i), e = slots[s];
     T* dst = out + s * D + g * kPack;
-    if (e >= 0 && e < lv.N) {
+    if (e >= 0 && e < geo.N) {
       copy_pack(dst, x + e * row + g * kPack);
-    } else if (e >= lv.N && e < lv.P) {
-      copy_pack(dst, pyr + (e - lv.N) * row + g * kPack);
+    } else if (e >= geo.N && e < geo.P) {
+      copy_pack(dst, pyr + (e - geo.N) * row + g * kPack);
     } else {
       float z[kPack];
       zero(z);
@@ -68,21 +68,22 @@ __global__ void __launch_bounds__(kThreads) gather_kernel(GatherParams prm, Lane
 }
 
 // Slots of the levels 1..L-1 shared by a whole level-1 window (index i1 at level 1): the entry
-// of level l is i1 >> ((l - 1) log2p), shifted by `shift` (-1 for the scatter's ranges R).
+// of level l is i1 >> ((l - 1) log2p), shifted by `shift` (-1 for the scatter's ranges R);
+// past the pyramid (a ragged tail) there is none.
 template <int L>
-__device__ __forceinline__ void window_slots(const Levels& lv, const int64_t* inv, int64_t i1,
+__device__ __forceinline__ void window_slots(const Geometry& geo, const int64_t* inv, int64_t i1,
                                              int shift, int64_t S, int64_t (&s)[L]) {
 #pragma unroll
   for (int l = 1; l < L; ++l) {
-    const int64_t e = (i1 >> ((l - 1) * lv.log2p)) + shift;
-    const int64_t v = e >= 0 ? inv[lv.offset[l] + e] : -1;
+    const int64_t e = (i1 >> ((l - 1) * geo.log2p)) + shift;
+    const int64_t v = e >= 0 && e < geo.level_len[l] ? inv[geo.level_offset[l] + e] : -1;
     s[l] = v < S ? v : -1;  // out-of-plan indices read as "not emitted"
   }
 }
 
 // Sum over levels 1..L-1 of the rows s[l] of src (times 1/p^l when `mean`), loads issued first.
 template <typename T, int L>
-__device__ __forceinline__ void sum_levels(const Levels& lv, const T* src, int64_t D,
+__device__ __forceinline__ void sum_levels(const Geometry& geo, const T* src, int64_t D,
                                            const int64_t (&s)[L], bool mean,
                                            float (&acc)[kPack]) {
   Pack<T> v[L];
@@ -94,7 +95,7 @@ __device__ __forceinline__ void sum_levels(const Levels& lv, const T* src, int64
     if (s[l] < 0) continue;
     float f[kPack];
     unpack(v[l], f);
-    const float share = mean ? 1.0f / static_cast<float>(int64_t{1} << (l * lv.log2p)) : 1.0f;
+    const float share = mean ? 1.0f / static_cast<float>(int64_t{1} << (l * geo.log2p)) : 1.0f;
 #pragma unroll
     for (int k = 0; k < kPack; ++k) acc[k] += f[k] * share;
   }
@@ -107,29 +108,29 @@ __device__ __forceinline__ void sum_levels(const Levels& lv, const T* src, int64
 template <typename T, int L>
 __global__ void __launch_bounds__(kThreads) scatter_kernel(ScatterParams prm, Lanes ln) {
   constexpr int kBatch = 4;
-  const Levels& lv = prm.lv;
+  const Geometry& geo = prm.geo;
   const int64_t b = blockIdx.z, D = prm.D, row = prm.H * D;
-  const int p = 1 << lv.log2p;
-  const int64_t blocks = (lv.N >> lv.log2p) + 1;
+  const int p = 1 << geo.log2p;
+  const int64_t blocks = (geo.N >> geo.log2p) + 1;
   for (int64_t i = global_thread(); i < ((blocks * prm.H) << ln.log2G); i += grid_threads()) {
     const int g = ln.lane(i);
     if (g >= ln.packs) continue;
     const int64_t i1 = ln.row(i) / prm.H, h = ln.row(i) - i1 * prm.H;
-    const int64_t* inv = prm.inverse + (b * prm.H + h) * lv.P;                     // [P]
+    const int64_t* inv = prm.inverse + (b * prm.H + h) * geo.P;                     // [P]
     const T* ot = static_cast<const T*>(prm.o_tilde) + (b * prm.H + h) * prm.S * D;  // [S, D]
-    T* out = static_cast<T*>(prm.out) + b * lv.N * row + h * D;                    // [N, ., D]
+    T* out = static_cast<T*>(prm.out) + b * geo.N * row + h * D;                    // [N, ., D]
     int64_t s[L];
-    window_slots<L>(lv, inv, i1, -1, prm.S, s);
+    window_slots<L>(geo, inv, i1, -1, prm.S, s);
     float hi[kPack];
     zero(hi);
-    sum_levels<T, L>(lv, ot + g * kPack, D, s, false, hi);
+    sum_levels<T, L>(geo, ot + g * kPack, D, s, false, hi);
     for (int j0 = 0; j0 < p; j0 += kBatch) {
       int64_t s0[kBatch];
       Pack<T> v[kBatch];
 #pragma unroll
       for (int u = 0; u < kBatch; ++u) {
         const int64_t t = i1 * p - 1 + j0 + u;
-        const bool in = j0 + u < p && t >= 0 && t < lv.N;
+        const bool in = j0 + u < p && t >= 0 && t < geo.N;
         const int64_t sv = in ? inv[t] : -2;
         s0[u] = sv < prm.S ? sv : -1;
         if (s0[u] >= 0) v[u] = load_raw(ot + s0[u] * D + g * kPack);
@@ -151,10 +152,10 @@ __global__ void __launch_bounds__(kThreads) scatter_kernel(ScatterParams prm, La
 template <typename T>
 __global__ void __launch_bounds__(kThreads) scatter_backward_kernel(ScatterBackwardParams prm,
                                                                     Lanes ln) {
-  const Levels& lv = prm.lv;
+  const Geometry& geo = prm.geo;
   const int64_t b = blockIdx.z, h = blockIdx.y, D = prm.D, row = prm.H * D;
   const int64_t* slots = prm.slots + (b * prm.H + h) * prm.S;                    // [S]
-  const T* grad = static_cast<const T*>(prm.grad) + b * lv.N * row + h * D;      // [N, ., D]
+  const T* grad = static_cast<const T*>(prm.grad) + b * geo.N * row + h * D;      // [N, ., D]
   T* out = static_cast<T*>(prm.out) + (b * prm.H + h) * prm.S * D;               // [S, D]
   constexpr int kBatch = 8;  // rows in flight; summed in position order
   for (int64_t i = global_thread(); i < (prm.S << ln.log2G); i += grid_threads()) {
@@ -163,11 +164,11 @@ __global__ void __launch_bounds__(kThreads) scatter_backward_kernel(ScatterBackw
     const int64_t s = ln.row(i), e = slots[s];
     float acc[kPack];
     zero(acc);
-    if (e >= 0 && e < lv.P) {
-      const int l = level_of(lv, e);
-      const int64_t w = int64_t{1} << (l * lv.log2p), idx = e - lv.offset[l];
+    if (e >= 0 && e < geo.P) {
+      const int l = static_cast<int>(level_of(geo, e));
+      const int64_t w = int64_t{1} << (l * geo.log2p), idx = e - geo.level_offset[l];
       const int64_t first = (idx + 1) * w - 1;
-      const int64_t last = min((idx + 2) * w - 2, lv.N - 1);
+      const int64_t last = min((idx + 2) * w - 2, geo.N - 1);
       const T* src = grad + g * kPack;
       for (int64_t t0 = first; t0 <= last; t0 += kBatch) {
         Pack<T> rows[kBatch];
@@ -195,34 +196,35 @@ template <typename T, int L>
 __global__ void __launch_bounds__(kThreads) gather_backward_kernel(GatherBackwardParams prm,
                                                                    Lanes ln) {
   constexpr int kBatch = 4;
-  const Levels& lv = prm.lv;
+  const Geometry& geo = prm.geo;
   const int64_t b = blockIdx.z, D = prm.D, row = prm.Hx * D;
   const int64_t group = prm.H / prm.Hx;
-  const int p = 1 << lv.log2p;
-  const int64_t windows = lv.N >> lv.log2p;
+  const int p = 1 << geo.log2p;
+  const int64_t windows = (geo.N + p - 1) >> geo.log2p;  // the last one may be partial
   for (int64_t i = global_thread(); i < ((windows * prm.Hx) << ln.log2G); i += grid_threads()) {
     const int g = ln.lane(i);
     if (g >= ln.packs) continue;
     const int64_t i1 = ln.row(i) / prm.Hx, hx = ln.row(i) - i1 * prm.Hx;
-    T* dx = static_cast<T*>(prm.dx) + b * lv.N * row + hx * D;                   // [N, ., D]
+    T* dx = static_cast<T*>(prm.dx) + b * geo.N * row + hx * D;                   // [N, ., D]
     for (int j0 = 0; j0 < p; j0 += kBatch) {
       float acc[kBatch][kPack] = {};
       for (int64_t h = hx * group; h < (hx + 1) * group; ++h) {
-        const int64_t* inv = prm.inverse + (b * prm.H + h) * lv.P;                   // [P]
+        const int64_t* inv = prm.inverse + (b * prm.H + h) * geo.P;                   // [P]
         const T* grad = static_cast<const T*>(prm.grad) + (b * prm.H + h) * prm.S * D + g * kPack;
         int64_t s[L];
-        window_slots<L>(lv, inv, i1, 0, prm.S, s);
+        window_slots<L>(geo, inv, i1, 0, prm.S, s);
         int64_t s0[kBatch];
         Pack<T> v[kBatch];
 #pragma unroll
         for (int u = 0; u < kBatch; ++u) {
-          const int64_t sv = j0 + u < p ? inv[i1 * p + j0 + u] : -1;
+          const int64_t t = i1 * p + j0 + u;
+          const int64_t sv = j0 + u < p && t < geo.N ? inv[t] : -1;
           s0[u] = sv < prm.S ? sv : -1;
           if (s0[u] >= 0) v[u] = load_raw(grad + s0[u] * D);
         }
         float hi[kPack];
         zero(hi);
-        sum_levels<T, L>(lv, grad, D, s, true, hi);
+        sum_levels<T, L>(geo, grad, D, s, true, hi);
 #pragma unroll
         for (int u = 0; u < kBatch; ++u) {
           float f[kPack];
@@ -234,7 +236,8 @@ __global__ void __launch_bounds__(kThreads) gather_backward_kernel(GatherBackwar
       }
 #pragma unroll
       for (int u = 0; u < kBatch; ++u)
-        if (j0 + u < p) store_pack(dx + (i1 * p + j0 + u) * row + g * kPack, acc[u]);
+        if (j0 + u < p && i1 * p + j0 + u < geo.N)
+          store_pack(dx + (i1 * p + j0 + u) * row + g * kPack, acc[u]);
     }
   }
 }
@@ -266,9 +269,9 @@ cudaError_t launch_gather(const GatherParams& prm, cudaStream_t stream) {
 cudaError_t launch_scatter(const ScatterParams& prm, cudaStream_t stream) {
   if (bad_dim(prm.D)) return cudaErrorInvalidValue;
   const Lanes ln = lanes_for(prm.D);
-  const dim3 grid = grid3(((prm.lv.N >> prm.lv.log2p) + 1) * prm.H, ln, 1, prm.B);
+  const dim3 grid = grid3(((prm.geo.N >> prm.geo.log2p) + 1) * prm.H, ln, 1, prm.B);
   return dispatch_dtype(prm.dtype, [&](auto tag) {
-    return dispatch_levels(prm.lv.L, [&](auto levels) {
+    return dispatch_levels(prm.geo.L, [&](auto levels) {
       scatter_kernel<decltype(tag), levels()><<<grid, kThreads, 0, stream>>>(prm, ln);
       return launched();
     });
@@ -288,9 +291,10 @@ cudaError_t launch_scatter_backward(const ScatterBackwardParams& prm, cudaStream
 cudaError_t launch_gather_backward(const GatherBackwardParams& prm, cudaStream_t stream) {
   if (bad_dim(prm.D)) return cudaErrorInvalidValue;
   const Lanes ln = lanes_for(prm.D);
-  const dim3 grid = grid3((prm.lv.N >> prm.lv.log2p) * prm.Hx, ln, 1, prm.B);
+  const int64_t windows = (prm.geo.N + prm.geo.p - 1) >> prm.geo.log2p;
+  const dim3 grid = grid3(windows * prm.Hx, ln, 1, prm.B);
   return dispatch_dtype(prm.dtype, [&](auto tag) {
-    return dispatch_levels(prm.lv.L, [&](auto levels) {
+    return dispatch_levels(prm.geo.L, [&](auto levels) {
       gather_backward_kernel<decltype(tag), levels()><<<grid, kThreads, 0, stream>>>(prm, ln);
       return launched();
     });

@@ -13,49 +13,43 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "lighthouse/geometry.h"
+
 namespace lighthouse::cuda {
 
 enum class DType { Float32, Float16, BFloat16 };
 
-constexpr int kMaxLevels = 16;       // config.cpp validates L <= 16
 constexpr int kMaxScatterLevels = 8;  // scatter and gather_backward are instantiated for L <= 8
 constexpr int kPack = 8;              // elements per thread
 constexpr int kMaxDim = 256;          // D <= 32 packs: one row of one head fits a warp
 
-// Level geometry (SPEC.md §2): p = 2^log2p, level l has N >> (l * log2p) entries starting at
-// pyramid index offset[l]; offset[L] = P.
-struct Levels {
-  int32_t L = 0;
-  int32_t log2p = 0;
-  int64_t N = 0;
-  int64_t P = 0;
-  int64_t offset[kMaxLevels + 1] = {};
-};
-
+// Every params struct carries the plan geometry (include/lighthouse/geometry.h) by value:
+// the level sizes and offsets for every stage, the tiles for select. p = 2^log2p.
 // Stage 1 and the norm scores: x [B, N, Hx, D] -> pyramid [B, P1, Hx, D] (levels >= 1, level
-// l at rows offset[l] - N; null to skip) and score [B, Hx, P] fp32 (null to skip).
+// l at rows offset[l] - N; null to skip) and score [B, Hx, P] fp32 (null to skip; the tail's
+// level-0 norms included).
 struct PoolScoreParams {
   DType dtype = DType::Float32;
   const void* x = nullptr;
   void* pyramid = nullptr;
   float* score = nullptr;
   int64_t B = 0, Hx = 0, D = 0;
-  Levels lv;
+  Geometry geo;
 };
 cudaError_t launch_pool_score(const PoolScoreParams& prm, cudaStream_t stream);
 
 // Stage 2: the per-tile cascade and post-order slot table. sq [B, H, P], sk [B, Hkv, P] fp32
-// -> slots [B, H, S], inverse [B, H, P] int64 (the launcher fills inverse with -1 first).
-// causal: the causal rule of SPEC.md §12 instead of the stratified top-m/2 of §4.
+// -> slots [B, H, S], inverse [B, H, P] int64 (the launcher fills inverse with -1 first, and
+// writes the tail's level-0 tokens after the tiles). causal: the causal rule of SPEC.md §12
+// instead of the stratified top-m/2 of §4. The tiles, m and S come from the geometry.
 struct SelectParams {
   const float* sq = nullptr;
   const float* sk = nullptr;
   int64_t* slots = nullptr;
   int64_t* inverse = nullptr;
   int64_t B = 0, H = 0, Hkv = 0;
-  int64_t m = 0, T = 0, C = 0, S_tile = 0, S = 0;
   bool causal = false;
-  Levels lv;
+  Geometry geo;
 };
 // Dynamic shared memory one select block needs; the ops layer checks it against the device.
 size_t select_shared_bytes(const SelectParams& prm);
@@ -70,7 +64,7 @@ struct GatherParams {
   const int64_t* slots = nullptr;
   void* out = nullptr;
   int64_t B = 0, H = 0, Hx = 0, S = 0, D = 0;
-  Levels lv;
+  Geometry geo;
 };
 cudaError_t launch_gather(const GatherParams& prm, cudaStream_t stream);
 
@@ -82,7 +76,7 @@ struct GatherBackwardParams {
   const int64_t* inverse = nullptr;
   void* dx = nullptr;
   int64_t B = 0, H = 0, Hx = 0, S = 0, D = 0;
-  Levels lv;
+  Geometry geo;
 };
 cudaError_t launch_gather_backward(const GatherBackwardParams& prm, cudaStream_t stream);
 
@@ -94,7 +88,7 @@ struct ScatterParams {
   const int64_t* inverse = nullptr;
   void* out = nullptr;
   int64_t B = 0, H = 0, S = 0, D = 0;
-  Levels lv;
+  Geometry geo;
 };
 cudaError_t launch_scatter(const ScatterParams& prm, cudaStream_t stream);
 
@@ -106,7 +100,7 @@ struct ScatterBackwardParams {
   const int64_t* slots = nullptr;
   void* out = nullptr;
   int64_t B = 0, H = 0, S = 0, D = 0;
-  Levels lv;
+  Geometry geo;
 };
 cudaError_t launch_scatter_backward(const ScatterBackwardParams& prm, cudaStream_t stream);
 

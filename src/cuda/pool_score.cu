@@ -4,7 +4,9 @@
 // a level-l window completes its sum is carried into level l + 1, whose running sums (levels
 // 2..L-1, fp32, per thread) live in shared memory. Every level >= 1 entry is written as it
 // completes: its mean in x's dtype and its fp32 score (level-0 norms reduced over the lanes
-// with shuffles, coarser levels the maxima of their windows, NaN winning as in the CPU).
+// with shuffles, coarser levels the maxima of their windows, NaN winning as in the CPU). The
+// positions of a ragged tail (no coarsest window of their own) get their level-0 norms from a
+// second, small kernel.
 #include <cmath>
 
 #include "cuda/common.cuh"
@@ -28,7 +30,7 @@ struct PoolCtx {
   int log2p;
   bool active;    // this lane holds a pack of a real (position, head)
   bool leader;    // lane 0 of a real (position, head): writes the scores
-  const Levels* lv;
+  const Geometry* geo;
 
   // Entry (l, i) is complete: write its mean and its score.
   __device__ void write(int l, int64_t i, const float (&sum)[kPack], float mx) const {
@@ -37,9 +39,9 @@ struct PoolCtx {
       float mean[kPack];
 #pragma unroll
       for (int k = 0; k < kPack; ++k) mean[k] = sum[k] * inv;
-      store_pack(pyr + (lv->offset[l] - lv->N + i) * row, mean);
+      store_pack(pyr + (geo->level_offset[l] - geo->N + i) * row, mean);
     }
-    if (score != nullptr && leader) score[lv->offset[l] + i] = mx;
+    if (score != nullptr && leader) score[geo->level_offset[l] + i] = mx;
   }
 };
 
@@ -49,12 +51,12 @@ struct PoolCtx {
 template <typename T>
 __global__ void __launch_bounds__(kThreads) pool_score_kernel(PoolScoreParams prm, int log2G) {
   extern __shared__ float carry[];  // [L-2][kPack + 1][blockDim]
-  const Levels& lv = prm.lv;
-  const int C = lv.L - 1, log2p = lv.log2p, p = 1 << log2p, G = 1 << log2G;
+  const Geometry& geo = prm.geo;
+  const int C = geo.L - 1, log2p = geo.log2p, p = 1 << log2p, G = 1 << log2G;
   const int nb = p < kBatch ? p : kBatch;  // rows per batch; divides p
   const int64_t b = blockIdx.z, h = blockIdx.y;
   const int64_t W = int64_t{1} << (C * log2p);  // rows per coarsest window
-  const int64_t total = (lv.N >> (C * log2p)) << log2G;
+  const int64_t total = (geo.N >> (C * log2p)) << log2G;
   const int64_t rounded = (total + 31) / 32 * 32;
   auto slot = [&](int l, int k) -> float& {
     return carry[((l - 2) * (kPack + 1) + k) * blockDim.x + threadIdx.x];
@@ -62,17 +64,17 @@ __global__ void __launch_bounds__(kThreads) pool_score_kernel(PoolScoreParams pr
   PoolCtx<T> c;
   c.row = prm.Hx * prm.D;
   c.log2p = log2p;
-  c.lv = &lv;
+  c.geo = &geo;
   for (int64_t idx = global_thread(); idx < rounded; idx += grid_threads()) {
     const bool valid = idx < total;
     const int64_t w = valid ? idx >> log2G : 0;
     const int g = static_cast<int>(idx & (G - 1));
     const int64_t lane_off = h * prm.D + g * kPack;
-    const T* x = static_cast<const T*>(prm.x) + b * lv.N * c.row + lane_off;
+    const T* x = static_cast<const T*>(prm.x) + b * geo.N * c.row + lane_off;
     c.pyr = prm.pyramid == nullptr
                 ? nullptr
-                : static_cast<T*>(prm.pyramid) + b * (lv.P - lv.N) * c.row + lane_off;
-    c.score = prm.score == nullptr ? nullptr : prm.score + (b * prm.Hx + h) * lv.P;
+                : static_cast<T*>(prm.pyramid) + b * (geo.P - geo.N) * c.row + lane_off;
+    c.score = prm.score == nullptr ? nullptr : prm.score + (b * prm.Hx + h) * geo.P;
     c.active = valid && g < prm.D / kPack;
     c.leader = valid && g == 0;
     for (int l = 2; l <= C; ++l) {
@@ -137,15 +139,35 @@ __global__ void __launch_bounds__(kThreads) pool_score_kernel(PoolScoreParams pr
   }
 }
 
+// Level-0 norms of the tail positions [Nf, N) (SPEC.md §2: no pyramid entry covers them):
+// one thread per (position, head), fp32 sum of squares over D.
+template <typename T>
+__global__ void __launch_bounds__(kThreads) tail_score_kernel(PoolScoreParams prm) {
+  const Geometry& geo = prm.geo;
+  const int64_t b = blockIdx.z, D = prm.D;
+  for (int64_t i = global_thread(); i < geo.tail * prm.Hx; i += grid_threads()) {
+    const int64_t t = geo.Nf + i / prm.Hx, h = i % prm.Hx;
+    const T* row = static_cast<const T*>(prm.x) + ((b * geo.N + t) * prm.Hx + h) * D;
+    float ss = 0.0f;
+    for (int64_t d = 0; d < D; d += kPack) {
+      float v[kPack];
+      load_pack(row + d, v);
+#pragma unroll
+      for (int k = 0; k < kPack; ++k) ss = fmaf(v[k], v[k], ss);
+    }
+    prm.score[(b * prm.Hx + h) * geo.P + t] = sqrtf(ss);
+  }
+}
+
 }  // namespace
 
 cudaError_t launch_pool_score(const PoolScoreParams& prm, cudaStream_t stream) {
-  if (prm.D % kPack != 0 || prm.D > kMaxDim || prm.lv.L < 2) return cudaErrorInvalidValue;
+  if (prm.D % kPack != 0 || prm.D > kMaxDim || prm.geo.L < 2) return cudaErrorInvalidValue;
   int log2G = 0;
   while ((1 << log2G) < prm.D / kPack) ++log2G;
-  const int C = prm.lv.L - 1;
+  const int C = prm.geo.L - 1;
   const size_t smem = static_cast<size_t>(C - 1) * (kPack + 1) * kThreads * sizeof(float);
-  const int64_t Nw = prm.lv.N >> (C * prm.lv.log2p);
+  const int64_t Nw = prm.geo.N >> (C * prm.geo.log2p);
   const dim3 grid(grid_for(Nw << log2G), static_cast<unsigned>(prm.Hx),
                   static_cast<unsigned>(prm.B));
   return dispatch_dtype(prm.dtype, [&](auto tag) {
@@ -156,6 +178,10 @@ cudaError_t launch_pool_score(const PoolScoreParams& prm, cudaStream_t stream) {
       if (err != cudaSuccess) return err;
     }
     kernel<<<grid, kThreads, smem, stream>>>(prm, log2G);
+    cudaError_t err = launched();
+    if (err != cudaSuccess || prm.score == nullptr || prm.geo.tail == 0) return err;
+    const dim3 tail_grid(grid_for(prm.geo.tail * prm.Hx), 1, static_cast<unsigned>(prm.B));
+    tail_score_kernel<decltype(tag)><<<tail_grid, kThreads, 0, stream>>>(prm);
     return launched();
   });
 }

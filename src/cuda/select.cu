@@ -1,6 +1,7 @@
 // Stage 2 (SPEC.md §4-§5): one block per (batch, query head, tile) runs the stratified cascade
 // and writes the tile's slots in post-order at its fixed offset j * S_tile, plus the inverse
-// table. No sort and no atomics:
+// table (a last, shorter tile selects min(m, candidates) per level; a small kernel appends the
+// tail's level-0 tokens, SPEC.md §2). No sort and no atomics:
 //  - exact top-m/2 by a bitwise radix select on unique 64-bit keys (score order bits, then the
 //    candidate's position reversed, so ties go to the smaller index and NaN ranks first, the
 //    order of ranks_before in src/cpu/select.cpp); each bit is one block-wide count;
@@ -100,10 +101,10 @@ __device__ uint64_t radix_select(int n, int K, const Key& key, const Active& act
 }
 
 // Causal score of entry (l, i), SPEC.md §12 (the same expression as src/cpu/select.cpp).
-__device__ __forceinline__ float causal_score(const float* s, const Levels& lv, int l, int64_t i) {
-  const float first = __ldg(s + (i << (l * lv.log2p)));
+__device__ __forceinline__ float causal_score(const float* s, const Geometry& geo, int l, int64_t i) {
+  const float first = __ldg(s + (i << (l * geo.log2p)));
   if (i == 0) return first;
-  const float prev = __ldg(s + lv.offset[l] + i - 1);
+  const float prev = __ldg(s + geo.level_offset[l] + i - 1);
   if (isnan(first) || isnan(prev)) return __int_as_float(0x7fc00000);
   return prev > first ? prev : first;
 }
@@ -184,22 +185,22 @@ struct Tile {
 __global__ void __launch_bounds__(kThreads) select_kernel(SelectParams prm) {
   extern __shared__ int smem[];
   __shared__ int scratch[64];
-  const Levels& lv = prm.lv;
-  const int64_t bh = blockIdx.x / prm.T, j = blockIdx.x % prm.T;
+  const Geometry& geo = prm.geo;
+  const int64_t bh = blockIdx.x / geo.tiles, j = blockIdx.x % geo.tiles;
   const int64_t b = bh / prm.H, h = bh % prm.H;
-  const int c = lv.L - 1, m = static_cast<int>(prm.m), half = m / 2;
+  const int c = static_cast<int>(geo.c), m = static_cast<int>(geo.m), half = m / 2;
   Tile t;
-  t.sq = prm.sq + bh * lv.P;
-  t.sk = prm.sk + (b * prm.Hkv + h / (prm.H / prm.Hkv)) * lv.P;
-  t.slots = prm.slots + bh * prm.S;
-  t.inverse = prm.inverse + bh * lv.P;
-  t.base = j * prm.S_tile;
-  t.start_c = j * prm.C;
+  t.sq = prm.sq + bh * geo.P;
+  t.sk = prm.sk + (b * prm.Hkv + h / (prm.H / prm.Hkv)) * geo.P;
+  t.slots = prm.slots + bh * geo.S;
+  t.inverse = prm.inverse + bh * geo.P;
+  t.base = j * geo.S_tile;
+  t.start_c = j * geo.C;
   t.m = m;
-  t.log2p = lv.log2p;
-  t.p = 1 << lv.log2p;
+  t.log2p = geo.log2p;
+  t.p = 1 << geo.log2p;
   t.c = c;
-  t.C = static_cast<int>(prm.C);
+  t.C = static_cast<int>(tile_entries(geo, j));
   t.sel = smem;
   t.size = t.sel + c * m;
   t.start = t.size + c * m;
@@ -210,28 +211,32 @@ __global__ void __launch_bounds__(kThreads) select_kernel(SelectParams prm) {
   BlockSync bs{scratch};
 
   // Cascade, coarsest level first. The thresholds of level c are kept for the emission.
+  // budget[l]: entries selected at level l, min(m, candidates); all of them when <= m (a
+  // short tile), which thresholds of 0 express for the stratified rule.
+  int budget[kMaxLevels] = {};
   uint64_t tq_c = 0, tk_c = 0;
   for (int l = c; l >= 1; --l) {
-    const int n = l == c ? t.C : m * t.p;
-    const float* q = t.sq + lv.offset[l];
-    const float* k = t.sk + lv.offset[l];
+    const int n = l == c ? t.C : t.p * budget[l + 1];
+    budget[l] = n < m ? n : m;
+    const float* q = t.sq + geo.level_offset[l];
+    const float* k = t.sk + geo.level_offset[l];
     auto key_q = [&](int u) { return rank_key(__ldg(q + t.cand(l, u)), u); };
     auto key_k = [&](int u) { return rank_key(__ldg(k + t.cand(l, u)), u); };
     uint64_t tq = 0, tk = 0;
     char* flags = t.flag + (l == c ? 0 : t.C);
     if (prm.causal) {
-      CausalRule rule{n, m, half};  // state lives in thread 0
+      CausalRule rule{n, budget[l], half};  // state lives in thread 0
       for (int r0 = 0; r0 < n; r0 += kCausalChunk) {
         const int count = n - r0 < kCausalChunk ? n - r0 : kCausalChunk;
         for (int u = threadIdx.x; u < count; u += blockDim.x) {
-          t.cq[u] = causal_score(t.sq, lv, l, t.cand(l, r0 + u));
-          t.ck[u] = causal_score(t.sk, lv, l, t.cand(l, r0 + u));
+          t.cq[u] = causal_score(t.sq, geo, l, t.cand(l, r0 + u));
+          t.ck[u] = causal_score(t.sk, geo, l, t.cand(l, r0 + u));
         }
         __syncthreads();
         if (threadIdx.x == 0) rule.decide(t.cq, t.ck, r0, count, flags);
         __syncthreads();
       }
-    } else {
+    } else if (n > m) {
       tq = radix_select(n, half, key_q, [](int) { return true; }, bs);
       tk = radix_select(n, half, key_k, [&](int u) { return key_q(u) < tq; }, bs);
     }
@@ -256,10 +261,10 @@ __global__ void __launch_bounds__(kThreads) select_kernel(SelectParams prm) {
   }
 
   // Subtree sizes, bottom-up: a selected level-1 entry holds its p tokens and itself.
-  for (int s = threadIdx.x; s < m; s += blockDim.x) t.size_at(1)[s] = 1 + t.p;
+  for (int s = threadIdx.x; s < budget[1]; s += blockDim.x) t.size_at(1)[s] = 1 + t.p;
   for (int l = 2; l <= c; ++l) {
     __syncthreads();
-    for (int s = threadIdx.x; s < m; s += blockDim.x) {
+    for (int s = threadIdx.x; s < budget[l]; s += blockDim.x) {
       int total = 1;
       for (int ch = 0; ch < t.p; ++ch) {
         const int r = t.pos_at(l - 1)[s * t.p + ch];
@@ -273,8 +278,8 @@ __global__ void __launch_bounds__(kThreads) select_kernel(SelectParams prm) {
   // Coarsest level: subtree starts are the running sum of subtree sizes in index order; an
   // entry's slot is the last of its subtree (post-order).
   {
-    const float* q = t.sq + lv.offset[c];
-    const float* k = t.sk + lv.offset[c];
+    const float* q = t.sq + geo.level_offset[c];
+    const float* k = t.sk + geo.level_offset[c];
     int done = 0, offset = 0;
     for (int u0 = 0; u0 < t.C; u0 += blockDim.x) {
       const int u = u0 + threadIdx.x;
@@ -286,7 +291,7 @@ __global__ void __launch_bounds__(kThreads) select_kernel(SelectParams prm) {
       const int rank = done + bs.exclusive_scan(flag ? 1 : 0, &chunk_sel);
       const int sz = u < t.C ? (flag ? t.size_at(c)[rank] : 1) : 0;
       const int st = offset + bs.exclusive_scan(sz, &chunk_size);
-      if (u < t.C) t.emit(lv.offset[c] + t.start_c + u, t.base + st + sz - 1);
+      if (u < t.C) t.emit(geo.level_offset[c] + t.start_c + u, t.base + st + sz - 1);
       if (flag) t.start_at(c)[rank] = st;
       done += chunk_sel;
       offset += chunk_size;
@@ -296,36 +301,47 @@ __global__ void __launch_bounds__(kThreads) select_kernel(SelectParams prm) {
   for (int l = c - 1; l >= 1; --l) {
     __syncthreads();
     const int* pos = t.pos_at(l);
-    for (int u = threadIdx.x; u < m * t.p; u += blockDim.x) {
+    for (int u = threadIdx.x; u < t.p * budget[l + 1]; u += blockDim.x) {
       const int s = u >> t.log2p;
       int st = t.start_at(l + 1)[s];
       for (int v = s * t.p; v < u; ++v) st += pos[v] >= 0 ? t.size_at(l)[pos[v]] : 1;
       const int r = pos[u];
       const int sz = r >= 0 ? t.size_at(l)[r] : 1;
-      t.emit(lv.offset[l] + t.cand(l, u), t.base + st + sz - 1);
+      t.emit(geo.level_offset[l] + t.cand(l, u), t.base + st + sz - 1);
       if (r >= 0) t.start_at(l)[r] = st;
     }
   }
   __syncthreads();
   // Level 0: the p tokens of every selected level-1 entry open its subtree.
-  for (int u = threadIdx.x; u < m * t.p; u += blockDim.x) {
+  for (int u = threadIdx.x; u < t.p * budget[1]; u += blockDim.x) {
     const int s = u >> t.log2p, ch = u & (t.p - 1);
     t.emit(static_cast<int64_t>(t.sel_at(1)[s]) * t.p + ch, t.base + t.start_at(1)[s] + ch);
+  }
+}
+
+// The tail's level-0 tokens (SPEC.md §2) close every head's slot table, in position order.
+__global__ void __launch_bounds__(kThreads) tail_kernel(SelectParams prm) {
+  const Geometry& geo = prm.geo;
+  for (int64_t i = global_thread(); i < prm.B * prm.H * geo.tail; i += grid_threads()) {
+    const int64_t bh = i / geo.tail, u = i % geo.tail, s = geo.S - geo.tail + u;
+    prm.slots[bh * geo.S + s] = geo.Nf + u;
+    prm.inverse[bh * geo.P + geo.Nf + u] = s;
   }
 }
 
 }  // namespace
 
 size_t select_shared_bytes(const SelectParams& prm) {
-  const int64_t c = prm.lv.L - 1, p = int64_t{1} << prm.lv.log2p;
-  const size_t ints = static_cast<size_t>(3 * c * prm.m + (c - 1) * prm.m * p) * sizeof(int);
+  const Geometry& geo = prm.geo;
+  const int64_t c = geo.c, p = geo.p, m = geo.m;
+  const size_t ints = static_cast<size_t>(3 * c * m + (c - 1) * m * p) * sizeof(int);
   if (!prm.causal) return ints;
-  return ints + 2 * kCausalChunk * sizeof(float) + static_cast<size_t>(prm.C + prm.m * p);
+  return ints + 2 * kCausalChunk * sizeof(float) + static_cast<size_t>(geo.C + m * p);
 }
 
 cudaError_t launch_select(const SelectParams& prm, cudaStream_t stream) {
   cudaError_t err = cudaMemsetAsync(prm.inverse, 0xff,
-                                    static_cast<size_t>(prm.B * prm.H * prm.lv.P) * sizeof(int64_t),
+                                    static_cast<size_t>(prm.B * prm.H * prm.geo.P) * sizeof(int64_t),
                                     stream);  // every int64 = -1: not emitted
   if (err != cudaSuccess) return err;
   const size_t smem = select_shared_bytes(prm);
@@ -334,7 +350,14 @@ cudaError_t launch_select(const SelectParams& prm, cudaStream_t stream) {
                                static_cast<int>(smem));
     if (err != cudaSuccess) return err;
   }
-  select_kernel<<<static_cast<unsigned>(prm.B * prm.H * prm.T), kThreads, smem, stream>>>(prm);
+  if (prm.geo.tiles > 0) {
+    select_kernel<<<static_cast<unsigned>(prm.B * prm.H * prm.geo.tiles), kThreads, smem,
+                    stream>>>(prm);
+    err = launched();
+    if (err != cudaSuccess) return err;
+  }
+  if (prm.geo.tail == 0) return cudaSuccess;
+  tail_kernel<<<grid_for(prm.B * prm.H * prm.geo.tail), kThreads, 0, stream>>>(prm);
   return launched();
 }
 

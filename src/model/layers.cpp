@@ -137,10 +137,12 @@ at::Tensor scatter_fan_in(const Plan& plan, const Config& cfg, int64_t n) {
   const at::Tensor t = torch::arange(n, opts);                      // [N]
   at::Tensor count = torch::zeros({plan.inverse.size(0), plan.inverse.size(1), n}, opts);
   for (int64_t l = 0; l < g.L; ++l) {
+    if (g.level_len[l] == 0) continue;  // a sequence shorter than the level's window
     const at::Tensor i = at::floor_divide(t + 1, g.window[l]) - 1;  // [N] entry of level l
+    const at::Tensor exists = i.ge(0) & i.lt(g.level_len[l]);       // [N] (SPEC.md §6)
     const at::Tensor emitted =
-        plan.inverse.index_select(2, i.clamp_min(0) + g.level_offset[l]).ge(0) &
-        i.ge(0);                                                     // [B, H, N]
+        plan.inverse.index_select(2, i.clamp(0, g.level_len[l] - 1) + g.level_offset[l]).ge(0) &
+        exists;                                                      // [B, H, N]
     count += emitted;
   }
   return count.permute({0, 2, 1});  // [B, N, H]

@@ -90,16 +90,14 @@ Geometry checked_levels(int64_t levels, int64_t pool, int64_t N) {
   std::string err = validate(cfg);
   TORCH_CHECK_VALUE(err.empty(), err);
   TORCH_CHECK_VALUE(N > 0, "sequence length N must be positive, got ", N);
-  Geometry g = level_geometry(levels, pool, N);
-  TORCH_CHECK_VALUE(N % g.window[levels - 1] == 0, "sequence length N = ", N,
-                    " must be divisible by p^(L-1) = ", g.window[levels - 1]);
-  return g;
+  return level_geometry(levels, pool, N);
 }
 
 Geometry levels_from_pyramid(int64_t levels, int64_t pool, int64_t P, const char* what) {
   const int64_t N = seq_len_from_pyramid(P, levels, pool);
   TORCH_CHECK_VALUE(N > 0, what, ": pyramid dimension ", P,
-                    " is not sum_l N / p^l for levels = ", levels, ", pool = ", pool);
+                    " is not N + sum_{l>=1} Nf / p^l (Nf = N rounded down to a multiple of "
+                    "p^(L-1)) for levels = ", levels, ", pool = ", pool);
   return checked_levels(levels, pool, N);
 }
 
@@ -120,7 +118,7 @@ void check_plan(const at::Tensor& q, const at::Tensor& slots, const at::Tensor& 
   TORCH_CHECK_VALUE(inverse.dim() == 3 && dim_size(inverse, 0) == dim_size(q, 0) &&
                         dim_size(inverse, 1) == dim_size(q, 2) && dim_size(inverse, 2) == g.P,
                     "inverse must be [B, H, P] = [", dim_size(q, 0), ", ", dim_size(q, 2), ", ",
-                    g.P, "] (P = sum_l N / p^l for N = ", g.N, ", levels = ", g.L, ", pool = ", g.p,
+                    g.P, "] (P = N + sum_{l>=1} Nf / p^l for N = ", g.N, ", levels = ", g.L, ", pool = ", g.p,
                     "), got ", inverse.sym_sizes());
 }
 

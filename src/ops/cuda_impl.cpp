@@ -35,16 +35,6 @@ void check_grid(int64_t B, int64_t H, const char* op) {
                     B, ", H = ", H);
 }
 
-k::Levels kernel_levels(const Geometry& g) {
-  k::Levels lv;
-  lv.L = static_cast<int32_t>(g.L);
-  while ((int64_t{1} << lv.log2p) < g.p) ++lv.log2p;
-  lv.N = g.N;
-  lv.P = g.P;
-  for (int64_t l = 0; l <= g.L; ++l) lv.offset[l] = g.level_offset[l];
-  return lv;
-}
-
 // scatter and gather_backward are compiled for each L up to kMaxScatterLevels.
 void check_levels(int64_t levels, const char* op) {
   TORCH_CHECK_VALUE(levels <= k::kMaxScatterLevels, op, ": CUDA levels (L) must be <= ",
@@ -78,7 +68,7 @@ std::tuple<at::Tensor, at::Tensor> pool_score_cuda(const at::Tensor& x_in, int64
   prm.B = B;
   prm.Hx = Hx;
   prm.D = D;
-  prm.lv = kernel_levels(g);
+  prm.geo = g;
   check_launch(k::launch_pool_score(prm, at::cuda::getCurrentCUDAStream()), op);
   return {pyr, sc};
 }
@@ -115,16 +105,11 @@ std::tuple<at::Tensor, at::Tensor> select_cuda(const at::Tensor& sq_in, const at
   prm.B = B;
   prm.H = H;
   prm.Hkv = sk.size(1);
-  prm.m = g.m;
-  prm.T = g.T;
-  prm.C = g.C;
-  prm.S_tile = g.S_tile;
-  prm.S = g.S;
   prm.causal = cfg.selection == Selection::Causal;
-  prm.lv = kernel_levels(g);
-  TORCH_CHECK_VALUE(g.N < (int64_t{1} << 31) && B * H * g.T < (int64_t{1} << 31), op,
-                    ": CUDA select needs N < 2^31 and B * H * T < 2^31, got N = ", g.N,
-                    ", B * H * T = ", B * H * g.T);
+  prm.geo = g;
+  TORCH_CHECK_VALUE(g.N < (int64_t{1} << 31) && B * H * g.tiles < (int64_t{1} << 31), op,
+                    ": CUDA select needs N < 2^31 and B * H * tiles < 2^31, got N = ", g.N,
+                    ", B * H * tiles = ", B * H * g.tiles);
   const size_t smem = k::select_shared_bytes(prm);
   const size_t limit = at::cuda::getCurrentDeviceProperties()->sharedMemPerBlockOptin;
   TORCH_CHECK_VALUE(
@@ -161,7 +146,7 @@ at::Tensor gather_cuda(const at::Tensor& x_in, const at::Tensor& pyramid_in,
   prm.Hx = x.size(2);
   prm.S = S;
   prm.D = D;
-  prm.lv = kernel_levels(g);
+  prm.geo = g;
   check_launch(k::launch_gather(prm, at::cuda::getCurrentCUDAStream()), op);
   return out;
 }
@@ -188,7 +173,7 @@ at::Tensor gather_backward_cuda(const at::Tensor& grad_in, const at::Tensor& inv
   prm.Hx = kv_heads;
   prm.S = grad.size(2);
   prm.D = D;
-  prm.lv = kernel_levels(g);
+  prm.geo = g;
   check_launch(k::launch_gather_backward(prm, at::cuda::getCurrentCUDAStream()), op);
   return dx;
 }
@@ -214,7 +199,7 @@ at::Tensor scatter_cuda(const at::Tensor& o_in, const at::Tensor& slots,
   prm.H = H;
   prm.S = o_tilde.size(2);
   prm.D = D;
-  prm.lv = kernel_levels(g);
+  prm.geo = g;
   check_launch(k::launch_scatter(prm, at::cuda::getCurrentCUDAStream()), op);
   return out;
 }
@@ -239,7 +224,7 @@ at::Tensor scatter_backward_cuda(const at::Tensor& grad_in, const at::Tensor& sl
   prm.H = H;
   prm.S = S;
   prm.D = D;
-  prm.lv = kernel_levels(g);
+  prm.geo = g;
   check_launch(k::launch_scatter_backward(prm, at::cuda::getCurrentCUDAStream()), op);
   return out;
 }

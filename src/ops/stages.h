@@ -2,7 +2,8 @@
 // of the stage ops so that composites reach CPU, CUDA and Meta kernels alike.
 //
 // Stage op shapes (B batch, N positions, H query heads, Hx heads of x, D head dim,
-// S slots per head, P = sum_l N / p^l pyramid entries, P1 = P - N):
+// S slots per head, P = N + sum_{l>=1} Nf / p^l pyramid entries, P1 = P - N; any N,
+// include/lighthouse/geometry.h):
 //   _pool_score(x [B, N, Hx, D]) -> pyramid [B, P1, Hx, D] (x's dtype), score [B, Hx, P] fp32
 //   _dilated_score(q [B, N, H, D], k, v [B, N, Hkv, D]) -> sq, sk [B, H, P] fp32
 //   _select(sq [B, H, P], sk [B, Hkv, P], selection) -> slots [B, H, S] int64, inverse [B, H, P] int64

@@ -147,10 +147,6 @@ void validate(const RunConfig& c) {
       fail("model.dense_layers", cat("all ", m.n_layers,
                                      " layers are dense, so train.attention = "
                                      "\"lighthouse\" would change nothing"));
-    if (lh.scorer == Scorer::Dilated) {
-      err = check_dilation(lh.dilation, t.context);
-      if (!err.empty()) fail("lighthouse.dilation", cat(err, " (train.context)"));
-    }
     Geometry g;
     if (!make_geometry(lh, t.context, &g, &err))
       fail("train.context", cat(t.context, " does not fit the Lighthouse config: ", err));

@@ -51,6 +51,36 @@ TEST(Combine, FanInCountsTheEmittedLevelsOfSpec6) {
   EXPECT_GT(histogram[1], histogram[3]);
 }
 
+// A ragged N (SPEC.md §2: a last shorter tile and a tail of 7): the fan-in counts only
+// entries that exist (none past the pyramid's prefix) and were emitted.
+TEST(Combine, FanInOnARaggedLength) {
+  torch::manual_seed(5);
+  const int64_t n = 519;
+  const at::Tensor q = torch::randn({1, n, 2, 8});  // [B, N, H, D]
+  const at::Tensor k = torch::randn({1, n, 1, 8});  // [B, N, Hkv, D]
+  const Config cfg = op_config();
+  const Plan plan = lighthouse::plan(q, k, cfg);
+  const at::Tensor count = scatter_fan_in(plan, cfg, n);  // [B, N, H]
+  Geometry g;
+  std::string err;
+  ASSERT_TRUE(make_geometry(cfg, n, &g, &err)) << err;
+  ASSERT_EQ(g.tail, 7);
+  const auto inv = plan.inverse.accessor<int64_t, 3>();  // [B, H, P]
+  const auto got = count.accessor<int64_t, 3>();
+  for (int64_t h = 0; h < 2; ++h)
+    for (int64_t t = 0; t < n; ++t) {
+      int64_t want = 0;
+      for (int64_t l = 0; l < g.L; ++l) {
+        const int64_t i = (t + 1) / g.window[l] - 1;
+        if (i >= 0 && i < g.level_len[l] && inv[0][h][g.level_offset[l] + i] >= 0) ++want;
+      }
+      ASSERT_EQ(got[0][t][h], want) << "h " << h << " t " << t;
+    }
+  // The last token: its own level-0 slot and the last coarsest entry (R = [511, 526]); level 1
+  // would be entry 128, past the pyramid's 128 entries.
+  EXPECT_EQ(got[0][n - 1][0], 2);
+}
+
 TEST(Combine, SumScalesConstantValuesByFanInMeanKeepsThem) {
   torch::manual_seed(4);
   const Config cfg = op_config();

@@ -13,10 +13,9 @@ namespace lighthouse::oracle {
 Levels::Levels(int64_t n, int64_t levels, int64_t pool) : N(n), L(levels), p(pool) {
   off.assign(L + 1, 0);
   w.assign(L, 1);
-  for (int64_t l = 0; l < L; ++l) {
-    if (l > 0) w[l] = w[l - 1] * p;
-    off[l + 1] = off[l] + N / w[l];
-  }
+  for (int64_t l = 1; l < L; ++l) w[l] = w[l - 1] * p;
+  Nf = N - N % w[L - 1];
+  for (int64_t l = 0; l < L; ++l) off[l + 1] = off[l] + len(l);
 }
 
 int64_t Levels::level(int64_t e) const {
@@ -59,7 +58,7 @@ at::Tensor scores(const at::Tensor& x, int64_t L, int64_t p) {
   for (int64_t bh = 0; bh < B * Hx; ++bh) {
     float* s = sp + bh * lv.P();
     for (int64_t l = 1; l < L; ++l)
-      for (int64_t i = 0; i < lv.len(l); ++i) {
+      for (int64_t i = 0; i < lv.len(l); ++i) {  // windows inside the prefix Nf
         bool nan = false;
         float mx = -std::numeric_limits<float>::infinity();
         for (int64_t t = i * lv.w[l]; t < (i + 1) * lv.w[l]; ++t) {
@@ -105,10 +104,12 @@ float causal_score(const float* s, const Levels& lv, int64_t l, int64_t i) {
   return mx;
 }
 
-// SPEC.md §12 online budgeted rule over one level's candidates (ascending): the taken ones.
+// SPEC.md §12 online budgeted rule over one level's candidates (ascending): the taken ones
+// (budget min(m, n), SPEC.md §4).
 std::set<int64_t> causal_take(const std::vector<int64_t>& cand, const float* sq, const float* sk,
-                              const Levels& lv, int64_t l, int64_t m) {
-  const int64_t n = static_cast<int64_t>(cand.size()), h = m / 2;
+                              const Levels& lv, int64_t l, int64_t m_tile) {
+  const int64_t n = static_cast<int64_t>(cand.size()), h = m_tile / 2;
+  const int64_t m = std::min(m_tile, n);
   std::vector<double> seen_q, seen_k;  // causal scores of the candidates before r
   int64_t tq = 0, tk = 0;
   std::set<int64_t> taken;
@@ -133,21 +134,24 @@ std::set<int64_t> causal_take(const std::vector<int64_t>& cand, const float* sq,
     seen_k.push_back(b);
   }
   if (static_cast<int64_t>(taken.size()) != m)
-    throw std::logic_error("oracle: the causal rule took a different number than m");
+    throw std::logic_error("oracle: the causal rule took a different number than min(m, n)");
   return taken;
 }
 
 // Every entry one (batch, query head) emits, over all tiles, in no particular order.
 std::vector<Emitted> emit_head(const float* sq, const float* sk, const Levels& lv, int64_t k,
                                int64_t m, bool causal) {
-  const int64_t c = lv.L - 1, T = k / m, C = lv.len(c) / T;
+  // Tiles of C = ceil(Nc / T) coarsest entries, the last one shorter (SPEC.md §4).
+  const int64_t c = lv.L - 1, T = k / m, Nc = lv.len(c), C = (Nc + T - 1) / T;
   std::vector<Emitted> out;
-  for (int64_t j = 0; j < T; ++j) {
+  for (int64_t first = 0; first < Nc; first += C) {
     std::vector<int64_t> cand;
-    for (int64_t i = j * C; i < (j + 1) * C; ++i) cand.push_back(i);
+    for (int64_t i = first; i < std::min(first + C, Nc); ++i) cand.push_back(i);
     for (int64_t l = c; l >= 1; --l) {
       std::set<int64_t> sel;
-      if (causal) {
+      if (static_cast<int64_t>(cand.size()) <= m) {
+        sel.insert(cand.begin(), cand.end());  // a short tile: everything is refined
+      } else if (causal) {
         sel = causal_take(cand, sq, sk, lv, l, m);
       } else {
         const std::vector<int64_t> order_q = by_score(cand, sq + lv.off[l]);
@@ -163,6 +167,7 @@ std::vector<Emitted> emit_head(const float* sq, const float* sk, const Levels& l
     }
     for (int64_t i : cand) out.push_back({key(0, i, lv.p, false), i});
   }
+  for (int64_t t = lv.Nf; t < lv.N; ++t) out.push_back({key(0, t, lv.p, false), t});  // tail
   return out;
 }
 
@@ -171,13 +176,11 @@ std::vector<Emitted> emit_head(const float* sq, const float* sk, const Levels& l
 Selection select(const at::Tensor& sq, const at::Tensor& sk, int64_t L, int64_t p, int64_t k,
                  int64_t m, bool causal) {
   const int64_t B = sq.size(0), H = sq.size(1), Hkv = sk.size(1), P = sq.size(2);
-  int64_t pc = 1, sum = 1;  // p^(L-1) and sum_{j<L} p^j: P = N * sum / pc
-  for (int64_t l = 1; l < L; ++l) {
-    pc *= p;
-    sum += pc;
-  }
-  const int64_t N = P / sum * pc;
+  // The N whose pyramid has P entries: P grows by one with every N.
+  int64_t N = 1;
+  while (Levels(N, L, p).P() < P) ++N;
   const Levels levels(N, L, p);
+  if (levels.P() != P) throw std::invalid_argument("oracle: P is no pyramid size");
   const at::Tensor sqc = sq.contiguous(), skc = sk.contiguous();
   std::vector<std::vector<int64_t>> tables;
   int64_t S = -1;
@@ -215,10 +218,11 @@ Selection plan(const at::Tensor& q, const at::Tensor& k, int64_t L, int64_t p, i
 
 at::Tensor pyramid(const at::Tensor& x, int64_t L, int64_t p) {
   const int64_t B = x.size(0), N = x.size(1), Hx = x.size(2), D = x.size(3);
+  const Levels lv(N, L, p);
   std::vector<at::Tensor> levels{x};
-  for (int64_t l = 1, w = p; l < L; ++l, w *= p)
-    levels.push_back(x.reshape({B, N / w, w, Hx, D}).mean(2));  // [B, N / w, Hx, D]
-  return at::cat(levels, 1);                                    // [B, P, Hx, D]
+  for (int64_t l = 1; l < L; ++l)  // [B, Nf / w, Hx, D]
+    levels.push_back(x.narrow(1, 0, lv.Nf).reshape({B, lv.len(l), lv.w[l], Hx, D}).mean(2));
+  return at::cat(levels, 1);  // [B, P, Hx, D]
 }
 
 at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,

@@ -12,15 +12,16 @@
 
 namespace lighthouse::oracle {
 
-// Level arithmetic of a pyramid over N base positions (L levels, factor p).
+// Level arithmetic of a pyramid over N base positions (L levels, factor p). Any N: levels
+// >= 1 cover the prefix Nf of whole coarsest windows, the rest is level 0 only.
 struct Levels {
-  int64_t N, L, p;
-  std::vector<int64_t> off;  // [L + 1] off(l) = sum_{j<l} N / p^j
+  int64_t N, L, p, Nf;
+  std::vector<int64_t> off;  // [L + 1] off(l) = sum_{j<l} len(j)
   std::vector<int64_t> w;    // [L] window p^l
 
   Levels(int64_t n, int64_t levels, int64_t pool);
   int64_t P() const { return off[L]; }
-  int64_t len(int64_t l) const { return N / w[l]; }
+  int64_t len(int64_t l) const { return l == 0 ? N : Nf / w[l]; }
   int64_t level(int64_t e) const;  // level of pyramid index e
   int64_t local(int64_t e) const { return e - off[level(e)]; }
 };

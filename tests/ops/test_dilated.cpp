@@ -246,14 +246,12 @@ TEST(DilatedErrors, NameTheParameter) {
   const Inputs in = random_inputs(s, at::kDouble, 308);
   expect_value_error([&] { plan(in.q, in.k, dilated_cfg(s, 4)); },
                      {"lighthouse::plan", "v must be given for scorer \"dilated\""});
-  expect_value_error([&] { plan(in.q, in.k, in.v, dilated_cfg(s, 3)); },
-                     {"dilation (delta) = 3 must divide the sequence length N = 256"});
-  expect_value_error([&] { attention(in.q, in.k, in.v, dilated_cfg(s, 3)); },
-                     {"dilation (delta) = 3 must divide"});
+  // δ need not divide N (SPEC.md §4): 3 does not divide 256.
+  EXPECT_EQ(plan(in.q, in.k, in.v, dilated_cfg(s, 3)).slots.size(2), s.S());
   expect_value_error([&] { attention(in.q, in.k, in.v, dilated_cfg(s, 0)); },
                      {"dilation (delta) must be >= 1, got 0"});
-  expect_value_error([&] { ops::dilated_score(in.q, in.k, in.v, 3, 2, 5); },
-                     {"lighthouse::_dilated_score", "dilation (delta) = 5"});
+  expect_value_error([&] { ops::dilated_score(in.q, in.k, in.v, 3, 2, 0); },
+                     {"lighthouse::_dilated_score", "dilation (delta) must be >= 1, got 0"});
   expect_value_error([&] { ops::dilated_score(in.q, in.k, in.v.narrow(1, 0, 128), 3, 2, 4); },
                      {"lighthouse::_dilated_score", "v sizes must equal k sizes"});
   // The norm scorer ignores the dilation: N % δ is no rule there.

@@ -251,9 +251,7 @@ def test_bad_inputs_name_the_argument():
     with pytest.raises(ValueError, match="attention_mask: Lighthouse attention serves causal "
                                          "batches without padding"):
         logits(wrapped, ids, attention_mask=mask)
-    with pytest.raises(ValueError, match=r"sequence length \(input_ids.shape\[1\]\) = 60 cannot "
-                                         r"be served .*divisible by"):
-        logits(wrapped, ids[:, :60])
+    assert logits(wrapped, ids[:, :60]).shape[1] == 60  # any length (SPEC.md §2)
     with pytest.raises(ValueError, match=r"use_cache / past_key_values: .*unwrap\(\).*"
                                          r"set_mode\(\"dense\"\)"):
         logits(wrapped, ids, use_cache=True)

@@ -184,8 +184,8 @@ def test_dilated_scores_and_plan(delta):
     assert torch.allclose(out, reference(q, kk, v, slots, L, p), rtol=1e-9, atol=1e-11)
     with pytest.raises(ValueError, match=r"v must be given for scorer \"dilated\""):
         ops.plan(q, kk, L, p, k, m, "dilated")
-    with pytest.raises(ValueError, match=r"dilation \(delta\) = 3 must divide"):
-        ops.attention(q, kk, v, L, p, k, m, "dilated", "auto", 3)
+    out3 = ops.attention(q, kk, v, L, p, k, m, "dilated", "auto", 3)  # δ need not divide N
+    assert out3.shape == q.shape and torch.isfinite(out3).all()
 
 
 def opcheck_cases():

@@ -51,5 +51,26 @@ TEST(Commands, BenchTrainTimesBothModes) {
   EXPECT_EQ(j["tokens_per_step"], 2 * 256);
 }
 
+// Any context (SPEC.md §2): 1000 is no multiple of the tile span p^(L-1) T = 4 * 2, and the
+// dilated scorer's δ = 3 does not divide it; `train` and `bench train` run it on the CPU.
+TEST(Commands, TrainAndBenchTrainAcceptARaggedContext) {
+  const std::string dir = scratch_dir("ragged");
+  std::string toml = testing::kTestToml;
+  toml.replace(toml.find("context = 256"), 13, "context = 1000");
+  testing::write_file(dir + "/t.toml", toml);
+  auto r = run_cli(dir, {"train", "--config", dir + "/t.toml", "--set", "run.dir=" + dir + "/run",
+                         "--set", "train.steps=2", "--set", "train.stage1_steps=1", "--set",
+                         "schedule.warmup_steps=1", "--set", "val.every=0", "--set",
+                         "lighthouse.scorer=dilated", "--set", "lighthouse.dilation=3"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_TRUE(std::filesystem::exists(checkpoint_path(dir + "/run", 2)));
+  r = run_cli(dir, {"bench", "train", "--config", dir + "/t.toml", "--steps", "1", "--warmup",
+                    "0", "--json", dir + "/bench.json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto j = nlohmann::json::parse(testing::read_file(dir + "/bench.json"));
+  EXPECT_EQ(j["tokens_per_step"], 2 * 1000);
+  EXPECT_GT(j["modes"]["lighthouse"]["tokens_per_s"].get<double>(), 0);
+}
+
 }  // namespace
 }  // namespace lighthouse::train
