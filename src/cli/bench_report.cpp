@@ -165,10 +165,10 @@ void write_json(const BenchReport& r, const std::string& path) {
   j["copy_gbps"] = r.copy_gbps;
   const BenchArgs& a = r.args;
   j["config"] = {{"B", a.batch}, {"H", a.heads}, {"Hkv", a.kv_heads > 0 ? a.kv_heads : a.heads},
-                 {"D", a.dim}, {"dtype", a.dtype}, {"L", a.levels}, {"p", a.pool},
-                 {"m", a.tile_topk}, {"warmup", a.warmup}, {"repeats", a.repeats},
-                 {"case_budget_s", a.case_budget_s}, {"scorer", a.scorer},
-                 {"dilation", a.dilation}, {"selection", a.selection}};
+                 {"D", a.dim}, {"dtype", a.dtype}, {"L", a.lh.levels}, {"p", a.lh.pool},
+                 {"m", a.lh.tile_topk}, {"warmup", a.warmup}, {"repeats", a.repeats},
+                 {"case_budget_s", a.case_budget_s}, {"scorer", scorer_name(a.lh.scorer)},
+                 {"dilation", a.lh.dilation}, {"selection", selection_name(a.lh.selection)}};
   for (const auto& p : r.points) {
     nlohmann::json jp = {{"N", p.N}, {"k", p.k}, {"S", p.S}};
     for (const auto& [name, c] : p.cases)
