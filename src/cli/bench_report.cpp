@@ -54,7 +54,7 @@ std::vector<Row> summary_rows(const BenchReport& r) {
                             "dense flash fwd ms", "dense flash f+b ms", "LH fwd ms", "LH f+b ms",
                             "LH(flash) f+b ms", "fwd x", "f+b x", "target f+b x",
                             "outside SDPA %", "peak GiB dense f+b", "peak GiB LH f+b"}};
-  const bool dilated = r.args.scorer == "dilated";  // LH columns are the norm scorer's then
+  const bool dilated = r.args.lh.scorer == Scorer::Dilated;  // LH columns: norm; then dilated
   if (dilated)
     for (const char* c : {"LH dilated fwd ms", "LH dilated f+b ms", "dilated / norm f+b"})
       rows[0].push_back(c);
