@@ -34,6 +34,7 @@ std::optional<model::ExportedModel> apply_model_init(RunConfig& cfg, const Launc
   }
   RunConfig base;
   apply_model_config(base, hf->config);
+  base.model.dense_layers = std::nullopt;  // the imported model's default, not the tiny run's
   cfg = layered(base, launch);
   check_model_shapes(cfg, hf->config, "model.init " + cfg.model.init + "/config.json");
   return hf;
