@@ -59,9 +59,11 @@ fi
 
 if [[ $STEPS == *bench* ]]; then
   "$BUILD/src/lighthouse" bench --device cuda --dtype bfloat16 --batch 1 --heads 8 --kv-heads 8 \
-    --dim 128 --levels 3 --pool 4 --tile-topk 128 --seq-lens "$BENCH_NS" --topks "$BENCH_KS" \
+    --dim 128 --set lighthouse.levels=3 --set lighthouse.pool=4 --set lighthouse.tile_topk=128 \
+    --seq-lens "$BENCH_NS" --topks "$BENCH_KS" \
     --warmup 1 --repeats "${BENCH_REPEATS:-10}" --case-budget "${BENCH_BUDGET:-8}" \
-    --scorer "${BENCH_SCORER:-norm}" --dilation "${BENCH_DILATION:-4}" \
+    --set lighthouse.scorer="${BENCH_SCORER:-norm}" \
+    --set lighthouse.dilation="${BENCH_DILATION:-4}" \
     --json "$OUT/bench.json" --markdown "$OUT/bench.md" > "$OUT/bench.log" 2>&1 || status=1
   # The short table: everything after the stage tables.
   awk '/^ +N +k +S/{p=1} p' "$OUT/bench.log"

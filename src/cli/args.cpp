@@ -3,6 +3,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <cmath>
@@ -13,6 +14,7 @@
 #include <limits>
 #include <stdexcept>
 
+#include "lighthouse/config_check.h"
 #include "train/run_config.h"
 
 namespace lighthouse::cli {
@@ -54,10 +56,67 @@ CLI::Validator positive_number() {
       "a positive number", "POSITIVE_NUMBER");
 }
 
-std::vector<std::pair<std::string, std::string>> assignments(const std::vector<std::string>& sets) {
-  std::vector<std::pair<std::string, std::string>> out;
-  for (const auto& s : sets) out.push_back(train::split_assignment(s));
+void add_config_flags(CLI::App& sub, ConfigFlags& f, const char* config_help,
+                      const char* set_help, bool key_flags) {
+  if (config_help) sub.add_option("--config", f.file, config_help)->check(CLI::ExistingFile);
+  sub.add_option("--set", f.sets, set_help)->type_name("KEY=VALUE");
+  if (!key_flags) return;
+  for (const auto& k : train::all_keys())
+    add_key_alias(sub, f, "--" + k.key, k.key, k.help)
+        ->group("Config keys (same as --set KEY=VALUE)");
+}
+
+CLI::Option* add_key_alias(CLI::App& sub, ConfigFlags& f, const std::string& flag,
+                           const std::string& key, const std::string& help) {
+  return sub.add_option_function<std::string>(
+      flag, [&f, key](const std::string& v) { f.flags.emplace_back(key, v); }, help);
+}
+
+std::vector<std::string> add_lighthouse_key_flags(CLI::App& sub, ConfigFlags& f, bool scorer) {
+  std::vector<std::string> keys;
+  sub.add_option("--set", f.sets,
+                 "set a lighthouse.* key, e.g. --set lighthouse.topk=512 (repeatable)")
+      ->type_name("KEY=VALUE");
+  const auto alias = [&](const char* flag, const char* key, const char* what) {
+    keys.push_back(key);
+    return add_key_alias(sub, f, flag, key,
+                         std::string(what) + " (old name of --set " + key + "=VALUE)");
+  };
+  alias("--levels", "lighthouse.levels", "pyramid levels L")->check(positive_int());
+  alias("--pool", "lighthouse.pool", "pooling factor p")->check(positive_int());
+  alias("--topk", "lighthouse.topk", "per-level budget k")->check(positive_int());
+  alias("--tile-topk", "lighthouse.tile_topk", "per-tile budget m")->check(positive_int());
+  alias("--selection", "lighthouse.selection", "stratified|causal (SPEC.md §12)")
+      ->check(CLI::IsMember({"stratified", "causal"}));
+  if (!scorer) return keys;
+  alias("--scorer", "lighthouse.scorer",
+        "norm | dilated (the CUDA sweep times dilated next to norm)")
+      ->check(CLI::IsMember({"norm", "dilated"}));
+  alias("--dilation", "lighthouse.dilation", "dilated scorer: strided sub-sequences delta")
+      ->check(positive_int());
+  return keys;
+}
+
+train::Overrides overrides(const ConfigFlags& f) {
+  train::Overrides out = f.flags;
+  for (const auto& s : f.sets) out.push_back(train::split_assignment(s));
   return out;
+}
+
+Config lighthouse_keys(const Config& preset, const train::Overrides& overrides,
+                       const std::string& command, const std::vector<std::string>& reads) {
+  train::RunConfig c;
+  c.model.lighthouse = preset;
+  c = train::resolve_keys(c, "", overrides);  // unknown keys and bad values named here
+  for (const auto& kv : overrides) {
+    if (std::find(reads.begin(), reads.end(), kv.first) != reads.end()) continue;
+    std::string list;
+    for (const auto& r : reads) list += (list.empty() ? "" : ", ") + r;
+    throw train::ConfigError(kv.first + ": " + command + " reads only " + list);
+  }
+  const Issue issue = check(c.model.lighthouse);
+  if (!issue.ok()) throw train::ConfigError("lighthouse." + issue.parameter + ": " + issue.message);
+  return c.model.lighthouse;
 }
 
 void check_output_file(const std::string& flag, const std::string& path) {

@@ -10,19 +10,28 @@
 #include <string>
 #include <vector>
 
+#include "cli/args.h"
 #include "lighthouse/config.h"
 
 namespace lighthouse::cli {
 
+// The op benchmark's preset: lighthouse::Config's defaults but k = 256, which fits its default
+// N = 16384 (k = 2048 would need C = N / (p^(L-1) T) >= m, i.e. N >= 32768).
+inline Config bench_preset() {
+  Config c;
+  c.topk = 256;
+  return c;
+}
+
 struct BenchArgs {
   int64_t batch = 1, n = 16384, heads = 4, kv_heads = 0, dim = 64;
-  int64_t levels = 3, pool = 4, topk = 256, tile_topk = 128;
-  // norm | dilated; the CUDA sweep times a dilated scorer next to the norm scorer.
-  std::string scorer = "norm";
-  int64_t dilation = 4;
+  // lighthouse.* keys (--set, or the old --levels, --topk, ... aliases), resolved into `lh`
+  // before the benchmark runs. lighthouse.scorer = dilated: the CUDA sweep times the dilated
+  // scorer next to the norm scorer.
+  ConfigFlags keys;
+  Config lh = bench_preset();
   int64_t warmup = 1, repeats = 3, seed = 0;
   std::string dtype = "float32", device = "cpu", json;
-  std::string selection = "causal";  // causal (SPEC.md §12) | stratified
   // CUDA sweep: one point per sequence length; topks has one entry, or one per length.
   std::vector<int64_t> seq_lens;
   std::vector<int64_t> topks;

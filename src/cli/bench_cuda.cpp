@@ -197,18 +197,13 @@ std::string today() {
 }
 
 BenchPoint run_point(const BenchArgs& a, int64_t N, int64_t topk, const at::TensorOptions& opts) {
-  Config cfg;
-  cfg.levels = a.levels;
-  cfg.pool = a.pool;
+  Config cfg = a.lh;  // the norm scorer; `dil` the dilated one when a.lh asks for it
   cfg.topk = topk;
-  cfg.tile_topk = a.tile_topk;
-  const bool dilated = a.scorer == "dilated";
+  cfg.scorer = Scorer::Norm;
+  const bool dilated = a.lh.scorer == Scorer::Dilated;
   std::string err;
-  cfg.selection = parse_selection(a.selection, &err);
-  if (!err.empty()) throw std::invalid_argument(err);
   Config dil = cfg;
   dil.scorer = Scorer::Dilated;
-  dil.dilation = a.dilation;
   Geometry g;
   if (!make_geometry(dilated ? dil : cfg, N, &g, &err)) throw std::invalid_argument(err);
   const Dims d{a.batch, N, a.heads, a.kv_heads > 0 ? a.kv_heads : a.heads, a.dim};
@@ -303,9 +298,11 @@ std::string command_line(const BenchArgs& a) {
   std::ostringstream os;
   os << "lighthouse bench --device cuda --dtype " << a.dtype << " --batch " << a.batch
      << " --heads " << a.heads << " --kv-heads " << (a.kv_heads > 0 ? a.kv_heads : a.heads)
-     << " --dim " << a.dim << " --levels " << a.levels << " --pool " << a.pool
-     << " --tile-topk " << a.tile_topk << " --selection " << a.selection;
-  if (a.scorer == "dilated") os << " --scorer dilated --dilation " << a.dilation;
+     << " --dim " << a.dim << " --set lighthouse.levels=" << a.lh.levels
+     << " --set lighthouse.pool=" << a.lh.pool << " --set lighthouse.tile_topk=" << a.lh.tile_topk
+     << " --set lighthouse.selection=" << selection_name(a.lh.selection);
+  if (a.lh.scorer == Scorer::Dilated)
+    os << " --set lighthouse.scorer=dilated --set lighthouse.dilation=" << a.lh.dilation;
   os << " --seq-lens ";
   for (size_t i = 0; i < a.seq_lens.size(); ++i) os << (i ? "," : "") << a.seq_lens[i];
   os << " --topks ";
@@ -320,7 +317,7 @@ std::string command_line(const BenchArgs& a) {
 int run_cuda_bench(const BenchArgs& args, const std::string& command) {
   BenchArgs a = args;
   if (a.seq_lens.empty()) a.seq_lens = {a.n};
-  if (a.topks.empty()) a.topks = {a.topk};
+  if (a.topks.empty()) a.topks = {a.lh.topk};
   if (a.topks.size() != 1 && a.topks.size() != a.seq_lens.size())
     throw std::invalid_argument("--topks must have one value or one per --seq-lens entry");
   TORCH_CHECK(torch::cuda::is_available(), "bench --device cuda: no CUDA device");

@@ -22,11 +22,20 @@
 namespace lighthouse::cli {
 namespace {
 
+// The leak is a property of the published rule: measured unless --selection causal is given
+// (the default everywhere else is causal, which has none).
+Config published_rule(Config c) {
+  c.selection = Selection::Stratified;
+  return c;
+}
+
 struct LeakArgs {
   int64_t batch = 1, n = 2048, heads = 4, kv_heads = 2, dim = 32;  // the tiny config's layer
-  int64_t levels = 3, pool = 4, topk = 64, tile_topk = 16, seed = 0;
+  int64_t seed = 0;
+  ConfigFlags keys;  // lighthouse.* keys over the tiny run's (train::tiny_model())
+  Config lh = published_rule(train::tiny_model().lighthouse);
   std::vector<double> cuts = {0.125, 0.25, 0.5, 0.75, 0.875, 1.0};
-  std::string dtype = "float64", json, selection = "stratified";
+  std::string dtype = "float64", json;
 };
 
 // One (mode, cut offset) row, aggregated over every tile and batch element.
@@ -58,14 +67,8 @@ nlohmann::json to_json(const LeakRow& r) {
 }
 
 int run_leak(const LeakArgs& a) {
-  Config cfg;
-  cfg.levels = a.levels;
-  cfg.pool = a.pool;
-  cfg.topk = a.topk;
-  cfg.tile_topk = a.tile_topk;
+  const Config& cfg = a.lh;
   std::string err;
-  cfg.selection = parse_selection(a.selection, &err);
-  if (!err.empty()) throw std::invalid_argument("--selection: " + err);
   Geometry g;
   if (!make_geometry(cfg, a.n, &g, &err)) throw std::invalid_argument(err);
   if (a.heads % a.kv_heads != 0)
@@ -90,7 +93,7 @@ int run_leak(const LeakArgs& a) {
   std::cout << "leak: N=" << a.n << " L=" << g.L << " p=" << g.p << " k=" << g.k << " m=" << g.m
             << "  T=" << g.T << ", " << g.tiles << " tiles of " << tile << " positions;  B=" << a.batch
             << " H=" << a.heads << " Hkv=" << a.kv_heads << " D=" << a.dim << " " << a.dtype
-            << " cpu, seed " << a.seed << ", selection " << a.selection << "\n"
+            << " cpu, seed " << a.seed << ", selection " << selection_name(cfg.selection) << "\n"
             << "inputs at positions > t redrawn; outputs at positions <= t compared\n";
 
   torch::manual_seed(a.seed);
@@ -177,9 +180,14 @@ int run_leak(const LeakArgs& a) {
     nlohmann::json j;
     j["geometry"] = {{"N", a.n}, {"L", g.L}, {"p", g.p}, {"k", g.k}, {"m", g.m},
                      {"T", g.T}, {"C", g.C}, {"S", g.S}, {"tile", tile}};
-    j["inputs"] = {
-        {"B", a.batch},     {"H", a.heads},    {"Hkv", a.kv_heads}, {"D", a.dim},
-        {"dtype", a.dtype}, {"device", "cpu"}, {"seed", a.seed},    {"selection", a.selection}};
+    j["inputs"] = {{"B", a.batch},
+                   {"H", a.heads},
+                   {"Hkv", a.kv_heads},
+                   {"D", a.dim},
+                   {"dtype", a.dtype},
+                   {"device", "cpu"},
+                   {"seed", a.seed},
+                   {"selection", selection_name(a.lh.selection)}};
     j["rows"] = nlohmann::json::array();
     for (const auto& r : rows) j["rows"].push_back(to_json(r));
     write_output_file("--json", a.json, j.dump(2) + "\n");
@@ -198,19 +206,16 @@ void add_bench_leak(CLI::App& bench) {
   sub->add_option("--heads", a->heads, "query heads H")->check(positive_int());
   sub->add_option("--kv-heads", a->kv_heads, "KV heads Hkv")->check(positive_int());
   sub->add_option("--dim", a->dim, "head dim D")->check(positive_int());
-  sub->add_option("--levels", a->levels, "pyramid levels L");
-  sub->add_option("--pool", a->pool, "pooling factor p");
-  sub->add_option("--topk", a->topk, "per-level budget k");
-  sub->add_option("--tile-topk", a->tile_topk, "per-tile budget m");
+  const auto reads = add_lighthouse_key_flags(*sub, a->keys, /*scorer=*/false);
   sub->add_option("--dtype", a->dtype, "float64|float32")
       ->check(CLI::IsMember({"float64", "float32"}));
   sub->add_option("--cuts", a->cuts, "cut offsets as fractions of a tile, in (0, 1]")
       ->delimiter(',');
   sub->add_option("--seed", a->seed, "random seed")->check(non_negative_int());
   sub->add_option("--json", a->json, "write the rows as JSON to this file");
-  sub->add_option("--selection", a->selection, "stratified|causal (SPEC.md §12)")
-      ->check(CLI::IsMember({"stratified", "causal"}));
-  sub->callback([a] {
+  sub->callback([a, reads] {
+    a->lh = lighthouse_keys(train::tiny_model().lighthouse, overrides(a->keys), "bench leak",
+                            reads);
     const int rc = run_leak(*a);
     if (rc != 0) throw CLI::RuntimeError(rc);
     throw CLI::Success();  // done: the parent `bench` (op benchmark) must not run as well

@@ -37,15 +37,8 @@ struct Case {
 };
 
 int run_bench(const BenchArgs& a) {
-  Config cfg;
-  cfg.levels = a.levels;
-  cfg.pool = a.pool;
-  cfg.topk = a.topk;
-  cfg.tile_topk = a.tile_topk;
-  cfg.scorer = a.scorer == "dilated" ? Scorer::Dilated : Scorer::Norm;
-  cfg.dilation = a.dilation;
+  const Config& cfg = a.lh;
   std::string err;
-  cfg.selection = parse_selection(a.selection, &err);
   Geometry g;
   if (!make_geometry(cfg, a.n, &g, &err)) throw std::invalid_argument(err);
   const int64_t hkv = a.kv_heads > 0 ? a.kv_heads : a.heads;
@@ -139,15 +132,7 @@ void add_bench(CLI::App& app) {
   sub->add_option("--heads", a->heads, "query heads H")->check(positive_int());
   sub->add_option("--kv-heads", a->kv_heads, "KV heads Hkv (default H)")->check(non_negative_int());
   sub->add_option("--dim", a->dim, "head dim D")->check(positive_int());
-  sub->add_option("--levels", a->levels, "pyramid levels L")->check(positive_int());
-  sub->add_option("--pool", a->pool, "pooling factor p")->check(positive_int());
-  sub->add_option("--topk", a->topk, "per-level budget k")->check(positive_int());
-  sub->add_option("--tile-topk", a->tile_topk, "per-tile budget m")->check(positive_int());
-  sub->add_option("--scorer", a->scorer,
-                  "norm | dilated (the CUDA sweep times dilated next to norm)")
-      ->check(CLI::IsMember({"norm", "dilated"}));
-  sub->add_option("--dilation", a->dilation, "dilated scorer: strided sub-sequences delta")
-      ->check(positive_int());
+  const auto reads = add_lighthouse_key_flags(*sub, a->keys, /*scorer=*/true);
   sub->add_option("--dtype", a->dtype, "float32|float64|bfloat16|float16")
       ->check(CLI::IsMember({"float32", "float64", "bfloat16", "float16"}));
   sub->add_option("--device", a->device, "cpu or cuda")->check(CLI::IsMember({"cpu", "cuda"}));
@@ -155,8 +140,6 @@ void add_bench(CLI::App& app) {
   sub->add_option("--repeats", a->repeats, "timed runs per case")->check(positive_int());
   sub->add_option("--seed", a->seed, "random seed")->check(non_negative_int());
   sub->add_option("--json", a->json, "write results as JSON to this file");
-  sub->add_option("--selection", a->selection, "stratified|causal (SPEC.md §12)")
-      ->check(CLI::IsMember({"stratified", "causal"}));
   // The CUDA sweep's own flags: an error with --device cpu rather than silently unused.
   const std::vector<CLI::Option*> cuda_only = {
       sub->add_option("--seq-lens", a->seq_lens,
@@ -173,7 +156,8 @@ void add_bench(CLI::App& app) {
       sub->add_option("--verify-max-n", a->verify_max_n,
                       "CUDA sweep: verify Lighthouse up to this N (0: every N)")
           ->check(non_negative_int())};
-  sub->callback([a, cuda_only] {
+  sub->callback([a, cuda_only, reads] {
+    a->lh = lighthouse_keys(bench_preset(), overrides(a->keys), "bench", reads);
     if (a->device != "cuda")
       for (const CLI::Option* o : cuda_only)
         if (o->count() > 0)

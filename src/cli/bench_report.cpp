@@ -54,7 +54,7 @@ std::vector<Row> summary_rows(const BenchReport& r) {
                             "dense flash fwd ms", "dense flash f+b ms", "LH fwd ms", "LH f+b ms",
                             "LH(flash) f+b ms", "fwd x", "f+b x", "target f+b x",
                             "outside SDPA %", "peak GiB dense f+b", "peak GiB LH f+b"}};
-  const bool dilated = r.args.scorer == "dilated";  // LH columns are the norm scorer's then
+  const bool dilated = r.args.lh.scorer == Scorer::Dilated;  // LH columns: norm; then dilated
   if (dilated)
     for (const char* c : {"LH dilated fwd ms", "LH dilated f+b ms", "dilated / norm f+b"})
       rows[0].push_back(c);
@@ -165,10 +165,10 @@ void write_json(const BenchReport& r, const std::string& path) {
   j["copy_gbps"] = r.copy_gbps;
   const BenchArgs& a = r.args;
   j["config"] = {{"B", a.batch}, {"H", a.heads}, {"Hkv", a.kv_heads > 0 ? a.kv_heads : a.heads},
-                 {"D", a.dim}, {"dtype", a.dtype}, {"L", a.levels}, {"p", a.pool},
-                 {"m", a.tile_topk}, {"warmup", a.warmup}, {"repeats", a.repeats},
-                 {"case_budget_s", a.case_budget_s}, {"scorer", a.scorer},
-                 {"dilation", a.dilation}, {"selection", a.selection}};
+                 {"D", a.dim}, {"dtype", a.dtype}, {"L", a.lh.levels}, {"p", a.lh.pool},
+                 {"m", a.lh.tile_topk}, {"warmup", a.warmup}, {"repeats", a.repeats},
+                 {"case_budget_s", a.case_budget_s}, {"scorer", scorer_name(a.lh.scorer)},
+                 {"dilation", a.lh.dilation}, {"selection", selection_name(a.lh.selection)}};
   for (const auto& p : r.points) {
     nlohmann::json jp = {{"N", p.N}, {"k", p.k}, {"S", p.S}};
     for (const auto& [name, c] : p.cases)

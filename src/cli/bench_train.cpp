@@ -18,8 +18,8 @@ namespace lighthouse::cli {
 namespace {
 
 struct BenchTrainArgs {
-  std::string config, json;
-  std::vector<std::string> sets;
+  ConfigFlags config;
+  std::string json;
   int64_t steps = 5, warmup = 2;
 };
 
@@ -32,11 +32,10 @@ struct ModeResult {
 
 int run_bench_train(const BenchTrainArgs& a) {
   if (!a.json.empty()) check_output_file("--json", a.json);
-  train::Launch launch{a.config, assignments(a.sets)};
+  train::Launch launch{a.config.file, overrides(a.config)};
   // Only as much built-in data as the benchmark reads; no validation, no checkpoints.
-  train::RunConfig probe;
-  if (!a.config.empty()) train::apply_toml_file(probe, a.config);
-  for (const auto& [k, v] : launch.overrides) train::apply_value(probe, k, v);
+  const train::RunConfig probe =
+      train::resolve_keys(train::RunConfig{}, launch.config_file, launch.overrides);
   const int64_t sequences =
       2 * (a.steps + a.warmup) * probe.train.batch_size * probe.train.grad_accum;
   if (probe.data.source == "builtin")
@@ -49,7 +48,7 @@ int run_bench_train(const BenchTrainArgs& a) {
   auto s = train::open_session(launch);
   const auto& c = s->cfg;
   const int64_t tokens_per_step = c.train.batch_size * c.train.grad_accum * c.train.context;
-  std::cout << "bench train: " << (a.config.empty() ? "the tiny config (defaults)" : a.config)
+  std::cout << "bench train: " << (a.config.file.empty() ? "the tiny config (defaults)" : a.config.file)
             << " on " << s->device.str() << (s->bf16 ? " (bf16 autocast)" : " (fp32)") << ", "
             << tokens_per_step << " tokens/step, " << a.warmup << " warm-up + " << a.steps
             << " timed steps per mode\n";
@@ -113,12 +112,11 @@ void add_bench_train(CLI::App& bench) {
   auto a = std::make_shared<BenchTrainArgs>();
   CLI::App* sub = bench.add_subcommand(
       "train", "End-to-end training throughput of a config: dense vs Lighthouse, same process");
-  sub->add_option("--config", a->config, "TOML run config (default: the tiny config)")
-      ->check(CLI::ExistingFile);
   sub->add_option("--steps", a->steps, "timed steps per mode")->check(positive_int());
   sub->add_option("--warmup", a->warmup, "warm-up steps per mode (not timed)")
       ->check(non_negative_int());
-  sub->add_option("--set", a->sets, "override a config key (repeatable)")->type_name("KEY=VALUE");
+  add_config_flags(*sub, a->config, "TOML run config (default: the tiny config)",
+                   "override a config key (repeatable)", /*key_flags=*/true);
   sub->add_option("--json", a->json, "write results as JSON to this file");
   sub->callback([a] {
     const int rc = run_bench_train(*a);

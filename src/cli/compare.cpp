@@ -18,16 +18,16 @@ namespace lighthouse::cli {
 namespace {
 
 struct CompareArgs {
-  std::string config, out, dense_run, lighthouse_run, device = "auto";
-  std::vector<std::string> sets;
+  ConfigFlags config;
+  std::string out, dense_run, lighthouse_run, device = "auto";
   int64_t max_tokens = 0;
   NiahFlags niah_flags;
 };
 
 int run_compare_command(const CompareArgs& a) {
   eval::CompareOptions o;
-  o.config = a.config;
-  o.overrides = assignments(a.sets);
+  o.config = a.config.file;
+  o.overrides = overrides(a.config);
   o.out = a.out;
   o.dense_run = a.dense_run;
   o.lighthouse_run = a.lighthouse_run;
@@ -69,10 +69,8 @@ void add_compare(CLI::App& app) {
       "compare",
       "Dense from scratch vs Lighthouse->dense on one config: train (or reuse) both, evaluate "
       "both in dense mode, write report.md, report.json and plots");
-  sub->add_option("--config", a->config, "TOML run config (default: the tiny config)")
-      ->check(CLI::ExistingFile);
-  sub->add_option("--set", a->sets, "override a config key for both runs (repeatable)")
-      ->type_name("KEY=VALUE");
+  add_config_flags(*sub, a->config, "TOML run config (default: the tiny config)",
+                   "override a config key for both runs (repeatable)", /*key_flags=*/true);
   sub->add_option("--out", a->out, "output directory (runs, report, plots)")->required();
   sub->add_option("--dense-run", a->dense_run, "reuse this finished dense run")
       ->check(CLI::ExistingDirectory);

@@ -23,6 +23,7 @@ struct EvalArgs {
   std::string modes = "dense", data;
   int64_t max_tokens = 0;
   NiahFlags niah_flags;
+  ConfigFlags keys;  // --set lighthouse.*=VALUE over the run's config
 };
 
 int run_eval_command(const EvalArgs& a) {
@@ -42,6 +43,7 @@ int run_eval_command(const EvalArgs& a) {
                       : !a.checkpoint.empty()
                           ? eval::load_checkpoint_model(a.checkpoint, "--checkpoint")
                           : eval::load_checkpoint_model(a.run, "--run");
+  eval::apply_lighthouse_keys(m, overrides(a.keys));
   eval::place(m, a.device);
   std::cout << "eval " << m.source << (m.step >= 0 ? " (step " + std::to_string(m.step) + ")" : "")
             << " on " << m.device.str() << (m.bf16 ? " (bf16 autocast)" : " (fp32)") << "\n";
@@ -83,6 +85,10 @@ void add_eval(CLI::App& app) {
   sub->add_option("--max-tokens", a->max_tokens, "cap --ppl at the first N tokens (0 = all)");
   sub->add_flag("--niah", a->niah, "needle in a haystack, dense attention");
   add_niah_flags(*sub, a->niah_flags);
+  add_config_flags(*sub, a->keys, nullptr,
+                   "change a lighthouse.* key of the run's config for --modes lighthouse, e.g. "
+                   "--set lighthouse.topk=128 (repeatable)",
+                   /*key_flags=*/false);
   sub->add_option("--device", a->device, "auto | cpu | cuda | cuda:N");
   sub->add_option("--json", a->json, "write the results as JSON to this file");
   sub->add_option("--heatmap", a->heatmap, "write the NIAH heatmap to this .png / .svg file");

@@ -5,7 +5,6 @@
 // dist.world_size = N > 1 and no torchrun environment, it launches N local ranks of itself
 // (dist/launch.h) and returns the launch's exit code.
 #include <iostream>
-#include <map>
 #include <memory>
 #include <optional>
 
@@ -19,20 +18,7 @@
 namespace lighthouse::cli {
 namespace {
 
-struct TrainArgs {
-  std::string config;
-  std::vector<std::string> sets;             // key=value, in order
-  std::map<std::string, std::string> flags;  // --<key> value
-};
-
-// Overrides in application order: --<key> flags, then --set assignments as given.
-std::vector<std::pair<std::string, std::string>> overrides(const TrainArgs& a) {
-  std::vector<std::pair<std::string, std::string>> out(a.flags.begin(), a.flags.end());
-  for (auto& kv : assignments(a.sets)) out.push_back(std::move(kv));
-  return out;
-}
-
-int run_train(const TrainArgs& a) {
+int run_train(const ConfigFlags& a) {
   std::optional<Progress> data_bar;  // one bar per data stage (verify, tokenize)
   std::string data_stage;
   const train::DataProgress data_progress = [&](const std::string& stage, int64_t done,
@@ -40,7 +26,7 @@ int run_train(const TrainArgs& a) {
     if (stage != data_stage) data_bar.emplace(stage, total, "B"), data_stage = stage;
     data_bar->update(done);
   };
-  const train::Launch launch{a.config, overrides(a), data_progress};
+  const train::Launch launch{a.file, overrides(a), data_progress};
   if (!dist::launch_env().present) {
     const auto world = train::resolve_config(launch).dist.world_size;
     if (world > 1) return dist::launch_local(static_cast<int>(world));
@@ -64,19 +50,13 @@ int run_train(const TrainArgs& a) {
 }  // namespace
 
 void add_train(CLI::App& app) {
-  auto a = std::make_shared<TrainArgs>();
+  auto a = std::make_shared<ConfigFlags>();
   CLI::App* sub = app.add_subcommand(
       "train",
       "Pre-train a model; with no arguments: the built-in tiny config on the built-in corpus");
-  sub->add_option("--config", a->config,
-                  "TOML run config over the defaults (the tiny config, configs/tiny.toml)")
-      ->check(CLI::ExistingFile);
-  sub->add_option("--set", a->sets, "override a config key, e.g. --set optim.lr=1e-3 (repeatable)")
-      ->type_name("KEY=VALUE");
-  for (const auto& k : train::all_keys())
-    sub->add_option_function<std::string>(
-           "--" + k.key, [a, key = k.key](const std::string& v) { a->flags[key] = v; }, k.help)
-        ->group("Config keys (same as --set KEY=VALUE)");
+  add_config_flags(*sub, *a, "TOML run config over the defaults (the tiny config, configs/tiny.toml)",
+                   "override a config key, e.g. --set optim.lr=1e-3 (repeatable)",
+                   /*key_flags=*/true);
   sub->callback([a] {
     const int rc = run_train(*a);
     if (rc != 0) throw CLI::RuntimeError(rc);

@@ -1,5 +1,7 @@
-// Config validation, name parsing and the validated plan geometry (SPEC.md §2, §4).
+// Config validation (config.h, config_check.h), name parsing and plan geometry (SPEC.md §2, §4-§6).
 #include "lighthouse/config.h"
+
+#include "lighthouse/config_check.h"
 
 #include <sstream>
 
@@ -17,19 +19,21 @@ std::string cat(const Args&... args) {
 
 }  // namespace
 
-std::string validate(const Config& cfg) {
+Issue check(const Config& cfg) {
   if (cfg.levels < 2 || cfg.levels > 16)
-    return cat("levels (L) must be in [2, 16], got ", cfg.levels);
+    return {"levels", cat("levels (L) must be in [2, 16], got ", cfg.levels)};
   if (!is_pow2(cfg.pool) || cfg.pool < 2 || cfg.pool > 16)
-    return cat("pool (p) must be a power of two in [2, 16], got ", cfg.pool);
+    return {"pool", cat("pool (p) must be a power of two in [2, 16], got ", cfg.pool)};
   if (cfg.tile_topk < 2 || cfg.tile_topk % 2 != 0)
-    return cat("tile_topk (m) must be even and >= 2, got ", cfg.tile_topk);
+    return {"tile_topk", cat("tile_topk (m) must be even and >= 2, got ", cfg.tile_topk)};
   if (cfg.topk < cfg.tile_topk || cfg.topk % cfg.tile_topk != 0)
-    return cat("topk (k) must be a positive multiple of tile_topk (m) = ", cfg.tile_topk,
-               ", got ", cfg.topk);
-  if (cfg.dilation < 1) return cat("dilation (delta) must be >= 1, got ", cfg.dilation);
+    return {"topk", cat("topk (k) must be a positive multiple of tile_topk (m) = ", cfg.tile_topk,
+                        ", got ", cfg.topk)};
+  if (cfg.dilation < 1) return {"dilation", cat("dilation (delta) must be >= 1, got ", cfg.dilation)};
   return {};
 }
+
+std::string validate(const Config& cfg) { return check(cfg).message; }
 
 Scorer parse_scorer(const std::string& name, std::string* error) {
   if (name == "norm") return Scorer::Norm;

@@ -51,15 +51,12 @@ json run_summary(const RunLog& r, const json& ev) {
 }
 
 train::RunConfig resolve(const CompareOptions& o) {
-  train::RunConfig c;
-  if (!o.config.empty()) train::apply_toml_file(c, o.config);
-  for (const auto& [k, v] : o.overrides) train::apply_value(c, k, v);
-  return c;
+  return train::resolve_keys(train::RunConfig{}, o.config, o.overrides);
 }
 
 // A finished run to reuse: its config must match the comparison's in everything that
 // decides the tokens seen (model, data, seed, context, batch, steps) and in its attention.
-RunLog reuse(const std::string& dir, const std::string& flag, const std::string& attention,
+RunLog reuse(const std::string& dir, const std::string& flag, model::AttentionMode attention,
              const train::RunConfig& base) {
   train::RunConfig saved;
   std::ifstream in(dir + "/config.json");
@@ -72,11 +69,12 @@ RunLog reuse(const std::string& dir, const std::string& flag, const std::string&
   train::apply_json(saved, j, dir + "/config.json");
   if (saved.train.attention != attention)
     throw std::runtime_error(flag + ": " + dir + " has train.attention = \"" +
-                             saved.train.attention + "\", expected \"" + attention + "\"");
+                             model::mode_name(saved.train.attention) + "\", expected \"" +
+                             model::mode_name(attention) + "\"");
   // model.vocab_size = 0 means "the data's": the saved run holds the value it resolved to, and
   // the data keys are compared below, so the comparison takes it.
   train::RunConfig want = base;
-  if (want.model.vocab_size == 0) want.model.vocab_size = saved.model.vocab_size;
+  if (want.model.vocab == 0) want.model.vocab = saved.model.vocab;
   try {
     train::check_resume_compatible(saved, want);
   } catch (const train::ConfigError& e) {
@@ -94,7 +92,7 @@ RunLog reuse(const std::string& dir, const std::string& flag, const std::string&
     throw std::runtime_error(flag + ": " + dir +
                              " has train.steps = " + std::to_string(saved.train.steps) +
                              ", the comparison " + std::to_string(base.train.steps));
-  if (attention == "lighthouse" && saved.train.stage1_steps != base.train.stage1_steps)
+  if (attention == model::AttentionMode::Lighthouse && saved.train.stage1_steps != base.train.stage1_steps)
     throw std::runtime_error(flag + ": " + dir + " has train.stage1_steps = " +
                              std::to_string(saved.train.stage1_steps) + ", the comparison " +
                              std::to_string(base.train.stage1_steps));
@@ -274,7 +272,7 @@ json run_compare(const CompareOptions& o, const CompareHooks& hooks) {
   };
   if (o.out.empty()) throw std::runtime_error("--out: an output directory is required");
   train::RunConfig base = resolve(o);
-  base.train.attention = "lighthouse";
+  base.train.attention = model::AttentionMode::Lighthouse;
   train::validate(base);
   std::error_code ec;
   std::filesystem::create_directories(o.out, ec);
@@ -287,7 +285,8 @@ json run_compare(const CompareOptions& o, const CompareHooks& hooks) {
     const std::string& given = name == "dense" ? o.dense_run : o.lighthouse_run;
     const std::string flag = name == "dense" ? "--dense-run" : "--lighthouse-run";
     if (!given.empty()) {
-      logs[name] = reuse(given, flag, name, base);
+      std::string err;
+      logs[name] = reuse(given, flag, model::parse_mode(name, &err), base);
       say("compare: reusing " + given + " as the " + name + " run");
       continue;
     }

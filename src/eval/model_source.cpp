@@ -54,7 +54,7 @@ EvalModel load_export_model(const std::string& dir) {
     // A Llama export without our metadata: dense evaluation on --data only.
     m.has_run_config = false;
     train::apply_model_config(m.cfg, mc);
-    m.cfg.model.dense_layers.clear();
+    m.cfg.model.dense_layers = std::nullopt;  // the default
     mc = train::to_model_config(m.cfg);
   }
   m.model = model::Llama(mc);
@@ -65,6 +65,29 @@ EvalModel load_export_model(const std::string& dir) {
   }
   m.model->set_attention_mode(model::AttentionMode::Dense);
   return m;
+}
+
+void apply_lighthouse_keys(EvalModel& m, const train::Overrides& overrides) {
+  if (overrides.empty()) return;
+  if (!m.has_run_config)
+    throw train::ConfigError("--set: " + m.source +
+                             " has no run config (a plain Llama export evaluates dense only)");
+  const train::RunConfig c = train::resolve_keys(m.cfg, "", overrides);
+  for (const auto& kv : overrides)
+    if (kv.first.rfind("lighthouse.", 0) != 0)
+      throw train::ConfigError(kv.first +
+                               ": eval changes only lighthouse.* keys (the attention of --modes "
+                               "lighthouse); the trained weights fix the others");
+  const model::ModelConfig mc = train::to_model_config(c);
+  const Issue issue = model::check(mc);
+  if (!issue.ok()) throw train::ConfigError(issue.parameter + ": " + issue.message);
+  model::Llama rebuilt(mc);
+  torch::NoGradGuard no_grad;
+  const auto weights = m.model->named_parameters();
+  for (auto& p : rebuilt->named_parameters()) p.value().copy_(weights[p.key()]);
+  rebuilt->set_attention_mode(m.model->attention_mode());
+  m.model = rebuilt;
+  m.cfg = c;
 }
 
 void place(EvalModel& m, const std::string& device) {

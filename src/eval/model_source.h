@@ -28,6 +28,12 @@ EvalModel load_checkpoint_model(const std::string& target, const std::string& fl
 // A directory written by `lighthouse export`. Throws std::runtime_error naming --model.
 EvalModel load_export_model(const std::string& dir);
 
+// The run config's lighthouse.* keys changed by `overrides` (`eval --set`, resolved by
+// train::resolve_keys): the model is rebuilt with the new Lighthouse configuration and the same
+// weights. Any other key (the weights fix them) or an invalid value is a train::ConfigError
+// naming it; a model without a run config (dense only) takes none.
+void apply_lighthouse_keys(EvalModel& m, const train::Overrides& overrides);
+
 // Moves the model to `device` (auto | cpu | cuda | cuda:N); bf16 autocast on CUDA unless the
 // run trained in fp32. Throws train::ConfigError naming --device.
 void place(EvalModel& m, const std::string& device);

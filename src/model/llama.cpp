@@ -1,48 +1,103 @@
 // The Llama decoder: configuration checks, module registration under Hugging Face names,
-// initialization, per-layer attention mode and the forward pass (optionally checkpointed).
+// initialization, per-layer attention mode and the forward pass (activations optionally
+// recomputed in backward).
 #include "model/llama.h"
 
 #include <ATen/autocast_mode.h>
 
 #include <algorithm>
 
-#include "model/checkpoint.h"
 #include "model/layers.h"
+#include "model/recompute.h"
 
 namespace lighthouse::model {
-namespace {
 
-void check_config(const ModelConfig& cfg) {
-  TORCH_CHECK_VALUE(cfg.vocab > 0, "model.vocab_size must be > 0, got ", cfg.vocab);
-  TORCH_CHECK_VALUE(cfg.d_model > 0, "model.d_model must be > 0, got ", cfg.d_model);
-  TORCH_CHECK_VALUE(cfg.n_layers > 0, "model.n_layers must be > 0, got ", cfg.n_layers);
-  TORCH_CHECK_VALUE(cfg.n_heads > 0, "model.n_heads must be > 0, got ", cfg.n_heads);
-  TORCH_CHECK_VALUE(cfg.n_kv_heads > 0 && cfg.n_heads % cfg.n_kv_heads == 0,
-                    "model.n_kv_heads must divide model.n_heads = ", cfg.n_heads, ", got ",
-                    cfg.n_kv_heads);
-  TORCH_CHECK_VALUE(cfg.head_dim > 0 && cfg.head_dim % 2 == 0,
-                    "model.head_dim must be even and > 0 (RoPE rotates pairs), got ",
-                    cfg.head_dim);
-  TORCH_CHECK_VALUE(cfg.ffn_hidden > 0, "model.ffn_hidden must be > 0, got ", cfg.ffn_hidden);
-  TORCH_CHECK_VALUE(cfg.rope_theta > 0, "model.rope_theta must be > 0, got ", cfg.rope_theta);
-  TORCH_CHECK_VALUE(cfg.norm_eps > 0, "model.norm_eps must be > 0, got ", cfg.norm_eps);
-  const std::string err = validate(cfg.lighthouse);
-  TORCH_CHECK_VALUE(err.empty(), err);
+using c10::str;
+
+std::string mode_name(AttentionMode m) {
+  return m == AttentionMode::Lighthouse ? "lighthouse" : "dense";
 }
 
-}  // namespace
+AttentionMode parse_mode(const std::string& name, std::string* error) {
+  if (name == "lighthouse") return AttentionMode::Lighthouse;
+  if (name != "dense") *error = str("must be one of lighthouse | dense, got \"", name, "\"");
+  return AttentionMode::Dense;
+}
+
+std::string combine_name(LighthouseCombine c) {
+  return c == LighthouseCombine::Mean ? "mean" : "sum";
+}
+
+LighthouseCombine parse_combine(const std::string& name, std::string* error) {
+  if (name == "mean") return LighthouseCombine::Mean;
+  if (name != "sum") *error = str("must be one of sum | mean, got \"", name, "\"");
+  return LighthouseCombine::Sum;
+}
+
+Issue check(const ModelConfig& m) {
+  const auto positive = [](const char* key, int64_t v) -> Issue {
+    if (v > 0) return {};
+    return {key, str("must be positive, got ", v)};
+  };
+  const std::pair<const char*, int64_t> sizes[] = {{"model.d_model", m.d_model},
+                                                   {"model.n_layers", m.n_layers},
+                                                   {"model.n_heads", m.n_heads},
+                                                   {"model.n_kv_heads", m.n_kv_heads}};
+  for (const auto& [key, v] : sizes)
+    if (Issue i = positive(key, v); !i.ok()) return i;
+  if (m.n_heads % m.n_kv_heads != 0)
+    return {"model.n_kv_heads",
+            str("must divide model.n_heads = ", m.n_heads, ", got ", m.n_kv_heads)};
+  if (Issue i = positive("model.head_dim", m.head_dim); !i.ok()) return i;
+  if (m.head_dim % 2 != 0) return {"model.head_dim", str("must be even (RoPE), got ", m.head_dim)};
+  if (Issue i = positive("model.ffn_hidden", m.ffn_hidden); !i.ok()) return i;
+  if (!(m.rope_theta > 1.0)) return {"model.rope_theta", str("must be > 1, got ", m.rope_theta)};
+  if (!(m.norm_eps > 0.0 && m.norm_eps < 1.0))
+    return {"model.norm_eps", str("must be in (0, 1), got ", m.norm_eps)};
+  if (m.vocab < 1 || m.vocab > (int64_t{1} << 32))
+    return {"model.vocab_size", str("must be in [1, 2^32], got ", m.vocab)};
+  const RopeScaling& r = m.rope_scaling;
+  if (r.enabled) {
+    if (!(r.factor >= 1.0))
+      return {"model.rope_scaling_factor", str("must be >= 1, got ", r.factor)};
+    if (!(r.low_freq_factor > 0.0))
+      return {"model.rope_low_freq_factor", str("must be > 0, got ", r.low_freq_factor)};
+    if (!(r.high_freq_factor > r.low_freq_factor))
+      return {"model.rope_high_freq_factor",
+              str("must be > model.rope_low_freq_factor = ", r.low_freq_factor, ", got ",
+                  r.high_freq_factor)};
+    if (Issue i = positive("model.rope_original_context", r.original_context); !i.ok()) return i;
+  }
+  const std::vector<int64_t> dense = m.dense_layers.value_or(std::vector<int64_t>{});
+  for (size_t i = 0; i < dense.size(); ++i) {
+    const int64_t l = dense[i];
+    if (l < 0 || l >= m.n_layers)
+      return {"model.dense_layers", str("layer ", l, " is outside [0, ", m.n_layers, ")")};
+    for (size_t j = 0; j < i; ++j)
+      if (dense[j] == l) return {"model.dense_layers", str("layer ", l, " is listed twice")};
+  }
+  const Issue lh = lighthouse::check(m.lighthouse);
+  if (!lh.ok()) return {"lighthouse." + lh.parameter, lh.message};
+  return {};
+}
+
+std::vector<int64_t> default_dense_layers(int64_t n) {
+  std::vector<int64_t> layers;
+  for (const int64_t i : {int64_t{0}, int64_t{1}, n - 2, n - 1})
+    if (i >= 0 && i < n) layers.push_back(i);
+  std::sort(layers.begin(), layers.end());
+  layers.erase(std::unique(layers.begin(), layers.end()), layers.end());
+  return layers;
+}
 
 std::vector<int64_t> resolved_dense_layers(const ModelConfig& cfg) {
   const int64_t n = cfg.n_layers;
-  std::vector<int64_t> layers = cfg.dense_layers;
-  if (layers.empty()) layers = {0, 1, n - 2, n - 1};
-  for (int64_t i : cfg.dense_layers) {
+  if (!cfg.dense_layers) return default_dense_layers(n);
+  std::vector<int64_t> layers = *cfg.dense_layers;
+  for (int64_t i : layers) {
     TORCH_CHECK_VALUE(i >= 0 && i < n, "model.dense_layers entries must be in [0, ",
                       "model.n_layers = ", n, "), got ", i);
   }
-  layers.erase(std::remove_if(layers.begin(), layers.end(),
-                              [n](int64_t i) { return i < 0 || i >= n; }),
-               layers.end());
   std::sort(layers.begin(), layers.end());
   layers.erase(std::unique(layers.begin(), layers.end()), layers.end());
   return layers;
@@ -62,7 +117,8 @@ struct LlamaImpl::State {
 };
 
 LlamaImpl::LlamaImpl(const ModelConfig& cfg) {
-  check_config(cfg);
+  const Issue issue = check(cfg);
+  TORCH_CHECK_VALUE(issue.ok(), issue.parameter, ": ", issue.message);
   state_ = std::make_shared<State>(cfg);
   State& s = *state_;
   s.embed_tokens =
@@ -98,15 +154,15 @@ at::Tensor LlamaImpl::forward(const at::Tensor& tokens) {
                                  ? at::autocast::get_autocast_dtype(dev)
                                  : h.scalar_type();  // dtype of the q/k projections
   const RopeTables rope = s.rope.get(tokens.size(1), h.device(), act);
-  const bool checkpoint = s.cfg.activation_checkpointing && torch::GradMode::is_enabled();
+  const bool recompute = s.cfg.activation_checkpointing && torch::GradMode::is_enabled();
   for (size_t i = 0; i < s.layers.size(); ++i) {
     const std::shared_ptr<DecoderLayerImpl> layer = s.layers[i].ptr();
     const bool lighthouse = s.mode == AttentionMode::Lighthouse && !s.always_dense[i];
-    if (checkpoint) {
+    if (recompute) {
       auto fn = [layer, rope, lighthouse](const at::Tensor& x) {
         return layer->forward(x, rope, lighthouse);
       };
-      h = checkpointed(fn, h, layer->parameters());
+      h = recomputed(fn, h, layer->parameters());
     } else {
       h = layer->forward(h, rope, lighthouse);
     }

@@ -5,9 +5,12 @@
 
 #include <torch/torch.h>
 
+#include <optional>
+#include <string>
 #include <vector>
 
 #include "lighthouse/config.h"
+#include "lighthouse/config_check.h"
 
 namespace lighthouse::model {
 
@@ -18,11 +21,16 @@ constexpr int64_t kPad = 258;
 constexpr int64_t kVocab = 259;
 
 enum class AttentionMode { Dense, Lighthouse };
+std::string mode_name(AttentionMode m);  // "dense" | "lighthouse"
+// Sets *error (naming the choices) when `name` is neither.
+AttentionMode parse_mode(const std::string& name, std::string* error);
 
 // How a Lighthouse layer combines the scatter's contributions at a position (SPEC.md §6 sums
 // up to L of them). Mean divides the op's output by that count per position and head, so the
 // output is a convex combination of values like dense attention's (docs/stability.md).
 enum class LighthouseCombine { Sum, Mean };
+std::string combine_name(LighthouseCombine c);  // "sum" | "mean"
+LighthouseCombine parse_combine(const std::string& name, std::string* error);
 
 // Llama 3.1's frequency-dependent RoPE scaling (Hugging Face rope_type "llama3"): wavelengths
 // beyond original_context / low_freq_factor are stretched by `factor`, those below
@@ -33,8 +41,9 @@ struct RopeScaling {
   int64_t original_context = 8192;
 };
 
+// The model's own defaults; a run config's preset (train/run_config.h) overrides some.
 struct ModelConfig {
-  int64_t vocab = kVocab;
+  int64_t vocab = kVocab;            // any tokenizer: every positive size is valid
   int64_t d_model = 256;
   int64_t n_layers = 4;
   int64_t n_heads = 4;
@@ -44,13 +53,22 @@ struct ModelConfig {
   double rope_theta = 10000.0;
   RopeScaling rope_scaling;
   double norm_eps = 1e-5;
-  std::vector<int64_t> dense_layers;  // always dense; empty = first two and last two
+  // Always-dense layers. Absent (nullopt): default_dense_layers(n_layers); an empty list: none,
+  // so Lighthouse runs in every layer.
+  std::optional<std::vector<int64_t>> dense_layers;
   Config lighthouse;                  // L, p, k, m, scorer, SDPA backend of Lighthouse layers
   LighthouseCombine lighthouse_combine = LighthouseCombine::Sum;
   bool activation_checkpointing = false;
 };
 
-// Layers that stay dense: cfg.dense_layers, or {0, 1, n-2, n-1} when empty.
+// The first invalid value of cfg, its parameter named by its config key (model.d_model, ...,
+// lighthouse.topk): the one validation of a model's configuration, used by the model's
+// constructor and by the run config's validation.
+Issue check(const ModelConfig& cfg);
+
+// The default dense layers of an n-layer model: {0, 1, n-2, n-1} within [0, n), sorted.
+std::vector<int64_t> default_dense_layers(int64_t n_layers);
+// Layers that stay dense, sorted: cfg.dense_layers, or the default when it is absent.
 std::vector<int64_t> resolved_dense_layers(const ModelConfig& cfg);
 
 class LlamaImpl : public torch::nn::Module {

@@ -1,4 +1,4 @@
-// Device resolution, the autocast scope, synchronization and memory readings (device.h).
+// Device resolution, synchronization and memory readings (device.h).
 #include "train/device.h"
 
 #include <ATen/autocast_mode.h>
@@ -33,22 +33,6 @@ bool use_bf16(const RunConfig& cfg, const torch::Device& device) {
     throw ConfigError(
         "train.precision: bf16 autocast needs a CUDA device, but training runs on cpu");
   return p == "bf16" || (p == "auto" && device.is_cuda());
-}
-
-AutocastScope::AutocastScope(bool enabled) : enabled_(enabled) {
-  if (!enabled_) return;
-  prev_enabled_ = at::autocast::is_autocast_enabled(at::kCUDA);
-  prev_dtype_ = at::autocast::get_autocast_dtype(at::kCUDA);
-  at::autocast::set_autocast_enabled(at::kCUDA, true);
-  at::autocast::set_autocast_dtype(at::kCUDA, at::kBFloat16);
-  at::autocast::increment_nesting();
-}
-
-AutocastScope::~AutocastScope() {
-  if (!enabled_) return;
-  if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-  at::autocast::set_autocast_enabled(at::kCUDA, prev_enabled_);
-  at::autocast::set_autocast_dtype(at::kCUDA, prev_dtype_);
 }
 
 void synchronize(const torch::Device& device) {

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 
+#include "model/autocast.h"
 #include "train/run_config.h"
 
 namespace lighthouse::train {
@@ -16,17 +17,7 @@ torch::Device resolve_device(const RunConfig& cfg);
 bool use_bf16(const RunConfig& cfg, const torch::Device& device);
 
 // bf16 autocast on CUDA for the lifetime of the scope (forward passes only); no-op when off.
-class AutocastScope {
- public:
-  explicit AutocastScope(bool enabled);
-  ~AutocastScope();
-  AutocastScope(const AutocastScope&) = delete;
-  AutocastScope& operator=(const AutocastScope&) = delete;
-
- private:
-  bool enabled_, prev_enabled_ = false;
-  at::ScalarType prev_dtype_ = at::kHalf;
-};
+using model::AutocastScope;
 
 void synchronize(const torch::Device& device);
 // Peak memory since the last reset: CUDA allocator peak on CUDA, process peak RSS on CPU

@@ -18,10 +18,8 @@ std::string run_dir_of(const std::string& ckpt) {
 }
 
 // The config file over `base`, then the overrides.
-RunConfig layered(RunConfig base, const Launch& launch) {
-  if (!launch.config_file.empty()) apply_toml_file(base, launch.config_file);
-  for (const auto& [k, v] : launch.overrides) apply_value(base, k, v);
-  return base;
+RunConfig layered(const RunConfig& base, const Launch& launch) {
+  return resolve_keys(base, launch.config_file, launch.overrides);
 }
 
 // model.init of a fresh run: the Hugging Face config's model keys replace the defaults under
@@ -36,6 +34,7 @@ std::optional<model::ExportedModel> apply_model_init(RunConfig& cfg, const Launc
   }
   RunConfig base;
   apply_model_config(base, hf->config);
+  base.model.dense_layers = std::nullopt;  // the imported model's default, not the tiny run's
   cfg = layered(base, launch);
   check_model_shapes(cfg, hf->config, "model.init " + cfg.model.init + "/config.json");
   return hf;
@@ -44,7 +43,7 @@ std::optional<model::ExportedModel> apply_model_init(RunConfig& cfg, const Launc
 }  // namespace
 
 void resolve_vocab(RunConfig& cfg, const Dataset& data, const std::string& checkpoint) {
-  int64_t& v = cfg.model.vocab_size;
+  int64_t& v = cfg.model.vocab;
   if (v == 0) v = data.vocab_size;
   if (v >= data.vocab_size) return;
   const std::string whose = !checkpoint.empty() ? "the checkpoint " + checkpoint
@@ -89,7 +88,7 @@ Resolved resolve(const Launch& launch, const dist::LaunchEnv& env) {
     apply_json(saved, ck->meta.at("config"), ck_path);
     RunConfig now = saved;
     now.train.stop_at = 0;  // per invocation, like run.resume itself
-    for (const auto& [k, v] : launch.overrides) apply_value(now, k, v);
+    now = resolve_keys(now, "", launch.overrides);
     if (!dir_given) now.run.dir = run_dir_of(ck_path);
     check_resume_compatible(saved, now);
     validate(now);

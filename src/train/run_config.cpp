@@ -12,6 +12,7 @@
 #include <cstdlib>
 #include <functional>
 #include <sstream>
+#include <type_traits>
 #include <variant>
 
 namespace lighthouse::train {
@@ -19,131 +20,229 @@ namespace {
 
 enum class Kind { Int, Float, Bool, String, IntList, StringList };
 
+using Value = std::variant<int64_t, double, bool, std::string, std::vector<int64_t>,
+                           std::vector<std::string>>;
+
+// One dotted key: where its value lives in RunConfig (get / set; set receives a Value of the
+// key's kind), its help text, and whether a resume may change it.
 struct Field {
   const char* key;
   Kind kind;
   const char* help;
-  void* (*ptr)(RunConfig&);
   bool frozen_on_resume;  // changing it would change the data order or the model's shapes
+  std::function<Value(const RunConfig&)> get;
+  std::function<void(RunConfig&, const Value&)> set;
 };
 
-#define LH_KEY(key, kind, member, frozen, help)                                    \
-  Field {                                                                          \
-    key, Kind::kind, help, [](RunConfig& c) -> void* { return &c.member; }, frozen \
+// The kind of a member type (its alternative in Value).
+template <typename T>
+constexpr Kind kind_of() {
+  if constexpr (std::is_same_v<T, int64_t>) {
+    return Kind::Int;
+  } else if constexpr (std::is_same_v<T, double>) {
+    return Kind::Float;
+  } else if constexpr (std::is_same_v<T, bool>) {
+    return Kind::Bool;
+  } else if constexpr (std::is_same_v<T, std::string>) {
+    return Kind::String;
+  } else if constexpr (std::is_same_v<T, std::vector<int64_t>>) {
+    return Kind::IntList;
+  } else {
+    static_assert(std::is_same_v<T, std::vector<std::string>>, "a key's member has no Kind");
+    return Kind::StringList;
   }
+}
+
+// A key stored as a plain member; `ptr` maps a config to that member.
+template <typename Ptr>
+Field member_field(const char* key, bool frozen, const char* help, Ptr ptr) {
+  using T = std::remove_pointer_t<decltype(ptr(std::declval<RunConfig&>()))>;
+  return {key, kind_of<T>(), help, frozen,
+          [ptr](const RunConfig& c) -> Value { return *ptr(const_cast<RunConfig&>(c)); },
+          [ptr](RunConfig& c, const Value& v) { *ptr(c) = std::get<T>(v); }};
+}
+
+// A key stored as an enum owned by its component, written as the component's name for it;
+// `parse` sets its error message (naming the choices) for a name it does not know.
+template <typename Ptr, typename E>
+Field enum_field(const char* key, bool frozen, const char* help, Ptr ptr,
+                 E (*parse)(const std::string&, std::string*), std::string (*name)(E)) {
+  return {key, Kind::String, help, frozen,
+          [ptr, name](const RunConfig& c) -> Value {
+            return name(*ptr(const_cast<RunConfig&>(c)));
+          },
+          [key, ptr, parse](RunConfig& c, const Value& v) {
+            std::string err;
+            const E e = parse(std::get<std::string>(v), &err);
+            if (!err.empty()) throw ConfigError(std::string(key) + ": " + err);
+            *ptr(c) = e;
+          }};
+}
+
+#define LH_KEY(key, member, frozen, help) \
+  member_field(key, frozen, help, [](RunConfig& c) { return &c.member; })
+#define LH_ENUM(key, member, parse, name, frozen, help) \
+  enum_field(key, frozen, help, [](RunConfig& c) { return &c.member; }, parse, name)
+
+// model.rope_scaling: "none" | "llama3", stored as RopeScaling::enabled.
+Field rope_scaling_field() {
+  return {"model.rope_scaling", Kind::String,
+          "none | llama3 (RoPE frequency scaling of Llama 3.1)", true,
+          [](const RunConfig& c) -> Value {
+            return std::string(c.model.rope_scaling.enabled ? "llama3" : "none");
+          },
+          [](RunConfig& c, const Value& v) {
+            const std::string& s = std::get<std::string>(v);
+            if (s != "none" && s != "llama3")
+              throw ConfigError("model.rope_scaling: must be one of none | llama3, got \"" + s +
+                                "\"");
+            c.model.rope_scaling.enabled = s == "llama3";
+          }};
+}
+
+// model.dense_layers: absent = the default {0, 1, n-2, n-1}, written out as that list; [] = none.
+Field dense_layers_field() {
+  return {"model.dense_layers", Kind::IntList,
+          "always-dense layers (absent = [0, 1, n-2, n-1]; [] = none: Lighthouse in every layer)",
+          true,
+          [](const RunConfig& c) -> Value {
+            return c.model.dense_layers.value_or(model::default_dense_layers(c.model.n_layers));
+          },
+          [](RunConfig& c, const Value& v) {
+            c.model.dense_layers = std::get<std::vector<int64_t>>(v);
+          }};
+}
+
+// val.modes: a list of attention-mode names.
+Field val_modes_field() {
+  return {"val.modes", Kind::StringList,
+          "attention modes validated in stage 1 (dense | lighthouse; dense only after)", false,
+          [](const RunConfig& c) -> Value {
+            std::vector<std::string> names;
+            for (const auto m : c.val.modes) names.push_back(model::mode_name(m));
+            return names;
+          },
+          [](RunConfig& c, const Value& v) {
+            std::vector<model::AttentionMode> modes;
+            for (const auto& name : std::get<std::vector<std::string>>(v)) {
+              std::string err;
+              modes.push_back(model::parse_mode(name, &err));
+              if (!err.empty())
+                throw ConfigError("val.modes: must be one of dense | lighthouse, got \"" + name +
+                                  "\"");
+            }
+            c.val.modes = modes;
+          }};
+}
 
 const std::vector<Field>& fields() {
   static const std::vector<Field> f = {
-      LH_KEY("run.name", String, run.name, false, "run label and run-directory prefix"),
-      LH_KEY("run.dir", String, run.dir, false, "run directory (\"\" = runs/<name>-<time>)"),
-      LH_KEY("run.resume", String, run.resume, false, "run directory or checkpoint to resume"),
-      LH_KEY("run.device", String, run.device, false, "auto | cpu | cuda | cuda:N"),
-      LH_KEY("run.seed", Int, run.seed, true, "global seed: weights, data order, split"),
-      LH_KEY("run.threads", Int, run.threads, false, "CPU intra-op threads (0 = default)"),
-      LH_KEY("model.d_model", Int, model.d_model, true, "residual width"),
-      LH_KEY("model.n_layers", Int, model.n_layers, true, "decoder layers"),
-      LH_KEY("model.n_heads", Int, model.n_heads, true, "query heads"),
-      LH_KEY("model.n_kv_heads", Int, model.n_kv_heads, true, "KV heads (GQA when < n_heads)"),
-      LH_KEY("model.head_dim", Int, model.head_dim, true, "head dimension"),
-      LH_KEY("model.ffn_hidden", Int, model.ffn_hidden, true, "SwiGLU hidden size"),
-      LH_KEY("model.rope_theta", Float, model.rope_theta, true, "RoPE base"),
-      LH_KEY("model.norm_eps", Float, model.norm_eps, true, "RMSNorm epsilon"),
-      LH_KEY("model.dense_layers", IntList, model.dense_layers, true,
-             "always-dense layers ([] = first two and last two)"),
-      LH_KEY("model.activation_checkpointing", Bool, model.activation_checkpointing, false,
+      LH_KEY("run.name", run.name, false, "run label and run-directory prefix"),
+      LH_KEY("run.dir", run.dir, false, "run directory (\"\" = runs/<name>-<time>)"),
+      LH_KEY("run.resume", run.resume, false, "run directory or checkpoint to resume"),
+      LH_KEY("run.device", run.device, false, "auto | cpu | cuda | cuda:N"),
+      LH_KEY("run.seed", run.seed, true, "global seed: weights, data order, split"),
+      LH_KEY("run.threads", run.threads, false, "CPU intra-op threads (0 = default)"),
+      LH_KEY("model.d_model", model.d_model, true, "residual width"),
+      LH_KEY("model.n_layers", model.n_layers, true, "decoder layers"),
+      LH_KEY("model.n_heads", model.n_heads, true, "query heads"),
+      LH_KEY("model.n_kv_heads", model.n_kv_heads, true, "KV heads (GQA when < n_heads)"),
+      LH_KEY("model.head_dim", model.head_dim, true, "head dimension"),
+      LH_KEY("model.ffn_hidden", model.ffn_hidden, true, "SwiGLU hidden size"),
+      LH_KEY("model.rope_theta", model.rope_theta, true, "RoPE base"),
+      LH_KEY("model.norm_eps", model.norm_eps, true, "RMSNorm epsilon"),
+      dense_layers_field(),
+      LH_KEY("model.activation_checkpointing", model.activation_checkpointing, false,
              "recompute layer activations in backward"),
-      LH_KEY("model.vocab_size", Int, model.vocab_size, true,
+      LH_KEY("model.vocab_size", model.vocab, true,
              "vocabulary (0 = from the data: the shards' header, 259 for bytes)"),
-      LH_KEY("model.init", String, model.init, false,
+      LH_KEY("model.init", model.init, false,
              "Hugging Face Llama directory a fresh run starts from (\"\" = random init)"),
-      LH_KEY("model.rope_scaling", String, model.rope_scaling, true,
-             "none | llama3 (RoPE frequency scaling of Llama 3.1)"),
-      LH_KEY("model.rope_scaling_factor", Float, model.rope_scaling_factor, true,
+      rope_scaling_field(),
+      LH_KEY("model.rope_scaling_factor", model.rope_scaling.factor, true,
              "llama3 RoPE scaling: factor"),
-      LH_KEY("model.rope_low_freq_factor", Float, model.rope_low_freq_factor, true,
+      LH_KEY("model.rope_low_freq_factor", model.rope_scaling.low_freq_factor, true,
              "llama3 RoPE scaling: low_freq_factor"),
-      LH_KEY("model.rope_high_freq_factor", Float, model.rope_high_freq_factor, true,
+      LH_KEY("model.rope_high_freq_factor", model.rope_scaling.high_freq_factor, true,
              "llama3 RoPE scaling: high_freq_factor"),
-      LH_KEY("model.rope_original_context", Int, model.rope_original_context, true,
+      LH_KEY("model.rope_original_context", model.rope_scaling.original_context, true,
              "llama3 RoPE scaling: original_max_position_embeddings"),
-      LH_KEY("lighthouse.levels", Int, lighthouse.levels, false, "pyramid levels L"),
-      LH_KEY("lighthouse.pool", Int, lighthouse.pool, false, "pooling factor p"),
-      LH_KEY("lighthouse.topk", Int, lighthouse.topk, false, "per-level budget k"),
-      LH_KEY("lighthouse.tile_topk", Int, lighthouse.tile_topk, false, "per-tile budget m"),
-      LH_KEY("lighthouse.scorer", String, lighthouse.scorer, false,
-             "selection scores: norm | dilated (SPEC.md §4)"),
-      LH_KEY("lighthouse.dilation", Int, lighthouse.dilation, false,
+      LH_KEY("lighthouse.levels", model.lighthouse.levels, false, "pyramid levels L"),
+      LH_KEY("lighthouse.pool", model.lighthouse.pool, false, "pooling factor p"),
+      LH_KEY("lighthouse.topk", model.lighthouse.topk, false, "per-level budget k"),
+      LH_KEY("lighthouse.tile_topk", model.lighthouse.tile_topk, false, "per-tile budget m"),
+      LH_ENUM("lighthouse.scorer", model.lighthouse.scorer, parse_scorer, scorer_name, false,
+              "selection scores: norm | dilated (SPEC.md §4)"),
+      LH_KEY("lighthouse.dilation", model.lighthouse.dilation, false,
              "dilated scorer: strided sub-sequences delta (divides train.context)"),
-      LH_KEY("lighthouse.backend", String, lighthouse.backend, false,
-             "SDPA backend: auto | cudnn | flash | efficient | math"),
-      LH_KEY("lighthouse.combine", String, lighthouse.combine, false,
-             "per-position combination of the scatter's contributions: sum | mean"),
-      LH_KEY("lighthouse.selection", String, lighthouse.selection, false,
-             "per-tile selection rule: causal (SPEC.md §12, the default) | stratified (published)"),
-      LH_KEY("train.steps", Int, train.steps, false, "optimizer steps of the whole run"),
-      LH_KEY("train.stage1_steps", Int, train.stage1_steps, false,
+      LH_ENUM("lighthouse.backend", model.lighthouse.backend, parse_backend, backend_name, false,
+              "SDPA backend: auto | cudnn | flash | efficient | math"),
+      LH_ENUM("lighthouse.combine", model.lighthouse_combine, model::parse_combine,
+              model::combine_name, false,
+              "per-position combination of the scatter's contributions: sum | mean"),
+      LH_ENUM("lighthouse.selection", model.lighthouse.selection, parse_selection, selection_name,
+              false, "per-tile selection rule: causal (SPEC.md §12, the default) | stratified (published)"),
+      LH_KEY("train.steps", train.steps, false, "optimizer steps of the whole run"),
+      LH_KEY("train.stage1_steps", train.stage1_steps, false,
              "steps with Lighthouse in non-dense layers before the dense tail"),
-      LH_KEY("train.attention", String, train.attention, false,
-             "lighthouse (two-stage) | dense (dense from now on)"),
-      LH_KEY("train.context", Int, train.context, true, "tokens per sequence"),
-      LH_KEY("train.batch_size", Int, train.batch_size, false,
+      LH_ENUM("train.attention", train.attention, model::parse_mode, model::mode_name, false,
+              "lighthouse (two-stage) | dense (dense from now on)"),
+      LH_KEY("train.context", train.context, true, "tokens per sequence"),
+      LH_KEY("train.batch_size", train.batch_size, false,
              "sequences per micro-batch and rank"),
-      LH_KEY("train.grad_accum", Int, train.grad_accum, false, "micro-batches per step"),
-      LH_KEY("train.precision", String, train.precision, false, "auto | bf16 | fp32"),
-      LH_KEY("train.stop_at", Int, train.stop_at, false,
+      LH_KEY("train.grad_accum", train.grad_accum, false, "micro-batches per step"),
+      LH_KEY("train.precision", train.precision, false, "auto | bf16 | fp32"),
+      LH_KEY("train.stop_at", train.stop_at, false,
              "stop this invocation after that step (0 = train.steps)"),
-      LH_KEY("train.max_skipped_steps", Int, train.max_skipped_steps, false,
+      LH_KEY("train.max_skipped_steps", train.max_skipped_steps, false,
              "steps with a non-finite loss or gradient skipped in a row before the run stops"),
-      LH_KEY("optim.lr", Float, optim.lr, false, "peak learning rate"),
-      LH_KEY("optim.beta1", Float, optim.beta1, false, "AdamW beta1"),
-      LH_KEY("optim.beta2", Float, optim.beta2, false, "AdamW beta2"),
-      LH_KEY("optim.eps", Float, optim.eps, false, "AdamW epsilon"),
-      LH_KEY("optim.weight_decay", Float, optim.weight_decay, false, "decoupled weight decay"),
-      LH_KEY("optim.clip", Float, optim.clip, false, "global grad-norm clip (0 = off)"),
-      LH_KEY("optim.decay_norms_and_embeddings", Bool, optim.decay_norms_and_embeddings, false,
+      LH_KEY("optim.lr", optim.lr, false, "peak learning rate"),
+      LH_KEY("optim.beta1", optim.beta1, false, "AdamW beta1"),
+      LH_KEY("optim.beta2", optim.beta2, false, "AdamW beta2"),
+      LH_KEY("optim.eps", optim.eps, false, "AdamW epsilon"),
+      LH_KEY("optim.weight_decay", optim.weight_decay, false, "decoupled weight decay"),
+      LH_KEY("optim.clip", optim.clip, false, "global grad-norm clip (0 = off)"),
+      LH_KEY("optim.decay_norms_and_embeddings", optim.decay_norms_and_embeddings, false,
              "apply weight decay to norms and embeddings too"),
-      LH_KEY("schedule.warmup_steps", Int, schedule.warmup_steps, false, "linear warmup steps"),
-      LH_KEY("schedule.decay", String, schedule.decay, false, "cosine | linear | constant"),
-      LH_KEY("schedule.min_lr_factor", Float, schedule.min_lr_factor, false,
+      LH_KEY("schedule.warmup_steps", schedule.warmup_steps, false, "linear warmup steps"),
+      LH_KEY("schedule.decay", schedule.decay, false, "cosine | linear | constant"),
+      LH_KEY("schedule.min_lr_factor", schedule.min_lr_factor, false,
              "final lr as a fraction of optim.lr"),
-      LH_KEY("data.source", String, data.source, true,
+      LH_KEY("data.source", data.source, true,
              "builtin | text file | JSONL file | directory (.gz allowed) | token-shard directory"),
-      LH_KEY("data.text_key", String, data.text_key, true, "JSON Lines field with the text"),
-      LH_KEY("data.cache", String, data.cache, false,
+      LH_KEY("data.text_key", data.text_key, true, "JSON Lines field with the text"),
+      LH_KEY("data.cache", data.cache, false,
              "text sources: \"\" = in memory; \"run\" = <run.dir>/tokens; or a directory of "
              "byte-token shards converted once"),
-      LH_KEY("data.verify", Bool, data.verify, false,
+      LH_KEY("data.verify", data.verify, false,
              "token shards: recompute each shard's CRC-32 and check its ids when opened"),
-      LH_KEY("data.val_fraction", Float, data.val_fraction, true,
+      LH_KEY("data.val_fraction", data.val_fraction, true,
              "fraction of sequences (the stream's tail) held out for validation"),
-      LH_KEY("data.builtin_docs", Int, data.builtin_docs, true, "built-in corpus documents"),
-      LH_KEY("data.builtin_doc_bytes", Int, data.builtin_doc_bytes, true,
+      LH_KEY("data.builtin_docs", data.builtin_docs, true, "built-in corpus documents"),
+      LH_KEY("data.builtin_doc_bytes", data.builtin_doc_bytes, true,
              "built-in corpus mean document bytes (0 = train.context)"),
-      LH_KEY("data.builtin_facts", Int, data.builtin_facts, true,
+      LH_KEY("data.builtin_facts", data.builtin_facts, true,
              "built-in corpus key-value facts per document"),
-      LH_KEY("val.every", Int, val.every, false, "steps between validation runs (0 = off)"),
-      LH_KEY("val.batches", Int, val.batches, false, "batches per validation run"),
-      LH_KEY("val.modes", StringList, val.modes, false,
-             "attention modes validated in stage 1 (dense | lighthouse; dense only after)"),
-      LH_KEY("checkpoint.every", Int, checkpoint.every, false,
+      LH_KEY("val.every", val.every, false, "steps between validation runs (0 = off)"),
+      LH_KEY("val.batches", val.batches, false, "batches per validation run"),
+      val_modes_field(),
+      LH_KEY("checkpoint.every", checkpoint.every, false,
              "steps between checkpoints (0 = only at the end)"),
-      LH_KEY("checkpoint.keep", Int, checkpoint.keep, false, "newest checkpoints kept"),
-      LH_KEY("log.every", Int, log.every, false, "steps between console loss lines"),
-      LH_KEY("log.progress", Bool, log.progress, false, "progress line on stderr"),
-      LH_KEY("dist.world_size", Int, dist.world_size, false,
+      LH_KEY("checkpoint.keep", checkpoint.keep, false, "newest checkpoints kept"),
+      LH_KEY("log.every", log.every, false, "steps between console loss lines"),
+      LH_KEY("log.progress", log.progress, false, "progress line on stderr"),
+      LH_KEY("dist.world_size", dist.world_size, false,
              "processes (0 = torchrun's WORLD_SIZE, else 1; N > 1 starts N local ranks)"),
-      LH_KEY("dist.dp", Int, dist.dp, false, "data-parallel degree (0 = world size / dist.cp)"),
-      LH_KEY("dist.cp", Int, dist.cp, false, "context-parallel degree (1; CP is not built yet)"),
-      LH_KEY("dist.timeout_s", Int, dist.timeout_s, false,
+      LH_KEY("dist.dp", dist.dp, false, "data-parallel degree (0 = world size / dist.cp)"),
+      LH_KEY("dist.cp", dist.cp, false, "context-parallel degree (1; CP is not built yet)"),
+      LH_KEY("dist.timeout_s", dist.timeout_s, false,
              "seconds a collective may wait before the run fails, naming the rank"),
-      LH_KEY("dist.bucket_mb", Int, dist.bucket_mb, false, "gradient all-reduce bucket size, MiB"),
+      LH_KEY("dist.bucket_mb", dist.bucket_mb, false, "gradient all-reduce bucket size, MiB"),
   };
   return f;
 }
 #undef LH_KEY
-
-using Value = std::variant<int64_t, double, bool, std::string, std::vector<int64_t>,
-                           std::vector<std::string>>;
+#undef LH_ENUM
 
 template <typename... Args>
 std::string cat(const Args&... args) {
@@ -203,50 +302,14 @@ const char* kind_name(Kind k) {
   return "?";
 }
 
+// v converted to f's kind (an integer is a valid number) and stored; throws naming the key.
 void assign(RunConfig& cfg, const Field& f, const Value& v, const std::string& origin) {
-  void* p = f.ptr(cfg);
-  bool ok = true;
-  switch (f.kind) {
-    case Kind::Int:
-      if (auto* i = std::get_if<int64_t>(&v))
-        *static_cast<int64_t*>(p) = *i;
-      else
-        ok = false;
-      break;
-    case Kind::Float:
-      if (auto* d = std::get_if<double>(&v))
-        *static_cast<double*>(p) = *d;
-      else if (auto* i = std::get_if<int64_t>(&v))
-        *static_cast<double*>(p) = double(*i);
-      else
-        ok = false;
-      break;
-    case Kind::Bool:
-      if (auto* b = std::get_if<bool>(&v))
-        *static_cast<bool*>(p) = *b;
-      else
-        ok = false;
-      break;
-    case Kind::String:
-      if (auto* s = std::get_if<std::string>(&v))
-        *static_cast<std::string*>(p) = *s;
-      else
-        ok = false;
-      break;
-    case Kind::IntList:
-      if (auto* l = std::get_if<std::vector<int64_t>>(&v))
-        *static_cast<std::vector<int64_t>*>(p) = *l;
-      else
-        ok = false;
-      break;
-    case Kind::StringList:
-      if (auto* l = std::get_if<std::vector<std::string>>(&v))
-        *static_cast<std::vector<std::string>*>(p) = *l;
-      else
-        ok = false;
-      break;
-  }
-  if (!ok) throw ConfigError(cat(f.key, ": expected ", kind_name(f.kind), " (", origin, ")"));
+  Value typed = v;
+  if (f.kind == Kind::Float && std::holds_alternative<int64_t>(v))
+    typed = static_cast<double>(std::get<int64_t>(v));
+  if (typed.index() != static_cast<size_t>(f.kind))
+    throw ConfigError(cat(f.key, ": expected ", kind_name(f.kind), " (", origin, ")"));
+  f.set(cfg, typed);
 }
 
 bool parse_int(std::string s, int64_t* out) {
@@ -416,31 +479,21 @@ std::string quote(const std::string& s) {
 
 // The TOML text of one value (also used to compare and report values).
 std::string toml_value(const RunConfig& cfg, const Field& f) {
-  void* p = f.ptr(const_cast<RunConfig&>(cfg));
-  switch (f.kind) {
-    case Kind::Int:
-      return std::to_string(*static_cast<int64_t*>(p));
-    case Kind::Float:
-      return format_double(*static_cast<double*>(p));
-    case Kind::Bool:
-      return *static_cast<bool*>(p) ? "true" : "false";
-    case Kind::String:
-      return quote(*static_cast<std::string*>(p));
-    case Kind::IntList: {
-      std::string s = "[";
-      for (const auto i : *static_cast<std::vector<int64_t>*>(p))
-        s += (s.size() > 1 ? ", " : "") + std::to_string(i);
-      return s + "]";
-    }
-    case Kind::StringList: {
-      std::string s = "[";
-      for (const auto& i : *static_cast<std::vector<std::string>*>(p))
-        s += (s.size() > 1 ? ", " : "") + quote(i);
-      return s + "]";
-    }
-  }
-  return "";
+  const Value v = f.get(cfg);
+  if (auto* i = std::get_if<int64_t>(&v)) return std::to_string(*i);
+  if (auto* d = std::get_if<double>(&v)) return format_double(*d);
+  if (auto* b = std::get_if<bool>(&v)) return *b ? "true" : "false";
+  if (auto* str = std::get_if<std::string>(&v)) return quote(*str);
+  std::string out = "[";
+  if (auto* l = std::get_if<std::vector<int64_t>>(&v))
+    for (const auto i : *l) out += (out.size() > 1 ? ", " : "") + std::to_string(i);
+  if (auto* l = std::get_if<std::vector<std::string>>(&v))
+    for (const auto& i : *l) out += (out.size() > 1 ? ", " : "") + quote(i);
+  return out + "]";
 }
+
+// Top-level member of to_json's object: 2 since an empty model.dense_layers means none.
+constexpr const char* kConfigVersionKey = "config_version";
 
 [[noreturn]] void fail(const std::string& key, const std::string& msg) {
   throw ConfigError(key + ": " + msg);
@@ -475,11 +528,21 @@ void apply_toml_file(RunConfig& cfg, const std::string& path) {
 void apply_json(RunConfig& cfg, const nlohmann::json& j, const std::string& origin) {
   // A saved config from before lighthouse.combine existed was trained with the published sum.
   const auto lh = j.find("lighthouse");
-  if (lh != j.end() && lh->is_object() && !lh->contains("combine")) cfg.lighthouse.combine = "sum";
+  if (lh != j.end() && lh->is_object() && !lh->contains("combine"))
+    cfg.model.lighthouse_combine = model::LighthouseCombine::Sum;
+  nlohmann::json keys = j;
+  const bool before_v2 = !keys.is_object() || !keys.contains(kConfigVersionKey);
+  if (!before_v2) keys.erase(kConfigVersionKey);
+  walk_json(cfg, keys, "", origin);
   // One from before lighthouse.selection existed was trained with the published stratified rule.
   if (lh != j.end() && lh->is_object() && !lh->contains("selection"))
-    cfg.lighthouse.selection = "stratified";
-  walk_json(cfg, j, "", origin);
+    cfg.model.lighthouse.selection = Selection::Stratified;
+  // Before version 2 an empty model.dense_layers meant the default; now it means none.
+  if (before_v2 && cfg.model.dense_layers && cfg.model.dense_layers->empty()) {
+    const auto m = j.find("model");
+    if (m != j.end() && m->is_object() && m->contains("dense_layers"))
+      cfg.model.dense_layers = std::nullopt;
+  }
 }
 
 std::pair<std::string, std::string> split_assignment(const std::string& assignment) {
@@ -497,6 +560,12 @@ std::string did_you_mean(const std::string& name, const std::vector<std::string>
     if (d < best_d) best_d = d, best = c;
   }
   return best;
+}
+
+RunConfig resolve_keys(RunConfig base, const std::string& file, const Overrides& overrides) {
+  if (!file.empty()) apply_toml_file(base, file);
+  for (const auto& [k, v] : overrides) apply_value(base, k, v);
+  return base;
 }
 
 void apply_override(RunConfig& cfg, const std::string& assignment) {
@@ -545,31 +614,12 @@ std::string to_toml(const RunConfig& cfg) {
 
 nlohmann::json to_json(const RunConfig& cfg) {
   nlohmann::json j = nlohmann::json::object();
+  j[kConfigVersionKey] = 2;
   for (const auto& f : fields()) {
     const std::string key = f.key;
     const auto dot = key.find('.');
     auto& slot = j[key.substr(0, dot)][key.substr(dot + 1)];
-    void* p = f.ptr(const_cast<RunConfig&>(cfg));
-    switch (f.kind) {
-      case Kind::Int:
-        slot = *static_cast<int64_t*>(p);
-        break;
-      case Kind::Float:
-        slot = *static_cast<double*>(p);
-        break;
-      case Kind::Bool:
-        slot = *static_cast<bool*>(p);
-        break;
-      case Kind::String:
-        slot = *static_cast<std::string*>(p);
-        break;
-      case Kind::IntList:
-        slot = *static_cast<std::vector<int64_t>*>(p);
-        break;
-      case Kind::StringList:
-        slot = *static_cast<std::vector<std::string>*>(p);
-        break;
-    }
+    std::visit([&slot](const auto& v) { slot = v; }, f.get(cfg));
   }
   return j;
 }

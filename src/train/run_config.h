@@ -22,6 +22,17 @@ class ConfigError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The model of a run: the model's own configuration (which embeds lighthouse::Config) and what
+// only a run reads. model.vocab_size = 0 (vocab here) means "from the data": the shards'
+// header, 259 for bytes; to_model_config resolves it for a model built before the data is read.
+struct RunModel : model::ModelConfig {
+  std::string init;  // "" = random init; else a Hugging Face Llama directory
+};
+
+// The preset of `lighthouse train`, the tiny run: the values in which it differs from the
+// model's and Lighthouse's own defaults (configs/tiny.toml lists the whole config).
+RunModel tiny_model();
+
 // Defaults are the tiny config: configs/tiny.toml lists exactly these values, and `lighthouse
 // train` with no --config runs them. A --config file overrides them key by key.
 struct RunConfig {
@@ -33,29 +44,13 @@ struct RunConfig {
     int64_t seed = 0;             // weights, data order, validation split
     int64_t threads = 0;          // intra-op CPU threads, 0 = libtorch default
   } run;
-  struct Model {
-    int64_t d_model = 128, n_layers = 4, n_heads = 4, n_kv_heads = 2, head_dim = 32;
-    int64_t ffn_hidden = 384;
-    double rope_theta = 10000.0, norm_eps = 1e-5;
-    std::vector<int64_t> dense_layers = {0, 3};  // empty = first two and last two
-    bool activation_checkpointing = false;
-    int64_t vocab_size = 0;    // 0 = from the data (the shards' header; 259 for bytes)
-    std::string init;          // "" = random init; else a Hugging Face Llama directory
-    std::string rope_scaling = "none";  // none | llama3 (frequency-dependent RoPE scaling)
-    double rope_scaling_factor = 8.0, rope_low_freq_factor = 1.0, rope_high_freq_factor = 4.0;
-    int64_t rope_original_context = 8192;  // llama3: original_max_position_embeddings
-  } model;
-  struct Lighthouse {
-    int64_t levels = 3, pool = 4, topk = 64, tile_topk = 16;
-    std::string scorer = "norm", backend = "auto";  // scorer: norm | dilated (SPEC.md §4)
-    int64_t dilation = 4;                            // δ of the dilated scorer
-    std::string combine = "mean";  // mean over the contributing levels | sum (SPEC.md §6)
-    std::string selection = "causal";  // causal (SPEC.md §12) | stratified (published, SPEC.md §5)
-  } lighthouse;
+  // model.* keys and, in model.lighthouse / model.lighthouse_combine, the lighthouse.* keys.
+  RunModel model = tiny_model();
   struct Train {
     int64_t steps = 240;
     int64_t stage1_steps = 180;            // Lighthouse steps before the dense tail
-    std::string attention = "lighthouse";  // lighthouse (two-stage) | dense (dense from now on)
+    // lighthouse (two-stage) | dense (dense from now on)
+    model::AttentionMode attention = model::AttentionMode::Lighthouse;
     int64_t context = 2048, batch_size = 2, grad_accum = 1;
     std::string precision = "auto";  // auto (bf16 on CUDA, fp32 on CPU) | bf16 | fp32
     int64_t stop_at = 0;             // stop this invocation after that step (0 = steps)
@@ -86,7 +81,8 @@ struct RunConfig {
     int64_t batches = 2;  // validation batches per run
     // Attention modes validated during stage 1 (after it: dense only). Only dense-mode losses
     // measure quality: Lighthouse's selection reads the whole tile, future tokens included.
-    std::vector<std::string> modes = {"dense", "lighthouse"};
+    std::vector<model::AttentionMode> modes = {model::AttentionMode::Dense,
+                                               model::AttentionMode::Lighthouse};
   } val;
   struct Checkpoint {
     int64_t every = 60;  // steps between checkpoints, 0 = only at the end
@@ -113,6 +109,13 @@ void apply_toml_file(RunConfig& cfg, const std::string& path);
 // Applies a JSON object (as written by to_json) on top of cfg. A saved config without
 // lighthouse.combine (written before the key existed) means the published "sum".
 void apply_json(RunConfig& cfg, const nlohmann::json& j, const std::string& origin);
+// `key=value` overrides in command-line order: --<key> flags and --set assignments.
+using Overrides = std::vector<std::pair<std::string, std::string>>;
+
+// The one resolution of a command's keys (train, bench, bench train, eval, compare): `base`
+// (the command's preset), then the TOML file when `file` is not "", then the overrides in order.
+RunConfig resolve_keys(RunConfig base, const std::string& file, const Overrides& overrides);
+
 // Applies one `key=value` override (value in TOML-ish syntax: 3, 2e-3, true, dense, [0,1]).
 void apply_override(RunConfig& cfg, const std::string& assignment);
 // Applies a value given for one key (as a flag value).
@@ -151,7 +154,8 @@ int64_t global_batch(const RunConfig& cfg, int64_t world);
 // dist.world_size, dist.dp or dist.cp when dp x cp != world.
 int64_t resolve_dp(const RunConfig& cfg, int64_t world);
 
-// Model configuration (Lighthouse params included) from a run config.
+// The model configuration of a run: cfg.model with model.vocab_size = 0 resolved to the byte
+// vocabulary (the data's vocabulary is set by launch.h's resolve_vocab before training).
 model::ModelConfig to_model_config(const RunConfig& cfg);
 // The reverse for what a Hugging Face config defines: sizes, vocabulary, norm epsilon, RoPE.
 void apply_model_config(RunConfig& cfg, const model::ModelConfig& m);

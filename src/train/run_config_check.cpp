@@ -66,72 +66,24 @@ void validate(const RunConfig& c) {
   if (c.run.seed < 0) fail("run.seed", cat("must be >= 0, got ", c.run.seed));
   if (c.run.threads < 0) fail("run.threads", cat("must be >= 0, got ", c.run.threads));
 
-  positive("model.d_model", m.d_model);
-  positive("model.n_layers", m.n_layers);
-  positive("model.n_heads", m.n_heads);
-  positive("model.n_kv_heads", m.n_kv_heads);
-  if (m.n_heads % m.n_kv_heads != 0)
-    fail("model.n_kv_heads",
-         cat("must divide model.n_heads = ", m.n_heads, ", got ", m.n_kv_heads));
-  positive("model.head_dim", m.head_dim);
-  if (m.head_dim % 2 != 0) fail("model.head_dim", cat("must be even (RoPE), got ", m.head_dim));
-  positive("model.ffn_hidden", m.ffn_hidden);
-  if (!(m.rope_theta > 1.0)) fail("model.rope_theta", cat("must be > 1, got ", m.rope_theta));
-  if (!(m.norm_eps > 0.0 && m.norm_eps < 1.0))
-    fail("model.norm_eps", cat("must be in (0, 1), got ", m.norm_eps));
-  if (m.vocab_size < 0 || m.vocab_size > (int64_t{1} << 32))
-    fail("model.vocab_size", cat("must be in [0, 2^32] (0 = from the data), got ", m.vocab_size));
-  one_of("model.rope_scaling", m.rope_scaling, {"none", "llama3"});
-  if (m.rope_scaling == "llama3") {
-    if (!(m.rope_scaling_factor >= 1.0))
-      fail("model.rope_scaling_factor", cat("must be >= 1, got ", m.rope_scaling_factor));
-    if (!(m.rope_low_freq_factor > 0.0))
-      fail("model.rope_low_freq_factor", cat("must be > 0, got ", m.rope_low_freq_factor));
-    if (!(m.rope_high_freq_factor > m.rope_low_freq_factor))
-      fail("model.rope_high_freq_factor",
-           cat("must be > model.rope_low_freq_factor = ", m.rope_low_freq_factor, ", got ",
-               m.rope_high_freq_factor));
-    positive("model.rope_original_context", m.rope_original_context);
-  }
-  for (size_t i = 0; i < m.dense_layers.size(); ++i) {
-    const int64_t l = m.dense_layers[i];
-    if (l < 0 || l >= m.n_layers)
-      fail("model.dense_layers", cat("layer ", l, " is outside [0, ", m.n_layers, ")"));
-    for (size_t j = 0; j < i; ++j)
-      if (m.dense_layers[j] == l) fail("model.dense_layers", cat("layer ", l, " is listed twice"));
-  }
-
-  Config lh;
-  lh.levels = c.lighthouse.levels;
-  lh.pool = c.lighthouse.pool;
-  lh.topk = c.lighthouse.topk;
-  lh.tile_topk = c.lighthouse.tile_topk;
-  lh.dilation = c.lighthouse.dilation;
-  std::string err = lighthouse::validate(lh);
-  if (!err.empty()) {
-    // levels | pool | tile_topk | topk | dilation
-    const std::string param = err.substr(0, err.find(' '));
-    fail("lighthouse." + param, err);
-  }
-  lh.scorer = parse_scorer(c.lighthouse.scorer, &err);
-  if (!err.empty()) fail("lighthouse.scorer", err);
-  parse_backend(c.lighthouse.backend, &err);
-  if (!err.empty()) fail("lighthouse.backend", err);
-  parse_selection(c.lighthouse.selection, &err);
-  if (!err.empty()) fail("lighthouse.selection", err);
-  one_of("lighthouse.combine", c.lighthouse.combine, {"sum", "mean"});
+  if (m.vocab < 0)
+    fail("model.vocab_size", cat("must be in [0, 2^32] (0 = from the data), got ", m.vocab));
+  const Issue issue = model::check(to_model_config(c));
+  if (!issue.ok()) fail(issue.parameter, issue.message);
 
   const auto& t = c.train;
   positive("train.steps", t.steps);
-  one_of("train.attention", t.attention, {"lighthouse", "dense"});
   if (t.stage1_steps < 0 || t.stage1_steps > t.steps)
     fail("train.stage1_steps",
          cat("must be in [0, train.steps = ", t.steps, "], got ", t.stage1_steps));
-  if (t.attention == "lighthouse" && t.stage1_steps == 0)
+  const bool two_stage = t.attention == model::AttentionMode::Lighthouse;
+  if (two_stage && t.stage1_steps == 0)
     fail("train.stage1_steps",
          "must be > 0 when train.attention = \"lighthouse\" "
          "(use train.attention = \"dense\" for a dense run)");
   if (t.context < 2) fail("train.context", cat("must be >= 2, got ", t.context));
+  const Config& lh = m.lighthouse;
+  std::string err;
   positive("train.batch_size", t.batch_size);
   positive("train.grad_accum", t.grad_accum);
   one_of("train.precision", t.precision, {"auto", "bf16", "fp32"});
@@ -141,7 +93,7 @@ void validate(const RunConfig& c) {
   if (t.stop_at < 0 || t.stop_at > t.steps)
     fail("train.stop_at", cat("must be in [0, train.steps = ", t.steps, "], got ", t.stop_at));
   positive("train.max_skipped_steps", t.max_skipped_steps);
-  if (t.attention == "lighthouse") {
+  if (two_stage) {
     const auto dense = model::resolved_dense_layers(to_model_config(c));
     if (static_cast<int64_t>(dense.size()) >= m.n_layers)
       fail("model.dense_layers", cat("all ", m.n_layers,
@@ -180,12 +132,10 @@ void validate(const RunConfig& c) {
   positive("val.batches", c.val.batches);
   if (c.val.modes.empty())
     fail("val.modes", "must list at least one of \"dense\", \"lighthouse\", got []");
-  for (size_t i = 0; i < c.val.modes.size(); ++i) {
-    one_of("val.modes", c.val.modes[i], {"dense", "lighthouse"});
+  for (size_t i = 0; i < c.val.modes.size(); ++i)
     for (size_t j = 0; j < i; ++j)
       if (c.val.modes[j] == c.val.modes[i])
-        fail("val.modes", cat("\"", c.val.modes[i], "\" is listed twice"));
-  }
+        fail("val.modes", cat("\"", model::mode_name(c.val.modes[i]), "\" is listed twice"));
   if (c.val.every > 0 && c.data.val_fraction == 0)
     fail("val.every", "validation needs data.val_fraction > 0 (or set val.every = 0)");
   if (c.checkpoint.every < 0)
@@ -214,42 +164,28 @@ int64_t global_batch(const RunConfig& c, int64_t world) {
   return resolve_dp(c, world) * c.train.batch_size * c.train.grad_accum;
 }
 
+RunModel tiny_model() {
+  RunModel m;
+  m.vocab = 0;  // from the data
+  m.d_model = 128;
+  m.n_kv_heads = 2;
+  m.head_dim = 32;
+  m.ffn_hidden = 384;
+  m.dense_layers = {0, 3};
+  m.lighthouse.topk = 64;  // context 2048: T = 4, C = 32 >= m = 16
+  m.lighthouse.tile_topk = 16;
+  m.lighthouse_combine = model::LighthouseCombine::Mean;  // docs/stability.md
+  return m;
+}
+
 model::ModelConfig to_model_config(const RunConfig& c) {
-  model::ModelConfig m;
-  m.d_model = c.model.d_model;
-  m.n_layers = c.model.n_layers;
-  m.n_heads = c.model.n_heads;
-  m.n_kv_heads = c.model.n_kv_heads;
-  m.head_dim = c.model.head_dim;
-  m.ffn_hidden = c.model.ffn_hidden;
-  m.rope_theta = c.model.rope_theta;
-  m.norm_eps = c.model.norm_eps;
-  m.dense_layers = c.model.dense_layers;
-  m.activation_checkpointing = c.model.activation_checkpointing;
-  if (c.model.vocab_size > 0) m.vocab = c.model.vocab_size;
-  if (c.model.rope_scaling == "llama3") {
-    m.rope_scaling.enabled = true;
-    m.rope_scaling.factor = c.model.rope_scaling_factor;
-    m.rope_scaling.low_freq_factor = c.model.rope_low_freq_factor;
-    m.rope_scaling.high_freq_factor = c.model.rope_high_freq_factor;
-    m.rope_scaling.original_context = c.model.rope_original_context;
-  }
-  m.lighthouse.levels = c.lighthouse.levels;
-  m.lighthouse.pool = c.lighthouse.pool;
-  m.lighthouse.topk = c.lighthouse.topk;
-  m.lighthouse.tile_topk = c.lighthouse.tile_topk;
-  m.lighthouse.dilation = c.lighthouse.dilation;
-  std::string err;
-  m.lighthouse.scorer = parse_scorer(c.lighthouse.scorer, &err);
-  m.lighthouse.backend = parse_backend(c.lighthouse.backend, &err);
-  m.lighthouse.selection = parse_selection(c.lighthouse.selection, &err);
-  m.lighthouse_combine = c.lighthouse.combine == "mean" ? model::LighthouseCombine::Mean
-                                                        : model::LighthouseCombine::Sum;
+  model::ModelConfig m = c.model;
+  if (m.vocab == 0) m.vocab = model::kVocab;
   return m;
 }
 
 void apply_model_config(RunConfig& c, const model::ModelConfig& m) {
-  c.model.vocab_size = m.vocab;
+  c.model.vocab = m.vocab;
   c.model.d_model = m.d_model;
   c.model.n_layers = m.n_layers;
   c.model.n_heads = m.n_heads;
@@ -258,17 +194,13 @@ void apply_model_config(RunConfig& c, const model::ModelConfig& m) {
   c.model.ffn_hidden = m.ffn_hidden;
   c.model.rope_theta = m.rope_theta;
   c.model.norm_eps = m.norm_eps;
-  c.model.rope_scaling = m.rope_scaling.enabled ? "llama3" : "none";
-  c.model.rope_scaling_factor = m.rope_scaling.factor;
-  c.model.rope_low_freq_factor = m.rope_scaling.low_freq_factor;
-  c.model.rope_high_freq_factor = m.rope_scaling.high_freq_factor;
-  c.model.rope_original_context = m.rope_scaling.original_context;
+  c.model.rope_scaling = m.rope_scaling;
 }
 
 void check_model_shapes(const RunConfig& c, const model::ModelConfig& m,
                         const std::string& origin) {
   const std::pair<const char*, std::pair<int64_t, int64_t>> keys[] = {
-      {"model.vocab_size", {c.model.vocab_size, m.vocab}},
+      {"model.vocab_size", {c.model.vocab, m.vocab}},
       {"model.d_model", {c.model.d_model, m.d_model}},
       {"model.n_layers", {c.model.n_layers, m.n_layers}},
       {"model.n_heads", {c.model.n_heads, m.n_heads}},

@@ -119,13 +119,9 @@ void report_skip(const Session& s, const StepStats& st, MetricsLog& metrics,
 }  // namespace
 
 model::AttentionMode mode_at(const RunConfig& cfg, int64_t step) {
-  return cfg.train.attention == "lighthouse" && step < cfg.train.stage1_steps
+  return cfg.train.attention == model::AttentionMode::Lighthouse && step < cfg.train.stage1_steps
              ? model::AttentionMode::Lighthouse
              : model::AttentionMode::Dense;
-}
-
-std::string mode_name(model::AttentionMode m) {
-  return m == model::AttentionMode::Lighthouse ? "lighthouse" : "dense";
 }
 
 std::unique_ptr<Session> open_session(const Launch& launch) {
@@ -279,11 +275,9 @@ std::vector<model::AttentionMode> validation_modes(const RunConfig& cfg,
                                                    model::AttentionMode step_mode) {
   if (step_mode == model::AttentionMode::Dense) return {model::AttentionMode::Dense};
   std::vector<model::AttentionMode> out;
-  for (const char* name : {"dense", "lighthouse"})
-    for (const auto& m : cfg.val.modes)
-      if (m == name)
-        out.push_back(m == "dense" ? model::AttentionMode::Dense
-                                   : model::AttentionMode::Lighthouse);
+  for (const auto mode : {model::AttentionMode::Dense, model::AttentionMode::Lighthouse})
+    for (const auto m : cfg.val.modes)
+      if (m == mode) out.push_back(m);
   return out;
 }
 
@@ -360,6 +354,7 @@ TrainResult train(Session& s, const ConsoleHooks& console) {
       s.dp * c.train.grad_accum * c.train.batch_size * c.train.context;
   const auto mcfg = to_model_config(c);
   const auto dense = model::resolved_dense_layers(mcfg);
+  const Config& lh = mcfg.lighthouse;
   int64_t n_params = 0;
   for (const auto& p : s.params) n_params += p.numel();
   std::ostringstream head;
@@ -375,12 +370,11 @@ TrainResult train(Session& s, const ConsoleHooks& console) {
                    : "")
        << (s.bf16 ? " (bf16 autocast, fp32 master weights)" : " (fp32)") << ", "
        << at::get_num_threads() << " CPU threads\n  recipe: " << c.train.steps << " steps";
-  if (c.train.attention == "lighthouse")
-    head << ", Lighthouse (L=" << c.lighthouse.levels << " p=" << c.lighthouse.pool
-         << " k=" << c.lighthouse.topk << " m=" << c.lighthouse.tile_topk << " "
-         << c.lighthouse.scorer
-         << (c.lighthouse.scorer == "dilated" ? " delta=" + std::to_string(c.lighthouse.dilation) : "")
-         << (c.lighthouse.selection == "causal" ? " causal" : "") << ") until step "
+  if (c.train.attention == model::AttentionMode::Lighthouse)
+    head << ", Lighthouse (L=" << lh.levels << " p=" << lh.pool << " k=" << lh.topk
+         << " m=" << lh.tile_topk << " " << scorer_name(lh.scorer)
+         << (lh.scorer == Scorer::Dilated ? " delta=" + std::to_string(lh.dilation) : "")
+         << (lh.selection == Selection::Causal ? " causal" : "") << ") until step "
          << c.train.stage1_steps << ", then dense";
   else
     head << ", dense attention";

@@ -24,7 +24,7 @@ namespace lighthouse::train {
 // file and the overrides apply on top of it.
 struct Launch {
   std::string config_file;
-  std::vector<std::pair<std::string, std::string>> overrides;
+  Overrides overrides;
   DataProgress data_progress;  // shard verification, data.cache conversion (none when empty)
 };
 
@@ -62,7 +62,7 @@ RunConfig resolve_config(const Launch& launch);
 
 // The attention mode of step `step` (0-based) under the two-stage recipe.
 model::AttentionMode mode_at(const RunConfig& cfg, int64_t step);
-std::string mode_name(model::AttentionMode m);
+using model::mode_name;  // "dense" | "lighthouse"
 
 struct StepStats {
   int64_t step = 0;  // steps completed after this one

@@ -79,6 +79,14 @@ TEST(EvalCli, ModesHeatmapAndBadFlags) {
   EXPECT_EQ(png.compare(0, 8, "\x89PNG\r\n\x1a\n"), 0);
   EXPECT_GT(png.size(), 5000u);
 
+  // --set lighthouse.* changes the Lighthouse-mode evaluation only (same weights).
+  r = run_cli(dir, {"eval", "--run", dir + "/run", "--ppl", "--modes", "lighthouse,dense",
+                    "--max-tokens", "512", "--set", "lighthouse.topk=8", "--json", dir + "/k8.json"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto k8 = nlohmann::json::parse(read_file(dir + "/k8.json"));
+  EXPECT_EQ(k8["ppl"]["dense"]["loss"], j["ppl"]["dense"]["loss"]);
+  EXPECT_NE(k8["ppl"]["lighthouse"]["loss"], j["ppl"]["lighthouse"]["loss"]);
+
   struct Bad {
     std::vector<std::string> args;
     std::string names;
@@ -95,7 +103,10 @@ TEST(EvalCli, ModesHeatmapAndBadFlags) {
            {{"eval", "--run", run, "--ppl", "--data", dir + "/missing.txt"}, "--data"},
            {{"eval", "--run", run, "--ppl", "--json", dir + "/no/such/dir/x.json"}, "--json"},
            {{"eval", "--run", run, "--niah", "--heatmap", dir + "/x.gif"}, ".png or .svg"},
-           {{"eval", "--model", dir, "--ppl"}, "--model"}}) {
+           {{"eval", "--model", dir, "--ppl"}, "--model"},
+           {{"eval", "--run", run, "--ppl", "--set", "model.d_model=64"},
+            "model.d_model: eval changes only lighthouse.* keys"},
+           {{"eval", "--run", run, "--ppl", "--set", "lighthouse.topk=12"}, "lighthouse.topk"}}) {
     r = run_cli(dir, b.args);
     EXPECT_NE(r.exit_code, 0) << b.names;
     EXPECT_NE(r.err.find(b.names), std::string::npos) << b.names << ": " << r.err;

@@ -4,6 +4,7 @@
 #include <ATen/autocast_mode.h>
 #include <gtest/gtest.h>
 
+#include "model/autocast.h"
 #include "model/layers.h"
 #include "model/tiny.h"
 
@@ -108,6 +109,10 @@ TEST(Llama, ResolvedDenseLayers) {
   EXPECT_EQ(resolved_dense_layers(cfg), (std::vector<int64_t>{0, 1, 2}));
   cfg.dense_layers = {2, 0, 2};
   EXPECT_EQ(resolved_dense_layers(cfg), (std::vector<int64_t>{0, 2}));
+  cfg.dense_layers = std::vector<int64_t>{};  // none: every layer follows the mode
+  EXPECT_TRUE(resolved_dense_layers(cfg).empty());
+  cfg.dense_layers = std::nullopt;  // absent: the default
+  EXPECT_EQ(resolved_dense_layers(cfg), default_dense_layers(3));
   cfg.dense_layers = {3};
   EXPECT_THROW(
       {
@@ -296,6 +301,39 @@ TEST(Llama, RejectsBadConfigNamingTheParameter) {
   Llama model = make_model(tiny_config());
   EXPECT_THROW(model(torch::zeros({kTinyN}, torch::kLong)), c10::Error);
   EXPECT_THROW(model(torch::zeros({1, kTinyN}, torch::kFloat)), c10::Error);
+}
+
+// The one autocast scope sets a device type's state for its lifetime and restores it; the
+// bool form (training, evaluation) changes nothing when off.
+TEST(AutocastScope, SetsAndRestoresTheDeviceState) {
+  ASSERT_FALSE(at::autocast::is_autocast_enabled(at::kCPU));
+  const at::ScalarType cpu_dtype = at::autocast::get_autocast_dtype(at::kCPU);
+  const bool cache = at::autocast::is_autocast_cache_enabled();
+  {
+    AutocastScope scope(at::kCPU, true, at::kBFloat16, /*weight_cache=*/false);
+    EXPECT_TRUE(at::autocast::is_autocast_enabled(at::kCPU));
+    EXPECT_EQ(at::autocast::get_autocast_dtype(at::kCPU), at::kBFloat16);
+    EXPECT_FALSE(at::autocast::is_autocast_cache_enabled());
+    {
+      AutocastScope off(at::kCPU, false, at::kFloat, /*weight_cache=*/true);
+      EXPECT_FALSE(at::autocast::is_autocast_enabled(at::kCPU));
+    }
+    EXPECT_TRUE(at::autocast::is_autocast_enabled(at::kCPU));
+  }
+  EXPECT_FALSE(at::autocast::is_autocast_enabled(at::kCPU));
+  EXPECT_EQ(at::autocast::get_autocast_dtype(at::kCPU), cpu_dtype);
+  EXPECT_EQ(at::autocast::is_autocast_cache_enabled(), cache);
+  const bool cuda = at::autocast::is_autocast_enabled(at::kCUDA);
+  {
+    AutocastScope none(/*cuda_bf16=*/false);
+    EXPECT_EQ(at::autocast::is_autocast_enabled(at::kCUDA), cuda);
+  }
+  {
+    AutocastScope bf16(/*cuda_bf16=*/true);
+    EXPECT_TRUE(at::autocast::is_autocast_enabled(at::kCUDA));
+    EXPECT_EQ(at::autocast::get_autocast_dtype(at::kCUDA), at::kBFloat16);
+  }
+  EXPECT_EQ(at::autocast::is_autocast_enabled(at::kCUDA), cuda);
 }
 
 }  // namespace

@@ -7,6 +7,9 @@
 
 #include <algorithm>
 #include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
 
 #include "train/helpers.h"
 
@@ -144,6 +147,53 @@ TEST(CliContract, CudaSweepFlagsAreRefusedOnTheCpu) {
     expect_one_line_error(run_cli(dir, args), args, {extra[0] + ": only the CUDA sweep"});
   }
   EXPECT_FALSE(std::filesystem::exists(dir + "/r.md"));
+}
+
+nlohmann::json read_json(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return nlohmann::json::parse(ss.str());
+}
+
+// `bench` resolves the same dotted lighthouse.* keys as `train` (one resolver); its old flags
+// (--levels, --topk, ...) are aliases of them; keys it does not read are errors naming them.
+TEST(CliContract, BenchTakesTheDottedLighthouseKeys) {
+  const std::string dir = scratch_dir("bench-keys");
+  auto r = run_cli(dir, plus(kSmallBench, {"--json", dir + "/old.json"}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const std::vector<std::string> dotted = {
+      "bench", "--seq-len", "256", "--set", "lighthouse.levels=2", "--set", "lighthouse.topk = 16",
+      "--set", "lighthouse.tile_topk=8", "--heads", "1", "--dim", "8", "--warmup", "0",
+      "--repeats", "1", "--json", dir + "/new.json"};
+  r = run_cli(dir, dotted);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  const auto old_geometry = read_json(dir + "/old.json")["geometry"];
+  const auto new_geometry = read_json(dir + "/new.json")["geometry"];
+  EXPECT_EQ(new_geometry, old_geometry);
+  EXPECT_EQ(new_geometry["L"], 2);
+  EXPECT_EQ(new_geometry["k"], 16);
+  EXPECT_EQ(new_geometry["m"], 8);
+  // --set comes after the aliases: it wins.
+  r = run_cli(dir, plus(kSmallBench, {"--set", "lighthouse.topk=32", "--json", dir + "/w.json"}));
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(read_json(dir + "/w.json")["geometry"]["k"], 32);
+
+  const std::vector<std::pair<std::vector<std::string>, std::vector<std::string>>> bad = {
+      {{"--set", "train.steps=3"}, {"train.steps: bench reads only lighthouse.levels"}},
+      {{"--set", "lighthouse.combine=sum"}, {"lighthouse.combine: bench reads only"}},
+      {{"--set", "lighthouse.backend=flash"}, {"lighthouse.backend: bench reads only"}},
+      {{"--set", "lighthouse.topkk=16"},
+       {"lighthouse.topkk: unknown key", "did you mean lighthouse.topk?"}},
+      {{"--set", "lighthouse.topk=12"}, {"lighthouse.topk: topk (k) must be a positive multiple"}},
+      {{"--set", "lighthouse.scorer=strided"}, {"lighthouse.scorer: scorer must be"}},
+  };
+  for (const auto& [extra, names] : bad) {
+    const auto args = plus(kSmallBench, extra);
+    expect_one_line_error(run_cli(dir, args), args, names);
+  }
+  const std::vector<std::string> leak = {"bench", "leak", "--set", "dist.cp=2"};
+  expect_one_line_error(run_cli(dir, leak), leak, {"dist.cp: bench leak reads only"});
 }
 
 TEST(CliContract, ProgressInARedirectedStderrIsPlainLines) {

@@ -36,7 +36,42 @@ TEST(RunConfig, OverridesParseByKind) {
   EXPECT_FALSE(c.log.progress);
   EXPECT_EQ(c.optim.weight_decay, 0.0);
   apply_override(c, "model.dense_layers=[]");
-  EXPECT_TRUE(c.model.dense_layers.empty());
+  ASSERT_TRUE(c.model.dense_layers.has_value());
+  EXPECT_TRUE(c.model.dense_layers->empty());
+}
+
+// model.dense_layers: absent means the default {0, 1, n-2, n-1}, written out explicitly; an
+// empty list means none, so Lighthouse runs in every layer of stage 1.
+TEST(RunConfig, DenseLayersAbsentIsTheDefaultEmptyIsNone) {
+  RunConfig c = test_config();
+  c.model.dense_layers = std::nullopt;
+  apply_override(c, "model.n_layers=6");
+  EXPECT_EQ(model::resolved_dense_layers(to_model_config(c)),
+            (std::vector<int64_t>{0, 1, 4, 5}));
+  EXPECT_NE(to_toml(c).find("dense_layers = [0, 1, 4, 5]\n"), std::string::npos) << to_toml(c);
+  RunConfig file = test_config();
+  file.model.dense_layers = std::nullopt;
+  apply_toml(file, "[model]\nn_layers = 6\n", "no-dense-layers.toml");  // key absent
+  EXPECT_FALSE(file.model.dense_layers.has_value());
+  EXPECT_NO_THROW(validate(file));
+
+  apply_override(c, "model.dense_layers=[]");
+  EXPECT_NO_THROW(validate(c));  // before: "all 6 layers are dense"
+  EXPECT_TRUE(model::resolved_dense_layers(to_model_config(c)).empty());
+  EXPECT_NE(to_toml(c).find("dense_layers = []\n"), std::string::npos);
+  RunConfig from_json;
+  apply_json(from_json, nlohmann::json::parse(to_json(c).dump()), "round trip");
+  ASSERT_TRUE(from_json.model.dense_layers.has_value());
+  EXPECT_TRUE(from_json.model.dense_layers->empty());
+
+  // A config saved before config_version 2 meant the default by [].
+  nlohmann::json old = to_json(c);
+  old.erase("config_version");
+  RunConfig old_run;
+  apply_json(old_run, old, "old checkpoint");
+  EXPECT_FALSE(old_run.model.dense_layers.has_value());
+  EXPECT_EQ(model::resolved_dense_layers(to_model_config(old_run)),
+            (std::vector<int64_t>{0, 1, 4, 5}));
 }
 
 TEST(RunConfig, ErrorsStartWithTheKey) {
@@ -75,13 +110,15 @@ TEST(RunConfig, ErrorsStartWithTheKey) {
 
 TEST(RunConfig, ValModesParseAndValidate) {
   RunConfig c = test_config();
-  EXPECT_EQ(c.val.modes, (std::vector<std::string>{"dense", "lighthouse"}));  // the default
+  using model::AttentionMode;
+  const std::vector<AttentionMode> both = {AttentionMode::Dense, AttentionMode::Lighthouse};
+  EXPECT_EQ(c.val.modes, both);  // the default
   apply_override(c, "val.modes=[lighthouse]");
-  EXPECT_EQ(c.val.modes, (std::vector<std::string>{"lighthouse"}));
+  EXPECT_EQ(c.val.modes, (std::vector<AttentionMode>{AttentionMode::Lighthouse}));
   apply_override(c, "val.modes=\"dense\", 'lighthouse'");
-  EXPECT_EQ(c.val.modes, (std::vector<std::string>{"dense", "lighthouse"}));
+  EXPECT_EQ(c.val.modes, both);
   apply_toml(c, "[val]\nmodes = [\"dense\"]\n", "x.toml");
-  EXPECT_EQ(c.val.modes, (std::vector<std::string>{"dense"}));
+  EXPECT_EQ(c.val.modes, (std::vector<AttentionMode>{AttentionMode::Dense}));
   RunConfig j;
   apply_json(j, nlohmann::json::parse(to_json(c).dump()), "round trip");
   EXPECT_EQ(j.val.modes, c.val.modes);
@@ -92,8 +129,13 @@ TEST(RunConfig, ValModesParseAndValidate) {
            {"val.modes=[dense, dense]", "val.modes: \"dense\" is listed twice"},
            {"val.modes=[]", "val.modes: must list at least one"}}) {
     RunConfig b = test_config();
-    apply_override(b, bad);
-    EXPECT_EQ(error_of([&] { validate(b); }).rfind(msg, 0), 0u) << bad;
+    // An unknown mode is rejected where it is read; duplicates and [] by validate.
+    EXPECT_EQ(error_of([&] {
+                apply_override(b, bad);
+                validate(b);
+              }).rfind(msg, 0),
+              0u)
+        << bad;
   }
 }
 
@@ -123,11 +165,11 @@ TEST(RunConfig, DilatedScorerKeys) {
   RunConfig from_toml, from_json;
   apply_toml(from_toml, to_toml(c), "round trip");
   apply_json(from_json, nlohmann::json::parse(to_json(c).dump()), "round trip");
-  EXPECT_EQ(from_toml.lighthouse.scorer, "dilated");
-  EXPECT_EQ(from_toml.lighthouse.dilation, 8);
-  EXPECT_EQ(from_json.lighthouse.dilation, 8);
+  EXPECT_EQ(from_toml.model.lighthouse.scorer, Scorer::Dilated);
+  EXPECT_EQ(from_toml.model.lighthouse.dilation, 8);
+  EXPECT_EQ(from_json.model.lighthouse.dilation, 8);
   EXPECT_EQ(to_model_config(RunConfig{}).lighthouse.scorer, Scorer::Norm);
-  EXPECT_EQ(RunConfig{}.lighthouse.dilation, Config{}.dilation);
+  EXPECT_EQ(RunConfig{}.model.lighthouse.dilation, Config{}.dilation);
   apply_override(c, "lighthouse.dilation=3");
   EXPECT_EQ(error_of([&] { validate(c); }).rfind("lighthouse.dilation: dilation (delta) = 3", 0), 0u)
       << error_of([&] { validate(c); });
@@ -142,8 +184,8 @@ TEST(RunConfig, DilatedScorerKeys) {
 TEST(RunConfig, ShippedConfigsAreValid) {
   const std::filesystem::path dir = LIGHTHOUSE_SOURCE_DIR "/configs";
   RunConfig tiny_file;
-  tiny_file.model.dense_layers.clear();  // every key must come from the file
-  tiny_file.lighthouse.topk = 2048;
+  tiny_file.model.dense_layers = std::nullopt;  // every key must come from the file
+  tiny_file.model.lighthouse.topk = 2048;
   apply_toml_file(tiny_file, (dir / "tiny.toml").string());
   EXPECT_EQ(to_toml(tiny_file), to_toml(RunConfig{}));  // the defaults are the tiny config
   validate(RunConfig{});
@@ -183,9 +225,9 @@ TEST(RunConfig, PaperConfigIsSpecSection9) {
   EXPECT_EQ(c.model.dense_layers, (std::vector<int64_t>{0, 1, 28, 29}));
   EXPECT_EQ(c.model.rope_theta, 10000.0);
   EXPECT_EQ(c.train.context, 98304);
-  EXPECT_EQ(c.lighthouse.levels, 3);
-  EXPECT_EQ(c.lighthouse.pool, 4);
-  EXPECT_EQ(c.lighthouse.topk, 1536);
+  EXPECT_EQ(c.model.lighthouse.levels, 3);
+  EXPECT_EQ(c.model.lighthouse.pool, 4);
+  EXPECT_EQ(c.model.lighthouse.topk, 1536);
   EXPECT_EQ(c.optim.lr, 2e-3);
   EXPECT_EQ(c.optim.beta1, 0.9);
   EXPECT_EQ(c.optim.beta2, 0.95);
@@ -202,7 +244,7 @@ TEST(RunConfig, PaperConfigIsSpecSection9) {
 TEST(RunConfig, ResumeMayNotChangeDataOrShapes) {
   const RunConfig saved = test_config();
   RunConfig now = saved;
-  now.train.attention = "dense";
+  now.train.attention = model::AttentionMode::Dense;
   now.train.steps = 20;
   now.optim.lr = 1e-3;
   EXPECT_NO_THROW(check_resume_compatible(saved, now));
@@ -241,15 +283,15 @@ TEST(RunConfig, ResumeKeepsTheGlobalBatchNotItsFactors) {
 // a saved config that names the key keeps it.
 TEST(RunConfig, SavedConfigWithoutCombineMeansSum) {
   RunConfig fresh;
-  ASSERT_EQ(fresh.lighthouse.combine, "mean");
+  ASSERT_EQ(fresh.model.lighthouse_combine, model::LighthouseCombine::Mean);
   nlohmann::json j = to_json(fresh);
   j["lighthouse"].erase("combine");
   RunConfig old_run;
   apply_json(old_run, j, "old checkpoint");
-  EXPECT_EQ(old_run.lighthouse.combine, "sum");
+  EXPECT_EQ(old_run.model.lighthouse_combine, model::LighthouseCombine::Sum);
   RunConfig new_run;
   apply_json(new_run, to_json(fresh), "new checkpoint");
-  EXPECT_EQ(new_run.lighthouse.combine, "mean");
+  EXPECT_EQ(new_run.model.lighthouse_combine, model::LighthouseCombine::Mean);
 }
 
 // lighthouse.selection (SPEC.md §12): causal by default, stratified for saved configs without
@@ -257,13 +299,13 @@ TEST(RunConfig, SavedConfigWithoutCombineMeansSum) {
 // into the model's lighthouse::Config; a bad name is an error naming the key.
 TEST(RunConfig, SelectionKeyRoundTripsIntoTheModel) {
   RunConfig fresh;
-  EXPECT_EQ(fresh.lighthouse.selection, "causal");
+  EXPECT_EQ(fresh.model.lighthouse.selection, Selection::Causal);
   EXPECT_EQ(to_model_config(fresh).lighthouse.selection, Selection::Causal);
   nlohmann::json j = to_json(fresh);
   j["lighthouse"].erase("selection");
   RunConfig old_run;
   apply_json(old_run, j, "old checkpoint");
-  EXPECT_EQ(old_run.lighthouse.selection, "stratified");
+  EXPECT_EQ(old_run.model.lighthouse.selection, Selection::Stratified);
 
   RunConfig c = test_config();
   apply_override(c, "lighthouse.selection=stratified");
@@ -272,15 +314,15 @@ TEST(RunConfig, SelectionKeyRoundTripsIntoTheModel) {
   RunConfig from_toml, from_json;
   apply_toml(from_toml, to_toml(c), "round trip");
   apply_json(from_json, nlohmann::json::parse(to_json(c).dump()), "round trip");
-  EXPECT_EQ(from_toml.lighthouse.selection, "stratified");
-  EXPECT_EQ(from_json.lighthouse.selection, "stratified");
+  EXPECT_EQ(from_toml.model.lighthouse.selection, Selection::Stratified);
+  EXPECT_EQ(from_json.model.lighthouse.selection, Selection::Stratified);
   RunConfig causal_json;  // an explicit causal survives the saved-config rule
   apply_override(c, "lighthouse.selection=causal");
   apply_json(causal_json, nlohmann::json::parse(to_json(c).dump()), "round trip");
-  EXPECT_EQ(causal_json.lighthouse.selection, "causal");
+  EXPECT_EQ(causal_json.model.lighthouse.selection, Selection::Causal);
 
-  apply_override(c, "lighthouse.selection=online");
-  const std::string err = error_of([&] { validate(c); });
+  // A name the enum does not know is rejected where it is read.
+  const std::string err = error_of([&] { apply_override(c, "lighthouse.selection=online"); });
   EXPECT_EQ(err.rfind("lighthouse.selection:", 0), 0u) << err;
   EXPECT_NE(err.find("\"stratified\" or \"causal\""), std::string::npos) << err;
 }

@@ -247,7 +247,7 @@ TEST(Shards, VocabularyComesFromTheHeaderAndMismatchesAreErrors) {
   l.config_file = "";
   {
     auto s = open_session(l);
-    EXPECT_EQ(s->cfg.model.vocab_size, 300);
+    EXPECT_EQ(s->cfg.model.vocab, 300);
     EXPECT_EQ(s->model->config().vocab, 300);
     const auto st = train_step(*s);
     EXPECT_TRUE(std::isfinite(st.loss));

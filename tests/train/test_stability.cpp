@@ -45,7 +45,7 @@ TEST(Stability, SpikeMeasureSeesASpike) {
 TEST(Stability, TinyConfigStageOneHasNoSpikeOnFiveSeeds) {
   const RunConfig defaults;  // the tiny config
   const int64_t stage1 = defaults.train.stage1_steps;
-  ASSERT_EQ(defaults.train.attention, "lighthouse");
+  ASSERT_EQ(defaults.train.attention, model::AttentionMode::Lighthouse);
   const std::string dir = scratch_dir("stability");
   std::vector<pid_t> pids;
   for (int seed = 0; seed < 5; ++seed) {

@@ -1,8 +1,10 @@
-// Checkpointed call as a torch::autograd::Function: forward keeps x, backward recomputes
+// Recomputed call as a torch::autograd::Function: forward keeps x, backward recomputes
 // fn(x) with grad and returns the gradients of x and of the parameters fn reads.
-#include "model/checkpoint.h"
+#include "model/recompute.h"
 
 #include <ATen/autocast_mode.h>
+
+#include "model/autocast.h"
 
 namespace lighthouse::model {
 namespace {
@@ -18,36 +20,7 @@ struct Recompute : torch::CustomClassHolder {
   at::ScalarType autocast_dtype = at::kBFloat16;
 };
 
-// Sets one device type's autocast state for a scope (the backward may run on another thread,
-// or outside the caller's autocast region). The weight-cast cache stays off inside: cached
-// casts would outlive the optimizer's in-place updates.
-class AutocastScope {
- public:
-  AutocastScope(at::DeviceType type, bool enabled, at::ScalarType dtype)
-      : type_(type),
-        enabled_(at::autocast::is_autocast_enabled(type)),
-        dtype_(at::autocast::get_autocast_dtype(type)),
-        cache_(at::autocast::is_autocast_cache_enabled()) {
-    at::autocast::set_autocast_enabled(type, enabled);
-    at::autocast::set_autocast_dtype(type, dtype);
-    at::autocast::set_autocast_cache_enabled(false);
-  }
-  ~AutocastScope() {
-    at::autocast::set_autocast_enabled(type_, enabled_);
-    at::autocast::set_autocast_dtype(type_, dtype_);
-    at::autocast::set_autocast_cache_enabled(cache_);
-  }
-  AutocastScope(const AutocastScope&) = delete;
-  AutocastScope& operator=(const AutocastScope&) = delete;
-
- private:
-  at::DeviceType type_;
-  bool enabled_;
-  at::ScalarType dtype_;
-  bool cache_;
-};
-
-struct CheckpointFn : torch::autograd::Function<CheckpointFn> {
+struct RecomputeFn : torch::autograd::Function<RecomputeFn> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, at::TensorList params,
                             const c10::intrusive_ptr<Recompute>& rec) {
     std::vector<at::Tensor> saved{x};
@@ -73,7 +46,8 @@ struct CheckpointFn : torch::autograd::Function<CheckpointFn> {
     at::Tensor y;  // [B, N, d_model]
     {
       torch::AutoGradMode grad(true);
-      AutocastScope autocast(rec->device_type, rec->autocast, rec->autocast_dtype);
+      AutocastScope autocast(rec->device_type, rec->autocast, rec->autocast_dtype,
+                             /*weight_cache=*/false);
       y = rec->fn(x);
     }
     variable_list g = torch::autograd::grad({y}, inputs, {grad_out[0]}, /*retain_graph=*/false,
@@ -87,14 +61,14 @@ struct CheckpointFn : torch::autograd::Function<CheckpointFn> {
 
 }  // namespace
 
-at::Tensor checkpointed(const std::function<at::Tensor(const at::Tensor&)>& fn,
+at::Tensor recomputed(const std::function<at::Tensor(const at::Tensor&)>& fn,
                         const at::Tensor& x, const std::vector<at::Tensor>& params) {
   auto rec = c10::make_intrusive<Recompute>();
   rec->fn = fn;
   rec->device_type = x.device().type();
   rec->autocast = at::autocast::is_autocast_enabled(rec->device_type);
   rec->autocast_dtype = at::autocast::get_autocast_dtype(rec->device_type);
-  return CheckpointFn::apply(x, at::TensorList(params), rec);
+  return RecomputeFn::apply(x, at::TensorList(params), rec);
 }
 
 }  // namespace lighthouse::model
