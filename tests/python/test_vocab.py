@@ -152,7 +152,7 @@ def test_niah_prompt_file_is_scored_as_transformers_greedy_decoding(run, tmp_pat
     t = Tokenizer.from_file(str(run["tok"]))
     path = tmp_path / "niah.jsonl"
     r = subprocess.run([sys.executable, "-m", "lighthouse.eval.niah_prompts", "--tokenizer",
-                        str(run["tok"]), "--out", str(path), "--contexts", "48,64",
+                        str(run["tok"]), "--out", str(path), "--contexts", "128,160",
                         "--depths", "0,50,100", "--trials", "2", "--eos", "<eos>",
                         "--no-progress"], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
@@ -182,7 +182,7 @@ def test_niah_prompt_file_is_scored_as_transformers_greedy_decoding(run, tmp_pat
     j = eval_json(tmp_path, "--model", str(run["hf"]), "--niah", "--niah-prompts", str(path))
     cells = j["niah"]["cells"]
     assert [(c["context"], c["depth"]) for c in cells] == [
-        (c, d) for c in (48, 64) for d in (0, 50, 100)]
+        (c, d) for c in (128, 160) for d in (0, 50, 100)]
     assert all(c["trials"] == 2 and c["accuracy"] == 0.5 for c in cells), cells
     assert j["niah"]["chance"] is None and j["niah"]["prompts"] == str(path)
 
@@ -195,6 +195,7 @@ def test_text_source_with_a_non_byte_model_init_is_refused(tmp_path):
     (tmp_path / "t.txt").write_text("some text " * 2000)
     r = lighthouse("train", *DENSE, "--set", f"model.init={tmp_path / 'hf'}",
                    "--set", f"data.source={tmp_path / 't.txt'}", "--set", "train.steps=1",
+                   "--set", "schedule.warmup_steps=0",
                    "--set", "train.context=64", check=False)
     assert r.returncode == 1 and "data.source:" in r.stderr, r.stderr
     assert "tokenized as bytes" in r.stderr and "lighthouse.data.tokenize" in r.stderr
