@@ -4,9 +4,7 @@
 // bytes refused the built-in byte prompts (naming --niah-prompts) or a mismatched file.
 #include <gtest/gtest.h>
 #include <torch/torch.h>
-#include <unistd.h>
 
-#include <filesystem>
 #include <fstream>
 #include <map>
 #include <nlohmann/json.hpp>
@@ -14,29 +12,23 @@
 
 #include "eval/eval.h"
 #include "eval/niah_prompts.h"
+#include "train/helpers.h"
 
 namespace lighthouse::eval {
 namespace {
 
-namespace fs = std::filesystem;
-
+// A scratch directory per test (train/helpers.h: no std::filesystem::remove_all, whose
+// libtorch-exported symbols crash).
 class NiahPrompts : public ::testing::Test {
  protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("lh_niah_prompts_" + std::to_string(::getpid()));
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
+  void SetUp() override { dir_ = train::testing::scratch_dir("prompts"); }
   std::string write(const std::string& name, const std::vector<nlohmann::json>& lines) {
-    const std::string path = (dir_ / name).string();
+    const std::string path = dir_ + "/" + name;
     std::ofstream out(path);
     for (const auto& l : lines) out << l.dump() << "\n";
     return path;
   }
-  fs::path dir_;
+  std::string dir_;
 };
 
 constexpr int64_t kV = 50;
