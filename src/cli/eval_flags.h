@@ -13,8 +13,9 @@
 namespace lighthouse::cli {
 
 struct NiahFlags {
-  std::string contexts, depths;
+  std::string contexts, depths, prompts;
   int64_t trials = 10, seed = 0;
+  CLI::Option *trials_opt = nullptr, *seed_opt = nullptr;
 };
 
 inline void add_niah_flags(CLI::App& sub, NiahFlags& f) {
@@ -24,8 +25,12 @@ inline void add_niah_flags(CLI::App& sub, NiahFlags& f) {
   sub.add_option("--niah-depths", f.depths,
                  "NIAH needle depths in percent (default "
                  "0,15,30,50,70,85,100)");
-  sub.add_option("--trials", f.trials, "NIAH prompts per cell, each with its own seed");
-  sub.add_option("--seed", f.seed, "NIAH seed");
+  f.trials_opt = sub.add_option("--trials", f.trials, "NIAH prompts per cell, each with its own seed");
+  f.seed_opt = sub.add_option("--seed", f.seed, "NIAH seed");
+  sub.add_option("--niah-prompts", f.prompts,
+                 "NIAH prompt file tokenized with the run's tokenizer (python -m "
+                 "lighthouse.eval.niah_prompts); required for a vocabulary other than bytes")
+      ->check(CLI::ExistingFile);
 }
 
 inline void apply_niah_flags(const NiahFlags& f, eval::EvalOptions& o) {
@@ -33,7 +38,17 @@ inline void apply_niah_flags(const NiahFlags& f, eval::EvalOptions& o) {
     o.niah_opts.contexts = eval::parse_sizes(f.contexts, "--niah-contexts");
     o.contexts_explicit = true;
   }
-  if (!f.depths.empty()) o.niah_opts.depths = eval::parse_sizes(f.depths, "--niah-depths");
+  if (!f.depths.empty()) {
+    o.niah_opts.depths = eval::parse_sizes(f.depths, "--niah-depths");
+    o.depths_explicit = true;
+  }
+  o.niah_prompts = f.prompts;
+  if (!f.prompts.empty())
+    for (const CLI::Option* opt : {f.trials_opt, f.seed_opt})
+      if (opt && opt->count() > 0)
+        throw std::invalid_argument(opt->get_name() +
+                                    ": the prompt file given with --niah-prompts fixes the "
+                                    "trials and their seeds");
   if (f.trials < 1)
     throw std::invalid_argument("--trials: must be >= 1, got " + std::to_string(f.trials));
   if (f.seed < 0)

@@ -11,6 +11,7 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "eval/niah_prompts.h"
 #include "eval/perplexity.h"
 #include "train/data.h"
 #include "train/device.h"
@@ -30,6 +31,25 @@ std::vector<std::string> split(const std::string& text) {
   std::string item;
   while (std::getline(ss, item, ',')) out.push_back(trim(item));
   return out;
+}
+
+// Throws std::invalid_argument naming `flag` when the ids of `stream` are not in the model's
+// vocabulary (bytes vs another tokenizer, another vocab_size or EOS id).
+void check_stream_vocabulary(const EvalModel& m, const train::TokenStream& stream,
+                             const std::string& flag, const std::string& what) {
+  const train::Vocabulary d = train::stream_vocabulary(stream);
+  const train::Vocabulary& v = m.vocab;
+  const bool ok = d.bytes == v.bytes &&
+                  (d.bytes || (d.vocab_size <= m.cfg.model.vocab_size &&
+                               (!m.has_run_config || d.vocab_size == v.vocab_size) &&
+                               (v.eos_id < 0 || d.eos_id == v.eos_id)));
+  if (ok) return;
+  std::string msg = flag + ": the ids of " + what + " are " + d.describe() +
+                    ", the model's vocabulary is " + v.describe();
+  if (d.bytes && !v.bytes && !stream.shards)
+    msg += " (text is tokenized as bytes; write token shards with the model's tokenizer: "
+           "python -m lighthouse.data.tokenize --tokenizer DIR --input SOURCE --out SHARDS)";
+  throw std::invalid_argument(msg);
 }
 
 std::string size_label(int64_t n) {
@@ -101,6 +121,8 @@ nlohmann::json run_eval(EvalModel& m, const EvalOptions& o, const EvalHooks& hoo
       std::cout << s << std::endl;
   };
   if (!o.ppl && !o.niah) throw std::invalid_argument("eval: give --ppl, --niah or both");
+  if (!o.niah && !o.niah_prompts.empty())
+    throw std::invalid_argument("--niah-prompts: needs --niah");
   nlohmann::json out;
   out["model"] = {{"source", m.source},
                   {"step", m.step},
@@ -128,10 +150,11 @@ nlohmann::json run_eval(EvalModel& m, const EvalOptions& o, const EvalHooks& hoo
         throw std::invalid_argument(
             "--data: the run has data.val_fraction = 0 (no validation "
             "split); name a source with --data");
-      stream = train::load_dataset(m.cfg).val;
+      stream = train::load_dataset(m.cfg).val;  // the run's own data: its shards or text
       what =
           "validation split of " +
           (m.cfg.data.source == "builtin" ? std::string("the built-in corpus") : m.cfg.data.source);
+      check_stream_vocabulary(m, stream, "data.source", what);
     } else {
       dcfg.data.source = o.data;
       try {
@@ -141,6 +164,7 @@ nlohmann::json run_eval(EvalModel& m, const EvalOptions& o, const EvalHooks& hoo
         if (msg.rfind("data.source", 0) == 0) msg = "--data" + msg.substr(11);
         throw std::invalid_argument(msg);
       }
+      check_stream_vocabulary(m, stream, "--data", what);
     }
     const int64_t context = m.has_run_config ? m.cfg.train.context : 2048;
     const int64_t batch = m.has_run_config ? m.cfg.train.batch_size : 1;
@@ -165,33 +189,73 @@ nlohmann::json run_eval(EvalModel& m, const EvalOptions& o, const EvalHooks& hoo
   }
 
   if (o.niah) {
-    NiahOptions no = o.niah_opts;
-    std::vector<int64_t> skipped;
-    if (!o.contexts_explicit && !m.has_run_config)
-      throw std::invalid_argument("--niah-contexts: " + m.source +
-                                  " carries no trained context; list the contexts to test");
-    no.contexts = niah_contexts(o, m.cfg.train.context, &skipped);
-    if (!skipped.empty()) {
-      std::string s = "niah: skipping contexts beyond the trained context " +
-                      std::to_string(m.cfg.train.context) + ":";
-      for (const int64_t c : skipped) s += " " + size_label(c);
-      say(s + " (list them with --niah-contexts to run them)");
-    }
+    if (o.niah_prompts.empty() && !m.vocab.bytes)
+      throw std::invalid_argument(
+          "--niah-prompts: the model's vocabulary is " + m.vocab.describe() +
+          ", not bytes, and the built-in NIAH prompts are byte tokens; write prompts with the "
+          "run's tokenizer (python -m lighthouse.eval.niah_prompts --tokenizer DIR --out FILE) "
+          "and pass --niah-prompts FILE");
     const auto saved = m.model->attention_mode();
     m.model->set_attention_mode(model::AttentionMode::Dense);
     torch::NoGradGuard no_grad;
-    const NiahPredictor predict = [&](const at::Tensor& tokens) {
+    const auto logits_of = [&](const at::Tensor& tokens) {
       const auto on = tokens.to(m.device);  // [B, N]
-      at::Tensor logits;                    // [B, N, vocab]
-      {
-        train::AutocastScope autocast(m.bf16);
-        logits = m.model->forward(on);
-      }
-      return logits.select(1, tokens.size(1) - 1).to(at::kFloat);  // [B, vocab]
+      train::AutocastScope autocast(m.bf16);
+      return m.model->forward(on);  // [B, N, vocab]
     };
-    const NiahResult r = run_niah(no, predict, [&](int64_t done, int64_t total) {
+    const auto report = [&](int64_t done, int64_t total) {
       if (hooks.progress) hooks.progress("niah", done, total, "prompts");
-    });
+    };
+    NiahResult r;
+    nlohmann::json meta;
+    if (!o.niah_prompts.empty()) {
+      if (o.contexts_explicit || o.depths_explicit)
+        throw std::invalid_argument(std::string(o.contexts_explicit ? "--niah-contexts"
+                                                                    : "--niah-depths") +
+                                    ": the prompt file given with --niah-prompts fixes the grid");
+      const NiahPromptHeader h = NiahPromptReader(o.niah_prompts).header();
+      const train::Vocabulary& v = m.vocab;
+      if (h.vocab_size != (v.bytes ? model::kVocab : v.vocab_size) ||
+          (v.eos_id >= 0 && h.eos_id >= 0 && h.eos_id != v.eos_id))
+        throw std::invalid_argument(
+            "--niah-prompts: " + o.niah_prompts + " was tokenized with vocab_size " +
+            std::to_string(h.vocab_size) + ", eos_id " + std::to_string(h.eos_id) + " (" +
+            h.tokenizer + "), the model's vocabulary is " + v.describe());
+      r = run_niah_prompts(
+          o.niah_prompts, m.cfg.model.vocab_size,
+          [&](const at::Tensor& tokens) { return logits_of(tokens).argmax(-1); },
+          o.niah_opts.batch_tokens, report);
+      meta = {{"prompts", o.niah_prompts},
+              {"tokenizer", h.tokenizer},
+              {"template", h.template_text},
+              {"chance", nullptr},
+              {"scoring", "greedy exact match of the answer span"}};
+    } else {
+      NiahOptions no = o.niah_opts;
+      std::vector<int64_t> skipped;
+      if (!o.contexts_explicit && !m.has_run_config)
+        throw std::invalid_argument("--niah-contexts: " + m.source +
+                                    " carries no trained context; list the contexts to test");
+      no.contexts = niah_contexts(o, m.cfg.train.context, &skipped);
+      if (!skipped.empty()) {
+        std::string s = "niah: skipping contexts beyond the trained context " +
+                        std::to_string(m.cfg.train.context) + ":";
+        for (const int64_t c : skipped) s += " " + size_label(c);
+        say(s + " (list them with --niah-contexts to run them)");
+      }
+      r = run_niah(
+          no,
+          [&](const at::Tensor& tokens) {
+            return logits_of(tokens).select(1, tokens.size(1) - 1).to(at::kFloat);  // [B, V]
+          },
+          report);
+      meta = {{"trials", no.trials},
+              {"seed", no.seed},
+              {"skipped_contexts", skipped},
+              {"template", "<filler>" + std::string(kNiahNeedle) + "<D>.\n<filler>" + kNiahQuery},
+              {"chance", 0.1},
+              {"scoring", "argmax over the digit tokens '0'..'9'"}};
+    }
     m.model->set_attention_mode(saved);
     nlohmann::json cells = nlohmann::json::array();
     for (const auto& c : r.cells)
@@ -199,15 +263,8 @@ nlohmann::json run_eval(EvalModel& m, const EvalOptions& o, const EvalHooks& hoo
                        {"depth", c.depth},
                        {"trials", c.trials},
                        {"accuracy", c.accuracy}});
-    out["niah"] = {
-        {"mean", r.mean},
-        {"chance", 0.1},
-        {"mode", "dense"},
-        {"trials", no.trials},
-        {"seed", no.seed},
-        {"skipped_contexts", skipped},
-        {"template", "<filler>" + std::string(kNiahNeedle) + "<D>.\n<filler>" + kNiahQuery},
-        {"cells", cells}};
+    out["niah"] = {{"mean", r.mean}, {"mode", "dense"}, {"cells", cells}};
+    out["niah"].update(meta);
     say(niah_table(out["niah"]));
   }
   return out;
@@ -224,7 +281,12 @@ std::string niah_table(const nlohmann::json& niah) {
   }
   std::ostringstream os;
   char buf[64];
-  os << "niah (dense mode, accuracy; chance 0.10)\n  context \\ depth %";
+  const auto chance = niah.find("chance");
+  if (chance != niah.end() && chance->is_number())
+    std::snprintf(buf, sizeof buf, "chance %.2f", chance->get<double>());
+  else
+    std::snprintf(buf, sizeof buf, "greedy exact match of the answer");
+  os << "niah (dense mode, accuracy; " << buf << ")\n  context \\ depth %";
   for (const int64_t d : depth_set) {
     std::snprintf(buf, sizeof buf, "%6lld", static_cast<long long>(d));
     os << buf;

@@ -21,6 +21,10 @@ struct EvalOptions {
   int64_t max_tokens = 0;                      // 0 = every sequence
   NiahOptions niah_opts;
   bool contexts_explicit = false;  // --niah-contexts given: no context is skipped
+  bool depths_explicit = false;    // --niah-depths given
+  // --niah-prompts: a prompt file tokenized with the run's tokenizer (niah_prompts.h); it fixes
+  // the grid. "" = the built-in byte prompts, which only a byte-vocabulary model may take.
+  std::string niah_prompts;
 };
 
 // Console output: permanent lines, and progress (label, done, total, unit) a CLI may draw.

@@ -98,8 +98,13 @@ plot::HeatmapPanel niah_panel(const nlohmann::json& niah, const std::string& tit
   }
   plot::HeatmapPanel h;
   char buf[96];
-  std::snprintf(buf, sizeof buf, "%s: mean %.3f (chance 0.10)", title.c_str(),
-                niah.value("mean", kNaN));
+  const auto chance = niah.find("chance");  // null: a prompt file's exact-match scoring
+  if (chance != niah.end() && chance->is_number())
+    std::snprintf(buf, sizeof buf, "%s: mean %.3f (chance %.2f)", title.c_str(),
+                  niah.value("mean", kNaN), chance->get<double>());
+  else
+    std::snprintf(buf, sizeof buf, "%s: mean %.3f (exact match)", title.c_str(),
+                  niah.value("mean", kNaN));
   h.title = buf;
   h.xlabel = "needle depth (%)";
   h.ylabel = "context (tokens)";

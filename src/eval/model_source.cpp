@@ -3,12 +3,36 @@
 
 #include <c10/util/Exception.h>
 
+#include <fstream>
+
 #include "model/export.h"
 #include "train/checkpoint.h"
 #include "train/device.h"
 #include "train/trainer.h"
 
 namespace lighthouse::eval {
+namespace {
+
+// The vocabulary of an export without lighthouse_vocabulary metadata: bytes when config.json
+// has the byte tokenizer's vocab_size and EOS, else its ids (unknown when absent).
+train::Vocabulary config_vocabulary(const std::string& dir, int64_t vocab) {
+  std::ifstream in(dir + "/config.json");
+  const auto j = in ? nlohmann::json::parse(in, nullptr, false) : nlohmann::json();
+  const auto id = [&](const char* k) {
+    return j.is_object() && j.contains(k) && j.at(k).is_number_integer() ? j.at(k).get<int64_t>()
+                                                                          : int64_t{-1};
+  };
+  if (vocab == model::kVocab && id("eos_token_id") == model::kEos) return train::byte_vocabulary();
+  train::Vocabulary v;
+  v.bytes = false;
+  v.vocab_size = vocab;
+  v.eos_id = id("eos_token_id");
+  v.bos_id = id("bos_token_id");
+  v.pad_id = id("pad_token_id");
+  return v;
+}
+
+}  // namespace
 
 EvalModel load_checkpoint_model(const std::string& target, const std::string& flag) {
   train::TrainedModel tm;
@@ -22,6 +46,7 @@ EvalModel load_checkpoint_model(const std::string& target, const std::string& fl
   m.cfg = tm.cfg;
   m.source = tm.path;
   m.step = tm.step;
+  m.vocab = tm.vocab;
   return m;
 }
 
@@ -56,6 +81,17 @@ EvalModel load_export_model(const std::string& dir) {
     train::apply_model_config(m.cfg, mc);
     m.cfg.model.dense_layers = std::nullopt;  // the default
     mc = train::to_model_config(m.cfg);
+  }
+  const auto vit = ex.metadata.find("lighthouse_vocabulary");
+  if (vit != ex.metadata.end()) {
+    const auto j = nlohmann::json::parse(vit->second, nullptr, /*allow_exceptions=*/false);
+    try {
+      m.vocab = train::Vocabulary::from_json(j, dir + "/model.safetensors");
+    } catch (const train::ConfigError& e) {
+      throw std::runtime_error(std::string("--model: ") + e.what());
+    }
+  } else {
+    m.vocab = config_vocabulary(dir, mc.vocab);
   }
   m.model = model::Llama(mc);
   try {

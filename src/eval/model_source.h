@@ -10,6 +10,7 @@
 
 #include "model/llama.h"
 #include "train/run_config.h"
+#include "train/vocabulary.h"
 
 namespace lighthouse::eval {
 
@@ -21,6 +22,7 @@ struct EvalModel {
   int64_t step = -1;           // optimizer steps of the checkpoint, -1 when unknown
   torch::Device device = torch::kCPU;
   bool bf16 = false;  // forward passes under bf16 autocast (CUDA)
+  train::Vocabulary vocab;  // what the model's ids mean (bytes unless the run says otherwise)
 };
 
 // `target` is a run directory or a checkpoint file. Throws std::runtime_error naming `flag`.

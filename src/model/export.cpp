@@ -33,6 +33,14 @@ void make_directories(const std::string& dir) {
   }
 }
 
+void write_json(const std::string& path, const nlohmann::json& j) {
+  std::ofstream out(path, std::ios::trunc);
+  TORCH_CHECK(out, "export_hf: cannot open '", path, "' for writing");
+  out << j.dump(2) << "\n";
+  out.flush();
+  TORCH_CHECK(out, "export_hf: writing '", path, "' failed");
+}
+
 }  // namespace
 
 std::string hf_parameter_name(const std::string& name) {
@@ -43,8 +51,16 @@ std::string our_parameter_name(const std::string& hf_name) {
   return hf_name.rfind("model.", 0) == 0 ? hf_name.substr(6) : hf_name;
 }
 
+HfSpecialTokens default_special_tokens(const ModelConfig& cfg) {
+  if (cfg.vocab == kVocab) return {kBos, kEos, kPad};  // the byte tokenizer's specials
+  return {};
+}
+
 nlohmann::json hf_config(const ModelConfig& cfg, at::ScalarType dtype,
-                         int64_t max_position_embeddings) {
+                         int64_t max_position_embeddings,
+                         const std::optional<HfSpecialTokens>& tokens) {
+  const HfSpecialTokens ids = tokens ? *tokens : default_special_tokens(cfg);
+  const auto id = [](int64_t v) { return v >= 0 ? nlohmann::json(v) : nlohmann::json(nullptr); };
   const std::string dtype_name = hf_dtype_name(dtype);
   // rope_theta / rope_scaling are the transformers 4.x keys, rope_parameters the 5.x one;
   // each reads its own.
@@ -59,7 +75,6 @@ nlohmann::json hf_config(const ModelConfig& cfg, at::ScalarType dtype,
     rope = scaling;
     rope["rope_theta"] = cfg.rope_theta;
   }
-  const bool bytes = cfg.vocab == kVocab;  // the byte tokenizer's specials; else unknown here
   return nlohmann::json{
       {"architectures", {"LlamaForCausalLM"}},
       {"model_type", "llama"},
@@ -81,9 +96,9 @@ nlohmann::json hf_config(const ModelConfig& cfg, at::ScalarType dtype,
       {"attention_bias", false},
       {"attention_dropout", 0.0},
       {"mlp_bias", false},
-      {"bos_token_id", bytes ? nlohmann::json(kBos) : nlohmann::json(nullptr)},
-      {"eos_token_id", bytes ? nlohmann::json(kEos) : nlohmann::json(nullptr)},
-      {"pad_token_id", bytes ? nlohmann::json(kPad) : nlohmann::json(nullptr)},
+      {"bos_token_id", id(ids.bos)},
+      {"eos_token_id", id(ids.eos)},
+      {"pad_token_id", id(ids.pad)},
       {"torch_dtype", dtype_name},
       {"dtype", dtype_name},
       {"use_cache", true},
@@ -92,11 +107,13 @@ nlohmann::json hf_config(const ModelConfig& cfg, at::ScalarType dtype,
 
 void export_hf(const Llama& model, const std::string& dir, at::ScalarType dtype,
                int64_t max_position_embeddings,
-               const std::map<std::string, std::string>& metadata) {
+               const std::map<std::string, std::string>& metadata,
+               const std::optional<HfSpecialTokens>& tokens) {
   TORCH_CHECK_VALUE(max_position_embeddings > 0,
                     "export_hf: max_position_embeddings must be > 0, got ",
                     max_position_embeddings);
-  const nlohmann::json config = hf_config(model->config(), dtype, max_position_embeddings);
+  const nlohmann::json config =
+      hf_config(model->config(), dtype, max_position_embeddings, tokens);
   make_directories(dir);
   std::vector<std::pair<std::string, at::Tensor>> tensors;
   for (const auto& item : model->named_parameters()) {
@@ -106,11 +123,12 @@ void export_hf(const Llama& model, const std::string& dir, at::ScalarType dtype,
   meta["format"] = "pt";
   save_safetensors(dir + "/model.safetensors", tensors, meta);
 
-  const std::string path = dir + "/config.json";
-  std::ofstream out(path, std::ios::trunc);
-  TORCH_CHECK(out, "export_hf: cannot open '", path, "' for writing");
-  out << config.dump(2) << "\n";
-  TORCH_CHECK(out, "export_hf: writing '", path, "' failed");
+  write_json(dir + "/config.json", config);
+  // What generate() reads; the same special ids as config.json.
+  write_json(dir + "/generation_config.json", {{"_from_model_config", true},
+                                               {"bos_token_id", config.at("bos_token_id")},
+                                               {"eos_token_id", config.at("eos_token_id")},
+                                               {"pad_token_id", config.at("pad_token_id")}});
 }
 
 }  // namespace lighthouse::model

@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include <map>
+#include <optional>
 #include <string>
 
 #include "model/llama.h"
@@ -19,16 +20,39 @@ std::string hf_parameter_name(const std::string& name);
 // Its inverse ("model.norm.weight" -> "norm.weight").
 std::string our_parameter_name(const std::string& hf_name);
 
+// The special ids of config.json and generation_config.json; -1 writes null.
+struct HfSpecialTokens {
+  int64_t bos = -1, eos = -1, pad = -1;
+};
+// Without explicit ids: the byte tokenizer's (BOS 256, EOS 257, PAD 258) for a 259-token
+// vocabulary, null for any other.
+HfSpecialTokens default_special_tokens(const ModelConfig& cfg);
+
 // config.json contents for cfg stored in dtype (float32, bfloat16 or float16).
 nlohmann::json hf_config(const ModelConfig& cfg, at::ScalarType dtype,
-                         int64_t max_position_embeddings);
+                         int64_t max_position_embeddings,
+                         const std::optional<HfSpecialTokens>& tokens = std::nullopt);
 
-// Writes dir/model.safetensors and dir/config.json (dir is created if missing). Weights are
-// the model's current values (any attention mode: the mode is not a parameter) cast to dtype.
-// `metadata` goes into the safetensors header beside {"format": "pt"}.
+// Writes dir/model.safetensors, dir/config.json and dir/generation_config.json (dir is created
+// if missing). Weights are the model's current values (any attention mode: the mode is not a
+// parameter) cast to dtype. `metadata` goes into the safetensors header beside
+// {"format": "pt"}; `tokens` defaults to default_special_tokens.
 void export_hf(const Llama& model, const std::string& dir, at::ScalarType dtype = at::kFloat,
                int64_t max_position_embeddings = 131072,
-               const std::map<std::string, std::string>& metadata = {});
+               const std::map<std::string, std::string>& metadata = {},
+               const std::optional<HfSpecialTokens>& tokens = std::nullopt);
+
+// Copies a tokenizer into an export directory (export_tokenizer.cpp) so that
+// transformers.AutoTokenizer.from_pretrained(dir) loads it: `source` is a tokenizer.json file
+// (copied, plus a tokenizer_config.json naming a PreTrainedTokenizerFast with the BOS / EOS
+// tokens of `tokens`) or a directory whose tokenizer files (tokenizer.json,
+// tokenizer_config.json, special_tokens_map.json, tokenizer.model, vocab.json, merges.txt,
+// added_tokens.json, chat_template.jinja) are copied as they are (a tokenizer_config.json is
+// written when it has none). Returns the file names written. Errors throw c10::Error naming
+// the file.
+std::vector<std::string> export_tokenizer(const std::string& source, const std::string& dir,
+                                          const HfSpecialTokens& tokens,
+                                          int64_t model_max_length);
 
 // The model of a Hugging Face Llama directory (hf_import.cpp): what export_hf writes, and
 // checkpoints written by transformers' LlamaForCausalLM: config.json mapped to a ModelConfig

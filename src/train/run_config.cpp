@@ -216,6 +216,11 @@ const std::vector<Field>& fields() {
              "byte-token shards converted once"),
       LH_KEY("data.verify", data.verify, false,
              "token shards: recompute each shard's CRC-32 and check its ids when opened"),
+      LH_KEY("data.tokenizer", data.tokenizer, false,
+             "tokenizer of the shards (tokenizer.json or a directory), copied by export (\"\" = "
+             "the manifest's, else model.init's)"),
+      LH_KEY("data.bos_id", data.bos_id, false,
+             "BOS id written by export (-1 = the manifest's, else model.init's config.json)"),
       LH_KEY("data.val_fraction", data.val_fraction, true,
              "fraction of sequences (the stream's tail) held out for validation"),
       LH_KEY("data.builtin_docs", data.builtin_docs, true, "built-in corpus documents"),

@@ -71,6 +71,8 @@ struct RunConfig {
     std::string text_key = "text";   // JSON Lines field holding the document
     std::string cache;               // "" = text held in memory; "run" = <run.dir>/tokens; a dir
     bool verify = true;              // shards: recompute CRC-32s and check ids when opened
+    std::string tokenizer;  // "" = the shards' manifest's, else model.init's; a dir or .json
+    int64_t bos_id = -1;    // -1 = the shards' manifest's, else model.init's config.json
     double val_fraction = 0.02;      // tail of the token stream held out
     int64_t builtin_docs = 600;      // built-in corpus: number of documents
     int64_t builtin_doc_bytes = 0;   // built-in corpus: mean document size, 0 = context

@@ -152,6 +152,11 @@ Manifest read_manifest(const std::string& dir) {
       fail(cat(path, ": vocab_size ", m.vocab_size, " does not fit dtype ", dtype));
     if (m.eos_id < 0 || m.eos_id >= m.vocab_size)
       fail(cat(path, ": eos_id ", m.eos_id, " is outside [0, vocab_size = ", m.vocab_size, ")"));
+    if (j.contains("bos_id") && !j.at("bos_id").is_null()) {
+      m.bos_id = j.at("bos_id").get<int64_t>();
+      if (m.bos_id < 0 || m.bos_id >= m.vocab_size)
+        fail(cat(path, ": bos_id ", m.bos_id, " is outside [0, vocab_size = ", m.vocab_size, ")"));
+    }
     m.tokenizer = j.value("tokenizer", "");
     m.source = j.value("source", "");
     const auto& shards = need(j, "shards", "");
@@ -276,6 +281,7 @@ Manifest ShardWriter::finish(const std::string& source) {
   j["dtype"] = dtype_name(manifest_.token_bytes);
   j["vocab_size"] = manifest_.vocab_size;
   j["eos_id"] = manifest_.eos_id;
+  j["bos_id"] = manifest_.bos_id >= 0 ? nlohmann::json(manifest_.bos_id) : nlohmann::json(nullptr);
   j["tokenizer"] = manifest_.tokenizer;
   j["tokens"] = manifest_.tokens();
   j["documents"] = manifest_.documents();

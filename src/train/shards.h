@@ -37,6 +37,7 @@ struct ShardEntry {
 struct Manifest {
   uint32_t token_bytes = 2;
   int64_t vocab_size = 0, eos_id = 0;
+  int64_t bos_id = -1;    // the tokenizer's BOS id (manifest "bos_id"), -1 = none or unknown
   std::string tokenizer;  // free text: what made the ids ("bytes", a tokenizer path)
   std::vector<ShardEntry> shards;
   std::string source;  // free text: the signature of the source it was converted from

@@ -139,6 +139,7 @@ std::unique_ptr<Session> open_session(const Launch& launch) {
 
   s->data = load_dataset(cfg, launch.data_progress);
   resolve_vocab(cfg, s->data, ck_path);
+  s->vocab = resolve_vocabulary(cfg, s->data);
   if (ck && ck->meta.contains("data_vocab_size") &&
       ck->meta.at("data_vocab_size").get<int64_t>() != s->data.vocab_size)
     throw ConfigError("data.source: " + cfg.data.source + " has vocab_size " +
@@ -288,6 +289,7 @@ void save_checkpoint(Session& s) {
                                {"tokens", s.tokens},
                                {"data_cursor", s.train_loader->cursor()},
                                {"data_vocab_size", s.data.vocab_size},
+                               {"vocabulary", s.vocab.to_json()},
                                {"attention", mode_name(s.model->attention_mode())},
                                {"skipped_steps", s.skipped_steps},
                                {"consecutive_skips", s.consecutive_skips},
@@ -315,6 +317,7 @@ TrainedModel load_trained_model(const std::string& target) {
   out.model->set_attention_mode(model::AttentionMode::Dense);
   out.path = path;
   out.step = ck.meta.at("step").get<int64_t>();
+  out.vocab = saved_vocabulary(ck.meta, out.cfg, path);
   return out;
 }
 

@@ -16,6 +16,7 @@
 #include "model/llama.h"
 #include "train/data.h"
 #include "train/run_config.h"
+#include "train/vocabulary.h"
 
 namespace lighthouse::train {
 
@@ -37,6 +38,7 @@ struct Session {
   std::unique_ptr<torch::optim::AdamW> opt;
   std::vector<at::Tensor> params;
   Dataset data;
+  Vocabulary vocab;  // what the ids mean (saved in checkpoints for export and eval)
   std::unique_ptr<SequenceLoader> train_loader, val_loader;
   int64_t step = 0;               // optimizer steps completed
   int64_t tokens = 0;             // training tokens consumed
@@ -103,6 +105,7 @@ struct TrainedModel {
   RunConfig cfg;
   std::string path;
   int64_t step = 0;
+  Vocabulary vocab;
 };
 TrainedModel load_trained_model(const std::string& target);
 

@@ -6,7 +6,9 @@ A dataset is a directory with `manifest.json` and `shard-NNNNNN.bin` files. A sh
 (2 = uint16, 4 = uint32), u64 vocab_size, u64 token count, u64 document count (EOS ids in the
 shard), u64 eos_id, 16 zero bytes -- then the token ids. The shards concatenated in manifest
 order are the stream "doc EOS doc EOS ..." (a document may continue into the next shard). The
-manifest lists every shard's name, token and document counts and the CRC-32 (zlib) of its ids.
+manifest lists every shard's name, token and document counts and the CRC-32 (zlib) of its ids,
+the tokenizer that made the ids and its BOS id (null when it has none), which `lighthouse
+export` writes into the model's config.
 """
 
 from __future__ import annotations
@@ -42,16 +44,19 @@ class ShardWriter:
     Shards and the manifest are written under temporary names and renamed when complete."""
 
     def __init__(self, out: str | os.PathLike, vocab_size: int, eos_id: int, tokenizer: str = "",
-                 shard_tokens: int = 1 << 28):
+                 shard_tokens: int = 1 << 28, bos_id: int | None = None):
         if not 1 <= vocab_size <= 1 << 32:
             raise ValueError(f"vocab_size: must be in [1, 2^32], got {vocab_size}")
         if not 0 <= eos_id < vocab_size:
             raise ValueError(f"eos_id: {eos_id} is outside [0, vocab_size = {vocab_size})")
+        if bos_id is not None and not 0 <= bos_id < vocab_size:
+            raise ValueError(f"bos_id: {bos_id} is outside [0, vocab_size = {vocab_size})")
         if shard_tokens < 1:
             raise ValueError(f"--shard-tokens: must be positive, got {shard_tokens}")
         self.out = Path(out)
         self.out.mkdir(parents=True, exist_ok=True)
         self.vocab_size, self.eos_id, self.tokenizer = vocab_size, eos_id, tokenizer
+        self.bos_id = bos_id
         self.dtype = token_dtype(vocab_size)
         self.shard_tokens = shard_tokens
         self.shards: list[dict] = []
@@ -109,7 +114,8 @@ class ShardWriter:
         manifest = {
             "format": "lighthouse-tokens", "version": VERSION,
             "dtype": "uint16" if self.dtype.itemsize == 2 else "uint32",
-            "vocab_size": self.vocab_size, "eos_id": self.eos_id, "tokenizer": self.tokenizer,
+            "vocab_size": self.vocab_size, "eos_id": self.eos_id, "bos_id": self.bos_id,
+            "tokenizer": self.tokenizer,
             "tokens": sum(s["tokens"] for s in self.shards),
             "documents": sum(s["documents"] for s in self.shards),
             "source": source, "shards": self.shards,

@@ -9,7 +9,8 @@ transformers' AutoTokenizer loads from it). --input takes files and directories:
 optionally gzip-compressed; directories are walked in sorted path order, hidden entries
 skipped (the same rules as `lighthouse train`'s data.source). Every document is encoded with
 the tokenizer's own special tokens (a Llama 3 tokenizer prepends <|begin_of_text|>) and
-followed by the EOS id. Workers encode batches of documents in order, so the output does not
+followed by the EOS id. The manifest records the EOS id, the BOS id (when the tokenizer has one)
+and the tokenizer's absolute path, which `lighthouse export` copies beside the model. Workers encode batches of documents in order, so the output does not
 depend on --workers; input is streamed, so memory stays flat whatever the corpus size.
 """
 
@@ -133,6 +134,31 @@ def resolve_eos(tokenizer, spec: str | None, tokenizer_path: str) -> int:
                      "(--eos '</s>' or --eos ID)")
 
 
+def special_prefix(tokenizer) -> list[int]:
+    """The ids the tokenizer's own template puts before a document's text (a Llama 3
+    tokenizer: [<|begin_of_text|>]; none for a bare BPE)."""
+    plain = tokenizer.encode("a", add_special_tokens=False).ids
+    full = tokenizer.encode("a", add_special_tokens=True).ids
+    for start in range(len(full) - len(plain) + 1):
+        if full[start:start + len(plain)] == plain:
+            return full[:start]
+    return []
+
+
+def resolve_bos(tokenizer, tokenizer_path: str) -> int | None:
+    """The BOS id: the directory's tokenizer_config.json `bos_token`, else the last id the
+    template puts before a document, else None (the tokenizer has no BOS)."""
+    cfg = Path(tokenizer_path) / "tokenizer_config.json"
+    if cfg.is_file():
+        bos = json.loads(cfg.read_text()).get("bos_token")
+        if isinstance(bos, dict):
+            bos = bos.get("content")
+        if isinstance(bos, str) and tokenizer.token_to_id(bos) is not None:
+            return tokenizer.token_to_id(bos)
+    prefix = special_prefix(tokenizer)
+    return prefix[-1] if prefix else None
+
+
 _worker_tokenizer = None
 
 
@@ -159,10 +185,13 @@ def _bounded(pool, batches, window: int):
 
 class Progress:
     """The progress line of src/cli/progress.h: redrawn on a terminal, plain lines every 10 s
-    (and at the end) without control characters elsewhere."""
+    (and at the end) without control characters elsewhere. `unit` counts `done`; `tokens`,
+    when given, is shown beside it."""
 
-    def __init__(self, total: int, enabled: bool, stream=sys.stderr):
+    def __init__(self, total: int, enabled: bool, stream=sys.stderr, label: str = "tokenize",
+                 unit: str = "B"):
         self.total, self.enabled, self.stream = max(total, 1), enabled, stream
+        self.label, self.unit = label, unit
         self.tty = stream.isatty()
         self.start = self.last = time.monotonic()
 
@@ -174,7 +203,7 @@ class Progress:
             x /= 1000
         return f"{x:.3g}T"
 
-    def update(self, done: int, tokens: int, final: bool = False) -> None:
+    def update(self, done: int, tokens: int | None = None, final: bool = False) -> None:
         if not self.enabled:
             return
         now = time.monotonic()
@@ -184,8 +213,9 @@ class Progress:
         el = now - self.start
         rate = done / el if el > 0 else 0.0
         eta = "" if final or rate <= 0 else f"  ETA {(self.total - done) / rate:.0f}s"
-        text = (f"[tokenize] {self._count(done)}/{self._count(self.total)} B  "
-                f"{self._count(rate)} B/s  {self._count(tokens)} tokens  elapsed {el:.0f}s{eta}")
+        extra = "" if tokens is None else f"  {self._count(tokens)} tokens"
+        text = (f"[{self.label}] {self._count(done)}/{self._count(self.total)} {self.unit}  "
+                f"{self._count(rate)} {self.unit}/s{extra}  elapsed {el:.0f}s{eta}")
         if self.tty:
             self.stream.write("\r" + text + "\033[K" + ("\n" if final else ""))
         else:
@@ -201,6 +231,7 @@ def tokenize(tokenizer: str, inputs: list[str], out: str, text_key: str = "text"
         raise SystemExit(f"--workers: must be positive, got {workers}")
     tok = load_tokenizer(tokenizer)
     eos_id = resolve_eos(tok, eos, tokenizer)
+    bos_id = resolve_bos(tok, tokenizer)
     vocab = tok.get_vocab_size(with_added_tokens=True)
     files = list_files(inputs)
     sizes = {p: p.stat().st_size for p in files}
@@ -210,7 +241,9 @@ def tokenize(tokenizer: str, inputs: list[str], out: str, text_key: str = "text"
     def file_done(p: Path) -> None:
         done_bytes[0] += sizes[p]
 
-    writer = ShardWriter(out, vocab, eos_id, tokenizer=str(tokenizer), shard_tokens=shard_tokens)
+    # The tokenizer's absolute path: `lighthouse export` copies its files beside the model.
+    writer = ShardWriter(out, vocab, eos_id, tokenizer=str(Path(tokenizer).resolve()),
+                         shard_tokens=shard_tokens, bos_id=bos_id)
     docs = documents(files, text_key, file_done)
     batches = iter(lambda: list(itertools.islice(docs, batch_docs)), [])
     if workers == 1:
@@ -254,7 +287,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as e:
         raise SystemExit(f"error: {e}")
     print(f"wrote {len(m['shards'])} shards, {m['documents']} documents, {m['tokens']} tokens "
-          f"(vocab_size {m['vocab_size']}, eos_id {m['eos_id']}) to {a.out}")
+          f"(vocab_size {m['vocab_size']}, eos_id {m['eos_id']}, bos_id {m['bos_id']}) to {a.out}")
     return 0
 
 
