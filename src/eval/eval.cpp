@@ -40,7 +40,7 @@ void check_stream_vocabulary(const EvalModel& m, const train::TokenStream& strea
   const train::Vocabulary d = train::stream_vocabulary(stream);
   const train::Vocabulary& v = m.vocab;
   const bool ok = d.bytes == v.bytes &&
-                  (d.bytes || (d.vocab_size <= m.cfg.model.vocab_size &&
+                  (d.bytes || (d.vocab_size <= m.cfg.model.vocab &&
                                (!m.has_run_config || d.vocab_size == v.vocab_size) &&
                                (v.eos_id < 0 || d.eos_id == v.eos_id)));
   if (ok) return;
@@ -222,7 +222,7 @@ nlohmann::json run_eval(EvalModel& m, const EvalOptions& o, const EvalHooks& hoo
             std::to_string(h.vocab_size) + ", eos_id " + std::to_string(h.eos_id) + " (" +
             h.tokenizer + "), the model's vocabulary is " + v.describe());
       r = run_niah_prompts(
-          o.niah_prompts, m.cfg.model.vocab_size,
+          o.niah_prompts, m.cfg.model.vocab,
           [&](const at::Tensor& tokens) { return logits_of(tokens).argmax(-1); },
           o.niah_opts.batch_tokens, report);
       meta = {{"prompts", o.niah_prompts},

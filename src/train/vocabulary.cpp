@@ -88,11 +88,11 @@ Vocabulary resolve_vocabulary(const RunConfig& cfg, const Dataset& data) {
     const std::string fix = "; write token shards with the model's tokenizer (python -m "
                             "lighthouse.data.tokenize --tokenizer DIR --input " +
                             cfg.data.source + " --out SHARDS) and set data.source = SHARDS";
-    if (!init.empty() && (cfg.model.vocab_size != model::kVocab || has_tokenizer_files(init)))
+    if (!init.empty() && (cfg.model.vocab != model::kVocab || has_tokenizer_files(init)))
       throw ConfigError("data.source: " + cfg.data.source +
                         " is tokenized as bytes (the trainer's only on-the-fly tokenizer), but "
                         "model.init " + init + " has its own vocabulary (vocab_size " +
-                        std::to_string(cfg.model.vocab_size) + ")" + fix);
+                        std::to_string(cfg.model.vocab) + ")" + fix);
     if (!cfg.data.tokenizer.empty())
       throw ConfigError("data.source: " + cfg.data.source +
                         " is tokenized as bytes (the trainer's only on-the-fly tokenizer), but "
@@ -122,11 +122,11 @@ Vocabulary resolve_vocabulary(const RunConfig& cfg, const Dataset& data) {
 Vocabulary saved_vocabulary(const nlohmann::json& meta, const RunConfig& cfg,
                             const std::string& origin) {
   if (meta.contains("vocabulary")) return Vocabulary::from_json(meta.at("vocabulary"), origin);
-  if (meta.value("data_vocab_size", cfg.model.vocab_size) == model::kVocab)
+  if (meta.value("data_vocab_size", cfg.model.vocab) == model::kVocab)
     return byte_vocabulary();
   Vocabulary v;
   v.bytes = false;
-  v.vocab_size = cfg.model.vocab_size;
+  v.vocab_size = cfg.model.vocab;
   v.eos_id = v.bos_id = v.pad_id = -1;
   return v;
 }

@@ -176,7 +176,7 @@ EvalModel bpe_model() {
   EvalModel m;
   m.model = model::Llama(mc);
   m.model->eval();
-  m.cfg.model.vocab_size = 64;
+  m.cfg.model.vocab = 64;
   m.cfg.train.context = 32;
   m.vocab.bytes = false;
   m.vocab.vocab_size = 64;
