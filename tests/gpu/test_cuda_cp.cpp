@@ -1,6 +1,7 @@
-// Ring attention and the context-parallel op on CUDA over NCCL (one thread per GPU): equal to
-// SDPA and the single-GPU op, and (LIGHTHOUSE_CP_BENCH=1) the ring's cost per rank at long
-// context, Lighthouse vs dense, printed for docs/gpu.md.
+// Ring attention and the context-parallel op on CUDA over NCCL (one thread per
+// GPU): equal to SDPA and the single-GPU op, and (LIGHTHOUSE_CP_BENCH=1) the
+// ring's cost per rank at long context, Lighthouse vs dense, printed for
+// docs/gpu.md.
 #include <c10/cuda/CUDAGuard.h>
 #include <gtest/gtest.h>
 #include <torch/cuda.h>
@@ -20,22 +21,25 @@
 namespace lighthouse::dist {
 namespace {
 
-#define SKIP_WITHOUT_GPUS(n)                                        \
+#define SKIP_WITHOUT_GPUS(n)                                             \
   if (!torch::cuda::is_available() || torch::cuda::device_count() < (n)) \
   GTEST_SKIP() << "needs " << (n) << " CUDA devices"
 
-at::Tensor dense_ref(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v) {
-  return at::scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2),
-                                          v.transpose(1, 2), {}, 0.0, true)
+at::Tensor dense_ref(const at::Tensor &q, const at::Tensor &k, const at::Tensor &v) {
+  return at::scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
+                                          {}, 0.0, true)
       .transpose(1, 2);
 }
 
-// Ring attention over `W` GPUs in `dtype` against fp64 CPU SDPA: output and q, k, v gradients.
+// Ring attention over `W` GPUs in `dtype` against fp64 CPU SDPA: output and q,
+// k, v gradients.
 void check_ring(int W, at::ScalarType dtype, double tol) {
   at::manual_seed(5);
   const int64_t B = 1, N = 2 * W * 256, H = 4, D = 64;
-  const at::Tensor q = torch::randn({B, N, H, D}, at::kDouble), k = torch::randn({B, N, H, D}, at::kDouble),
-                   v = torch::randn({B, N, H, D}, at::kDouble), dout = torch::randn({B, N, H, D}, at::kDouble);
+  const at::Tensor q = torch::randn({B, N, H, D}, at::kDouble),
+                   k = torch::randn({B, N, H, D}, at::kDouble),
+                   v = torch::randn({B, N, H, D}, at::kDouble),
+                   dout = torch::randn({B, N, H, D}, at::kDouble);
   const at::Tensor qr = q.clone().requires_grad_(), kr = k.clone().requires_grad_(),
                    vr = v.clone().requires_grad_();
   const at::Tensor ref = dense_ref(qr, kr, vr);
@@ -43,10 +47,10 @@ void check_ring(int W, at::ScalarType dtype, double tol) {
   std::vector<at::Tensor> o(W), dq(W), dk(W), dv(W);
   run_ranks(
       W,
-      [&](Group& g) {
+      [&](Group &g) {
         const int r = g.rank();
         c10::cuda::CUDAGuard guard(static_cast<c10::DeviceIndex>(r));
-        const auto on = [&](const at::Tensor& x) {
+        const auto on = [&](const at::Tensor &x) {
           return cp_shard(x, 1, r, W).to(torch::Device(torch::kCUDA, r), dtype).requires_grad_();
         };
         at::Tensor ql = on(q), kl = on(k), vl = on(v);
@@ -97,13 +101,13 @@ TEST(CudaContextParallel, TwoGpusEqualTheSingleGpuOp) {
   std::vector<at::Tensor> o(W), dq(W);
   run_ranks(
       W,
-      [&](Group& g) {
+      [&](Group &g) {
         const int r = g.rank();
         c10::cuda::CUDAGuard guard(static_cast<c10::DeviceIndex>(r));
         const auto dev = torch::Device(torch::kCUDA, r);
         at::Tensor ql = cp_shard(q, 1, r, W).to(dev).requires_grad_();
-        at::Tensor ol = cp_attention(g, ql, cp_shard(k, 1, r, W).to(dev),
-                                     cp_shard(v, 1, r, W).to(dev), cfg);
+        at::Tensor ol =
+            cp_attention(g, ql, cp_shard(k, 1, r, W).to(dev), cp_shard(v, 1, r, W).to(dev), cfg);
         ol.backward(cp_shard(dout, 1, r, W).to(dev));
         o[r] = ol.detach().cpu();
         dq[r] = ql.grad().cpu();
@@ -113,16 +117,18 @@ TEST(CudaContextParallel, TwoGpusEqualTheSingleGpuOp) {
   EXPECT_LE(rel_error(cp_unshard(dq, 1), qr.grad().cpu()), 1e-4);
 }
 
-// Forward + backward milliseconds of one rank's CP step (median of 5 after 2 warm-ups), 2 GPUs,
-// B=1 H=8 D=128 bf16, L=3 p=4 k=2048 m=128, against the same on one GPU at the same N.
-double time_ms(const std::function<void()>& f) {
+// Forward + backward milliseconds of one rank's CP step (median of 5 after 2
+// warm-ups), 2 GPUs, B=1 H=8 D=128 bf16, L=3 p=4 k=2048 m=128, against the same
+// on one GPU at the same N.
+double time_ms(const std::function<void()> &f) {
   std::vector<double> t;
   for (int i = 0; i < 7; ++i) {
     torch::cuda::synchronize();
     const auto t0 = std::chrono::steady_clock::now();
     f();
     torch::cuda::synchronize();
-    t.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+    t.push_back(
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   }
   std::sort(t.begin() + 2, t.end());
   return t[2 + 2];
@@ -145,7 +151,7 @@ TEST(CudaContextParallel, RingOverheadTable) {
     std::vector<double> cp_lh(W), cp_dense(W);
     run_ranks(
         W,
-        [&](Group& g) {
+        [&](Group &g) {
           const int r = g.rank();
           c10::cuda::CUDAGuard guard(static_cast<c10::DeviceIndex>(r));
           const auto dev = torch::Device(torch::kCUDA, r);
@@ -159,7 +165,8 @@ TEST(CudaContextParallel, RingOverheadTable) {
         true);
     for (int r = 0; r < W; ++r)
       std::printf(
-          "N=%lld rank %d: lighthouse 1 GPU %.1f ms, CP=2 %.1f ms (ideal %.1f, overhead %.0f%%); "
+          "N=%lld rank %d: lighthouse 1 GPU %.1f ms, CP=2 %.1f ms (ideal %.1f, "
+          "overhead %.0f%%); "
           "dense 1 GPU %.1f ms, CP=2 %.1f ms (ideal %.1f, overhead %.0f%%); "
           "LH/SDPA speedup 1 GPU %.2fx, CP=2 %.2fx\n",
           static_cast<long long>(N), r, one_lh, cp_lh[r], one_lh / W,
