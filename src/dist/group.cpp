@@ -158,4 +158,77 @@ void Group::barrier(const char* what) {
   all_reduce_sum(one, what);
 }
 
+struct Pending::Impl {
+  Group* group = nullptr;
+  std::string what;
+  std::vector<c10::intrusive_ptr<c10d::Work>> works;
+};
+
+Pending::Pending() = default;
+Pending::Pending(Pending&&) noexcept = default;
+Pending& Pending::operator=(Pending&& o) noexcept {
+  if (this != &o) {
+    if (impl_) {
+      try {
+        wait();
+      } catch (...) {
+      }
+    }
+    impl_ = std::move(o.impl_);
+  }
+  return *this;
+}
+Pending::~Pending() {
+  if (!impl_) return;
+  try {
+    wait();
+  } catch (...) {  // a destructor does not throw; the failure reaches whoever waits next
+  }
+}
+
+void Pending::wait() {
+  if (!impl_) return;
+  auto impl = std::move(impl_);
+  Group& g = *impl->group;
+  g.guarded(impl->what.c_str(), [&] {
+    for (auto& w : impl->works)
+      if (!w->wait(g.timeout_)) g.fail(impl->what.c_str(), "the transfer did not complete");
+  });
+}
+
+Pending Group::all_reduce_sum_async(std::vector<at::Tensor>& tensors, const char* what) {
+  Pending p;
+  p.impl_ = std::make_unique<Pending::Impl>();
+  p.impl_->group = this;
+  p.impl_->what = what;
+  guarded(what, [&] {
+    for (auto& t : tensors) {
+      std::vector<at::Tensor> one = {t};
+      p.impl_->works.push_back(backend_->allreduce(one));
+    }
+  });
+  return p;
+}
+
+Pending Group::send_recv(const at::Tensor& send, int dst, const at::Tensor& recv, int src,
+                         int tag, const char* what) {
+  Pending p;
+  p.impl_ = std::make_unique<Pending::Impl>();
+  p.impl_->group = this;
+  p.impl_->what = what;
+  guarded(what, [&] {
+    std::vector<at::Tensor> out = {send}, in = {recv};
+    auto post_send = [&] { p.impl_->works.push_back(backend_->send(out, dst, tag)); };
+    auto post_recv = [&] { p.impl_->works.push_back(backend_->recv(in, src, tag)); };
+    if (rank_ % 2 == 0) {
+      post_send();
+      post_recv();
+    } else {
+      post_recv();
+      post_send();
+    }
+  });
+  return p;
+}
+
 }  // namespace lighthouse::dist

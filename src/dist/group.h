@@ -15,6 +15,7 @@
 
 namespace c10d {
 class Backend;
+class Work;
 }
 
 namespace lighthouse::dist {
@@ -37,6 +38,25 @@ struct LaunchEnv {
 // Throws DistError naming the variable when one is set but malformed or inconsistent.
 LaunchEnv launch_env();
 
+class Group;
+
+// Point-to-point transfers in flight (Group::send_recv). wait() blocks until every one has
+// completed, or throws DistError naming the rank after the group's timeout. A Pending that is
+// destroyed unwaited waits first (its buffers must outlive the transfer).
+class Pending {
+ public:
+  Pending();
+  ~Pending();
+  Pending(Pending&&) noexcept;
+  Pending& operator=(Pending&&) noexcept;
+  void wait();
+
+ private:
+  friend class Group;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
 class Group {
  public:
   // Joins the group described by `env` (world > 1) for tensors on `device`: NCCL when it is a
@@ -54,13 +74,22 @@ class Group {
 
   // In-place sums over all ranks; the tensors are reduced concurrently, then waited for.
   void all_reduce_sum(std::vector<at::Tensor>& tensors, const char* what);
+  // The same, started and returned at once: the sums are in place once the Pending is waited.
+  Pending all_reduce_sum_async(std::vector<at::Tensor>& tensors, const char* what);
   // In-place maximum of one tensor over all ranks.
   void all_reduce_max(at::Tensor& tensor, const char* what);
   // Rank `src`'s tensor into every rank's (same shape and dtype everywhere).
   void broadcast(at::Tensor& tensor, int src, const char* what);
   void barrier(const char* what);
+  // Posts the send of `send` to rank `dst` and the receive into `recv` from rank `src` (same
+  // shape and dtype as the peer's send) and returns at once; the caller computes, then waits.
+  // Even ranks post the send first and odd ranks the receive, so a ring of blocking
+  // point-to-point kernels (NCCL) cannot deadlock. `tag` tells apart transfers of one pair.
+  Pending send_recv(const at::Tensor& send, int dst, const at::Tensor& recv, int src, int tag,
+                    const char* what);
 
  private:
+  friend class Pending;
   [[noreturn]] void fail(const char* what, const std::string& reason) const;
   template <typename F>
   void guarded(const char* what, F&& f);

@@ -26,7 +26,8 @@ void forward(int sig) {
   for (const pid_t p : g_children) ::kill(p, sig);
 }
 
-// A TCP port the kernel reports free now (bound to port 0, then closed).
+}  // namespace
+
 int free_port() {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   if (fd < 0) throw std::runtime_error("dist: cannot open a socket to find a free port");
@@ -44,6 +45,8 @@ int free_port() {
   ::close(fd);
   return ntohs(a.sin_port);
 }
+
+namespace {
 
 std::vector<std::string> own_command_line() {
   std::ifstream in("/proc/self/cmdline", std::ios::binary);

@@ -11,4 +11,7 @@ namespace lighthouse::dist {
 // (128 + the signal for a rank killed by a signal). Each failing rank is reported on stderr.
 int launch_local(int world);
 
+// A TCP port the kernel reports free now (bound to port 0, then closed): a rendezvous port.
+int free_port();
+
 }  // namespace lighthouse::dist

@@ -3,6 +3,9 @@
 // projections are views, never transposes.
 #include "model/layers.h"
 
+#include "dist/context_parallel.h"
+#include "dist/cp_layout.h"
+#include "dist/ring_attention.h"
 #include "lighthouse/lighthouse.h"
 
 namespace lighthouse::model {
@@ -102,7 +105,8 @@ AttentionImpl::AttentionImpl(const ModelConfig& cfg)
       n_kv_heads_(cfg.n_kv_heads),
       head_dim_(cfg.head_dim),
       lighthouse_(cfg.lighthouse),
-      combine_(cfg.lighthouse_combine) {
+      combine_(cfg.lighthouse_combine),
+      cp_rope_(cfg.head_dim, cfg.rope_theta, cfg.rope_scaling) {
   q_proj = register_module("q_proj", linear(cfg.d_model, cfg.n_heads * cfg.head_dim));
   k_proj = register_module("k_proj", linear(cfg.d_model, cfg.n_kv_heads * cfg.head_dim));
   v_proj = register_module("v_proj", linear(cfg.d_model, cfg.n_kv_heads * cfg.head_dim));
@@ -112,11 +116,28 @@ AttentionImpl::AttentionImpl(const ModelConfig& cfg)
 at::Tensor AttentionImpl::forward(const at::Tensor& x, const RopeTables& rope, bool lighthouse) {
   const int64_t B = x.size(0), N = x.size(1);
   const int64_t H = n_heads_, Hkv = n_kv_heads_, D = head_dim_;
-  at::Tensor q = apply_rope(q_proj(x).view({B, N, H, D}), rope);    // [B, N, H, D]
-  at::Tensor k = apply_rope(k_proj(x).view({B, N, Hkv, D}), rope);  // [B, N, Hkv, D]
+  RopeTables rot = rope;  // [N, 1, D] of this rank's positions
+  if (cp_) {             // the global positions of this rank's two chunks
+    const int W = cp_->size();
+    const RopeTables all = cp_rope_.get(W * N, x.device(), rope.cos.scalar_type());
+    const at::Tensor pos = dist::cp_positions(N / 2, cp_->rank(), W, x.device());  // [N]
+    rot = {all.cos.index_select(0, pos), all.sin.index_select(0, pos)};
+  }
+  at::Tensor q = apply_rope(q_proj(x).view({B, N, H, D}), rot);    // [B, N, H, D]
+  at::Tensor k = apply_rope(k_proj(x).view({B, N, Hkv, D}), rot);  // [B, N, Hkv, D]
   at::Tensor v = v_proj(x).view({B, N, Hkv, D});                    // [B, N, Hkv, D]
   at::Tensor o;  // [B, N, H, D]
-  if (!lighthouse) {
+  if (cp_) {  // N is this rank's part of the sequence (SPEC.md §10)
+    if (!lighthouse) {
+      o = dist::ring_dense_attention(*cp_, q, k, v);
+    } else if (combine_ == LighthouseCombine::Sum) {
+      o = dist::cp_attention(*cp_, q, k, v, lighthouse_);
+    } else {
+      at::Tensor count;  // [B, N, H]
+      o = dist::cp_attention(*cp_, q, k, v, lighthouse_, nullptr, &count);
+      o = o / count.clamp_min(1).unsqueeze(-1).to(q.dtype());
+    }
+  } else if (!lighthouse) {
     o = lighthouse::dense_attention(q, k, v, lighthouse_.backend);
   } else if (combine_ == LighthouseCombine::Sum) {
     o = lighthouse::attention(q, k, v, lighthouse_);
@@ -127,6 +148,12 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const RopeTables& rope, b
         count.unsqueeze(-1).to(q.dtype());
   }
   return o_proj(o.reshape({B, N, H * D}));  // [B, N, d_model]
+}
+
+void set_context_parallel(torch::nn::Module& model, dist::Group* group) {
+  dist::Group* g = group && group->size() > 1 ? group : nullptr;
+  for (const auto& m : model.modules())
+    if (auto* a = m->as<AttentionImpl>()) a->set_context_parallel(g);
 }
 
 at::Tensor scatter_fan_in(const Plan& plan, const Config& cfg, int64_t n) {

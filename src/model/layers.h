@@ -11,6 +11,10 @@
 #include "lighthouse/lighthouse.h"
 #include "model/llama.h"
 
+namespace lighthouse::dist {
+class Group;
+}
+
 namespace lighthouse::model {
 
 // y = weight * x / sqrt(mean(x^2) + eps) over the last dimension.
@@ -62,14 +66,26 @@ class AttentionImpl : public torch::nn::Module {
   // x [B, N, d_model] -> [B, N, d_model]; lighthouse picks the Lighthouse op over dense SDPA.
   at::Tensor forward(const at::Tensor& x, const RopeTables& rope, bool lighthouse);
 
+  // Runs the attention over a context-parallel group (set_context_parallel below).
+  void set_context_parallel(dist::Group* group) { cp_ = group; }
+
   torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
 
  private:
   int64_t n_heads_, n_kv_heads_, head_dim_;
   Config lighthouse_;
   LighthouseCombine combine_;
+  dist::Group* cp_ = nullptr;
+  RopeCache cp_rope_;  // tables of the whole sequence, for the global positions under CP
 };
 TORCH_MODULE(Attention);
+
+// Context parallel (SPEC.md §10) for every attention layer of `model`: with a group of W > 1
+// ranks, the model's input is this rank's part of each sequence in the layout of
+// dist/cp_layout.h (tokens [B, 2n] of a sequence of 2Wn); the layers rotate q and k at the
+// global positions and attend over the group (dense: dist::ring_dense_attention; Lighthouse:
+// dist::cp_attention). nullptr (or one rank): one device. The group must outlive the use.
+void set_context_parallel(torch::nn::Module& model, dist::Group* group);
 
 // Contributions the scatter sums at every position and query head under `plan` (SPEC.md §6:
 // levels l whose entry floor((t+1)/p^l) - 1 >= 0 was emitted), 0..L: [B, N, H] int64.

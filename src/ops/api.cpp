@@ -1,5 +1,7 @@
-// The public C++ API (include/lighthouse/lighthouse.h): thin calls of the registered ops.
+// The public C++ API (include/lighthouse/lighthouse.h, subsequence.h): thin calls of the
+// registered ops.
 #include "lighthouse/lighthouse.h"
+#include "lighthouse/subsequence.h"
 #include "ops/handle.h"
 
 namespace lighthouse {
@@ -38,6 +40,23 @@ at::Tensor attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor&
                                      c10::string_view, bool)>("lighthouse::attention_with_plan");
   return op.call(q, k, v, plan.slots, plan.inverse, cfg.levels, cfg.pool,
                  backend_name(cfg.backend), check_plan);
+}
+
+SubSequence gather(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                   const Plan& plan, const Config& cfg, bool check_plan) {
+  static auto op = ops::op_handle<std::tuple<at::Tensor, at::Tensor, at::Tensor>(
+      const at::Tensor&, const at::Tensor&, const at::Tensor&, const at::Tensor&,
+      const at::Tensor&, int64_t, int64_t, bool)>("lighthouse::gather_subsequence");
+  auto [qt, kt, vt] =
+      op.call(q, k, v, plan.slots, plan.inverse, cfg.levels, cfg.pool, check_plan);
+  return {qt, kt, vt};
+}
+
+at::Tensor scatter(const at::Tensor& o_tilde, const Plan& plan, const Config& cfg) {
+  static auto op = ops::op_handle<at::Tensor(const at::Tensor&, const at::Tensor&,
+                                             const at::Tensor&, int64_t, int64_t)>(
+      "lighthouse::scatter_subsequence");
+  return op.call(o_tilde, plan.slots, plan.inverse, cfg.levels, cfg.pool);
 }
 
 at::Tensor dense_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,

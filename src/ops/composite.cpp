@@ -87,6 +87,27 @@ at::Tensor attention_with_plan_op(const at::Tensor& q, const at::Tensor& k, cons
   return attend(q, k, v, pyr_q, pyr_k, pyr_v, checked, inverse, levels, pool, backend);
 }
 
+std::tuple<at::Tensor, at::Tensor, at::Tensor> gather_subsequence_op(
+    const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& slots,
+    const at::Tensor& inverse, int64_t levels, int64_t pool, bool validate_values) {
+  check_qkv(q, k, v, "lighthouse::gather_subsequence");
+  const Geometry g = checked_levels(levels, pool, dim_size(q, 1));
+  check_plan(q, slots, inverse, g);
+  const at::Tensor checked =
+      validate_values ? check_plan_values(slots, inverse) : slots;  // [B, H, S]
+  at::Tensor pyr_q = std::get<0>(pool_score(q, levels, pool, true, false));  // [B, P1, H, D]
+  at::Tensor pyr_k = std::get<0>(pool_score(k, levels, pool, true, false));  // [B, P1, Hkv, D]
+  at::Tensor pyr_v = std::get<0>(pool_score(v, levels, pool, true, false));  // [B, P1, Hkv, D]
+  return {gather(q, pyr_q, checked, inverse, levels, pool),   // [B, H, S, D]
+          gather(k, pyr_k, checked, inverse, levels, pool),   // [B, H, S, D]
+          gather(v, pyr_v, checked, inverse, levels, pool)};  // [B, H, S, D]
+}
+
+at::Tensor scatter_subsequence_op(const at::Tensor& o_tilde, const at::Tensor& slots,
+                                  const at::Tensor& inverse, int64_t levels, int64_t pool) {
+  return scatter(o_tilde, slots, inverse, levels, pool);  // [B, N, H, D]
+}
+
 at::Tensor dense_attention_op(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                               c10::string_view sdpa) {
   check_qkv(q, k, v, "lighthouse::dense_attention");
@@ -102,6 +123,8 @@ TORCH_LIBRARY_IMPL(lighthouse, CompositeImplicitAutograd, m) {
   m.impl("attention", &attention_op);
   m.impl("attention_with_plan", &attention_with_plan_op);
   m.impl("dense_attention", &dense_attention_op);
+  m.impl("gather_subsequence", &gather_subsequence_op);
+  m.impl("scatter_subsequence", &scatter_subsequence_op);
 }
 
 }  // namespace lighthouse::ops

@@ -3,7 +3,9 @@
 // composite.cpp).
 //
 // Public ops (layout q [B, N, H, D], k/v [B, N, Hkv, D]):
-//   attention, attention_with_plan, plan, dense_attention
+//   attention, attention_with_plan, plan, dense_attention, and the two halves of a plan's
+//   attention for callers that run the inner SDPA themselves (context parallel, src/dist/):
+//   gather_subsequence (pyramid + gather) and scatter_subsequence (scatter back)
 // Stage ops (underscore; shapes in src/ops/stages.h):
 //   _pool_score, _dilated_score, _select, _gather, _gather_backward, _scatter, _scatter_backward,
 //   _check_plan (value validation of a user plan, plan_check.cpp)
@@ -22,6 +24,13 @@ TORCH_LIBRARY(lighthouse, m) {
       "str scorer=\"norm\", Tensor? v=None, int dilation=4, str selection=\"causal\") "
       "-> (Tensor slots, Tensor inverse)");
   m.def("dense_attention(Tensor q, Tensor k, Tensor v, str sdpa=\"auto\") -> Tensor");
+  m.def(
+      "gather_subsequence(Tensor q, Tensor k, Tensor v, Tensor slots, Tensor inverse, "
+      "int levels, int pool, bool check_plan=True) -> (Tensor q_tilde, Tensor k_tilde, "
+      "Tensor v_tilde)");
+  m.def(
+      "scatter_subsequence(Tensor o_tilde, Tensor slots, Tensor inverse, int levels, int pool) "
+      "-> Tensor");
 
   m.def(
       "_pool_score(Tensor x, int levels, int pool, bool want_pyramid=True, "

@@ -6,6 +6,7 @@
 #include <initializer_list>
 #include <sstream>
 
+#include "dist/context_parallel.h"
 #include "train/run_config.h"
 
 namespace lighthouse::train {
@@ -25,6 +26,22 @@ std::string cat(const Args&... args) {
 bool parse_index(const std::string& s, int64_t* out) {
   const auto r = std::from_chars(s.data(), s.data() + s.size(), *out);
   return !s.empty() && r.ec == std::errc() && r.ptr == s.data() + s.size();
+}
+
+// dist.cp > 1 (SPEC.md §10): each rank holds 2 chunks of train.context tokens; the
+// Lighthouse configuration must be chunk-local with tiles on chunk boundaries.
+void check_context_parallel(const RunConfig& c) {
+  const int64_t W = c.dist.cp;
+  if (c.dist.dp > 1)
+    fail("dist.cp", cat("context parallel together with data parallel (dist.dp = ", c.dist.dp,
+                        ") is not built yet: set dist.dp = 1, got dist.cp = ", W));
+  if (c.train.context % (2 * W) != 0)
+    fail("dist.cp", cat("train.context = ", c.train.context, " must be a multiple of 2 x ",
+                        "dist.cp = ", 2 * W, " (two equal chunks per rank), got dist.cp = ", W));
+  if (c.train.attention != "lighthouse") return;
+  const std::string err = dist::check_context_parallel(to_model_config(c).lighthouse,
+                                                       c.train.context, static_cast<int>(W));
+  if (!err.empty()) fail("dist.cp", cat(W, " does not fit the Lighthouse layers: ", err));
 }
 
 }  // namespace
@@ -147,8 +164,8 @@ void validate(const RunConfig& c) {
   if (c.dist.world_size < 0)
     fail("dist.world_size", cat("must be >= 0 (0 = from the environment), got ", c.dist.world_size));
   if (c.dist.dp < 0) fail("dist.dp", cat("must be >= 0 (0 = world size / dist.cp), got ", c.dist.dp));
-  if (c.dist.cp != 1)
-    fail("dist.cp", cat("must be 1: context parallelism is not implemented yet, got ", c.dist.cp));
+  positive("dist.cp", c.dist.cp);
+  if (c.dist.cp > 1) check_context_parallel(c);
   positive("dist.timeout_s", c.dist.timeout_s);
   positive("dist.bucket_mb", c.dist.bucket_mb);
 }

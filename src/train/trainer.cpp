@@ -18,6 +18,7 @@
 #include <sstream>
 
 #include "model/export.h"
+#include "model/layers.h"
 #include "train/checkpoint.h"
 #include "dist/data_parallel.h"
 #include "train/device.h"
@@ -75,7 +76,7 @@ void drop_gradients(const std::vector<at::Tensor>& params) {
 }
 
 at::Tensor batch_loss(Session& s, const at::Tensor& batch) {  // batch [B, N + 1]
-  return next_token_loss(s.model, batch, s.device, s.bf16);
+  return next_token_loss(s.model, batch, s.device, s.bf16, s.cp > 1 ? s.group.get() : nullptr);
 }
 
 void write_text(const std::string& path, const std::string& text) {
@@ -136,6 +137,7 @@ std::unique_ptr<Session> open_session(const Launch& launch) {
   s->run_dir = cfg.run.dir;
   s->group = join_group(cfg, env, s->device);
   s->dp = resolve_dp(cfg, env.world);
+  s->cp = cfg.dist.cp;
 
   s->data = load_dataset(cfg, launch.data_progress);
   resolve_vocab(cfg, s->data, ck_path);
@@ -152,6 +154,7 @@ std::unique_ptr<Session> open_session(const Launch& launch) {
     s->model = model::Llama(to_model_config(cfg));  // initialized on CPU: same on any device
     if (init) load_init_weights(s->model, *init, cfg.model.init);
     s->model->to(s->device);
+    if (s->cp > 1) model::set_context_parallel(*s->model, s->group.get());
     if (s->group) s->owners = dist::shard_owners(s->model->parameters(), s->group->size());
     s->opt = make_optimizer(*s->model, cfg, s->owners, s->rank());
   } catch (const ConfigError&) {
@@ -162,6 +165,9 @@ std::unique_ptr<Session> open_session(const Launch& launch) {
     throw_model_oom(cfg, e);
   }
   s->params = s->model->parameters();
+  if (s->group)
+    s->averager = std::make_unique<dist::OverlappedAverager>(*s->group, s->params,
+                                                             cfg.dist.bucket_mb << 20);
 
   const uint64_t seed = static_cast<uint64_t>(cfg.run.seed);
   s->train_loader = std::make_unique<SequenceLoader>(s->data.train, cfg.train.context,
@@ -207,16 +213,17 @@ StepStats train_step(Session& s, std::optional<model::AttentionMode> mode) {
   auto loss_sum = torch::zeros({}, torch::dtype(at::kFloat).device(s.device));  // []
   const std::string fault = nonfinite_fault(s.step + 1);  // test hook (failure.h)
   for (int64_t a = 0; a < A; ++a) {
-    auto loss = batch_loss(s, s.train_loader->next_batch(B, s.rank(), s.dp));  // []
+    if (s.averager && a == A - 1) s.averager->arm();  // the last backward all-reduces
+    auto loss = batch_loss(s, s.train_loader->next_batch(B, s.dp_rank(), s.dp));  // []
     if (fault == "loss") loss = loss * std::numeric_limits<float>::quiet_NaN();
     (loss / static_cast<double>(A)).backward();
     loss_sum += loss.detach();
   }
   if (s.group) {  // gradients and loss averaged over the data-parallel ranks
-    dist::average_gradients(*s.group, s.params, s.cfg.dist.bucket_mb << 20);
+    s.averager->finish();
     std::vector<at::Tensor> l = {loss_sum};
     s.group->all_reduce_sum(l, "loss all-reduce");
-    loss_sum.div_(static_cast<double>(s.dp));
+    loss_sum.div_(static_cast<double>(s.group->size()));  // dp x cp partial means
   }
   if (fault == "grad") {
     torch::NoGradGuard no_grad;
@@ -250,14 +257,14 @@ double validation_loss(Session& s) {
   torch::NoGradGuard no_grad;
   const int64_t B = s.cfg.train.batch_size;
   auto sum = torch::zeros({1}, torch::kDouble);  // [1]; with ranks, each sums its batches
-  for (int64_t b = s.rank(); b < s.cfg.val.batches; b += s.dp)
+  for (int64_t b = s.dp_rank(); b < s.cfg.val.batches; b += s.dp)
     sum += batch_loss(s, s.val_loader->batch_at(b * B, B)).item<double>();
   if (s.group) {
     if (s.device.is_cuda()) sum = sum.to(s.device);
     std::vector<at::Tensor> v = {sum};
     s.group->all_reduce_sum(v, "validation loss all-reduce");
   }
-  return sum.item<double>() / static_cast<double>(s.cfg.val.batches);
+  return sum.item<double>() / static_cast<double>(s.cfg.val.batches * s.cp);
 }
 
 double validation_loss(Session& s, model::AttentionMode mode) {
@@ -369,6 +376,7 @@ TrainResult train(Session& s, const ConsoleHooks& console) {
        << "\n  device: " << s.device.str()
        << (s.group ? " x " + std::to_string(s.group->size()) + " ranks (" +
                          s.group->backend_name() + ", data parallel " + std::to_string(s.dp) +
+                         (s.cp > 1 ? ", context parallel " + std::to_string(s.cp) : "") +
                          ", AdamW state sharded)"
                    : "")
        << (s.bf16 ? " (bf16 autocast, fp32 master weights)" : " (fp32)") << ", "

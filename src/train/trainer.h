@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "dist/data_parallel.h"
 #include "dist/group.h"
 #include "model/llama.h"
 #include "train/data.h"
@@ -50,8 +51,14 @@ struct Session {
   // owns each parameter's AdamW state (ZeRO-1; `opt` holds this rank's parameters only).
   std::shared_ptr<dist::Group> group;
   int64_t dp = 1;
+  // Context parallel (dist.cp > 1, SPEC.md §10): every rank of the group reads the same
+  // sequences and holds its two chunks of each; gradients are averaged over all ranks.
+  int64_t cp = 1;
   std::vector<int> owners;
+  // Gradient averaging overlapped with the last micro-batch's backward (with a group).
+  std::unique_ptr<dist::OverlappedAverager> averager;
   int rank() const { return group ? group->rank() : 0; }
+  int dp_rank() const { return static_cast<int>(rank() / cp); }
 };
 
 // Resolves and validates the config, seeds, builds everything and restores the checkpoint

@@ -1,7 +1,8 @@
-// Data parallel through the `lighthouse` binary on CPU (Gloo, 2 and 4 local ranks launched by
-// --set dist.world_size): N steps of dp ranks equal N steps of one process with the same
+// Data and context parallel through the `lighthouse` binary on CPU (Gloo, 2 and 4 local ranks
+// launched by --set dist.world_size): N steps of dp ranks equal N steps of one process with the same
 // global batch (losses, weights and AdamW state), resume across a kill, resharding a dp = 2
-// checkpoint to dp = 1 and dp = 4, collective time-outs naming the rank, and config errors.
+// checkpoint to dp = 1 and dp = 4, collective time-outs naming the rank, config errors, and
+// dist.cp = 2 and 4 against one process.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -78,8 +79,9 @@ class DataParallel : public ::testing::Test {
     return run_cli(dir_, args);
   }
   // The run's losses and final weights equal the reference's to `tol` (relative; its AdamW
-  // state to 1e-5, or bitwise when tol = 0).
-  static void expect_same_run(const std::string& run, const std::string& ref, double tol) {
+  // state to `optim_tol`, 1e-5 by default, or bitwise when tol = 0).
+  static void expect_same_run(const std::string& run, const std::string& ref, double tol,
+                              double optim_tol = 1e-5) {
     const auto a = step_losses(run), b = step_losses(ref);
     ASSERT_EQ(a.size(), 8u);
     ASSERT_EQ(b.size(), 8u);
@@ -93,7 +95,7 @@ class DataParallel : public ::testing::Test {
     EXPECT_LE(max_rel_diff(ca, cb, "model/"), tol);
     // AdamW's moments are gradient statistics: the weights' 1e-7 differences move the last
     // gradients by ~1e-6 (a wrong gather or shard would be off by O(1)).
-    EXPECT_LE(max_rel_diff(ca, cb, "optim/"), tol == 0 ? 0.0 : 1e-5);
+    EXPECT_LE(max_rel_diff(ca, cb, "optim/"), tol == 0 ? 0.0 : optim_tol);
   }
   std::string dir_;
 };
@@ -184,10 +186,51 @@ TEST_F(DataParallel, CollectiveTimeOutFailsNamingTheRank) {
   EXPECT_NE(r.err.find("lighthouse: rank 0 of 2 exited with code 1"), std::string::npos) << r.err;
 }
 
+// Context parallel (dist.cp = world size): every rank reads the same sequences and holds two
+// chunks of each; Lighthouse steps 1-5 run the CP op, dense steps 6-8 ring attention. The
+// topk leaves one or more tiles per chunk (tiny: 4 tiles of 64 positions; 8 of 32 for cp = 4).
+TEST_F(DataParallel, ContextParallelTwoRanksEqualOneProcess) {
+  const std::string one = dir_ + "/one", two = dir_ + "/cp2";
+  auto r = train(one, {"lighthouse.topk=32"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = train(two, {"lighthouse.topk=32", "dist.world_size=2", "dist.cp=2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("data parallel 1, context parallel 2"), std::string::npos) << r.out;
+  expect_same_run(two, one, 5e-5, 1e-4);  // measured: weights 7.1e-6, AdamW 8.1e-6
+}
+
+TEST_F(DataParallel, ContextParallelFourRanksEqualOneProcess) {
+  const std::string one = dir_ + "/one", four = dir_ + "/cp4";
+  auto r = train(one, {"lighthouse.topk=64"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = train(four, {"lighthouse.topk=64", "dist.world_size=4", "dist.cp=4"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  expect_same_run(four, one, 5e-5, 1e-4);  // measured: weights 7.0e-6, AdamW 1.7e-5
+}
+
 TEST_F(DataParallel, BadDistConfigNamesTheKey) {
-  auto r = train(dir_ + "/a", {"dist.cp=2"});
+  auto r = train(dir_ + "/a", {"dist.cp=2"});  // 16 / 8 = 2 tiles cannot make 4 chunks
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.err.find("dist.cp: must be 1"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("dist.cp: 2 does not fit the Lighthouse layers: topk: context parallel "
+                       "over 2 ranks"),
+            std::string::npos)
+      << r.err;
+  r = train(dir_ + "/a2", {"dist.world_size=2", "dist.cp=4", "lighthouse.topk=64"});
+  EXPECT_EQ(r.exit_code, 1);  // cp does not divide the world size
+  EXPECT_NE(r.err.find("dist.cp: dist.dp x dist.cp must equal the world size 2, got 0 x 4"),
+            std::string::npos)
+      << r.err;
+  r = train(dir_ + "/a3", {"dist.world_size=2", "dist.cp=2", "train.attention=dense",
+                           "train.context=258"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("dist.cp: train.context = 258 must be a multiple of 2 x dist.cp = 4"),
+            std::string::npos)
+      << r.err;
+  r = train(dir_ + "/a4", {"dist.world_size=4", "dist.cp=2", "dist.dp=2", "lighthouse.topk=32"});
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.err.find("dist.cp: context parallel together with data parallel"),
+            std::string::npos)
+      << r.err;
   r = train(dir_ + "/b", {"dist.world_size=2", "dist.dp=3"});
   EXPECT_EQ(r.exit_code, 1);  // refused by the launcher, before any rank starts
   EXPECT_EQ(r.err.find("rank"), std::string::npos) << r.err;

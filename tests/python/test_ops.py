@@ -219,7 +219,29 @@ def opcheck_cases():
         ("_scatter", ops._scatter.default, (o_tilde, slots, inverse, L, p)),
         ("_scatter_backward", ops._scatter_backward.default, (grad_n, slots, L, p)),
         ("_check_plan", ops._check_plan.default, (slots, inverse)),
+        ("gather_subsequence", ops.gather_subsequence.default, (q, kk, v, slots, inverse, L, p)),
+        ("scatter_subsequence", ops.scatter_subsequence.default, (o_tilde, slots, inverse, L, p)),
     ]
+
+
+def test_gather_and_scatter_subsequence_compose_to_attention_with_plan():
+    """attention_with_plan == scatter_subsequence(causal SDPA(gather_subsequence)): the two
+    halves context parallel runs around its ring attention (src/dist/)."""
+    shape = SHAPES[0]
+    L, p, k, m = shape[5:]
+    q, kk, v = inputs(shape, seed=11, requires_grad=True)
+    slots, inverse = ops.plan(q.detach(), kk.detach(), L, p, k, m)
+    qt, kt, vt = ops.gather_subsequence(q, kk, v, slots, inverse, L, p)
+    assert qt.shape == (shape[0], shape[2], slot_count(shape), shape[4])
+    ot = F.scaled_dot_product_attention(qt, kt, vt, is_causal=True)
+    out = ops.scatter_subsequence(ot, slots, inverse, L, p)
+    want = ops.attention_with_plan(q, kk, v, slots, inverse, L, p)
+    assert torch.allclose(out, want, rtol=1e-12, atol=1e-12)
+    g = torch.randn_like(out)
+    got_grads = torch.autograd.grad(out, (q, kk, v), g)
+    want_grads = torch.autograd.grad(want, (q, kk, v), g)
+    for a, b in zip(got_grads, want_grads):
+        assert torch.allclose(a, b, rtol=1e-10, atol=1e-12)
 
 
 @pytest.mark.parametrize("op,args", [pytest.param(o, a, id=n) for n, o, a in opcheck_cases()])

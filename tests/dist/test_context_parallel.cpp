@@ -1,0 +1,100 @@
+// The context-parallel Lighthouse op over 2 and 4 in-process Gloo ranks equals the
+// single-device op on the same inputs: output and gradients (fp32, 1e-5 relative) and the slot
+// tables (each chunk's plan, renumbered globally, is its slice of the single-device plan).
+#include <gtest/gtest.h>
+
+#include "dist/context_parallel.h"
+#include "dist/cp_layout.h"
+#include "dist/ranks.h"
+
+namespace lighthouse::dist {
+namespace {
+
+Config tiny(int64_t levels, int64_t pool, int64_t topk) {
+  Config c;
+  c.levels = levels;
+  c.pool = pool;
+  c.topk = topk;
+  c.tile_topk = 4;
+  return c;
+}
+
+void check_cp(int W, const Config& cfg, int64_t N) {
+  at::manual_seed(7 + W + N);
+  const int64_t B = 2, H = 4, Hkv = 2, D = 8;
+  const at::Tensor q = torch::randn({B, N, H, D}), k = torch::randn({B, N, Hkv, D}),
+                   v = torch::randn({B, N, Hkv, D}), dout = torch::randn({B, N, H, D});
+  const at::Tensor qr = q.clone().requires_grad_(), kr = k.clone().requires_grad_(),
+                   vr = v.clone().requires_grad_();
+  const at::Tensor ref = attention(qr, kr, vr, cfg);  // [B, N, H, D]
+  ref.backward(dout);
+  const Plan whole = plan(q, k, cfg);  // [B, H, S]
+  const int64_t n = N / (2 * W), Sc = whole.slots.size(2) / (2 * W);
+
+  std::vector<at::Tensor> o(W), dq(W), dk(W), dv(W), slots(W);
+  run_ranks(W, [&](Group& g) {
+    const int r = g.rank();
+    at::Tensor ql = cp_shard(q, 1, r, W).requires_grad_(),
+               kl = cp_shard(k, 1, r, W).requires_grad_(),
+               vl = cp_shard(v, 1, r, W).requires_grad_();
+    Plan local;
+    at::Tensor ol = cp_attention(g, ql, kl, vl, cfg, &local);  // [B, 2n, H, D]
+    ol.backward(cp_shard(dout, 1, r, W));
+    o[r] = ol.detach();
+    dq[r] = ql.grad();
+    dk[r] = kl.grad();
+    dv[r] = vl.grad();
+    slots[r] = local.slots;  // [2B, H, Sc]
+  });
+  const std::string what = std::to_string(W) + " ranks, N = " + std::to_string(N);
+  EXPECT_LE(rel_error(cp_unshard(o, 1), ref.detach()), 1e-5) << what << ": output";
+  EXPECT_LE(rel_error(cp_unshard(dq, 1), qr.grad()), 1e-5) << what << ": dq";
+  EXPECT_LE(rel_error(cp_unshard(dk, 1), kr.grad()), 1e-5) << what << ": dk";
+  EXPECT_LE(rel_error(cp_unshard(dv, 1), vr.grad()), 1e-5) << what << ": dv";
+  for (int r = 0; r < W; ++r)
+    for (int half = 0; half < 2; ++half) {
+      const int64_t c = cp_chunk(r, W, half);
+      ASSERT_EQ(slots[r].size(2), Sc) << what;
+      const at::Tensor mine = global_slots(slots[r].narrow(0, half * B, B), c, n, W, cfg);
+      EXPECT_TRUE(torch::equal(mine, whole.slots.narrow(2, c * Sc, Sc)))
+          << what << ": slots of chunk " << c;
+    }
+}
+
+TEST(ContextParallel, TwoRanksEqualTheSingleDeviceOp) {
+  check_cp(2, tiny(3, 2, 32), 128);  // 4 chunks of 2 tiles of 16 positions
+  check_cp(2, tiny(2, 4, 16), 64);   // 4 chunks of 1 tile of 16 positions
+}
+
+TEST(ContextParallel, FourRanksEqualTheSingleDeviceOp) {
+  check_cp(4, tiny(3, 2, 32), 128);  // 8 chunks of 1 tile
+}
+
+TEST(ContextParallel, ConfigurationsThatAreNotChunkLocalAreRejectedByName) {
+  const Config ok = tiny(3, 2, 32);
+  EXPECT_EQ(check_context_parallel(ok, 128, 2), "");
+  EXPECT_EQ(check_context_parallel(ok, 128, 4), "");
+  Config c = ok;
+  c.scorer = Scorer::Dilated;
+  EXPECT_EQ(check_context_parallel(c, 128, 2).rfind("scorer:", 0), 0u);
+  c = ok;
+  c.selection = Selection::Causal;
+  EXPECT_EQ(check_context_parallel(c, 128, 2).rfind("selection:", 0), 0u);
+  const std::string tiles = check_context_parallel(ok, 128, 3);  // 8 tiles into 6 chunks
+  EXPECT_EQ(tiles.rfind("topk:", 0), 0u) << tiles;
+  EXPECT_NE(tiles.find("multiple of 6"), std::string::npos) << tiles;
+  EXPECT_NE(check_context_parallel(ok, 120, 2), "");  // N not a multiple of p^c x T
+  EXPECT_EQ(check_context_parallel(ok, 128, 0).rfind("dist.cp:", 0), 0u);
+  run_ranks(3, [&](Group& g) {
+    const at::Tensor q = torch::randn({1, 2 * 128 / 6, 2, 4});
+    try {
+      cp_attention(g, q, q, q, ok);
+      ADD_FAILURE() << "no error";
+    } catch (const c10::ValueError& e) {
+      EXPECT_NE(std::string(e.what()).find("cp_attention: topk:"), std::string::npos) << e.what();
+    }
+  });
+}
+
+}  // namespace
+}  // namespace lighthouse::dist
