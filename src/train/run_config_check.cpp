@@ -38,7 +38,7 @@ void check_context_parallel(const RunConfig& c) {
   if (c.train.context % (2 * W) != 0)
     fail("dist.cp", cat("train.context = ", c.train.context, " must be a multiple of 2 x ",
                         "dist.cp = ", 2 * W, " (two equal chunks per rank), got dist.cp = ", W));
-  if (c.train.attention != "lighthouse") return;
+  if (c.train.attention != model::AttentionMode::Lighthouse) return;
   const std::string err = dist::check_context_parallel(to_model_config(c).lighthouse,
                                                        c.train.context, static_cast<int>(W));
   if (!err.empty()) fail("dist.cp", cat(W, " does not fit the Lighthouse layers: ", err));

@@ -16,6 +16,7 @@ Config tiny(int64_t levels, int64_t pool, int64_t topk) {
   c.pool = pool;
   c.topk = topk;
   c.tile_topk = 4;
+  c.selection = Selection::Stratified;  // context parallel needs it (SPEC.md §10)
   return c;
 }
 
