@@ -214,7 +214,7 @@ void add_bench_leak(CLI::App& bench) {
   sub->add_option("--seed", a->seed, "random seed")->check(non_negative_int());
   sub->add_option("--json", a->json, "write the rows as JSON to this file");
   sub->callback([a, reads] {
-    a->lh = lighthouse_keys(train::tiny_model().lighthouse, overrides(a->keys), "bench leak",
+    a->lh = lighthouse_keys(a->lh, overrides(a->keys), "bench leak",
                             reads);
     const int rc = run_leak(*a);
     if (rc != 0) throw CLI::RuntimeError(rc);

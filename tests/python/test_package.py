@@ -260,7 +260,8 @@ def test_causal_selection_argument():
     assert "selection='causal'" in repr(lighthouse.nn.LighthouseAttention(causal))
     p_c = lighthouse.plan(q, k, **CFG, selection="causal")
     assert torch.equal(p_c.slots, lighthouse.nn.LighthouseAttention(causal).plan(q, k).slots)
-    assert not torch.equal(p_c.slots, lighthouse.plan(q, k, **CFG).slots)
+    assert torch.equal(p_c.slots, lighthouse.plan(q, k, **CFG).slots)  # causal is the default
+    assert not torch.equal(p_c.slots, lighthouse.plan(q, k, **CFG, selection="stratified").slots)
     t = 100
     q2, k2, v2 = (x.clone() for x in (q, k, v))
     for x, y in zip((q2, k2, v2), qkv(SHAPE, dtype=torch.float64, seed=9)):

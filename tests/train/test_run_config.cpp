@@ -100,7 +100,7 @@ TEST(RunConfig, ErrorsStartWithTheKey) {
             }).rfind("x.toml:1: TOML syntax error", 0),
             0u);
   for (const char* bad : {"train.steps=0", "optim.beta1=1", "lighthouse.pool=3",
-                          "train.context=1001", "schedule.min_lr_factor=2", "run.device=tpu"}) {
+                          "train.context=1", "schedule.min_lr_factor=2", "run.device=tpu"}) {
     RunConfig b = test_config();
     apply_override(b, bad);
     const std::string key = std::string(bad).substr(0, std::string(bad).find('='));
@@ -170,9 +170,8 @@ TEST(RunConfig, DilatedScorerKeys) {
   EXPECT_EQ(from_json.model.lighthouse.dilation, 8);
   EXPECT_EQ(to_model_config(RunConfig{}).lighthouse.scorer, Scorer::Norm);
   EXPECT_EQ(RunConfig{}.model.lighthouse.dilation, Config{}.dilation);
-  apply_override(c, "lighthouse.dilation=3");
-  EXPECT_EQ(error_of([&] { validate(c); }).rfind("lighthouse.dilation: dilation (delta) = 3", 0), 0u)
-      << error_of([&] { validate(c); });
+  apply_override(c, "lighthouse.dilation=3");  // any N (SPEC.md §4): δ need not divide it
+  EXPECT_NO_THROW(validate(c));
   apply_override(c, "lighthouse.dilation=0");
   EXPECT_EQ(error_of([&] { validate(c); }).rfind("lighthouse.dilation: dilation (delta) must be", 0),
             0u);
