@@ -115,6 +115,12 @@ std::string check_context_parallel(const Config& cfg, int64_t N, int W) {
   Geometry g;
   std::string error;
   if (!make_geometry(cfg, N, &g, &error)) return error;
+  // Chunks are cut on tile boundaries: every tile whole and equal, no level-0 tail (SPEC.md
+  // §2's last shorter tile and tail are single-device only).
+  if (g.tail != 0 || g.tiles != g.T || g.C_last != g.C)
+    return "N: context parallel needs whole, equal tiles: N = " + std::to_string(N) +
+           " must be a multiple of pool^(levels-1) x topk / tile_topk = " +
+           std::to_string(g.window[g.c] * g.T);
   return "";
 }
 
