@@ -40,6 +40,13 @@ double niah_mean(const json& ev) {
   return ev.contains("niah") ? ev["niah"]["mean"].get<double>() : std::nan("");
 }
 
+// The NIAH score of a random guess (the built-in generator's one digit in ten), or null for a
+// prompt file's exact-match scoring, which has none.
+json niah_chance(const json& ev) {
+  if (!ev.contains("niah") || !ev["niah"].contains("chance")) return nullptr;
+  return ev["niah"]["chance"];
+}
+
 json run_summary(const RunLog& r, const json& ev) {
   return {{"dir", r.dir},
           {"steps", r.steps.back().step},
@@ -182,6 +189,7 @@ json compare_report(const RunLog& dense, const RunLog& lh, const json& eval_dens
   r["switch_excess"] = excess;
   r["stage1_dense_val"] = stage1_dense_val(dense, lh);
   r["recovery_steps"] = recovery;
+  r["niah_chance"] = niah_chance(eval_dense);
   r["niah_mean"] = {{"dense", number_or_null(niah_mean(eval_dense))},
                     {"lighthouse", number_or_null(niah_mean(eval_lh))}};
   r["tokens"] = {{"dense", dense.steps.back().tokens}, {"lighthouse", lh.steps.back().tokens}};
@@ -220,7 +228,11 @@ std::string report_markdown(const json& r) {
   md << "| | dense from scratch | Lighthouse -> dense |\n|---|---|---|\n";
   md << "| final loss (dense mode) | " << num(r["final_loss"]["dense"], "%.4f") << " | "
      << num(r["final_loss"]["lighthouse"], "%.4f") << " |\n";
-  md << "| NIAH mean (dense mode, chance 0.10) | " << num(r["niah_mean"]["dense"], "%.3f") << " | "
+  md << "| NIAH mean (dense mode"
+     << (r.contains("niah_chance") && r["niah_chance"].is_number()
+             ? ", chance " + num(r["niah_chance"], "%.2f")
+             : std::string())
+     << ") | " << num(r["niah_mean"]["dense"], "%.3f") << " | "
      << num(r["niah_mean"]["lighthouse"], "%.3f") << " |\n";
   md << "| training wall clock (s) | " << num(r["wall_clock_s"]["dense"], "%.1f") << " | "
      << num(r["wall_clock_s"]["lighthouse"], "%.1f") << " |\n";

@@ -180,6 +180,13 @@ TEST(Compare, SpikeRecoveryAndCriteriaFollowTheirDefinitions) {
   EXPECT_NE(report_markdown(v).find("stage 1 in dense mode (validation at step 20): 2.5000 vs "
                                     "dense 2.1000 (+0.4000)"),
             std::string::npos);
+  // NIAH chance: the built-in generator's is printed; a prompt file's scoring has none.
+  EXPECT_NE(report_markdown(v).find("| NIAH mean (dense mode) |"), std::string::npos);
+  nlohmann::json with_chance = eval_of(1.50, 0.6);
+  with_chance["niah"]["chance"] = 0.1;
+  EXPECT_NE(report_markdown(compare_report(dv, lv, with_chance, eval_of(1.51, 0.5)))
+                .find("| NIAH mean (dense mode, chance 0.10) |"),
+            std::string::npos);
   // Below the dense run on single steps only: never recovered.
   const RunLog never = log_of(
       losses({{19, 3.0}, {1, 2.4}, {1, 4.0}, {1, 1.9}, {9, 2.5}, {1, 1.9}, {18, 2.1}}), "lh", 20);
