@@ -70,37 +70,41 @@ at::Tensor attention_op(const at::Tensor& q, const at::Tensor& k, const at::Tens
   return attend(q, k, v, pyr_q, pyr_k, pyr_v, slots, inverse, levels, pool, cfg.backend);
 }
 
+// A user plan checked against q's geometry (values too unless lighthouse::plan just made it:
+// then no check and, on CUDA, no host sync) and the pyramids of q, k and v it indexes.
+struct PlannedInputs {
+  at::Tensor slots;                // [B, H, S]
+  at::Tensor pyr_q, pyr_k, pyr_v;  // [B, P1, H or Hkv, D]
+};
+
+PlannedInputs planned_inputs(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                             const at::Tensor& slots, const at::Tensor& inverse, int64_t levels,
+                             int64_t pool, bool validate_values) {
+  check_plan(q, slots, inverse, checked_levels(levels, pool, dim_size(q, 1)));
+  return {validate_values ? check_plan_values(slots, inverse) : slots,
+          std::get<0>(pool_score(q, levels, pool, true, false)),
+          std::get<0>(pool_score(k, levels, pool, true, false)),
+          std::get<0>(pool_score(v, levels, pool, true, false))};
+}
+
 at::Tensor attention_with_plan_op(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                                   const at::Tensor& slots, const at::Tensor& inverse,
                                   int64_t levels, int64_t pool, c10::string_view sdpa,
                                   bool validate_values) {
   check_qkv(q, k, v, "lighthouse::attention_with_plan");
   const SdpaBackend backend = backend_from_arg(sdpa);
-  const Geometry g = checked_levels(levels, pool, dim_size(q, 1));
-  check_plan(q, slots, inverse, g);
-  // A plan lighthouse::plan just made needs no value check (and, on CUDA, no host sync).
-  const at::Tensor checked =
-      validate_values ? check_plan_values(slots, inverse) : slots;  // [B, H, S]
-  at::Tensor pyr_q = std::get<0>(pool_score(q, levels, pool, true, false));  // [B, P1, H, D]
-  at::Tensor pyr_k = std::get<0>(pool_score(k, levels, pool, true, false));  // [B, P1, Hkv, D]
-  at::Tensor pyr_v = std::get<0>(pool_score(v, levels, pool, true, false));  // [B, P1, Hkv, D]
-  return attend(q, k, v, pyr_q, pyr_k, pyr_v, checked, inverse, levels, pool, backend);
+  const PlannedInputs in = planned_inputs(q, k, v, slots, inverse, levels, pool, validate_values);
+  return attend(q, k, v, in.pyr_q, in.pyr_k, in.pyr_v, in.slots, inverse, levels, pool, backend);
 }
 
 std::tuple<at::Tensor, at::Tensor, at::Tensor> gather_subsequence_op(
     const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& slots,
     const at::Tensor& inverse, int64_t levels, int64_t pool, bool validate_values) {
   check_qkv(q, k, v, "lighthouse::gather_subsequence");
-  const Geometry g = checked_levels(levels, pool, dim_size(q, 1));
-  check_plan(q, slots, inverse, g);
-  const at::Tensor checked =
-      validate_values ? check_plan_values(slots, inverse) : slots;  // [B, H, S]
-  at::Tensor pyr_q = std::get<0>(pool_score(q, levels, pool, true, false));  // [B, P1, H, D]
-  at::Tensor pyr_k = std::get<0>(pool_score(k, levels, pool, true, false));  // [B, P1, Hkv, D]
-  at::Tensor pyr_v = std::get<0>(pool_score(v, levels, pool, true, false));  // [B, P1, Hkv, D]
-  return {gather(q, pyr_q, checked, inverse, levels, pool),   // [B, H, S, D]
-          gather(k, pyr_k, checked, inverse, levels, pool),   // [B, H, S, D]
-          gather(v, pyr_v, checked, inverse, levels, pool)};  // [B, H, S, D]
+  const PlannedInputs in = planned_inputs(q, k, v, slots, inverse, levels, pool, validate_values);
+  return {gather(q, in.pyr_q, in.slots, inverse, levels, pool),   // [B, H, S, D]
+          gather(k, in.pyr_k, in.slots, inverse, levels, pool),   // [B, H, S, D]
+          gather(v, in.pyr_v, in.slots, inverse, levels, pool)};  // [B, H, S, D]
 }
 
 at::Tensor scatter_subsequence_op(const at::Tensor& o_tilde, const at::Tensor& slots,
