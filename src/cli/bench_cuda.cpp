@@ -260,6 +260,27 @@ BenchPoint run_point(const BenchArgs& a, int64_t N, int64_t topk, const at::Tens
       {"lh_cudnn_fwdbwd", light(lh_cudnn, true)},
       {"lh_flash_fwd", light(lh_flash, false)},
       {"lh_flash_fwdbwd", light(lh_flash, true)}};
+  {  // the inner SDPA alone on S slots ([B, H, S, D], the gather's layout): the op's floor, so
+     // the share outside it is measured, not inferred from stage timings
+    const int64_t S = g.S;
+    const at::Tensor qs = torch::randn({d.B, d.H, S, d.D}, opts).requires_grad_();
+    const at::Tensor ks = torch::randn({d.B, d.H, S, d.D}, opts).requires_grad_();
+    const at::Tensor vs = torch::randn({d.B, d.H, S, d.D}, opts).requires_grad_();
+    const at::Tensor dos = torch::randn({d.B, d.H, S, d.D}, opts);
+    auto inner = [=](bool backward) -> Fn {
+      return [=](const InputSet&) {
+        if (!backward) {
+          torch::NoGradGuard ng;
+          ops::sdpa_causal(qs, ks, vs, SdpaBackend::Cudnn);
+          return;
+        }
+        const at::Tensor o = ops::sdpa_causal(qs, ks, vs, SdpaBackend::Cudnn);  // [B, H, S, D]
+        torch::autograd::grad({o}, {qs, ks, vs}, {dos});
+      };
+    };
+    cases.push_back({"sdpaS_cudnn_fwd", inner(false)});
+    cases.push_back({"sdpaS_cudnn_fwdbwd", inner(true)});
+  }
   if (dilated) {  // the dilated scorer next to the norm scorer, both with the cuDNN inner SDPA
     cases.push_back({"lhdil_cudnn_fwd", light(dil_cudnn, false)});
     cases.push_back({"lhdil_cudnn_fwdbwd", light(dil_cudnn, true)});

@@ -158,7 +158,7 @@ at::Tensor LlamaImpl::forward(const at::Tensor& tokens) {
   for (size_t i = 0; i < s.layers.size(); ++i) {
     const std::shared_ptr<DecoderLayerImpl> layer = s.layers[i].ptr();
     const bool lighthouse = s.mode == AttentionMode::Lighthouse && !s.always_dense[i];
-    if (recompute) {
+    if (recompute && (!lighthouse || s.cfg.recompute_lighthouse_layers)) {
       auto fn = [layer, rope, lighthouse](const at::Tensor& x) {
         return layer->forward(x, rope, lighthouse);
       };

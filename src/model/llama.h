@@ -59,6 +59,10 @@ struct ModelConfig {
   Config lighthouse;                  // L, p, k, m, scorer, SDPA backend of Lighthouse layers
   LighthouseCombine lighthouse_combine = LighthouseCombine::Sum;
   bool activation_checkpointing = false;
+  // With activation_checkpointing: false recomputes only the layers whose attention is dense in
+  // the current mode; Lighthouse layers keep their activations (their attention saves only the
+  // S-slot sub-sequence, so they cost the least memory per recomputed FLOP saved).
+  bool recompute_lighthouse_layers = true;
 };
 
 // The first invalid value of cfg, its parameter named by its config key (model.d_model, ...,

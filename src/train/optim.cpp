@@ -1,8 +1,14 @@
 // AdamW parameter groups, the warmup + decay schedule and gradient clipping (optim.h).
 #include "train/optim.h"
 
+#include <ATen/ops/_foreach_mul.h>
+#include <ATen/ops/_foreach_norm.h>
+#include <ATen/ops/_fused_adamw.h>
+
 #include <algorithm>
 #include <cmath>
+#include <string>
+#include <vector>
 
 namespace lighthouse::train {
 
@@ -54,17 +60,68 @@ void set_hyperparameters(torch::optim::AdamW& opt, const RunConfig& cfg, double 
   }
 }
 
+void adamw_step(torch::optim::AdamW& opt, bool fused) {
+  if (!fused) {
+    opt.step();
+    return;
+  }
+  torch::NoGradGuard no_grad;
+  auto& state = opt.state();
+  for (auto& group : opt.param_groups()) {
+    const auto& o = static_cast<const torch::optim::AdamWOptions&>(group.options());
+    TORCH_CHECK(!o.amsgrad(), "optim.fused: amsgrad is not supported");
+    std::vector<at::Tensor> params, grads, exp_avgs, exp_avg_sqs;
+    std::vector<double> steps;
+    for (const auto& p : group.params()) {
+      if (!p.grad().defined()) continue;
+      TORCH_CHECK(p.scalar_type() == at::kFloat && p.device() == group.params()[0].device(),
+                  "optim.fused: parameters must be fp32 on one device, got ", p.scalar_type(),
+                  " on ", p.device());
+      void* key = p.unsafeGetTensorImpl();  // opt.step()'s key for the parameter's state
+      auto it = state.find(key);
+      if (it == state.end()) {  // lazily, as opt.step() creates it
+        auto st = std::make_unique<torch::optim::AdamWParamState>();
+        st->step(0);
+        st->exp_avg(torch::zeros_like(p, at::MemoryFormat::Preserve));
+        st->exp_avg_sq(torch::zeros_like(p, at::MemoryFormat::Preserve));
+        it = state.emplace(key, std::move(st)).first;
+      }
+      auto& st = static_cast<torch::optim::AdamWParamState&>(*it->second);
+      st.step(st.step() + 1);
+      params.push_back(p);
+      grads.push_back(p.grad());
+      exp_avgs.push_back(st.exp_avg());
+      exp_avg_sqs.push_back(st.exp_avg_sq());
+      steps.push_back(static_cast<double>(st.step()));
+    }
+    if (params.empty()) continue;
+    // The kernel reads each parameter's step from a device scalar: one copy for the group.
+    const at::Tensor step_t =
+        torch::tensor(steps, torch::dtype(at::kDouble)).to(at::kFloat).to(params[0].device());
+    std::vector<at::Tensor> state_steps;
+    for (size_t i = 0; i < params.size(); ++i) state_steps.push_back(step_t[i]);
+    const auto [beta1, beta2] = o.betas();
+    at::_fused_adamw_(params, grads, exp_avgs, exp_avg_sqs, {}, state_steps, o.lr(), beta1, beta2,
+                      o.weight_decay(), o.eps(), /*amsgrad=*/false, /*maximize=*/false);
+  }
+}
+
 double clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm) {
-  std::vector<at::Tensor> norms;  // one 0-d fp32 norm per gradient
+  std::vector<at::Tensor> grads;
   for (const auto& p : params)
-    if (p.grad().defined()) norms.push_back(p.grad().detach().to(at::kFloat).norm());
-  if (norms.empty()) return 0.0;
+    if (p.grad().defined()) grads.push_back(p.grad().detach());
+  if (grads.empty()) return 0.0;
+  for (auto& g : grads)
+    if (g.scalar_type() != at::kFloat) g = g.to(at::kFloat);
+  const std::vector<at::Tensor> norms = at::_foreach_norm(grads, 2);  // one 0-d fp32 each
   const double total = torch::stack(norms).norm().item<double>();
   if (max_norm > 0 && total > max_norm) {
     const double scale = max_norm / (total + 1e-6);
     torch::NoGradGuard ng;
+    std::vector<at::Tensor> live;
     for (const auto& p : params)
-      if (p.grad().defined()) p.grad().mul_(scale);
+      if (p.grad().defined()) live.push_back(p.grad());
+    at::_foreach_mul_(live, scale);
   }
   return total;
 }

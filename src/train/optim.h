@@ -26,7 +26,14 @@ std::unique_ptr<torch::optim::AdamW> make_optimizer(const torch::nn::Module& mod
 // Re-applies the config's hyper-parameters to every group (after a resume) and sets the lr.
 void set_hyperparameters(torch::optim::AdamW& opt, const RunConfig& cfg, double lr);
 
+// One AdamW step of every parameter with a gradient. `fused`: one multi-tensor kernel per
+// group (ATen's _fused_adamw_, the kernel of torch.optim.AdamW(fused=True); the trainer asks
+// for it on CUDA with optim.fused), the state kept in `opt` as opt.step() keeps it (exp_avg,
+// exp_avg_sq, step), so checkpoints and a switch between the paths carry over; else opt.step().
+void adamw_step(torch::optim::AdamW& opt, bool fused);
+
 // Global L2 norm of all gradients, in fp32; scales them to max_norm when above it (and > 0).
+// Multi-tensor norms and scaling (one host sync, for the norm).
 double clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm);
 
 }  // namespace lighthouse::train

@@ -154,6 +154,9 @@ const std::vector<Field>& fields() {
       dense_layers_field(),
       LH_KEY("model.activation_checkpointing", model.activation_checkpointing, false,
              "recompute layer activations in backward"),
+      LH_KEY("model.recompute_lighthouse_layers", model.recompute_lighthouse_layers, false,
+             "with activation_checkpointing: recompute Lighthouse layers too (false: dense "
+             "layers only)"),
       LH_KEY("model.vocab_size", model.vocab, true,
              "vocabulary (0 = from the data: the shards' header, 259 for bytes)"),
       LH_KEY("model.init", model.init, false,
@@ -202,6 +205,8 @@ const std::vector<Field>& fields() {
       LH_KEY("optim.eps", optim.eps, false, "AdamW epsilon"),
       LH_KEY("optim.weight_decay", optim.weight_decay, false, "decoupled weight decay"),
       LH_KEY("optim.clip", optim.clip, false, "global grad-norm clip (0 = off)"),
+      LH_KEY("optim.fused", optim.fused, false,
+             "CUDA: one multi-tensor AdamW kernel per group (false: the per-tensor loop)"),
       LH_KEY("optim.decay_norms_and_embeddings", optim.decay_norms_and_embeddings, false,
              "apply weight decay to norms and embeddings too"),
       LH_KEY("schedule.warmup_steps", schedule.warmup_steps, false, "linear warmup steps"),

@@ -60,6 +60,7 @@ struct RunConfig {
     double lr = 3e-3, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.1;
     double clip = 1.0;  // global grad-norm clip, 0 = off
     bool decay_norms_and_embeddings = false;
+    bool fused = true;  // CUDA: ATen's multi-tensor AdamW kernel (CPU: the per-tensor loop)
   } optim;
   struct Schedule {
     int64_t warmup_steps = 15;

@@ -233,7 +233,7 @@ StepStats train_step(Session& s, std::optional<model::AttentionMode> mode) {
   st.loss = loss_sum.item<double>() / static_cast<double>(A);
   st.skipped = !std::isfinite(st.loss) ? "loss" : !std::isfinite(st.grad_norm) ? "grad norm" : "";
   if (st.skipped.empty()) {
-    s.opt->step();
+    adamw_step(*s.opt, s.cfg.optim.fused && s.device.is_cuda());
     if (s.group) dist::broadcast_from_owners(*s.group, s.params, s.owners);
     s.consecutive_skips = 0;
   } else {  // weights and AdamW state untouched; the gradients are dropped

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include "model/autocast.h"
+#include "model/flops.h"
 #include "model/layers.h"
 #include "model/tiny.h"
 
@@ -126,12 +127,16 @@ TEST(Llama, ResolvedDenseLayers) {
       c10::Error);
 }
 
-// Checkpointed and plain runs give the same loss and gradients, in both attention modes.
+// Checkpointed and plain runs give the same loss and gradients, in both attention modes, with
+// every layer recomputed or only the dense-attention ones.
 TEST(Llama, ActivationCheckpointingSameLossAndGradients) {
+  for (const bool all_layers : {true, false})
   for (AttentionMode mode : {AttentionMode::Dense, AttentionMode::Lighthouse}) {
+    SCOPED_TRACE(std::string("recompute_lighthouse_layers ") + (all_layers ? "true" : "false"));
     ModelConfig cfg = tiny_config();
     Llama plain = make_model(cfg);
     cfg.activation_checkpointing = true;
+    cfg.recompute_lighthouse_layers = all_layers;
     Llama ckpt = make_model(cfg);
     plain->set_attention_mode(mode);
     ckpt->set_attention_mode(mode);
@@ -338,3 +343,33 @@ TEST(AutocastScope, SetsAndRestoresTheDeviceState) {
 
 }  // namespace
 }  // namespace lighthouse::model
+
+// The weight products of a step are 6 N FLOPs per weight-matrix parameter (embeddings are
+// lookups, norms elementwise); attention counts n (n + 1) / 2 query-key pairs per head, with
+// Lighthouse layers on their S slots (tiny_config: S = 24 at N = 32) and dense layers on N.
+TEST(Llama, StepFlopsCountsEveryWeightAndAttentionPair) {
+  const ModelConfig cfg = tiny_config();
+  Llama model = make_model(cfg);
+  double matrix_params = 0;
+  for (const auto& p : model->named_parameters())
+    if (p.value().dim() == 2 && p.key().find("embed_tokens") == std::string::npos)
+      matrix_params += static_cast<double>(p.value().numel());
+  const int64_t n = kTinyN;
+  const StepFlops dense = step_flops(cfg, n, AttentionMode::Dense);
+  EXPECT_DOUBLE_EQ(dense.gemm, 6.0 * n * matrix_params);
+  const double pair = 4.0 * cfg.head_dim * cfg.n_heads;  // Q.K and P.V of one pair, all heads
+  EXPECT_DOUBLE_EQ(dense.attention, 3.5 * cfg.n_layers * pair * n * (n + 1) / 2);
+  EXPECT_EQ(dense.scorer, 0);
+  const StepFlops lh = step_flops(cfg, n, AttentionMode::Lighthouse);
+  const int64_t dense_layers = static_cast<int64_t>(resolved_dense_layers(cfg).size());
+  const int64_t S = 24;
+  EXPECT_DOUBLE_EQ(lh.gemm, dense.gemm);
+  EXPECT_DOUBLE_EQ(lh.attention, 3.5 * pair *
+                                     (dense_layers * n * (n + 1) / 2.0 +
+                                      (cfg.n_layers - dense_layers) * S * (S + 1) / 2.0));
+  ModelConfig dil = cfg;
+  dil.lighthouse.scorer = Scorer::Dilated;
+  dil.lighthouse.dilation = 4;  // 4 sub-sequences of 8 positions, Q.K and K.Q
+  EXPECT_DOUBLE_EQ(step_flops(dil, n, AttentionMode::Lighthouse).scorer,
+                   (cfg.n_layers - dense_layers) * 2.0 * 4 * pair * 8 * 9 / 2.0);
+}

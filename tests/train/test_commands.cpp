@@ -49,6 +49,30 @@ TEST(Commands, BenchTrainTimesBothModes) {
   }
   EXPECT_GT(j["lighthouse_over_dense"].get<double>(), 0);
   EXPECT_EQ(j["tokens_per_step"], 2 * 256);
+  // The model's FLOPs and the bound: Lighthouse layers attend over S < N slots, so the same
+  // weights' products and less attention; the two-stage speedup follows from the step times.
+  const auto& d = j["modes"]["dense"];
+  const auto& l = j["modes"]["lighthouse"];
+  EXPECT_EQ(d["flops_per_step"]["gemm"], l["flops_per_step"]["gemm"]);
+  EXPECT_LT(l["flops_per_step"]["attention"].get<double>(),
+            d["flops_per_step"]["attention"].get<double>());
+  EXPECT_GT(d["model_tflops"].get<double>(), 0);
+  EXPECT_GT(l["lower_bound_s"].get<double>(), 0);
+  EXPECT_GT(j["measured_peaks_tflops"]["gemm"].get<double>(), 0);
+  const double td = d["median_step_s"], tl = l["median_step_s"];
+  EXPECT_NEAR(j["two_stage_speedup"]["10000+6000"].get<double>(),
+              16000 * td / (10000 * tl + 6000 * td), 1e-9);
+  EXPECT_NE(r.out.find("two-stage wall clock"), std::string::npos) << r.out;
+}
+
+// The kernel profile reads device kernels: a CPU run is refused by the flag's name.
+TEST(Commands, BenchTrainProfileNeedsCuda) {
+  const std::string dir = scratch_dir("bench-profile");
+  testing::write_file(dir + "/t.toml", testing::kTestToml);
+  const auto r = run_cli(dir, {"bench", "train", "--config", dir + "/t.toml", "--steps", "1",
+                               "--profile-steps", "1", "--set", "run.device=cpu"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("--profile-steps"), std::string::npos) << r.err;
 }
 
 // Any context (SPEC.md §2): 1000 is no multiple of the tile span p^(L-1) T = 4 * 2, and the

@@ -5,6 +5,7 @@
 
 #include <cmath>
 
+#include "train/adamw_parity.h"
 #include "train/helpers.h"
 #include "train/optim.h"
 #include "train/trainer.h"
@@ -68,6 +69,17 @@ TEST(Optimizer, ClipsByGlobalNorm) {
   EXPECT_NEAR(a.grad()[0].item<double>(), 3.0, 1e-6);  // under the limit: untouched
   EXPECT_NEAR(clip_grad_norm({a, b}, 1.0), 5.0, 1e-6);
   EXPECT_NEAR(std::hypot(a.grad()[0].item<double>(), b.grad()[0].item<double>()), 1.0, 1e-5);
+}
+
+// optim.fused's multi-tensor step equals torch's per-tensor AdamW (here ATen's CPU kernel; the
+// trainer uses it on CUDA, tests/gpu/test_cuda_optim.cpp), and its state resumes in the loop.
+TEST(Optimizer, FusedStepMatchesThePerTensorLoop) {
+  const auto r = testing::adamw_fused_vs_loop(torch::kCPU);
+  EXPECT_LT(r.params, 1e-6);
+  EXPECT_LT(r.exp_avg, 1e-6);
+  EXPECT_LT(r.exp_avg_sq, 1e-6);
+  EXPECT_EQ(r.steps_fused, 3);
+  EXPECT_EQ(r.steps_loop, 3);
 }
 
 TEST(Optimizer, AccumulationMatchesOneLargeBatch) {
