@@ -23,84 +23,77 @@ constexpr int kMaxScatterLevels = 8;  // scatter and gather_backward are instant
 constexpr int kPack = 8;              // elements per thread
 constexpr int kMaxDim = 256;          // D <= 32 packs: one row of one head fits a warp
 
-// Every params struct carries the plan geometry (include/lighthouse/geometry.h) by value:
-// the level sizes and offsets for every stage, the tiles for select. p = 2^log2p.
-// Stage 1 and the norm scores: x [B, N, Hx, D] -> pyramid [B, P1, Hx, D] (levels >= 1, level
-// l at rows offset[l] - N; null to skip) and score [B, Hx, P] fp32 (null to skip; the tail's
-// level-0 norms included).
-struct PoolScoreParams {
+// What every stage kernel reads: the element type, the sizes (each kernel's comment says
+// which it uses) and the plan geometry (include/lighthouse/geometry.h) by value: the level
+// sizes and offsets for every stage, the tiles for select. p = 2^log2p. Hx is the head count
+// of the tensor the stage reads per KV head (x, or sk for select: Hkv).
+struct StageParams {
   DType dtype = DType::Float32;
+  int64_t B = 0, H = 0, Hx = 0, S = 0, D = 0;
+  Geometry geo;
+};
+
+// Stage 1 and the norm scores (B, Hx, D): x [B, N, Hx, D] -> pyramid [B, P1, Hx, D] (levels
+// >= 1, level l at rows offset[l] - N; null to skip) and score [B, Hx, P] fp32 (null to skip;
+// the tail's level-0 norms included).
+struct PoolScoreParams : StageParams {
   const void* x = nullptr;
   void* pyramid = nullptr;
   float* score = nullptr;
-  int64_t B = 0, Hx = 0, D = 0;
-  Geometry geo;
 };
 cudaError_t launch_pool_score(const PoolScoreParams& prm, cudaStream_t stream);
 
-// Stage 2: the per-tile cascade and post-order slot table. sq [B, H, P], sk [B, Hkv, P] fp32
-// -> slots [B, H, S], inverse [B, H, P] int64 (the launcher fills inverse with -1 first, and
-// writes the tail's level-0 tokens after the tiles). causal: the causal rule of SPEC.md §12
-// instead of the stratified top-m/2 of §4. The tiles, m and S come from the geometry.
-struct SelectParams {
+// Stage 2 (B, H, Hx = Hkv; no dtype): the per-tile cascade and post-order slot table. sq
+// [B, H, P], sk [B, Hkv, P] fp32 -> slots [B, H, S], inverse [B, H, P] int64 (the launcher
+// fills inverse with -1 first, and writes the tail's level-0 tokens after the tiles). causal:
+// the causal rule of SPEC.md §12 instead of the stratified top-m/2 of §4. The tiles, m and S
+// come from the geometry.
+struct SelectParams : StageParams {
   const float* sq = nullptr;
   const float* sk = nullptr;
   int64_t* slots = nullptr;
   int64_t* inverse = nullptr;
-  int64_t B = 0, H = 0, Hkv = 0;
   bool causal = false;
-  Geometry geo;
 };
 // Dynamic shared memory one select block needs; the ops layer checks it against the device.
 size_t select_shared_bytes(const SelectParams& prm);
 cudaError_t launch_select(const SelectParams& prm, cudaStream_t stream);
 
-// Gather (SPEC.md §5): x [B, N, Hx, D], pyramid [B, P1, Hx, D], slots [B, H, S] -> out
-// [B, H, S, D]. Query head h reads head h / (H / Hx) of x.
-struct GatherParams {
-  DType dtype = DType::Float32;
+// Gather (SPEC.md §5; B, H, Hx, S, D): x [B, N, Hx, D], pyramid [B, P1, Hx, D], slots
+// [B, H, S] -> out [B, H, S, D]. Query head h reads head h / (H / Hx) of x.
+struct GatherParams : StageParams {
   const void* x = nullptr;
   const void* pyramid = nullptr;
   const int64_t* slots = nullptr;
   void* out = nullptr;
-  int64_t B = 0, H = 0, Hx = 0, S = 0, D = 0;
-  Geometry geo;
 };
 cudaError_t launch_gather(const GatherParams& prm, cudaStream_t stream);
 
-// Gather backward (SPEC.md §7): grad [B, H, S, D], inverse [B, H, P] -> dx [B, N, Hx, D],
-// each base token the 1/p^l-weighted sum over levels and over the query heads of its head.
-struct GatherBackwardParams {
-  DType dtype = DType::Float32;
+// Gather backward (SPEC.md §7; B, H, Hx, S, D): grad [B, H, S, D], inverse [B, H, P] -> dx
+// [B, N, Hx, D], each base token the 1/p^l-weighted sum over levels and over the query heads
+// of its head.
+struct GatherBackwardParams : StageParams {
   const void* grad = nullptr;
   const int64_t* inverse = nullptr;
   void* dx = nullptr;
-  int64_t B = 0, H = 0, Hx = 0, S = 0, D = 0;
-  Geometry geo;
 };
 cudaError_t launch_gather_backward(const GatherBackwardParams& prm, cudaStream_t stream);
 
-// Scatter back as a gather (SPEC.md §6): o_tilde [B, H, S, D], inverse [B, H, P] -> out
-// [B, N, H, D], each position the sum of its <= L contributions.
-struct ScatterParams {
-  DType dtype = DType::Float32;
+// Scatter back as a gather (SPEC.md §6; B, H, S, D): o_tilde [B, H, S, D], inverse [B, H, P]
+// -> out [B, N, H, D], each position the sum of its <= L contributions.
+struct ScatterParams : StageParams {
   const void* o_tilde = nullptr;
   const int64_t* inverse = nullptr;
   void* out = nullptr;
-  int64_t B = 0, H = 0, S = 0, D = 0;
-  Geometry geo;
 };
 cudaError_t launch_scatter(const ScatterParams& prm, cudaStream_t stream);
 
-// Scatter backward (SPEC.md §7): grad [B, N, H, D], slots [B, H, S] -> [B, H, S, D], each slot
-// the sum of grad over the positions R(entry) it scattered to.
-struct ScatterBackwardParams {
-  DType dtype = DType::Float32;
+// Scatter backward (SPEC.md §7; B, H, S, D): grad [B, N, H, D], slots [B, H, S] -> [B, H, S, D],
+// each slot the sum of grad over the positions R(entry) it scattered to.
+struct ScatterBackwardParams : StageParams {
   const void* grad = nullptr;
   const int64_t* slots = nullptr;
   void* out = nullptr;
-  int64_t B = 0, H = 0, S = 0, D = 0;
-  Geometry geo;
 };
 cudaError_t launch_scatter_backward(const ScatterBackwardParams& prm, cudaStream_t stream);
 

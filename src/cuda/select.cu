@@ -191,7 +191,7 @@ __global__ void __launch_bounds__(kThreads) select_kernel(SelectParams prm) {
   const int c = static_cast<int>(geo.c), m = static_cast<int>(geo.m), half = m / 2;
   Tile t;
   t.sq = prm.sq + bh * geo.P;
-  t.sk = prm.sk + (b * prm.Hkv + h / (prm.H / prm.Hkv)) * geo.P;
+  t.sk = prm.sk + (b * prm.Hx + h / (prm.H / prm.Hx)) * geo.P;
   t.slots = prm.slots + bh * geo.S;
   t.inverse = prm.inverse + bh * geo.P;
   t.base = j * geo.S_tile;

@@ -322,7 +322,7 @@ json run_compare(const CompareOptions& o, const CompareHooks& hooks) {
     device = m.device.str();
     EvalOptions eo = o.eval;
     eo.ppl = eo.niah = true;
-    eo.modes = {"dense"};
+    eo.modes = {model::AttentionMode::Dense};
     say("compare: evaluating the " + name + " run (" + m.source + ")");
     evals[name] = run_eval(m, eo, hooks.eval);
     write_text(o.out + "/eval-" + name + ".json", evals[name].dump(2) + "\n");

@@ -59,18 +59,21 @@ std::string size_label(int64_t n) {
 
 }  // namespace
 
-std::vector<std::string> parse_modes(const std::string& text) {
-  std::vector<std::string> out;
-  for (const auto& m : split(text)) {
-    if (m != "dense" && m != "lighthouse")
-      throw std::invalid_argument("--modes: each mode must be dense or lighthouse, got \"" + m +
-                                  "\"");
+std::vector<model::AttentionMode> parse_modes(const std::string& text) {
+  std::vector<model::AttentionMode> out;
+  for (const auto& name : split(text)) {
+    std::string err;
+    const model::AttentionMode m = model::parse_mode(name, &err);
+    if (!err.empty())
+      throw std::invalid_argument("--modes: each mode must be dense or lighthouse, got \"" +
+                                  name + "\"");
     if (std::find(out.begin(), out.end(), m) != out.end())
-      throw std::invalid_argument("--modes: \"" + m + "\" is listed twice");
+      throw std::invalid_argument("--modes: \"" + name + "\" is listed twice");
     out.push_back(m);
   }
   if (out.empty()) throw std::invalid_argument("--modes: expected dense, lighthouse or both");
-  std::stable_partition(out.begin(), out.end(), [](const std::string& m) { return m == "dense"; });
+  std::stable_partition(out.begin(), out.end(),
+                        [](model::AttentionMode m) { return m == model::AttentionMode::Dense; });
   return out;
 }
 
@@ -133,8 +136,8 @@ nlohmann::json run_eval(EvalModel& m, const EvalOptions& o, const EvalHooks& hoo
   char buf[256];
 
   if (o.ppl) {
-    for (const auto& mode : o.modes)
-      if (mode == "lighthouse" && !m.has_run_config)
+    for (const auto mode : o.modes)
+      if (mode == model::AttentionMode::Lighthouse && !m.has_run_config)
         throw std::invalid_argument(
             "--modes: lighthouse needs the run's Lighthouse config, which " + m.source +
             " lacks (export it with this lighthouse)");
@@ -169,21 +172,22 @@ nlohmann::json run_eval(EvalModel& m, const EvalOptions& o, const EvalHooks& hoo
     const int64_t context = m.has_run_config ? m.cfg.train.context : 2048;
     const int64_t batch = m.has_run_config ? m.cfg.train.batch_size : 1;
     out["ppl_data"] = {{"source", what}, {"context", context}};
-    for (const auto& mode : o.modes) {
-      const auto am =
-          mode == "dense" ? model::AttentionMode::Dense : model::AttentionMode::Lighthouse;
-      const PplResult r =
-          perplexity(m, stream, context, batch, am, o.max_tokens, [&](int64_t done, int64_t total) {
-            if (hooks.progress) hooks.progress("ppl " + mode, done, total, "seq");
-          });
-      out["ppl"][mode] = {{"loss", r.loss}, {"ppl", r.ppl}, {"tokens", r.tokens}};
+    for (const auto mode : o.modes) {
+      const std::string name = model::mode_name(mode);
+      const PplResult r = perplexity(m, stream, context, batch, mode, o.max_tokens,
+                                     [&](int64_t done, int64_t total) {
+                                       if (hooks.progress)
+                                         hooks.progress("ppl " + name, done, total, "seq");
+                                     });
+      out["ppl"][name] = {{"loss", r.loss}, {"ppl", r.ppl}, {"tokens", r.tokens}};
       std::snprintf(
           buf, sizeof buf,
           "ppl %-10s loss %.4f  ppl %.3f  over %lld tokens (%lld of %lld sequences of %lld, %s)%s",
-          (mode + ":").c_str(), r.loss, r.ppl, static_cast<long long>(r.tokens),
+          (name + ":").c_str(), r.loss, r.ppl, static_cast<long long>(r.tokens),
           static_cast<long long>(r.sequences), static_cast<long long>(r.available),
           static_cast<long long>(context), what.c_str(),
-          mode == "dense" ? "" : "  [reads future tokens: not a quality measure]");
+          mode == model::AttentionMode::Dense ? ""
+                                              : "  [reads future tokens: not a quality measure]");
       say(buf);
     }
   }

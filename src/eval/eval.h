@@ -11,14 +11,16 @@
 
 #include "eval/model_source.h"
 #include "eval/niah.h"
+#include "model/llama.h"
 
 namespace lighthouse::eval {
 
 struct EvalOptions {
   bool ppl = false, niah = false;
-  std::vector<std::string> modes = {"dense"};  // --modes: dense | lighthouse
-  std::string data;                            // "" = the run's validation split
-  int64_t max_tokens = 0;                      // 0 = every sequence
+  // --ppl's attention modes, dense first (parse_modes)
+  std::vector<model::AttentionMode> modes = {model::AttentionMode::Dense};
+  std::string data;        // "" = the run's validation split
+  int64_t max_tokens = 0;  // 0 = every sequence
   NiahOptions niah_opts;
   bool contexts_explicit = false;  // --niah-contexts given: no context is skipped
   bool depths_explicit = false;    // --niah-depths given
@@ -33,9 +35,10 @@ struct EvalHooks {
   std::function<void(const std::string&, int64_t, int64_t, const std::string&)> progress;
 };
 
-// Parses "dense,lighthouse" (--modes) and "1024,2048" (--niah-contexts, --niah-depths); K and
-// M suffixes multiply by 1024 and 1048576. Throw std::invalid_argument naming the flag.
-std::vector<std::string> parse_modes(const std::string& text);
+// Parses "dense,lighthouse" (--modes: each mode once, returned dense first) and "1024,2048"
+// (--niah-contexts, --niah-depths; K and M suffixes multiply by 1024 and 1048576). Throw
+// std::invalid_argument naming the flag (and, for --modes, the accepted values).
+std::vector<model::AttentionMode> parse_modes(const std::string& text);
 std::vector<int64_t> parse_sizes(const std::string& text, const std::string& flag);
 
 // The NIAH contexts actually run for a model trained at `trained_context`: explicit lists

@@ -2,19 +2,21 @@
 // identical on every device: slots in [0, P), inverse in [-1, S), and inverse exactly the
 // inverse of slots. One implementation in ATen ops serves CPU and CUDA; on CUDA it costs one
 // host sync for the four flags (messages with the offending range are built only on failure).
-// Plans made by the op itself are not checked. Shapes are checked before (check_plan).
+// Plans made by the op itself are not checked. Shapes are checked before (check_plan). The
+// range check and its message serve the CPU stage kernels too (cpu_impl.cpp).
 #include <torch/library.h>
 
 #include "ops/stages.h"
 
 namespace lighthouse::ops {
-namespace {
 
-void range_error(const at::Tensor& t, int64_t lo, int64_t hi, const char* what) {
-  TORCH_CHECK_VALUE(false, what, " values must lie in [", lo, ", ", hi, "), got [",
-                    t.min().item<int64_t>(), ", ", t.max().item<int64_t>(),
-                    "]; pass a plan made by lighthouse::plan");
+void check_index_range(const at::Tensor& t, int64_t lo, int64_t hi, const char* what) {
+  const int64_t mn = t.min().item<int64_t>(), mx = t.max().item<int64_t>();
+  TORCH_CHECK_VALUE(mn >= lo && mx < hi, what, " values must lie in [", lo, ", ", hi,
+                    "), got [", mn, ", ", mx, "]; pass a plan made by lighthouse::plan");
 }
+
+namespace {
 
 // slots [B, H, S], inverse [B, H, P] -> a copy of slots, returned so that the check stays in
 // traced graphs (its result is what the later stages read).
@@ -29,8 +31,8 @@ at::Tensor check_plan_impl(const at::Tensor& slots, const at::Tensor& inverse) {
                                       inverse.ge(0).sum().ne(slots.numel())})
                                .cpu();  // [4] bool: the one sync
   const bool* f = flags.data_ptr<bool>();
-  if (f[0]) range_error(slots, 0, P, "slots");
-  if (f[1]) range_error(inverse, -1, S, "inverse");
+  if (f[0]) check_index_range(slots, 0, P, "slots");
+  if (f[1]) check_index_range(inverse, -1, S, "inverse");
   TORCH_CHECK_VALUE(!f[2] && !f[3],
                     "inverse must be the inverse of slots (inverse[slots[s]] == s for every "
                     "slot, -1 for every pyramid index not in slots); pass a plan made by "

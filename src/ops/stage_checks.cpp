@@ -1,4 +1,5 @@
-// Argument checks of the stage ops, shared by the CPU, CUDA and Meta implementations.
+// Argument checks of the stage ops: stage_impls.h runs them before the CPU, CUDA and Meta
+// backends alike, so every device rejects the same arguments with the same message.
 // Each returns the geometry the kernels need.
 #include <c10/util/Exception.h>
 

@@ -48,7 +48,7 @@ Geometry levels_from_pyramid(int64_t levels, int64_t pool, int64_t P, const char
 void check_plan(const at::Tensor& q, const at::Tensor& slots, const at::Tensor& inverse,
                 const Geometry& g);
 
-// Argument checks of the stage ops (stage_checks.cpp), shared by every backend.
+// Argument checks of the stage ops (stage_checks.cpp), run by stage_impls.h before any backend.
 Geometry check_pool_score(const at::Tensor& x, int64_t levels, int64_t pool);
 Geometry check_dilated_score(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                              int64_t levels, int64_t pool, int64_t dilation);
@@ -80,6 +80,8 @@ at::Tensor scatter_backward(const at::Tensor& grad, const at::Tensor& slots, int
                             int64_t pool);
 // Validates a user plan's values (any device, one host sync); returns a copy of slots.
 at::Tensor check_plan_values(const at::Tensor& slots, const at::Tensor& inverse);
+// Throws naming `what` unless every value of the index tensor t lies in [lo, hi) (plan_check.cpp).
+void check_index_range(const at::Tensor& t, int64_t lo, int64_t hi, const char* what);
 
 // The dilated scores with stock SDPA on strided views (dilated_sdpa.cpp): the CUDA kernel of
 // _dilated_score, device-agnostic ATen (so CPU tests check it against the reference).

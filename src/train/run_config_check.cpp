@@ -1,27 +1,18 @@
-// Validation of a RunConfig (ranges and consistency, each error naming its key) and its
-// translation into the model's configuration.
+// Validation of a RunConfig (ranges and consistency, each error naming its key), resume
+// compatibility, and its translation into the model's configuration.
 #include <algorithm>
 #include <cctype>
 #include <charconv>
 #include <initializer_list>
-#include <sstream>
 
 #include "dist/context_parallel.h"
-#include "train/run_config.h"
+#include "train/run_config_keys.h"
 
 namespace lighthouse::train {
 namespace {
 
-template <typename... Args>
-std::string cat(const Args&... args) {
-  std::ostringstream os;
-  (os << ... << args);
-  return os.str();
-}
-
-[[noreturn]] void fail(const std::string& key, const std::string& msg) {
-  throw ConfigError(key + ": " + msg);
-}
+using keys::cat;
+using keys::fail;
 
 bool parse_index(const std::string& s, int64_t* out) {
   const auto r = std::from_chars(s.data(), s.data() + s.size(), *out);
@@ -181,6 +172,26 @@ int64_t resolve_dp(const RunConfig& c, int64_t world) {
 
 int64_t global_batch(const RunConfig& c, int64_t world) {
   return resolve_dp(c, world) * c.train.batch_size * c.train.grad_accum;
+}
+
+void check_resume_compatible(const RunConfig& saved, const RunConfig& now) {
+  for (const auto& f : keys::fields()) {
+    if (!f.frozen_on_resume) continue;
+    const std::string a = keys::toml_value(saved, f), b = keys::toml_value(now, f);
+    if (a != b)
+      fail(f.key, cat("cannot change when resuming (checkpoint has ", a, ", got ", b, ")"));
+  }
+}
+
+void check_resume_global_batch(const RunConfig& saved, int64_t saved_world, const RunConfig& now,
+                               int64_t world) {
+  const int64_t a = global_batch(saved, saved_world), b = global_batch(now, world);
+  if (a != b)
+    fail("train.batch_size",
+         cat("dp x train.batch_size x train.grad_accum (the global batch) cannot change when "
+             "resuming (checkpoint has ", a, " sequences per step, got ", resolve_dp(now, world),
+             " x ", now.train.batch_size, " x ", now.train.grad_accum, " = ", b,
+             "); keep the product when changing dist.dp"));
 }
 
 RunModel tiny_model() {

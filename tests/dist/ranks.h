@@ -12,6 +12,7 @@
 
 #include "dist/group.h"
 #include "dist/launch.h"
+#include "support/common.h"
 
 namespace lighthouse::dist {
 
@@ -41,9 +42,6 @@ void run_ranks(int W, F&& fn, bool cuda = false) {
     if (e) std::rethrow_exception(e);
 }
 
-// max |a - b| / max |b|: the relative error of a against the reference b.
-inline double rel_error(const at::Tensor& a, const at::Tensor& b) {
-  return (a - b).abs().max().item<double>() / b.abs().max().item<double>();
-}
+using test::rel_err;  // max |a - b| / max |b| (support/common.h)
 
 }  // namespace lighthouse::dist

@@ -48,10 +48,10 @@ void check_cp(int W, const Config& cfg, int64_t N) {
     slots[r] = local.slots;  // [2B, H, Sc]
   });
   const std::string what = std::to_string(W) + " ranks, N = " + std::to_string(N);
-  EXPECT_LE(rel_error(cp_unshard(o, 1), ref.detach()), 1e-5) << what << ": output";
-  EXPECT_LE(rel_error(cp_unshard(dq, 1), qr.grad()), 1e-5) << what << ": dq";
-  EXPECT_LE(rel_error(cp_unshard(dk, 1), kr.grad()), 1e-5) << what << ": dk";
-  EXPECT_LE(rel_error(cp_unshard(dv, 1), vr.grad()), 1e-5) << what << ": dv";
+  EXPECT_LE(rel_err(cp_unshard(o, 1), ref.detach()), 1e-5) << what << ": output";
+  EXPECT_LE(rel_err(cp_unshard(dq, 1), qr.grad()), 1e-5) << what << ": dq";
+  EXPECT_LE(rel_err(cp_unshard(dk, 1), kr.grad()), 1e-5) << what << ": dk";
+  EXPECT_LE(rel_err(cp_unshard(dv, 1), vr.grad()), 1e-5) << what << ": dv";
   for (int r = 0; r < W; ++r)
     for (int half = 0; half < 2; ++half) {
       const int64_t c = cp_chunk(r, W, half);

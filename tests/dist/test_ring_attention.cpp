@@ -61,10 +61,10 @@ void check_ring(int W, at::ScalarType dtype, double tol) {
     dk[r] = kl.grad();
     dv[r] = vl.grad();
   });
-  EXPECT_LE(rel_error(cp_unshard(o, 1), ref.detach()), tol) << W << " ranks: output";
-  EXPECT_LE(rel_error(cp_unshard(dq, 1), qr.grad()), tol) << W << " ranks: dq";
-  EXPECT_LE(rel_error(cp_unshard(dk, 1), kr.grad()), tol) << W << " ranks: dk";
-  EXPECT_LE(rel_error(cp_unshard(dv, 1), vr.grad()), tol) << W << " ranks: dv";
+  EXPECT_LE(rel_err(cp_unshard(o, 1), ref.detach()), tol) << W << " ranks: output";
+  EXPECT_LE(rel_err(cp_unshard(dq, 1), qr.grad()), tol) << W << " ranks: dq";
+  EXPECT_LE(rel_err(cp_unshard(dk, 1), kr.grad()), tol) << W << " ranks: dk";
+  EXPECT_LE(rel_err(cp_unshard(dv, 1), vr.grad()), tol) << W << " ranks: dv";
 }
 
 TEST(RingAttention, TwoRanksEqualDenseCausalSdpa) {

@@ -135,7 +135,11 @@ TEST(NiahFlags, ContextsSkipBeyondTheTrainedContextUnlessListed) {
   o.niah_opts.contexts = parse_sizes("1K, 64k,2048", "--niah-contexts");
   o.contexts_explicit = true;
   EXPECT_EQ(niah_contexts(o, 2048, nullptr), (std::vector<int64_t>{1024, 65536, 2048}));
-  EXPECT_EQ(parse_modes("lighthouse,dense"), (std::vector<std::string>{"dense", "lighthouse"}));
+  EXPECT_EQ(parse_modes("lighthouse,dense"),
+            (std::vector<model::AttentionMode>{model::AttentionMode::Dense,
+                                               model::AttentionMode::Lighthouse}));
+  EXPECT_EQ(parse_modes(" lighthouse "),
+            (std::vector<model::AttentionMode>{model::AttentionMode::Lighthouse}));
   EXPECT_THROW(parse_modes("dense,sparse"), std::invalid_argument);
   EXPECT_THROW(parse_modes("dense,dense"), std::invalid_argument);
   EXPECT_THROW(parse_sizes("1024,x", "--niah-depths"), std::invalid_argument);

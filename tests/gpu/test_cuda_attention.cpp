@@ -7,7 +7,7 @@
 #include <iostream>
 
 #include "gpu/gpu_common.h"
-#include "ops/common.h"
+#include "support/common.h"
 
 namespace lighthouse::test {
 namespace {

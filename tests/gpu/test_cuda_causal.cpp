@@ -6,8 +6,8 @@
 #include <ATen/ATen.h>
 
 #include "gpu/gpu_common.h"
-#include "ops/common.h"
 #include "ops/stages.h"
+#include "support/common.h"
 
 namespace lighthouse::test {
 namespace {

@@ -17,6 +17,7 @@
 #include "dist/cp_layout.h"
 #include "dist/ranks.h"
 #include "dist/ring_attention.h"
+#include "support/tolerance.h"
 
 namespace lighthouse::dist {
 namespace {
@@ -32,8 +33,9 @@ at::Tensor dense_ref(const at::Tensor &q, const at::Tensor &k, const at::Tensor 
 }
 
 // Ring attention over `W` GPUs in `dtype` against fp64 CPU SDPA: output and q,
-// k, v gradients.
-void check_ring(int W, at::ScalarType dtype, double tol) {
+// k, v gradients, to the dtype's tolerance (support/tolerance.h).
+void check_ring(int W, at::ScalarType dtype) {
+  const double tol = test::tolerance(dtype);
   at::manual_seed(5);
   const int64_t B = 1, N = 2 * W * 256, H = 4, D = 64;
   const at::Tensor q = torch::randn({B, N, H, D}, at::kDouble),
@@ -62,22 +64,22 @@ void check_ring(int W, at::ScalarType dtype, double tol) {
         dv[r] = vl.grad().cpu().to(at::kDouble);
       },
       true);
-  EXPECT_LE(rel_error(cp_unshard(o, 1), ref.detach()), tol) << "output";
-  EXPECT_LE(rel_error(cp_unshard(dq, 1), qr.grad()), tol) << "dq";
-  EXPECT_LE(rel_error(cp_unshard(dk, 1), kr.grad()), tol) << "dk";
-  EXPECT_LE(rel_error(cp_unshard(dv, 1), vr.grad()), tol) << "dv";
+  EXPECT_LE(rel_err(cp_unshard(o, 1), ref.detach()), tol) << "output";
+  EXPECT_LE(rel_err(cp_unshard(dq, 1), qr.grad()), tol) << "dq";
+  EXPECT_LE(rel_err(cp_unshard(dk, 1), kr.grad()), tol) << "dk";
+  EXPECT_LE(rel_err(cp_unshard(dv, 1), vr.grad()), tol) << "dv";
 }
 
 TEST(CudaRingAttention, OneGpuMatchesSdpa) {
   SKIP_WITHOUT_GPUS(1);
-  check_ring(1, at::kFloat, 2e-4);
-  check_ring(1, at::kBFloat16, 3e-2);
+  check_ring(1, at::kFloat);
+  check_ring(1, at::kBFloat16);
 }
 
 TEST(CudaRingAttention, TwoGpusMatchSdpa) {
   SKIP_WITHOUT_GPUS(2);
-  check_ring(2, at::kFloat, 2e-4);
-  check_ring(2, at::kBFloat16, 3e-2);
+  check_ring(2, at::kFloat);
+  check_ring(2, at::kBFloat16);
 }
 
 // The CP op over 2 GPUs (fp32) against the single-GPU op on the same inputs.
@@ -113,8 +115,8 @@ TEST(CudaContextParallel, TwoGpusEqualTheSingleGpuOp) {
         dq[r] = ql.grad().cpu();
       },
       true);
-  EXPECT_LE(rel_error(cp_unshard(o, 1), ref.detach().cpu()), 1e-4);
-  EXPECT_LE(rel_error(cp_unshard(dq, 1), qr.grad().cpu()), 1e-4);
+  EXPECT_LE(rel_err(cp_unshard(o, 1), ref.detach().cpu()), 1e-4);
+  EXPECT_LE(rel_err(cp_unshard(dq, 1), qr.grad().cpu()), 1e-4);
 }
 
 // Forward + backward milliseconds of one rank's CP step (median of 5 after 2

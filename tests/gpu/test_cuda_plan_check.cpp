@@ -6,7 +6,7 @@
 #include <string>
 
 #include "gpu/gpu_common.h"
-#include "ops/common.h"
+#include "support/common.h"
 
 namespace lighthouse::test {
 namespace {

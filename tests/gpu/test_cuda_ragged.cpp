@@ -12,8 +12,8 @@
 
 #include "gpu/gpu_common.h"
 #include "lighthouse/config.h"
-#include "ops/common.h"
 #include "ops/stages.h"
+#include "support/common.h"
 
 namespace lighthouse::test {
 namespace {

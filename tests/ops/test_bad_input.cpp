@@ -5,9 +5,9 @@
 
 #include <functional>
 
-#include "ops/common.h"
 #include "ops/handle.h"
 #include "ops/stages.h"
+#include "support/common.h"
 
 namespace lighthouse::test {
 namespace {

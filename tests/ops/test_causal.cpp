@@ -11,9 +11,9 @@
 #include <random>
 #include <set>
 
-#include "ops/common.h"
-#include "ops/oracle.h"
 #include "ops/stages.h"
+#include "support/common.h"
+#include "support/oracle.h"
 
 namespace lighthouse::test {
 namespace {

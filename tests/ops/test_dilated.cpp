@@ -10,9 +10,9 @@
 #include <string>
 #include <vector>
 
-#include "ops/common.h"
-#include "ops/oracle.h"
 #include "ops/stages.h"
+#include "support/common.h"
+#include "support/oracle.h"
 
 namespace lighthouse::test {
 namespace {

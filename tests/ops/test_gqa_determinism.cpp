@@ -6,8 +6,8 @@
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
-#include "ops/common.h"
 #include "ops/stages.h"
+#include "support/common.h"
 
 namespace lighthouse::test {
 namespace {

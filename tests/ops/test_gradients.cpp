@@ -5,7 +5,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>
 
-#include "ops/common.h"
+#include "support/common.h"
 
 namespace lighthouse::test {
 namespace {

@@ -6,8 +6,8 @@
 
 #include <limits>
 
-#include "ops/common.h"
-#include "ops/oracle.h"
+#include "support/common.h"
+#include "support/oracle.h"
 
 namespace lighthouse::test {
 namespace {

@@ -3,9 +3,9 @@
 #include <gtest/gtest.h>
 #include <torch/csrc/autograd/autograd.h>
 
-#include "ops/common.h"
-#include "ops/oracle.h"
 #include "ops/stages.h"
+#include "support/common.h"
+#include "support/oracle.h"
 
 namespace lighthouse::test {
 namespace {

@@ -7,9 +7,9 @@
 
 #include <set>
 
-#include "ops/common.h"
-#include "ops/oracle.h"
 #include "ops/stages.h"
+#include "support/common.h"
+#include "support/oracle.h"
 
 namespace lighthouse::test {
 namespace {

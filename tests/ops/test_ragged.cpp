@@ -12,9 +12,9 @@
 #include <set>
 
 #include "lighthouse/config.h"
-#include "ops/common.h"
-#include "ops/oracle.h"
 #include "ops/stages.h"
+#include "support/common.h"
+#include "support/oracle.h"
 
 namespace lighthouse::test {
 namespace {

@@ -1,38 +1,13 @@
-// The key table of RunConfig and everything driven by it: TOML / JSON / override parsing with
-// type checks, resume compatibility, and TOML / JSON serialization (validation and the model
-// config: run_config_check.cpp).
-#include "train/run_config.h"
-
-#include <toml++/toml.h>
+// The key table of RunConfig: each dotted key with where its value lives, its kind, its help
+// text and whether a resume may change it; key lookup with "did you mean", and typed stores.
+#include "train/run_config_keys.h"
 
 #include <algorithm>
-#include <charconv>
-#include <cmath>
-#include <cstdio>
-#include <cstdlib>
-#include <functional>
-#include <sstream>
 #include <type_traits>
-#include <variant>
 
 namespace lighthouse::train {
+namespace keys {
 namespace {
-
-enum class Kind { Int, Float, Bool, String, IntList, StringList };
-
-using Value = std::variant<int64_t, double, bool, std::string, std::vector<int64_t>,
-                           std::vector<std::string>>;
-
-// One dotted key: where its value lives in RunConfig (get / set; set receives a Value of the
-// key's kind), its help text, and whether a resume may change it.
-struct Field {
-  const char* key;
-  Kind kind;
-  const char* help;
-  bool frozen_on_resume;  // changing it would change the data order or the model's shapes
-  std::function<Value(const RunConfig&)> get;
-  std::function<void(RunConfig&, const Value&)> set;
-};
 
 // The kind of a member type (its alternative in Value).
 template <typename T>
@@ -134,6 +109,8 @@ Field val_modes_field() {
             c.val.modes = modes;
           }};
 }
+
+}  // namespace
 
 const std::vector<Field>& fields() {
   static const std::vector<Field> f = {
@@ -255,12 +232,7 @@ const std::vector<Field>& fields() {
 #undef LH_KEY
 #undef LH_ENUM
 
-template <typename... Args>
-std::string cat(const Args&... args) {
-  std::ostringstream os;
-  (os << ... << args);
-  return os.str();
-}
+namespace {
 
 size_t edit_distance(const std::string& a, const std::string& b) {
   std::vector<size_t> row(b.size() + 1);
@@ -276,6 +248,8 @@ size_t edit_distance(const std::string& a, const std::string& b) {
   }
   return row[b.size()];
 }
+
+}  // namespace
 
 std::string trim(const std::string& s) {
   const auto b = s.find_first_not_of(" \t");
@@ -313,7 +287,6 @@ const char* kind_name(Kind k) {
   return "?";
 }
 
-// v converted to f's kind (an integer is a valid number) and stored; throws naming the key.
 void assign(RunConfig& cfg, const Field& f, const Value& v, const std::string& origin) {
   Value typed = v;
   if (f.kind == Kind::Float && std::holds_alternative<int64_t>(v))
@@ -323,321 +296,21 @@ void assign(RunConfig& cfg, const Field& f, const Value& v, const std::string& o
   f.set(cfg, typed);
 }
 
-bool parse_int(std::string s, int64_t* out) {
-  s.erase(std::remove(s.begin(), s.end(), '_'), s.end());
-  if (!s.empty() && s[0] == '+') s.erase(0, 1);
-  const auto r = std::from_chars(s.data(), s.data() + s.size(), *out);
-  return !s.empty() && r.ec == std::errc() && r.ptr == s.data() + s.size();
-}
-
-bool parse_float(const std::string& s, double* out) {
-  if (s.empty()) return false;
-  char* end = nullptr;
-  *out = std::strtod(s.c_str(), &end);
-  return end == s.c_str() + s.size() && std::isfinite(*out);
-}
-
-// A flag value for field f: parsed by the field's kind, so `--set run.name=42` is a string.
-Value parse_text(const Field& f, const std::string& raw) {
-  const std::string s = trim(raw);
-  const auto bad = [&] {
-    return ConfigError(cat(f.key, ": expected ", kind_name(f.kind), ", got \"", s, "\""));
-  };
-  switch (f.kind) {
-    case Kind::Int: {
-      int64_t i;
-      if (!parse_int(s, &i)) throw bad();
-      return i;
-    }
-    case Kind::Float: {
-      double d;
-      if (!parse_float(s, &d)) throw bad();
-      return d;
-    }
-    case Kind::Bool:
-      if (s == "true") return true;
-      if (s == "false") return false;
-      throw bad();
-    case Kind::String:
-      if (s.size() >= 2 && (s.front() == '"' || s.front() == '\'') && s.back() == s.front())
-        return s.substr(1, s.size() - 2);
-      return s;
-    case Kind::IntList:
-    case Kind::StringList: {
-      std::string body = s;
-      if (!body.empty() && body.front() == '[') {
-        if (body.back() != ']') throw bad();
-        body = body.substr(1, body.size() - 2);
-      }
-      std::vector<int64_t> ints;
-      std::vector<std::string> strings;
-      std::stringstream ss(body);
-      std::string item;
-      while (std::getline(ss, item, ',')) {
-        item = trim(item);
-        if (f.kind == Kind::StringList) {
-          if (item.size() >= 2 && (item.front() == '"' || item.front() == '\'') &&
-              item.back() == item.front())
-            item = item.substr(1, item.size() - 2);
-          if (item.empty()) throw bad();
-          strings.push_back(item);
-          continue;
-        }
-        int64_t i;
-        if (!parse_int(item, &i)) throw bad();
-        ints.push_back(i);
-      }
-      if (f.kind == Kind::StringList) return strings;
-      return ints;
-    }
-  }
-  throw bad();
-}
-
-Value from_toml(const Field& f, const toml::node& n, const std::string& where) {
-  if (auto v = n.as_integer()) return v->get();
-  if (auto v = n.as_floating_point()) return v->get();
-  if (auto v = n.as_boolean()) return v->get();
-  if (auto v = n.as_string()) return v->get();
-  if (auto arr = n.as_array()) {
-    if (f.kind == Kind::StringList) {
-      std::vector<std::string> out;
-      for (const auto& e : *arr) {
-        auto str = e.as_string();
-        if (!str) throw ConfigError(cat(f.key, ": expected a list of strings (", where, ")"));
-        out.push_back(str->get());
-      }
-      return out;
-    }
-    std::vector<int64_t> out;
-    for (const auto& e : *arr) {
-      auto i = e.as_integer();
-      if (!i) throw ConfigError(cat(f.key, ": expected a list of integers (", where, ")"));
-      out.push_back(i->get());
-    }
-    return out;
-  }
-  throw ConfigError(cat(f.key, ": expected ", kind_name(f.kind), " (", where, ")"));
-}
-
-void walk_toml(RunConfig& cfg, const toml::table& t, const std::string& prefix,
-               const std::string& origin) {
-  for (const auto& [k, node] : t) {
-    const std::string key =
-        prefix.empty() ? std::string(k.str()) : prefix + "." + std::string(k.str());
-    if (auto sub = node.as_table()) {
-      walk_toml(cfg, *sub, key, origin);
-      continue;
-    }
-    const std::string where = cat(origin, ":", node.source().begin.line);
-    const Field& f = find_field(key, where);
-    assign(cfg, f, from_toml(f, node, where), where);
-  }
-}
-
-void walk_json(RunConfig& cfg, const nlohmann::json& j, const std::string& prefix,
-               const std::string& origin) {
-  for (const auto& [k, v] : j.items()) {
-    const std::string key = prefix.empty() ? k : prefix + "." + k;
-    if (v.is_object()) {
-      walk_json(cfg, v, key, origin);
-      continue;
-    }
-    const Field& f = find_field(key, origin);
-    Value val;
-    if (v.is_number_integer())
-      val = v.get<int64_t>();
-    else if (v.is_number_float())
-      val = v.get<double>();
-    else if (v.is_boolean())
-      val = v.get<bool>();
-    else if (v.is_string())
-      val = v.get<std::string>();
-    else if (v.is_array() && f.kind == Kind::StringList &&
-             std::all_of(v.begin(), v.end(), [](auto& e) { return e.is_string(); }))
-      val = v.get<std::vector<std::string>>();
-    else if (v.is_array() &&
-             std::all_of(v.begin(), v.end(), [](auto& e) { return e.is_number_integer(); }))
-      val = v.get<std::vector<int64_t>>();
-    else
-      throw ConfigError(cat(f.key, ": expected ", kind_name(f.kind), " (", origin, ")"));
-    assign(cfg, f, val, origin);
-  }
-}
-
-std::string format_double(double d) {
-  char buf[64];
-  const auto r = std::to_chars(buf, buf + sizeof(buf), d);
-  std::string s(buf, r.ptr);
-  if (s.find_first_of(".en") == std::string::npos) s += ".0";
-  return s;
-}
-
-std::string quote(const std::string& s) {
-  std::string out = "\"";
-  for (const char c : s) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (static_cast<unsigned char>(c) < 0x20) {
-      char esc[8];
-      std::snprintf(esc, sizeof(esc), "\\u%04x", c);
-      out += esc;
-      continue;
-    }
-    out += c;
-  }
-  return out + "\"";
-}
-
-// The TOML text of one value (also used to compare and report values).
-std::string toml_value(const RunConfig& cfg, const Field& f) {
-  const Value v = f.get(cfg);
-  if (auto* i = std::get_if<int64_t>(&v)) return std::to_string(*i);
-  if (auto* d = std::get_if<double>(&v)) return format_double(*d);
-  if (auto* b = std::get_if<bool>(&v)) return *b ? "true" : "false";
-  if (auto* str = std::get_if<std::string>(&v)) return quote(*str);
-  std::string out = "[";
-  if (auto* l = std::get_if<std::vector<int64_t>>(&v))
-    for (const auto i : *l) out += (out.size() > 1 ? ", " : "") + std::to_string(i);
-  if (auto* l = std::get_if<std::vector<std::string>>(&v))
-    for (const auto& i : *l) out += (out.size() > 1 ? ", " : "") + quote(i);
-  return out + "]";
-}
-
-// Top-level member of to_json's object: 2 since an empty model.dense_layers means none.
-constexpr const char* kConfigVersionKey = "config_version";
-
-[[noreturn]] void fail(const std::string& key, const std::string& msg) {
-  throw ConfigError(key + ": " + msg);
-}
-
-}  // namespace
-
-void apply_toml(RunConfig& cfg, const std::string& text, const std::string& origin) {
-  toml::table t;
-  try {
-    t = toml::parse(text, origin);
-  } catch (const toml::parse_error& e) {
-    throw ConfigError(cat(origin, ":", e.source().begin.line,
-                          ": TOML syntax error: ", std::string(e.description())));
-  }
-  walk_toml(cfg, t, "", origin);
-}
-
-void apply_toml_file(RunConfig& cfg, const std::string& path) {
-  toml::table t;
-  try {
-    t = toml::parse_file(path);
-  } catch (const toml::parse_error& e) {
-    if (e.source().begin.line == 0)  // toml++ reports unreadable files without a position
-      throw ConfigError(cat("--config: cannot read ", path, ": ", std::string(e.description())));
-    throw ConfigError(cat(path, ":", e.source().begin.line,
-                          ": TOML syntax error: ", std::string(e.description())));
-  }
-  walk_toml(cfg, t, "", path);
-}
-
-void apply_json(RunConfig& cfg, const nlohmann::json& j, const std::string& origin) {
-  // A saved config from before lighthouse.combine existed was trained with the published sum.
-  const auto lh = j.find("lighthouse");
-  if (lh != j.end() && lh->is_object() && !lh->contains("combine"))
-    cfg.model.lighthouse_combine = model::LighthouseCombine::Sum;
-  nlohmann::json keys = j;
-  const bool before_v2 = !keys.is_object() || !keys.contains(kConfigVersionKey);
-  if (!before_v2) keys.erase(kConfigVersionKey);
-  walk_json(cfg, keys, "", origin);
-  // One from before lighthouse.selection existed was trained with the published stratified rule.
-  if (lh != j.end() && lh->is_object() && !lh->contains("selection"))
-    cfg.model.lighthouse.selection = Selection::Stratified;
-  // Before version 2 an empty model.dense_layers meant the default; now it means none.
-  if (before_v2 && cfg.model.dense_layers && cfg.model.dense_layers->empty()) {
-    const auto m = j.find("model");
-    if (m != j.end() && m->is_object() && m->contains("dense_layers"))
-      cfg.model.dense_layers = std::nullopt;
-  }
-}
-
-std::pair<std::string, std::string> split_assignment(const std::string& assignment) {
-  const auto eq = assignment.find('=');
-  const std::string key = eq == std::string::npos ? "" : trim(assignment.substr(0, eq));
-  if (key.empty()) throw ConfigError(cat("--set: expected key=value, got \"", assignment, "\""));
-  return {key, trim(assignment.substr(eq + 1))};
-}
+}  // namespace keys
 
 std::string did_you_mean(const std::string& name, const std::vector<std::string>& candidates) {
   std::string best;
   size_t best_d = std::min<size_t>(4, name.size());
   for (const auto& c : candidates) {
-    const size_t d = edit_distance(name, c);
+    const size_t d = keys::edit_distance(name, c);
     if (d < best_d) best_d = d, best = c;
   }
   return best;
 }
 
-RunConfig resolve_keys(RunConfig base, const std::string& file, const Overrides& overrides) {
-  if (!file.empty()) apply_toml_file(base, file);
-  for (const auto& [k, v] : overrides) apply_value(base, k, v);
-  return base;
-}
-
-void apply_override(RunConfig& cfg, const std::string& assignment) {
-  const auto [key, value] = split_assignment(assignment);
-  apply_value(cfg, key, value);
-}
-
-void apply_value(RunConfig& cfg, const std::string& key, const std::string& value) {
-  const Field& f = find_field(key, "--set");
-  assign(cfg, f, parse_text(f, value), "command line");
-}
-
-void check_resume_compatible(const RunConfig& saved, const RunConfig& now) {
-  for (const auto& f : fields()) {
-    if (!f.frozen_on_resume) continue;
-    const std::string a = toml_value(saved, f), b = toml_value(now, f);
-    if (a != b)
-      fail(f.key, cat("cannot change when resuming (checkpoint has ", a, ", got ", b, ")"));
-  }
-}
-
-void check_resume_global_batch(const RunConfig& saved, int64_t saved_world, const RunConfig& now,
-                               int64_t world) {
-  const int64_t a = global_batch(saved, saved_world), b = global_batch(now, world);
-  if (a != b)
-    fail("train.batch_size",
-         cat("dp x train.batch_size x train.grad_accum (the global batch) cannot change when "
-             "resuming (checkpoint has ", a, " sequences per step, got ", resolve_dp(now, world),
-             " x ", now.train.batch_size, " x ", now.train.grad_accum, " = ", b,
-             "); keep the product when changing dist.dp"));
-}
-
-std::string to_toml(const RunConfig& cfg) {
-  std::string out, section;
-  for (const auto& f : fields()) {
-    const std::string key = f.key;
-    const auto dot = key.find('.');
-    if (key.substr(0, dot) != section) {
-      section = key.substr(0, dot);
-      out += (out.empty() ? "[" : "\n[") + section + "]\n";
-    }
-    out += key.substr(dot + 1) + " = " + toml_value(cfg, f) + "\n";
-  }
-  return out;
-}
-
-nlohmann::json to_json(const RunConfig& cfg) {
-  nlohmann::json j = nlohmann::json::object();
-  j[kConfigVersionKey] = 2;
-  for (const auto& f : fields()) {
-    const std::string key = f.key;
-    const auto dot = key.find('.');
-    auto& slot = j[key.substr(0, dot)][key.substr(dot + 1)];
-    std::visit([&slot](const auto& v) { slot = v; }, f.get(cfg));
-  }
-  return j;
-}
-
 std::vector<KeyInfo> all_keys() {
   std::vector<KeyInfo> out;
-  for (const auto& f : fields()) out.push_back({f.key, f.help});
+  for (const auto& f : keys::fields()) out.push_back({f.key, f.help});
   return out;
 }
 

@@ -1,5 +1,5 @@
 // Shared helpers of the op tests (see common.h).
-#include "ops/common.h"
+#include "support/common.h"
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <gtest/gtest.h>

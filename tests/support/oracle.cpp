@@ -1,5 +1,5 @@
 // The naive oracle (see oracle.h). Deliberately shares no code with src/cpu or src/core.
-#include "ops/oracle.h"
+#include "support/oracle.h"
 
 #include <algorithm>
 #include <cmath>
