@@ -154,6 +154,9 @@ const std::vector<Field>& fields() {
       dense_layers_field(),
       LH_KEY("model.activation_checkpointing", model.activation_checkpointing, false,
              "recompute layer activations in backward"),
+      LH_KEY("model.fused_kernels", model.fused_kernels, false,
+             "fused CUDA kernels for SwiGLU, RoPE and residual add + RMSNorm (false = the "
+             "at:: compositions; CPU runs those either way)"),
       LH_KEY("model.vocab_size", model.vocab, true,
              "vocabulary (0 = from the data: the shards' header, 259 for bytes)"),
       LH_KEY("model.init", model.init, false,
