@@ -1,5 +1,6 @@
 // Autograd functions of the fused layers (fused.h): the CUDA kernels where they apply, the at::
-// composition (forward) and its closed-form backward otherwise.
+// composition (forward) and its closed-form backward otherwise. The kernel branches sit under
+// `if constexpr (ops::fused_cuda_built())`, so a build without CUDA needs no kernel symbols.
 #include "model/fused.h"
 
 #include <torch/torch.h>
@@ -33,15 +34,18 @@ bool swiglu_kernel_takes(const at::Tensor& g, const at::Tensor& u) {
 struct SwigluFn : torch::autograd::Function<SwigluFn> {
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& g, const at::Tensor& u) {
     ctx->save_for_backward({g, u});
-    if (swiglu_kernel_takes(g, u)) return ops::swiglu_cuda(g, u);
+    if constexpr (ops::fused_cuda_built())
+      if (swiglu_kernel_takes(g, u)) return ops::swiglu_cuda(g, u);
     return at::silu(g) * u;  // [...]
   }
   static variable_list backward(AutogradContext* ctx, variable_list grad) {
     const auto saved = ctx->get_saved_variables();
     const at::Tensor &g = saved[0], &u = saved[1], &dy = grad[0];  // [...]
-    if (swiglu_kernel_takes(g, u) && dy.scalar_type() == g.scalar_type()) {
-      auto [dg, du] = ops::swiglu_backward_cuda(dy, g, u);
-      return {dg, du};
+    if constexpr (ops::fused_cuda_built()) {
+      if (swiglu_kernel_takes(g, u) && dy.scalar_type() == g.scalar_type()) {
+        auto [dg, du] = ops::swiglu_backward_cuda(dy, g, u);
+        return {dg, du};
+      }
     }
     const at::ScalarType acc = acc_type(g);
     const at::Tensor gf = g.to(acc), uf = u.to(acc), dyf = dy.to(acc);  // [...]
@@ -67,18 +71,19 @@ struct RopeFn : torch::autograd::Function<RopeFn> {
     ctx->save_for_backward({cos, sin});
     const bool k = kernel && on_cuda({x, cos, sin});
     ctx->saved_data["kernel"] = k;
-    if (k) return ops::rope_cuda(x, cos, sin, /*adjoint=*/false);  // [B, N, H, D]
+    if constexpr (ops::fused_cuda_built())
+      if (k) return ops::rope_cuda(x, cos, sin, /*adjoint=*/false);  // [B, N, H, D]
     return at::addcmul(x * cos, swap_halves(x), sin);               // [B, N, H, D]
   }
   static variable_list backward(AutogradContext* ctx, variable_list grad) {
     const auto tables = ctx->get_saved_variables();  // cos, sin: [N, 1, D]
     const at::Tensor& g = grad[0];                    // [B, N, H, D]
-    at::Tensor dx;                                    // [B, N, H, D]
-    if (ctx->saved_data["kernel"].toBool() && g.scalar_type() == tables[0].scalar_type()) {
-      dx = ops::rope_cuda(g, tables[0], tables[1], /*adjoint=*/true);
-    } else {
-      dx = at::addcmul(swap_halves(g * tables[1]), g, tables[0]);
+    if constexpr (ops::fused_cuda_built()) {
+      if (ctx->saved_data["kernel"].toBool() && g.scalar_type() == tables[0].scalar_type())
+        return {ops::rope_cuda(g, tables[0], tables[1], /*adjoint=*/true), at::Tensor(),
+                at::Tensor(), at::Tensor()};
     }
+    at::Tensor dx = at::addcmul(swap_halves(g * tables[1]), g, tables[0]);  // [B, N, H, D]
     return {dx, at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
@@ -88,12 +93,13 @@ struct AddRmsNormFn : torch::autograd::Function<AddRmsNormFn> {
   static variable_list forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& r,
                                const at::Tensor& weight, double eps, int64_t out) {
     const auto out_dtype = static_cast<at::ScalarType>(out);
-    const bool k = on_cuda({x, r, weight}) &&
-                   ops::add_rms_norm_cuda_supports(x, r, weight, out_dtype);
+    bool k = false;
     at::Tensor h, y;  // [..., C]
-    if (k) {
-      std::tie(h, y) = ops::add_rms_norm_cuda(x, r, weight, eps, out_dtype);
-    } else {
+    if constexpr (ops::fused_cuda_built()) {
+      k = on_cuda({x, r, weight}) && ops::add_rms_norm_cuda_supports(x, r, weight, out_dtype);
+      if (k) std::tie(h, y) = ops::add_rms_norm_cuda(x, r, weight, eps, out_dtype);
+    }
+    if (!k) {
       h = x + r;
       y = at::rms_norm(h, {weight.size(0)}, weight, eps).to(out_dtype);
     }
@@ -116,10 +122,12 @@ struct AddRmsNormFn : torch::autograd::Function<AddRmsNormFn> {
       const at::Tensor dh = gh.defined() ? gh : at::zeros_like(h);
       return {dh.to(x_dtype), dh.to(r_dtype), at::Tensor(), at::Tensor(), at::Tensor()};
     }
-    if (ctx->saved_data["kernel"].toBool() && gy.scalar_type() == r_dtype &&
-        (!gh.defined() || gh.scalar_type() == h.scalar_type())) {
-      auto [dx, dr, dw] = ops::add_rms_norm_backward_cuda(h, weight, gy, gh, eps, r_dtype);
-      return {dx, dr, dw, at::Tensor(), at::Tensor()};
+    if constexpr (ops::fused_cuda_built()) {
+      if (ctx->saved_data["kernel"].toBool() && gy.scalar_type() == r_dtype &&
+          (!gh.defined() || gh.scalar_type() == h.scalar_type())) {
+        auto [dx, dr, dw] = ops::add_rms_norm_backward_cuda(h, weight, gy, gh, eps, r_dtype);
+        return {dx, dr, dw, at::Tensor(), at::Tensor()};
+      }
     }
     const at::ScalarType acc = acc_type(h);
     const int64_t C = h.size(-1);

@@ -1,7 +1,8 @@
 // CUDA launches of the model's fused elementwise kernels (src/cuda/fused.h), for the autograd
 // functions of src/model/fused.h. Declared everywhere, defined in CUDA builds only
-// (fused_cuda.cpp, LIGHTHOUSE_WITH_CUDA); `fused_cuda_built()` says which. Each launch takes
-// CUDA tensors, checks them by name, allocates its outputs and runs on the current stream.
+// (fused_cuda.cpp, LIGHTHOUSE_WITH_CUDA): callers reach them under
+// `if constexpr (fused_cuda_built())`. Each launch takes CUDA tensors, checks them by name,
+// allocates its outputs and runs on the current stream.
 #pragma once
 
 #include <ATen/ATen.h>

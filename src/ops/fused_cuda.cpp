@@ -40,6 +40,16 @@ void check_launch(cudaError_t err, const char* op) {
   TORCH_CHECK(err == cudaSuccess, op, ": CUDA launch failed: ", cudaGetErrorString(err));
 }
 
+bool aligned16(const at::Tensor& t) {
+  return reinterpret_cast<uintptr_t>(t.data_ptr()) % 16 == 0;
+}
+
+// t contiguous and 16-byte aligned (the norm kernels' packs need both): a copy if it is not.
+at::Tensor packed(const at::Tensor& t) {
+  const at::Tensor c = t.contiguous();
+  return aligned16(c) ? c : c.clone();
+}
+
 }  // namespace
 
 at::Tensor swiglu_cuda(const at::Tensor& g_in, const at::Tensor& u_in) {
@@ -137,8 +147,8 @@ std::tuple<at::Tensor, at::Tensor> add_rms_norm_cuda(const at::Tensor& x_in, con
                     x_in.sizes(), " ", x_in.scalar_type(), ", r ", r_in.sizes(), " ",
                     r_in.scalar_type(), ", weight ", weight_in.sizes(), ", output ", out);
   const c10::cuda::CUDAGuard guard(x_in.device());
-  const at::Tensor x = x_in.contiguous(), r = r_in.contiguous();            // [..., C]
-  const at::Tensor w = weight_in.to(at::kFloat).contiguous();               // [C]
+  const at::Tensor x = packed(x_in), r = packed(r_in);                      // [..., C]
+  const at::Tensor w = packed(weight_in.to(at::kFloat));                    // [C]
   at::Tensor h = at::empty(x.sizes(), x.options());                         // [..., C]
   at::Tensor y = at::empty(x.sizes(), x.options().dtype(out));              // [..., C]
   k::AddRmsNormParams prm;
@@ -167,9 +177,9 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> add_rms_norm_backward_cuda(
                     gy_in.scalar_type(), ", weight ", weight_in.sizes(), ", r dtype ", r_dtype);
   if (gh_in.defined()) check_same(h_in, gh_in, op, "gh");
   const c10::cuda::CUDAGuard guard(h_in.device());
-  const at::Tensor h = h_in.contiguous(), gy = gy_in.contiguous();           // [..., C]
-  const at::Tensor gh = gh_in.defined() ? gh_in.contiguous() : at::Tensor();  // [..., C]
-  const at::Tensor w = weight_in.to(at::kFloat).contiguous();                 // [C]
+  const at::Tensor h = packed(h_in), gy = packed(gy_in);                     // [..., C]
+  const at::Tensor gh = gh_in.defined() ? packed(gh_in) : at::Tensor();       // [..., C]
+  const at::Tensor w = packed(weight_in.to(at::kFloat));                      // [C]
   const int64_t C = h.size(-1), rows = h.numel() / C;
   at::Tensor dx = at::empty(h.sizes(), h.options());                          // [..., C]
   at::Tensor dr = at::empty(h.sizes(), h.options().dtype(r_dtype));           // [..., C]

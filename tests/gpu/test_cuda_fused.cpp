@@ -153,6 +153,20 @@ TEST(CudaFusedAddRmsNorm, ForwardBackwardMatchReference) {
   }
 }
 
+// Contiguous inputs that start off a 16-byte boundary are copied, not refused.
+TEST(CudaFusedAddRmsNorm, MisalignedInputs) {
+  SKIP_WITHOUT_CUDA();
+  const int64_t rows = 5, C = 64, n = rows * C;
+  const at::Tensor x = to_cuda(rnd({n + 1}, at::kFloat, 401)).narrow(0, 1, n).view({rows, C});
+  const at::Tensor r = to_cuda(rnd({n + 3}, at::kBFloat16, 402)).narrow(0, 3, n).view({rows, C});
+  const at::Tensor w = to_cuda(rnd({C}, at::kFloat, 403) + 1);
+  ASSERT_TRUE(x.is_contiguous());
+  const AddRmsNorm o = add_rms_norm(x, r, w, 1e-5, at::kBFloat16);
+  const AddRmsNorm o64 = add_rms_norm(cpu64(x), cpu64(r), cpu64(w), 1e-5, at::kDouble);
+  EXPECT_LE(rel_err(cpu64(o.h), o64.h), tol(at::kFloat));
+  EXPECT_LE(rel_err(cpu64(o.y), o64.y), tol(at::kBFloat16));
+}
+
 // A tiny GQA Llama whose shapes take every kernel's packs (head dim 16, d_model 64).
 ModelConfig model_config() {
   ModelConfig cfg;
