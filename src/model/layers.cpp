@@ -7,6 +7,7 @@
 #include "dist/cp_layout.h"
 #include "dist/ring_attention.h"
 #include "lighthouse/lighthouse.h"
+#include "model/fused.h"
 
 namespace lighthouse::model {
 namespace {
@@ -66,38 +67,10 @@ RopeTables RopeCache::get(int64_t n, const c10::Device& device, at::ScalarType d
   return entries_.back().tables;
 }
 
-namespace {
-
-// [x2, x1]: the halves of the last dimension swapped.
-at::Tensor swap_halves(const at::Tensor& x) {
-  const int64_t half = x.size(-1) / 2;
-  return at::cat({x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
-}
-
-// y = x * cos + swap_halves(x) * sin (sin signed, so the second term is rotate_half(x) * sin).
-// The rotation's adjoint is dx = g * cos + swap_halves(g * sin): the backward keeps only the
-// tables, where autograd's would materialize and sum the gradients of the two half-slices.
-struct RopeFn : torch::autograd::Function<RopeFn> {
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x,
-                            const at::Tensor& cos, const at::Tensor& sin) {
-    ctx->save_for_backward({cos, sin});
-    return at::addcmul(x * cos, swap_halves(x), sin);  // [B, N, H, D]
-  }
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
-                                                 torch::autograd::variable_list grad) {
-    const auto tables = ctx->get_saved_variables();  // cos, sin: [N, 1, D]
-    const at::Tensor& g = grad[0];                                    // [B, N, H, D]
-    at::Tensor dx = at::addcmul(swap_halves(g * tables[1]), g, tables[0]);  // [B, N, H, D]
-    return {dx, at::Tensor(), at::Tensor()};
-  }
-};
-
-}  // namespace
-
-at::Tensor apply_rope(const at::Tensor& x, const RopeTables& rope) {
+at::Tensor apply_rope(const at::Tensor& x, const RopeTables& rope, bool kernel) {
   TORCH_CHECK_TYPE(x.scalar_type() == rope.cos.scalar_type(), "apply_rope: x dtype ",
                    x.scalar_type(), " must equal the RoPE tables' ", rope.cos.scalar_type());
-  return RopeFn::apply(x, rope.cos, rope.sin);
+  return model::rope(x, rope.cos, rope.sin, kernel);
 }
 
 AttentionImpl::AttentionImpl(const ModelConfig& cfg)
@@ -106,6 +79,7 @@ AttentionImpl::AttentionImpl(const ModelConfig& cfg)
       head_dim_(cfg.head_dim),
       lighthouse_(cfg.lighthouse),
       combine_(cfg.lighthouse_combine),
+      fused_(cfg.fused_kernels),
       cp_rope_(cfg.head_dim, cfg.rope_theta, cfg.rope_scaling) {
   q_proj = register_module("q_proj", linear(cfg.d_model, cfg.n_heads * cfg.head_dim));
   k_proj = register_module("k_proj", linear(cfg.d_model, cfg.n_kv_heads * cfg.head_dim));
@@ -123,8 +97,8 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const RopeTables& rope, b
     const at::Tensor pos = dist::cp_positions(N / 2, cp_->rank(), W, x.device());  // [N]
     rot = {all.cos.index_select(0, pos), all.sin.index_select(0, pos)};
   }
-  at::Tensor q = apply_rope(q_proj(x).view({B, N, H, D}), rot);    // [B, N, H, D]
-  at::Tensor k = apply_rope(k_proj(x).view({B, N, Hkv, D}), rot);  // [B, N, Hkv, D]
+  at::Tensor q = apply_rope(q_proj(x).view({B, N, H, D}), rot, fused_);    // [B, N, H, D]
+  at::Tensor k = apply_rope(k_proj(x).view({B, N, Hkv, D}), rot, fused_);  // [B, N, Hkv, D]
   at::Tensor v = v_proj(x).view({B, N, Hkv, D});                    // [B, N, Hkv, D]
   at::Tensor o;  // [B, N, H, D]
   if (cp_) {  // N is this rank's part of the sequence (SPEC.md §10)
@@ -175,17 +149,18 @@ at::Tensor scatter_fan_in(const Plan& plan, const Config& cfg, int64_t n) {
   return count.permute({0, 2, 1});  // [B, N, H]
 }
 
-MlpImpl::MlpImpl(const ModelConfig& cfg) {
+MlpImpl::MlpImpl(const ModelConfig& cfg) : fused_(cfg.fused_kernels) {
   gate_proj = register_module("gate_proj", linear(cfg.d_model, cfg.ffn_hidden));
   up_proj = register_module("up_proj", linear(cfg.d_model, cfg.ffn_hidden));
   down_proj = register_module("down_proj", linear(cfg.ffn_hidden, cfg.d_model));
 }
 
 at::Tensor MlpImpl::forward(const at::Tensor& x) {
-  return down_proj(at::silu(gate_proj(x)) * up_proj(x));  // [B, N, d_model]
+  const at::Tensor g = gate_proj(x), u = up_proj(x);  // [B, N, ffn_hidden]
+  return down_proj(fused_ && g.is_cuda() ? swiglu(g, u) : at::silu(g) * u);  // [B, N, d_model]
 }
 
-DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& cfg) {
+DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& cfg) : fused_(cfg.fused_kernels) {
   self_attn = register_module("self_attn", Attention(cfg));
   mlp = register_module("mlp", Mlp(cfg));
   input_layernorm = register_module("input_layernorm", RMSNorm(cfg.d_model, cfg.norm_eps));
@@ -195,12 +170,33 @@ DecoderLayerImpl::DecoderLayerImpl(const ModelConfig& cfg) {
 
 at::Tensor DecoderLayerImpl::forward(const at::Tensor& x, const RopeTables& rope,
                                      bool lighthouse) {
+  if (fused_ && x.is_cuda()) {
+    const auto [h, m] = forward_deferred(x, at::Tensor(), rope, lighthouse);
+    return h + m;  // [B, N, d_model]
+  }
   // Norm outputs go to the compute dtype once (the RoPE tables carry it: autocast's or the
   // weights'), instead of autocast casting them again for each projection that reads them.
   const at::ScalarType act = rope.cos.scalar_type();
   at::Tensor a = input_layernorm(x).to(act);                         // [B, N, d_model]
   at::Tensor h = x + self_attn(a, rope, lighthouse);                 // [B, N, d_model]
   return h + mlp(post_attention_layernorm(h).to(act));               // [B, N, d_model]
+}
+
+std::pair<at::Tensor, at::Tensor> DecoderLayerImpl::forward_deferred(const at::Tensor& x,
+                                                                     const at::Tensor& m,
+                                                                     const RopeTables& rope,
+                                                                     bool lighthouse) {
+  const at::ScalarType act = rope.cos.scalar_type();
+  const RMSNormImpl &in = *input_layernorm, &post = *post_attention_layernorm;
+  AddRmsNorm s{x, at::Tensor()};  // the stream x + m and its norm: [B, N, d_model] each
+  if (m.defined()) {
+    s = add_rms_norm(x, m, in.weight, in.eps(), act);
+  } else {
+    s.y = input_layernorm(x).to(act);
+  }
+  const AddRmsNorm hb = add_rms_norm(s.h, self_attn(s.y, rope, lighthouse), post.weight,
+                                     post.eps(), act);  // h = stream + attn, its norm
+  return {hb.h, mlp(hb.y)};                              // [B, N, d_model] each
 }
 
 }  // namespace lighthouse::model

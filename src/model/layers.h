@@ -22,6 +22,7 @@ class RMSNormImpl : public torch::nn::Module {
  public:
   RMSNormImpl(int64_t dim, double eps);
   at::Tensor forward(const at::Tensor& x);  // [..., dim] -> [..., dim]
+  double eps() const { return eps_; }
 
   at::Tensor weight;  // [dim]
 
@@ -57,8 +58,10 @@ class RopeCache {
   static constexpr size_t kMaxEntries = 4;
 };
 
-// x * cos + rotate_half(x) * sin, rotate_half(x) = [-x2, x1] (halves of the last dim).
-at::Tensor apply_rope(const at::Tensor& x, const RopeTables& rope);  // [B, N, H, D]
+// x * cos + rotate_half(x) * sin, rotate_half(x) = [-x2, x1] (halves of the last dim); kernel:
+// the fused CUDA kernel (model/fused.h) on CUDA tensors.
+at::Tensor apply_rope(const at::Tensor& x, const RopeTables& rope,
+                      bool kernel = false);  // [B, N, H, D]
 
 class AttentionImpl : public torch::nn::Module {
  public:
@@ -75,6 +78,7 @@ class AttentionImpl : public torch::nn::Module {
   int64_t n_heads_, n_kv_heads_, head_dim_;
   Config lighthouse_;
   LighthouseCombine combine_;
+  bool fused_;  // model.fused_kernels
   dist::Group* cp_ = nullptr;
   RopeCache cp_rope_;  // tables of the whole sequence, for the global positions under CP
 };
@@ -98,6 +102,9 @@ class MlpImpl : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& x);  // [B, N, d_model] -> [B, N, d_model]
 
   torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
+
+ private:
+  bool fused_;  // model.fused_kernels: the SwiGLU kernel on CUDA
 };
 TORCH_MODULE(Mlp);
 
@@ -106,10 +113,19 @@ class DecoderLayerImpl : public torch::nn::Module {
  public:
   explicit DecoderLayerImpl(const ModelConfig& cfg);
   at::Tensor forward(const at::Tensor& x, const RopeTables& rope, bool lighthouse);
+  // The fused layers' form (model.fused_kernels on CUDA): the input is the stream x + m, m the
+  // previous layer's MLP output still to be added (undefined: none), and the output (h,
+  // mlp(norm(h))) leaves the last add to the next norm, so every residual add runs in the
+  // kernel of the norm that follows it (model/fused.h).
+  std::pair<at::Tensor, at::Tensor> forward_deferred(const at::Tensor& x, const at::Tensor& m,
+                                                     const RopeTables& rope, bool lighthouse);
 
   RMSNorm input_layernorm{nullptr}, post_attention_layernorm{nullptr};
   Attention self_attn{nullptr};
   Mlp mlp{nullptr};
+
+ private:
+  bool fused_;  // model.fused_kernels: forward runs forward_deferred on CUDA
 };
 TORCH_MODULE(DecoderLayer);
 

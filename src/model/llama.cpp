@@ -7,6 +7,7 @@
 
 #include <algorithm>
 
+#include "model/fused.h"
 #include "model/layers.h"
 #include "model/recompute.h"
 
@@ -143,6 +144,16 @@ LlamaImpl::LlamaImpl(const ModelConfig& cfg) {
   }
 }
 
+namespace {
+
+// Whether a layer's activations are recomputed in backward (model.activation_checkpointing,
+// model.recompute_lighthouse_layers).
+bool recomputes(const ModelConfig& cfg, bool recompute, bool lighthouse) {
+  return recompute && (!lighthouse || cfg.recompute_lighthouse_layers);
+}
+
+}  // namespace
+
 at::Tensor LlamaImpl::forward(const at::Tensor& tokens) {
   State& s = *state_;
   TORCH_CHECK_VALUE(tokens.dim() == 2, "tokens must be [B, N], got sizes ", tokens.sizes());
@@ -155,10 +166,11 @@ at::Tensor LlamaImpl::forward(const at::Tensor& tokens) {
                                  : h.scalar_type();  // dtype of the q/k projections
   const RopeTables rope = s.rope.get(tokens.size(1), h.device(), act);
   const bool recompute = s.cfg.activation_checkpointing && torch::GradMode::is_enabled();
+  if (s.cfg.fused_kernels && h.is_cuda()) return forward_fused(h, rope, act, recompute);
   for (size_t i = 0; i < s.layers.size(); ++i) {
     const std::shared_ptr<DecoderLayerImpl> layer = s.layers[i].ptr();
     const bool lighthouse = s.mode == AttentionMode::Lighthouse && !s.always_dense[i];
-    if (recompute && (!lighthouse || s.cfg.recompute_lighthouse_layers)) {
+    if (recomputes(s.cfg, recompute, lighthouse)) {
       auto fn = [layer, rope, lighthouse](const at::Tensor& x) {
         return layer->forward(x, rope, lighthouse);
       };
@@ -168,6 +180,35 @@ at::Tensor LlamaImpl::forward(const at::Tensor& tokens) {
     }
   }
   return s.lm_head(s.norm(h).to(act));  // [B, N, vocab]
+}
+
+// The layers in their deferred form (DecoderLayerImpl::forward_deferred): the stream travels
+// as (h, m) with h + m pending, each add fused with the norm after it, the last with the
+// final norm.
+at::Tensor LlamaImpl::forward_fused(at::Tensor h, const RopeTables& rope, at::ScalarType act,
+                                    bool recompute) {
+  State& s = *state_;
+  at::Tensor m;  // [B, N, d_model]: the previous layer's MLP output (none before layer 0)
+  for (size_t i = 0; i < s.layers.size(); ++i) {
+    const std::shared_ptr<DecoderLayerImpl> layer = s.layers[i].ptr();
+    const bool lighthouse = s.mode == AttentionMode::Lighthouse && !s.always_dense[i];
+    if (recomputes(s.cfg, recompute, lighthouse)) {
+      auto fn = [layer, rope, lighthouse](const std::vector<at::Tensor>& in) {
+        auto [a, b] = layer->forward_deferred(in[0], in.size() > 1 ? in[1] : at::Tensor(), rope,
+                                              lighthouse);
+        return std::vector<at::Tensor>{a, b};
+      };
+      const std::vector<at::Tensor> out =
+          recomputed(fn, m.defined() ? std::vector<at::Tensor>{h, m} : std::vector<at::Tensor>{h},
+                     layer->parameters());
+      h = out[0];
+      m = out[1];
+    } else {
+      std::tie(h, m) = layer->forward_deferred(h, m, rope, lighthouse);
+    }
+  }
+  const RMSNormImpl& norm = *s.norm;
+  return s.lm_head(add_rms_norm(h, m, norm.weight, norm.eps(), act).y);  // [B, N, vocab]
 }
 
 void LlamaImpl::set_attention_mode(AttentionMode mode) { state_->mode = mode; }

@@ -63,6 +63,9 @@ struct ModelConfig {
   // the current mode; Lighthouse layers keep their activations (their attention saves only the
   // S-slot sub-sequence, so they cost the least memory per recomputed FLOP saved).
   bool recompute_lighthouse_layers = true;
+  // Fused CUDA kernels for SwiGLU, RoPE and residual add + RMSNorm (model/fused.h) on CUDA;
+  // false: the at:: compositions they replace. CPU runs the compositions either way.
+  bool fused_kernels = true;
 };
 
 // The first invalid value of cfg, its parameter named by its config key (model.d_model, ...,
@@ -74,6 +77,8 @@ Issue check(const ModelConfig& cfg);
 std::vector<int64_t> default_dense_layers(int64_t n_layers);
 // Layers that stay dense, sorted: cfg.dense_layers, or the default when it is absent.
 std::vector<int64_t> resolved_dense_layers(const ModelConfig& cfg);
+
+struct RopeTables;  // layers.h
 
 class LlamaImpl : public torch::nn::Module {
  public:
@@ -89,6 +94,10 @@ class LlamaImpl : public torch::nn::Module {
   const ModelConfig& config() const;
 
  private:
+  // forward's layers and head with model.fused_kernels on CUDA (llama.cpp).
+  at::Tensor forward_fused(at::Tensor h, const RopeTables& rope, at::ScalarType act,
+                           bool recompute);
+
   struct State;  // modules, per-layer dense flags, mode, RoPE tables (llama.cpp)
   std::shared_ptr<State> state_;
 };

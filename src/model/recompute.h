@@ -16,4 +16,10 @@ namespace lighthouse::model {
 at::Tensor recomputed(const std::function<at::Tensor(const at::Tensor&)>& fn,
                         const at::Tensor& x, const std::vector<at::Tensor>& params);
 
+// The same for a function of several tensors to several (the fused layers pass the residual
+// stream and the pending branch, model/llama.cpp); an output may go unused.
+using MultiFn = std::function<std::vector<at::Tensor>(const std::vector<at::Tensor>&)>;
+std::vector<at::Tensor> recomputed(const MultiFn& fn, const std::vector<at::Tensor>& xs,
+                                   const std::vector<at::Tensor>& params);
+
 }  // namespace lighthouse::model

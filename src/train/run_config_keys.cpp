@@ -134,6 +134,9 @@ const std::vector<Field>& fields() {
       LH_KEY("model.recompute_lighthouse_layers", model.recompute_lighthouse_layers, false,
              "with activation_checkpointing: recompute Lighthouse layers too (false: dense "
              "layers only)"),
+      LH_KEY("model.fused_kernels", model.fused_kernels, false,
+             "fused CUDA kernels for SwiGLU, RoPE and residual add + RMSNorm (false = the "
+             "at:: compositions; CPU runs those either way)"),
       LH_KEY("model.vocab_size", model.vocab, true,
              "vocabulary (0 = from the data: the shards' header, 259 for bytes)"),
       LH_KEY("model.init", model.init, false,
