@@ -14,7 +14,7 @@
 #include "model/fused.h"
 #include "model/layers.h"
 #include "model/llama.h"
-#include "ops/common.h"
+#include "support/common.h"
 #include "ops/fused.h"
 
 namespace lighthouse::model {
