@@ -14,6 +14,7 @@
 #include "model/fused.h"
 #include "model/layers.h"
 #include "model/llama.h"
+#include "model/tiny.h"
 #include "support/common.h"
 #include "ops/fused.h"
 
@@ -167,19 +168,13 @@ TEST(CudaFusedAddRmsNorm, MisalignedInputs) {
   EXPECT_LE(rel_err(cpu64(o.y), o64.y), tol(at::kBFloat16));
 }
 
-// A tiny GQA Llama whose shapes take every kernel's packs (head dim 16, d_model 64).
+// The tiny GQA Llama of the CPU model tests, widened so its shapes take every kernel's packs
+// (head dim 16, d_model 64).
 ModelConfig model_config() {
-  ModelConfig cfg;
+  ModelConfig cfg = testing::tiny_config();
   cfg.d_model = 64;
-  cfg.n_layers = 5;
-  cfg.n_heads = 4;
-  cfg.n_kv_heads = 2;
   cfg.head_dim = 16;
   cfg.ffn_hidden = 96;
-  cfg.lighthouse.levels = 2;
-  cfg.lighthouse.pool = 2;
-  cfg.lighthouse.topk = 4;
-  cfg.lighthouse.tile_topk = 2;
   return cfg;
 }
 
