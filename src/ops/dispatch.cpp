@@ -1,8 +1,12 @@
-// Typed dispatcher calls of the stage ops and the stock SDPA call.
+// Typed dispatcher calls of the stage ops and the stock SDPA call (lighthouse/stages.h), and
+// the plan check's.
 #include "ops/handle.h"
 #include "ops/stages.h"
 
-namespace lighthouse::ops {
+namespace lighthouse::stages {
+
+using ops::op_handle;
+
 std::tuple<at::Tensor, at::Tensor> pool_score(const at::Tensor& x, int64_t levels, int64_t pool,
                                               bool want_pyramid, bool want_score) {
   static auto op = op_handle<std::tuple<at::Tensor, at::Tensor>(const at::Tensor&, int64_t, int64_t,
@@ -56,12 +60,6 @@ at::Tensor scatter_backward(const at::Tensor& grad, const at::Tensor& slots, int
   return op.call(grad, slots, levels, pool);
 }
 
-at::Tensor check_plan_values(const at::Tensor& slots, const at::Tensor& inverse) {
-  static auto op = op_handle<at::Tensor(const at::Tensor&, const at::Tensor&)>(
-      "lighthouse::_check_plan");
-  return op.call(slots, inverse);
-}
-
 // CPU, and `auto` on CUDA: at::scaled_dot_product_attention picks its kernel. A named CUDA
 // backend calls that stock kernel directly (each has its autograd formula); K/V heads are
 // repeated for GQA first, as those kernels expect equal head counts.
@@ -90,6 +88,16 @@ at::Tensor sdpa_causal(const at::Tensor& q, const at::Tensor& k, const at::Tenso
       break;
   }
   return std::get<0>(at::_scaled_dot_product_attention_math(q, kk, vv, {}, 0.0, true));
+}
+
+}  // namespace lighthouse::stages
+
+namespace lighthouse::ops {
+
+at::Tensor check_plan_values(const at::Tensor& slots, const at::Tensor& inverse) {
+  static auto op = op_handle<at::Tensor(const at::Tensor&, const at::Tensor&)>(
+      "lighthouse::_check_plan");
+  return op.call(slots, inverse);
 }
 
 }  // namespace lighthouse::ops

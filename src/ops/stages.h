@@ -1,17 +1,7 @@
 // Ops-layer internals: argument validation shared by every op, and typed dispatcher calls
 // of the stage ops so that composites reach CPU, CUDA and Meta kernels alike.
 //
-// Stage op shapes (B batch, N positions, H query heads, Hx heads of x, D head dim,
-// S slots per head, P = N + sum_{l>=1} Nf / p^l pyramid entries, P1 = P - N; any N,
-// include/lighthouse/geometry.h):
-//   _pool_score(x [B, N, Hx, D]) -> pyramid [B, P1, Hx, D] (x's dtype), score [B, Hx, P] fp32
-//   _dilated_score(q [B, N, H, D], k, v [B, N, Hkv, D]) -> sq, sk [B, H, P] fp32
-//   _select(sq [B, H, P], sk [B, Hkv, P], selection) -> slots [B, H, S] int64, inverse [B, H, P] int64
-//   _gather(x [B, N, Hx, D], pyramid, slots, inverse) -> [B, H, S, D]
-//   _gather_backward(grad [B, H, S, D], inverse, kv_heads) -> [B, N, kv_heads, D]
-//   _scatter(o_tilde [B, H, S, D], slots, inverse) -> [B, N, H, D]
-//   _scatter_backward(grad [B, N, H, D], slots) -> [B, H, S, D]
-//   _check_plan(slots [B, H, S], inverse [B, H, P]) -> slots (validated copy)
+// Stage op shapes: include/lighthouse/stages.h.
 #pragma once
 
 #include <ATen/ATen.h>
@@ -20,6 +10,7 @@
 #include <tuple>
 
 #include "lighthouse/config.h"
+#include "lighthouse/stages.h"
 
 namespace lighthouse::ops {
 
@@ -62,22 +53,16 @@ Geometry check_scatter(const at::Tensor& o_tilde, const at::Tensor& slots,
 Geometry check_scatter_backward(const at::Tensor& grad, const at::Tensor& slots, int64_t levels,
                                 int64_t pool);
 
-// Typed dispatcher calls of the stage ops.
-std::tuple<at::Tensor, at::Tensor> pool_score(const at::Tensor& x, int64_t levels, int64_t pool,
-                                              bool want_pyramid, bool want_score);
-std::tuple<at::Tensor, at::Tensor> dilated_score(const at::Tensor& q, const at::Tensor& k,
-                                                 const at::Tensor& v, int64_t levels,
-                                                 int64_t pool, int64_t dilation);
-std::tuple<at::Tensor, at::Tensor> select(const at::Tensor& sq, const at::Tensor& sk,
-                                          const Config& cfg);
-at::Tensor gather(const at::Tensor& x, const at::Tensor& pyramid, const at::Tensor& slots,
-                  const at::Tensor& inverse, int64_t levels, int64_t pool);
-at::Tensor gather_backward(const at::Tensor& grad, const at::Tensor& inverse, int64_t levels,
-                           int64_t pool, int64_t kv_heads);
-at::Tensor scatter(const at::Tensor& o_tilde, const at::Tensor& slots, const at::Tensor& inverse,
-                   int64_t levels, int64_t pool);
-at::Tensor scatter_backward(const at::Tensor& grad, const at::Tensor& slots, int64_t levels,
-                            int64_t pool);
+// The typed calls of the stage ops and sdpa_causal are public: include/lighthouse/stages.h.
+using stages::dilated_score;
+using stages::gather;
+using stages::gather_backward;
+using stages::pool_score;
+using stages::scatter;
+using stages::scatter_backward;
+using stages::sdpa_causal;
+using stages::select;
+
 // Validates a user plan's values (any device, one host sync); returns a copy of slots.
 at::Tensor check_plan_values(const at::Tensor& slots, const at::Tensor& inverse);
 // Throws naming `what` unless every value of the index tensor t lies in [lo, hi) (plan_check.cpp).
@@ -88,9 +73,5 @@ void check_index_range(const at::Tensor& t, int64_t lo, int64_t hi, const char* 
 std::tuple<at::Tensor, at::Tensor> dilated_score_sdpa(const at::Tensor& q, const at::Tensor& k,
                                                       const at::Tensor& v, int64_t dilation,
                                                       const Geometry& g);
-
-// Stock causal SDPA on [B, H, S, D] (k/v may have fewer heads: GQA).
-at::Tensor sdpa_causal(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
-                       SdpaBackend backend);
 
 }  // namespace lighthouse::ops

@@ -2,8 +2,8 @@
 // of a profile, the two-stage speedup and the compute lower bound.
 #include <gtest/gtest.h>
 
-#include "cli/bench_bound.h"
-#include "cli/bench_profile.h"
+#include "bench/bench_bound.h"
+#include "bench/bench_profile.h"
 
 namespace lighthouse::cli {
 namespace {

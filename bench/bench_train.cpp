@@ -11,8 +11,8 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/args.h"
-#include "cli/bench_bound.h"
-#include "cli/bench_profile.h"
+#include "bench/bench_bound.h"
+#include "bench/bench_profile.h"
 #include "cli/commands.h"
 #include "cli/progress.h"
 #include "train/device.h"

@@ -17,10 +17,10 @@
 #include <iomanip>
 #include <iostream>
 
-#include "cli/bench.h"
+#include "bench/bench.h"
 #include "cli/progress.h"
 #include "lighthouse/lighthouse.h"
-#include "ops/stages.h"
+#include "lighthouse/stages.h"
 
 namespace lighthouse::cli {
 namespace {
@@ -120,7 +120,7 @@ double copy_gbps() {
 // Lighthouse stage by stage (inner SDPA `backend`), each stage between two events; medians.
 std::vector<StageResult> time_stages(const std::vector<InputSet>& sets, const Config& cfg,
                                      const Geometry& g, const Dims& d, int64_t repeats) {
-  using namespace lighthouse::ops;
+  using namespace lighthouse::stages;
   const std::vector<std::string> names = {"pool+score",   "select",         "gather",
                                           "inner SDPA fwd", "scatter",      "scatter bwd",
                                           "inner SDPA bwd", "gather bwd"};
@@ -271,10 +271,10 @@ BenchPoint run_point(const BenchArgs& a, int64_t N, int64_t topk, const at::Tens
       return [=](const InputSet&) {
         if (!backward) {
           torch::NoGradGuard ng;
-          ops::sdpa_causal(qs, ks, vs, SdpaBackend::Cudnn);
+          stages::sdpa_causal(qs, ks, vs, SdpaBackend::Cudnn);
           return;
         }
-        const at::Tensor o = ops::sdpa_causal(qs, ks, vs, SdpaBackend::Cudnn);  // [B, H, S, D]
+        const at::Tensor o = stages::sdpa_causal(qs, ks, vs, SdpaBackend::Cudnn);  // [B, H, S, D]
         torch::autograd::grad({o}, {qs, ks, vs}, {dos});
       };
     };

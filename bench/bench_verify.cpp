@@ -11,9 +11,9 @@
 #include <iostream>
 #include <tuple>
 
-#include "cli/bench.h"
+#include "bench/bench.h"
 #include "lighthouse/lighthouse.h"
-#include "ops/stages.h"
+#include "lighthouse/stages.h"
 
 namespace lighthouse::cli {
 namespace {
@@ -50,21 +50,21 @@ VerifyResult verify_lighthouse(const at::Tensor& q_in, const at::Tensor& k_in,
   // Plan: the CUDA cascade and the CPU reference on the same fp32 scores.
   at::Tensor sq, sk;  // [B, H, P], [B, Hkv or H, P]
   if (cfg.scorer == Scorer::Dilated) {
-    std::tie(sq, sk) = ops::dilated_score(q, k, v, g.L, g.p, cfg.dilation);
+    std::tie(sq, sk) = stages::dilated_score(q, k, v, g.L, g.p, cfg.dilation);
     const int64_t n = std::min<int64_t>(N, 2048);  // the CPU reference is Θ(n²): a prefix
     {
       auto gpu = [&](const at::Tensor& x) { return x.narrow(0, 0, 1).narrow(1, 0, n); };
       auto cpu = [&](const at::Tensor& x) { return gpu(x).cpu().to(at::kDouble); };
-      auto [gq, gk] = ops::dilated_score(gpu(q), gpu(k), gpu(v), g.L, g.p, cfg.dilation);
-      auto [cq, ck] = ops::dilated_score(cpu(q), cpu(k), cpu(v), g.L, g.p, cfg.dilation);
+      auto [gq, gk] = stages::dilated_score(gpu(q), gpu(k), gpu(v), g.L, g.p, cfg.dilation);
+      auto [cq, ck] = stages::dilated_score(cpu(q), cpu(k), cpu(v), g.L, g.p, cfg.dilation);
       r.dilated_scores = std::max(rel(gq.cpu(), cq), rel(gk.cpu(), ck));
     }
   } else {
-    sq = std::get<1>(ops::pool_score(q, g.L, g.p, false, true));
-    sk = std::get<1>(ops::pool_score(k, g.L, g.p, false, true));
+    sq = std::get<1>(stages::pool_score(q, g.L, g.p, false, true));
+    sk = std::get<1>(stages::pool_score(k, g.L, g.p, false, true));
   }
-  auto [slots, inverse] = ops::select(sq, sk, cfg);  // [B, H, S|P]
-  auto [slots_c, inverse_c] = ops::select(sq.cpu(), sk.cpu(), cfg);
+  auto [slots, inverse] = stages::select(sq, sk, cfg);  // [B, H, S|P]
+  auto [slots_c, inverse_c] = stages::select(sq.cpu(), sk.cpu(), cfg);
   r.plan_equal = at::equal(slots.cpu(), slots_c) && at::equal(inverse.cpu(), inverse_c);
 
   // The op under test, with that plan.

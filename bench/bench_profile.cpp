@@ -1,4 +1,4 @@
-#include "cli/bench_profile.h"
+#include "bench/bench_profile.h"
 
 #include <torch/csrc/autograd/profiler_kineto.h>
 

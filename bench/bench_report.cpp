@@ -7,7 +7,7 @@
 #include <sstream>
 
 #include "cli/args.h"
-#include "cli/bench.h"
+#include "bench/bench.h"
 
 namespace lighthouse::cli {
 namespace {

@@ -1,4 +1,4 @@
-#include "cli/bench_bound.h"
+#include "bench/bench_bound.h"
 
 #include <algorithm>
 #include <chrono>

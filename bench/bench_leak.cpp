@@ -13,7 +13,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 
-#include "cli/bench.h"
+#include "bench/bench.h"
 #include "cli/args.h"
 #include "cli/commands.h"
 #include "cli/progress.h"

@@ -10,7 +10,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/args.h"
-#include "cli/bench.h"
+#include "bench/bench.h"
 #include "cli/commands.h"
 #include "cli/progress.h"
 #include "lighthouse/lighthouse.h"
