@@ -341,9 +341,6 @@ TEST(AutocastScope, SetsAndRestoresTheDeviceState) {
   EXPECT_EQ(at::autocast::is_autocast_enabled(at::kCUDA), cuda);
 }
 
-}  // namespace
-}  // namespace lighthouse::model
-
 // The weight products of a step are 6 N FLOPs per weight-matrix parameter (embeddings are
 // lookups, norms elementwise); attention counts n (n + 1) / 2 query-key pairs per head, with
 // Lighthouse layers on their S slots (tiny_config: S = 24 at N = 32) and dense layers on N.
@@ -373,3 +370,6 @@ TEST(Llama, StepFlopsCountsEveryWeightAndAttentionPair) {
   EXPECT_DOUBLE_EQ(step_flops(dil, n, AttentionMode::Lighthouse).scorer,
                    (cfg.n_layers - dense_layers) * 2.0 * 4 * pair * 8 * 9 / 2.0);
 }
+
+}  // namespace
+}  // namespace lighthouse::model
