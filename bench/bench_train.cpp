@@ -49,16 +49,15 @@ std::vector<std::pair<int64_t, int64_t>> stage_splits(const train::RunConfig& c)
 
 int run_bench_train(const BenchTrainArgs& a) {
   if (!a.json.empty()) check_output_file("--json", a.json);
-  if (a.profile_steps > 0 && !train::resolve_device(train::resolve_keys(
-                                  train::RunConfig{}, a.config.file, overrides(a.config))).is_cuda())
-    throw CLI::ValidationError("--profile-steps",
-                               "profiles device kernels: needs run.device = cuda, got a CPU run");
   train::Launch launch{a.config.file, overrides(a.config)};
   // Only as much built-in data as the benchmark reads; no validation, no checkpoints.
   const train::RunConfig probe =
       train::resolve_keys(train::RunConfig{}, launch.config_file, launch.overrides);
+  if (a.profile_steps > 0 && !train::resolve_device(probe).is_cuda())
+    throw CLI::ValidationError("--profile-steps",
+                               "profiles device kernels: needs run.device = cuda, got a CPU run");
   const int64_t sequences =
-      2 * (a.steps + a.warmup) * probe.train.batch_size * probe.train.grad_accum;
+      2 * (a.steps + a.warmup + a.profile_steps) * probe.train.batch_size * probe.train.grad_accum;
   if (probe.data.source == "builtin")
     launch.overrides.emplace_back(
         "data.builtin_docs",

@@ -97,7 +97,7 @@ void adamw_step(torch::optim::AdamW& opt, bool fused) {
     if (params.empty()) continue;
     // The kernel reads each parameter's step from a device scalar: one copy for the group.
     const at::Tensor step_t =
-        torch::tensor(steps, torch::dtype(at::kDouble)).to(at::kFloat).to(params[0].device());
+        torch::tensor(steps, torch::dtype(at::kDouble)).to(params[0].device(), at::kFloat);
     std::vector<at::Tensor> state_steps;
     for (size_t i = 0; i < params.size(); ++i) state_steps.push_back(step_t[i]);
     const auto [beta1, beta2] = o.betas();
@@ -107,22 +107,14 @@ void adamw_step(torch::optim::AdamW& opt, bool fused) {
 }
 
 double clip_grad_norm(const std::vector<at::Tensor>& params, double max_norm) {
-  std::vector<at::Tensor> grads;
+  std::vector<at::Tensor> grads;  // the live gradients, scaled in place below
   for (const auto& p : params)
-    if (p.grad().defined()) grads.push_back(p.grad().detach());
+    if (p.grad().defined()) grads.push_back(p.grad());
   if (grads.empty()) return 0.0;
-  for (auto& g : grads)
-    if (g.scalar_type() != at::kFloat) g = g.to(at::kFloat);
-  const std::vector<at::Tensor> norms = at::_foreach_norm(grads, 2);  // one 0-d fp32 each
+  torch::NoGradGuard ng;
+  const std::vector<at::Tensor> norms = at::_foreach_norm(grads, 2, at::kFloat);  // 0-d each
   const double total = torch::stack(norms).norm().item<double>();
-  if (max_norm > 0 && total > max_norm) {
-    const double scale = max_norm / (total + 1e-6);
-    torch::NoGradGuard ng;
-    std::vector<at::Tensor> live;
-    for (const auto& p : params)
-      if (p.grad().defined()) live.push_back(p.grad());
-    at::_foreach_mul_(live, scale);
-  }
+  if (max_norm > 0 && total > max_norm) at::_foreach_mul_(grads, max_norm / (total + 1e-6));
   return total;
 }
 
