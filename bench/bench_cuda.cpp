@@ -151,9 +151,9 @@ std::vector<StageResult> time_stages(const std::vector<InputSet>& sets, const Co
     ev[6].record(stream);
     const auto grads = torch::autograd::grad({ot}, {qt, kt, vt}, {dot});
     ev[7].record(stream);
-    const at::Tensor dq = gather_backward(grads[0], inverse, L, p, d.H);    // [B, N, H, D]
-    const at::Tensor dk = gather_backward(grads[1], inverse, L, p, d.Hkv);  // [B, N, Hkv, D]
-    const at::Tensor dv = gather_backward(grads[2], inverse, L, p, d.Hkv);  // [B, N, Hkv, D]
+    // dq [B, N, H, D], dk and dv [B, N, Hkv, D]: one launch
+    [[maybe_unused]] const auto dx =
+        gather_backward_qkv(grads[0], grads[1], grads[2], inverse, L, p, d.Hkv);
     ev[8].record(stream);
     ev[8].synchronize();
     if (r == 0) continue;
@@ -171,7 +171,7 @@ std::vector<StageResult> time_stages(const std::vector<InputSet>& sets, const Co
       B * H * S * D * es + B * H * P * 8 + B * N * H * D * es,                    // scatter
       B * N * H * D * es + B * H * S * 8 + B * H * S * D * es,                    // scatter bwd
       0,
-      sub + 3 * B * H * P * 8 + B * N * heads * D * es};                          // gather bwd
+      sub + B * H * P * 8 + B * N * heads * D * es};                              // gather bwd
   const double sdpa_fwd_flops = 2.0 * B * H * S * S * D;  // causal: half of 4 S^2 D
   std::vector<StageResult> out;
   for (size_t i = 0; i < names.size(); ++i) {

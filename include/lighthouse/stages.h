@@ -11,6 +11,10 @@
 //   select(sq [B, H, P], sk [B, Hkv, P], cfg) -> slots [B, H, S] int64, inverse [B, H, P] int64
 //   gather(x [B, N, Hx, D], pyramid, slots, inverse) -> [B, H, S, D]
 //   gather_backward(grad [B, H, S, D], inverse, kv_heads) -> [B, N, kv_heads, D]
+//   gather_qkv(q, k, v, their pyramids, slots, inverse) -> three [B, H, S, D]: the three gathers
+//     as one op, whose gradient is gather_backward_qkv
+//   gather_backward_qkv(grad_q, grad_k, grad_v [B, H, S, D], inverse, kv_heads) -> dq
+//     [B, N, H, D], dk, dv [B, N, kv_heads, D]: the three gather_backward (one launch on CUDA)
 //   scatter(o_tilde [B, H, S, D], slots, inverse) -> [B, N, H, D]
 //   scatter_backward(grad [B, N, H, D], slots) -> [B, H, S, D]
 #pragma once
@@ -34,6 +38,13 @@ at::Tensor gather(const at::Tensor& x, const at::Tensor& pyramid, const at::Tens
                   const at::Tensor& inverse, int64_t levels, int64_t pool);
 at::Tensor gather_backward(const at::Tensor& grad, const at::Tensor& inverse, int64_t levels,
                            int64_t pool, int64_t kv_heads);
+std::tuple<at::Tensor, at::Tensor, at::Tensor> gather_qkv(
+    const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, const at::Tensor& pyr_q,
+    const at::Tensor& pyr_k, const at::Tensor& pyr_v, const at::Tensor& slots,
+    const at::Tensor& inverse, int64_t levels, int64_t pool);
+std::tuple<at::Tensor, at::Tensor, at::Tensor> gather_backward_qkv(
+    const at::Tensor& grad_q, const at::Tensor& grad_k, const at::Tensor& grad_v,
+    const at::Tensor& inverse, int64_t levels, int64_t pool, int64_t kv_heads);
 at::Tensor scatter(const at::Tensor& o_tilde, const at::Tensor& slots, const at::Tensor& inverse,
                    int64_t levels, int64_t pool);
 at::Tensor scatter_backward(const at::Tensor& grad, const at::Tensor& slots, int64_t levels,

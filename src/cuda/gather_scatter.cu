@@ -4,7 +4,7 @@
 //   scatter          position t <- sum over levels of the slot whose range R holds t
 //   scatter_backward slot s <- sum of grad over the positions of its range R
 //   gather_backward  token t of KV head hx <- sum over the group's query heads and the levels of
-//                    the slot whose window holds t, times 1/p^l
+//                    the slot whose window holds t, times 1/p^l (q, k and v in one launch)
 // Grids: x walks positions or slots (grid-stride, so any N and S), y the heads, z the batch;
 // the two kernels that write [B, N, H, D] rows walk (positions, heads) in x, heads fastest.
 // A (position or slot) owns G = next_pow2(D / 8) consecutive lanes of one pack each, so lane
@@ -189,15 +189,69 @@ __global__ void __launch_bounds__(kThreads) scatter_backward_kernel(ScatterBackw
   }
 }
 
+// Adds one gradient tensor's contributions to kBatch tokens of a level-1 window, for one query
+// head, to acc[u]: the token's level-0 slot row (0 if none) + the 1/p^l-weighted rows of the
+// window's slots s of levels >= 1.
+template <typename T, int L, int kBatch>
+__device__ __forceinline__ void add_window_grad(const Geometry& geo, const T* grad, int64_t D,
+                                                const int64_t (&s)[L],
+                                                const int64_t (&s0)[kBatch],
+                                                float (&acc)[kBatch][kPack]) {
+  Pack<T> v[kBatch];
+#pragma unroll
+  for (int u = 0; u < kBatch; ++u)
+    if (s0[u] >= 0) v[u] = load_raw(grad + s0[u] * D);
+  float hi[kPack];
+  zero(hi);
+  sum_levels<T, L>(geo, grad, D, s, true, hi);
+#pragma unroll
+  for (int u = 0; u < kBatch; ++u) {
+    float f[kPack];
+    zero(f);
+    if (s0[u] >= 0) unpack(v[u], f);
+#pragma unroll
+    for (int k = 0; k < kPack; ++k) acc[u][k] += f[k] + hi[k];
+  }
+}
+
+// The level-0 slots of tokens i1 p + j0 + u (u < kBatch) of query head h's inverse inv; -1 where
+// none, past the window or past N.
+template <int kBatch>
+__device__ __forceinline__ void token_slots(const Geometry& geo, const int64_t* inv, int64_t i1,
+                                            int j0, int64_t S, int64_t (&s0)[kBatch]) {
+  const int p = 1 << geo.log2p;
+#pragma unroll
+  for (int u = 0; u < kBatch; ++u) {
+    const int64_t t = i1 * p + j0 + u;
+    const int64_t sv = j0 + u < p && t < geo.N ? inv[t] : -1;
+    s0[u] = sv < S ? sv : -1;
+  }
+}
+
+// Stores rows f[u] at tokens i1 p + j0 + u of dst (the token's row at dst + t * row) inside the
+// window and before N.
+template <typename T, int kBatch>
+__device__ __forceinline__ void store_tokens(const Geometry& geo, T* dst, int64_t row, int64_t i1,
+                                             int j0, const float (&f)[kBatch][kPack]) {
+  const int p = 1 << geo.log2p;
+#pragma unroll
+  for (int u = 0; u < kBatch; ++u)
+    if (j0 + u < p && i1 * p + j0 + u < geo.N) store_pack(dst + (i1 * p + j0 + u) * row, f[u]);
+}
+
 // One thread per (level-1 window i1, KV head hx, lane): the p tokens of the window share their
-// entries of every level >= 1; for each query head of the group those are loaded once, the
-// level-0 slots kBatch at a time. Heads are neighbours in x: the rows [Hx, D] are written whole.
-template <typename T, int L>
-__global__ void __launch_bounds__(kThreads) gather_backward_kernel(GatherBackwardParams prm,
-                                                                   Lanes ln) {
+// entries of every level >= 1; for each query head of the group those are looked up once, the
+// level-0 slots kBatch at a time, and serve every gradient tensor of the launch (kFused: q's,
+// stored per query head, and k's and v's, summed over the group). kGroup1 (H == Hx): no sum
+// over heads, every row is stored as computed (fewer live registers, more threads resident).
+// Heads are neighbours in x: the rows [Hx, D] are written whole.
+template <typename T, int L, bool kFused, bool kGroup1>
+__global__ void __launch_bounds__(kThreads, kGroup1 ? 2 : 1)
+    gather_backward_kernel(GatherBackwardParams prm, Lanes ln) {
   constexpr int kBatch = 4;
+  constexpr int kX = kFused ? 2 : 1;  // tensors summed over the group onto the Hx heads
   const Geometry& geo = prm.geo;
-  const int64_t b = blockIdx.z, D = prm.D, row = prm.Hx * D;
+  const int64_t b = blockIdx.z, D = prm.D, row = prm.Hx * D, qrow = prm.H * D;
   const int64_t group = prm.H / prm.Hx;
   const int p = 1 << geo.log2p;
   const int64_t windows = (geo.N + p - 1) >> geo.log2p;  // the last one may be partial
@@ -205,39 +259,45 @@ __global__ void __launch_bounds__(kThreads) gather_backward_kernel(GatherBackwar
     const int g = ln.lane(i);
     if (g >= ln.packs) continue;
     const int64_t i1 = ln.row(i) / prm.Hx, hx = ln.row(i) - i1 * prm.Hx;
-    T* dx = static_cast<T*>(prm.dx) + b * geo.N * row + hx * D;                   // [N, ., D]
+    const T* grads[kX] = {static_cast<const T*>(prm.grad)};
+    T* outs[kX] = {static_cast<T*>(prm.dx)};
+    if constexpr (kFused) {
+      grads[1] = static_cast<const T*>(prm.grad2);
+      outs[1] = static_cast<T*>(prm.dx2);
+    }
+    T* dq = kFused ? static_cast<T*>(prm.dq) + b * geo.N * qrow + g * kPack : nullptr;
     for (int j0 = 0; j0 < p; j0 += kBatch) {
-      float acc[kBatch][kPack] = {};
+      float acc[kGroup1 ? 1 : kX][kBatch][kPack] = {};
       for (int64_t h = hx * group; h < (hx + 1) * group; ++h) {
-        const int64_t* inv = prm.inverse + (b * prm.H + h) * geo.P;                   // [P]
-        const T* grad = static_cast<const T*>(prm.grad) + (b * prm.H + h) * prm.S * D + g * kPack;
-        int64_t s[L];
+        const int64_t* inv = prm.inverse + (b * prm.H + h) * geo.P;  // [P]
+        const int64_t head = (b * prm.H + h) * prm.S * D + g * kPack;  // grad [B, H, S, D]
+        int64_t s[L], s0[kBatch];
         window_slots<L>(geo, inv, i1, 0, prm.S, s);
-        int64_t s0[kBatch];
-        Pack<T> v[kBatch];
-#pragma unroll
-        for (int u = 0; u < kBatch; ++u) {
-          const int64_t t = i1 * p + j0 + u;
-          const int64_t sv = j0 + u < p && t < geo.N ? inv[t] : -1;
-          s0[u] = sv < prm.S ? sv : -1;
-          if (s0[u] >= 0) v[u] = load_raw(grad + s0[u] * D);
+        token_slots<kBatch>(geo, inv, i1, j0, prm.S, s0);
+        if constexpr (kFused) {  // q: one query head per output row, nothing to sum
+          float f[kBatch][kPack] = {};
+          add_window_grad<T, L, kBatch>(geo, static_cast<const T*>(prm.grad_q) + head, D, s, s0,
+                                        f);
+          store_tokens<T, kBatch>(geo, dq + h * D, qrow, i1, j0, f);
         }
-        float hi[kPack];
-        zero(hi);
-        sum_levels<T, L>(geo, grad, D, s, true, hi);
 #pragma unroll
-        for (int u = 0; u < kBatch; ++u) {
-          float f[kPack];
-          zero(f);
-          if (s0[u] >= 0) unpack(v[u], f);
-#pragma unroll
-          for (int k = 0; k < kPack; ++k) acc[u][k] += f[k] + hi[k];
+        for (int x = 0; x < kX; ++x) {
+          if constexpr (kGroup1) {
+            float f[kBatch][kPack] = {};
+            add_window_grad<T, L, kBatch>(geo, grads[x] + head, D, s, s0, f);
+            store_tokens<T, kBatch>(geo, outs[x] + b * geo.N * row + hx * D + g * kPack, row, i1,
+                                    j0, f);
+          } else {
+            add_window_grad<T, L, kBatch>(geo, grads[x] + head, D, s, s0, acc[x]);
+          }
         }
       }
+      if constexpr (!kGroup1) {
 #pragma unroll
-      for (int u = 0; u < kBatch; ++u)
-        if (j0 + u < p && i1 * p + j0 + u < geo.N)
-          store_pack(dx + (i1 * p + j0 + u) * row + g * kPack, acc[u]);
+        for (int x = 0; x < kX; ++x)
+          store_tokens<T, kBatch>(geo, outs[x] + b * geo.N * row + hx * D + g * kPack, row, i1,
+                                  j0, acc[x]);
+      }
     }
   }
 }
@@ -293,9 +353,23 @@ cudaError_t launch_gather_backward(const GatherBackwardParams& prm, cudaStream_t
   const Lanes ln = lanes_for(prm.D);
   const int64_t windows = (prm.geo.N + prm.geo.p - 1) >> prm.geo.log2p;
   const dim3 grid = grid3(windows * prm.Hx, ln, 1, prm.B);
+  const bool fused = prm.grad_q != nullptr;
+  if (fused != (prm.dq != nullptr) || fused != (prm.grad2 != nullptr) ||
+      fused != (prm.dx2 != nullptr))
+    return cudaErrorInvalidValue;  // the fused form needs all four of its pointers
   return dispatch_dtype(prm.dtype, [&](auto tag) {
     return dispatch_levels(prm.geo.L, [&](auto levels) {
-      gather_backward_kernel<decltype(tag), levels()><<<grid, kThreads, 0, stream>>>(prm, ln);
+      using T = decltype(tag);
+      constexpr int L = levels();
+      const bool group1 = prm.H == prm.Hx;
+      if (fused && group1)
+        gather_backward_kernel<T, L, true, true><<<grid, kThreads, 0, stream>>>(prm, ln);
+      else if (fused)
+        gather_backward_kernel<T, L, true, false><<<grid, kThreads, 0, stream>>>(prm, ln);
+      else if (group1)
+        gather_backward_kernel<T, L, false, true><<<grid, kThreads, 0, stream>>>(prm, ln);
+      else
+        gather_backward_kernel<T, L, false, false><<<grid, kThreads, 0, stream>>>(prm, ln);
       return launched();
     });
   });

@@ -71,11 +71,17 @@ cudaError_t launch_gather(const GatherParams& prm, cudaStream_t stream);
 
 // Gather backward (SPEC.md §7; B, H, Hx, S, D): grad [B, H, S, D], inverse [B, H, P] -> dx
 // [B, N, Hx, D], each base token the 1/p^l-weighted sum over levels and over the query heads
-// of its head.
+// of its head. The fused form of q, k and v (grad_q, dq, grad2, dx2 all set) shares the slot
+// lookups of one launch: grad2 -> dx2 as grad -> dx, and grad_q [B, H, S, D] -> dq
+// [B, N, H, D] per query head; each output bitwise equals the single form's.
 struct GatherBackwardParams : StageParams {
   const void* grad = nullptr;
   const int64_t* inverse = nullptr;
   void* dx = nullptr;
+  const void* grad2 = nullptr;
+  void* dx2 = nullptr;
+  const void* grad_q = nullptr;
+  void* dq = nullptr;
 };
 cudaError_t launch_gather_backward(const GatherBackwardParams& prm, cudaStream_t stream);
 

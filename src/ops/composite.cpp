@@ -1,5 +1,5 @@
 // The public ops, composed from the stage ops and stock SDPA (CompositeImplicitAutograd):
-// autograd comes from _gather/_scatter (autograd.cpp) and from SDPA itself.
+// autograd comes from _gather_qkv/_scatter (autograd.cpp) and from SDPA itself.
 #include <torch/library.h>
 
 #include "ops/stages.h"
@@ -48,11 +48,10 @@ at::Tensor attend(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                   const at::Tensor& pyr_q, const at::Tensor& pyr_k, const at::Tensor& pyr_v,
                   const at::Tensor& slots, const at::Tensor& inverse, int64_t levels,
                   int64_t pool, SdpaBackend backend) {
-  at::Tensor qt = gather(q, pyr_q, slots, inverse, levels, pool);  // [B, H, S, D]
-  at::Tensor kt = gather(k, pyr_k, slots, inverse, levels, pool);  // [B, H, S, D]
-  at::Tensor vt = gather(v, pyr_v, slots, inverse, levels, pool);  // [B, H, S, D]
-  at::Tensor ot = sdpa_causal(qt, kt, vt, backend);                // [B, H, S, D]
-  return scatter(ot, slots, inverse, levels, pool);                // [B, N, H, D]
+  auto [qt, kt, vt] = gather_qkv(q, k, v, pyr_q, pyr_k, pyr_v, slots, inverse, levels,
+                                 pool);                // [B, H, S, D] each
+  at::Tensor ot = sdpa_causal(qt, kt, vt, backend);    // [B, H, S, D]
+  return scatter(ot, slots, inverse, levels, pool);    // [B, N, H, D]
 }
 
 at::Tensor attention_op(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
@@ -102,9 +101,8 @@ std::tuple<at::Tensor, at::Tensor, at::Tensor> gather_subsequence_op(
     const at::Tensor& inverse, int64_t levels, int64_t pool, bool validate_values) {
   check_qkv(q, k, v, "lighthouse::gather_subsequence");
   const PlannedInputs in = planned_inputs(q, k, v, slots, inverse, levels, pool, validate_values);
-  return {gather(q, in.pyr_q, in.slots, inverse, levels, pool),   // [B, H, S, D]
-          gather(k, in.pyr_k, in.slots, inverse, levels, pool),   // [B, H, S, D]
-          gather(v, in.pyr_v, in.slots, inverse, levels, pool)};  // [B, H, S, D]
+  return gather_qkv(q, k, v, in.pyr_q, in.pyr_k, in.pyr_v, in.slots, inverse, levels,
+                    pool);  // [B, H, S, D] each
 }
 
 at::Tensor scatter_subsequence_op(const at::Tensor& o_tilde, const at::Tensor& slots,

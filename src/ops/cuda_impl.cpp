@@ -155,6 +155,35 @@ struct Cuda {
     return dx;
   }
 
+  // The gradients of q, k and v in one launch (the slot lookups shared); each output bitwise
+  // equals gather_backward's.
+  static std::tuple<at::Tensor, at::Tensor, at::Tensor> gather_backward_qkv(
+      const at::Tensor& gq_in, const at::Tensor& gk_in, const at::Tensor& gv_in,
+      const at::Tensor& inverse_in, int64_t levels, int64_t pool, int64_t kv_heads) {
+    const char* op = "lighthouse::_gather_backward_qkv";
+    const Geometry g =
+        check_gather_backward_qkv(gq_in, gk_in, gv_in, inverse_in, levels, pool, kv_heads);
+    const c10::cuda::CUDAGuard guard(gq_in.device());
+    check_levels(g.L, op);
+    const at::Tensor gq = gq_in.contiguous(), gk = gk_in.contiguous(), gv = gv_in.contiguous();
+    const at::Tensor inverse = inverse_in.contiguous();  // [B, H, P]
+    const int64_t B = gq.size(0), H = gq.size(1), D = gq.size(3);
+    auto prm = stage_params<k::GatherBackwardParams>(op, gq, "grad_q", B, H, kv_heads,
+                                                     gq.size(2), D, g);
+    at::Tensor dq = at::empty({B, g.N, H, D}, gq.options());         // [B, N, H, D]
+    at::Tensor dk = at::empty({B, g.N, kv_heads, D}, gq.options());  // [B, N, Hkv, D]
+    at::Tensor dv = at::empty({B, g.N, kv_heads, D}, gq.options());  // [B, N, Hkv, D]
+    prm.inverse = inverse.data_ptr<int64_t>();
+    prm.grad_q = gq.data_ptr();
+    prm.dq = dq.data_ptr();
+    prm.grad = gk.data_ptr();
+    prm.dx = dk.data_ptr();
+    prm.grad2 = gv.data_ptr();
+    prm.dx2 = dv.data_ptr();
+    launch(k::launch_gather_backward, prm, op);
+    return {dq, dk, dv};
+  }
+
   static at::Tensor scatter(const at::Tensor& o_in, const at::Tensor& /*slots*/,
                             const at::Tensor& inverse_in, const Geometry& g) {
     const char* op = "lighthouse::_scatter";
@@ -190,6 +219,9 @@ struct Cuda {
 
 }  // namespace
 
-TORCH_LIBRARY_IMPL(lighthouse, CUDA, m) { register_stages<Cuda>(m); }
+TORCH_LIBRARY_IMPL(lighthouse, CUDA, m) {
+  register_stages<Cuda>(m);
+  m.impl("_gather_backward_qkv", &Cuda::gather_backward_qkv);
+}
 
 }  // namespace lighthouse::ops

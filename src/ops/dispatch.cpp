@@ -46,6 +46,28 @@ at::Tensor gather_backward(const at::Tensor& grad, const at::Tensor& inverse, in
   return op.call(grad, inverse, levels, pool, kv_heads);
 }
 
+using Tensor3 = std::tuple<at::Tensor, at::Tensor, at::Tensor>;
+
+Tensor3 gather_qkv(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                   const at::Tensor& pyr_q, const at::Tensor& pyr_k, const at::Tensor& pyr_v,
+                   const at::Tensor& slots, const at::Tensor& inverse, int64_t levels,
+                   int64_t pool) {
+  static auto op = op_handle<Tensor3(const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                     const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                     const at::Tensor&, const at::Tensor&, int64_t, int64_t)>(
+      "lighthouse::_gather_qkv");
+  return op.call(q, k, v, pyr_q, pyr_k, pyr_v, slots, inverse, levels, pool);
+}
+
+Tensor3 gather_backward_qkv(const at::Tensor& grad_q, const at::Tensor& grad_k,
+                            const at::Tensor& grad_v, const at::Tensor& inverse, int64_t levels,
+                            int64_t pool, int64_t kv_heads) {
+  static auto op = op_handle<Tensor3(const at::Tensor&, const at::Tensor&, const at::Tensor&,
+                                     const at::Tensor&, int64_t, int64_t, int64_t)>(
+      "lighthouse::_gather_backward_qkv");
+  return op.call(grad_q, grad_k, grad_v, inverse, levels, pool, kv_heads);
+}
+
 at::Tensor scatter(const at::Tensor& o_tilde, const at::Tensor& slots, const at::Tensor& inverse,
                    int64_t levels, int64_t pool) {
   static auto op = op_handle<at::Tensor(const at::Tensor&, const at::Tensor&, const at::Tensor&,

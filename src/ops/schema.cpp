@@ -8,6 +8,7 @@
 //   gather_subsequence (pyramid + gather) and scatter_subsequence (scatter back)
 // Stage ops (underscore; shapes in src/ops/stages.h):
 //   _pool_score, _dilated_score, _select, _gather, _gather_backward, _scatter, _scatter_backward,
+//   _gather_qkv and _gather_backward_qkv (the gathers of q, k and v as one op: one launch backward),
 //   _check_plan (value validation of a user plan, plan_check.cpp)
 #include <torch/library.h>
 
@@ -43,6 +44,13 @@ TORCH_LIBRARY(lighthouse, m) {
       "str selection=\"causal\") -> (Tensor slots, Tensor inverse)");
   m.def("_gather(Tensor x, Tensor pyramid, Tensor slots, Tensor inverse, int levels, int pool) -> Tensor");
   m.def("_gather_backward(Tensor grad, Tensor inverse, int levels, int pool, int kv_heads) -> Tensor");
+  m.def(
+      "_gather_qkv(Tensor q, Tensor k, Tensor v, Tensor pyr_q, Tensor pyr_k, Tensor pyr_v, "
+      "Tensor slots, Tensor inverse, int levels, int pool) -> (Tensor q_tilde, Tensor k_tilde, "
+      "Tensor v_tilde)");
+  m.def(
+      "_gather_backward_qkv(Tensor grad_q, Tensor grad_k, Tensor grad_v, Tensor inverse, "
+      "int levels, int pool, int kv_heads) -> (Tensor dq, Tensor dk, Tensor dv)");
   m.def("_scatter(Tensor o_tilde, Tensor slots, Tensor inverse, int levels, int pool) -> Tensor");
   m.def("_scatter_backward(Tensor grad, Tensor slots, int levels, int pool) -> Tensor");
   m.def("_check_plan(Tensor slots, Tensor inverse) -> Tensor");

@@ -81,9 +81,10 @@ Geometry check_gather(const at::Tensor& x, const at::Tensor& pyramid, const at::
   return g;
 }
 
-Geometry check_gather_backward(const at::Tensor& grad, const at::Tensor& inverse, int64_t levels,
-                               int64_t pool, int64_t kv_heads) {
-  const char* op = "lighthouse::_gather_backward";
+namespace {
+
+Geometry gather_backward_geometry(const at::Tensor& grad, const at::Tensor& inverse,
+                                  int64_t levels, int64_t pool, int64_t kv_heads, const char* op) {
   TORCH_CHECK_VALUE(
       grad.dim() == 4 && inverse.dim() == 3 && kv_heads > 0 && dim_size(grad, 1) % kv_heads == 0 &&
           dim_size(inverse, 0) == dim_size(grad, 0) && dim_size(inverse, 1) == dim_size(grad, 1),
@@ -91,6 +92,31 @@ Geometry check_gather_backward(const at::Tensor& grad, const at::Tensor& inverse
       ", ", inverse.sym_sizes(), ", kv_heads = ", kv_heads);
   check_index(inverse, grad, "inverse", op);
   return levels_from_pyramid(levels, pool, dim_size(inverse, 2), op);
+}
+
+}  // namespace
+
+Geometry check_gather_backward(const at::Tensor& grad, const at::Tensor& inverse, int64_t levels,
+                               int64_t pool, int64_t kv_heads) {
+  return gather_backward_geometry(grad, inverse, levels, pool, kv_heads,
+                                  "lighthouse::_gather_backward");
+}
+
+Geometry check_gather_backward_qkv(const at::Tensor& grad_q, const at::Tensor& grad_k,
+                                   const at::Tensor& grad_v, const at::Tensor& inverse,
+                                   int64_t levels, int64_t pool, int64_t kv_heads) {
+  const char* op = "lighthouse::_gather_backward_qkv";
+  const std::pair<const at::Tensor*, const char*> kv[] = {{&grad_k, "grad_k"}, {&grad_v, "grad_v"}};
+  for (const auto& [t, name] : kv) {
+    TORCH_CHECK_VALUE(t->sym_sizes() == grad_q.sym_sizes(), op, ": ", name,
+                      " must have grad_q's shape ", grad_q.sym_sizes(), ", got ", t->sym_sizes());
+    TORCH_CHECK_TYPE(t->scalar_type() == grad_q.scalar_type(), op, ": ", name,
+                     " must have grad_q's dtype ", grad_q.scalar_type(), ", got ",
+                     t->scalar_type());
+    TORCH_CHECK_VALUE(t->device() == grad_q.device(), op, ": ", name,
+                      " must be on grad_q's device ", grad_q.device(), ", got ", t->device());
+  }
+  return gather_backward_geometry(grad_k, inverse, levels, pool, kv_heads, op);
 }
 
 Geometry check_scatter(const at::Tensor& o_tilde, const at::Tensor& slots,

@@ -48,6 +48,11 @@ Geometry check_gather(const at::Tensor& x, const at::Tensor& pyramid, const at::
                       const at::Tensor& inverse, int64_t levels, int64_t pool);
 Geometry check_gather_backward(const at::Tensor& grad, const at::Tensor& inverse, int64_t levels,
                                int64_t pool, int64_t kv_heads);
+// The three gradients of _gather_backward_qkv: each as _gather_backward's (q's with kv_heads =
+// H), one shape, dtype and device.
+Geometry check_gather_backward_qkv(const at::Tensor& grad_q, const at::Tensor& grad_k,
+                                   const at::Tensor& grad_v, const at::Tensor& inverse,
+                                   int64_t levels, int64_t pool, int64_t kv_heads);
 Geometry check_scatter(const at::Tensor& o_tilde, const at::Tensor& slots,
                        const at::Tensor& inverse, int64_t levels, int64_t pool);
 Geometry check_scatter_backward(const at::Tensor& grad, const at::Tensor& slots, int64_t levels,
@@ -57,6 +62,8 @@ Geometry check_scatter_backward(const at::Tensor& grad, const at::Tensor& slots,
 using stages::dilated_score;
 using stages::gather;
 using stages::gather_backward;
+using stages::gather_backward_qkv;
+using stages::gather_qkv;
 using stages::pool_score;
 using stages::scatter;
 using stages::scatter_backward;

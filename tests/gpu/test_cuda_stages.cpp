@@ -13,6 +13,7 @@ namespace {
 
 using ops::gather;
 using ops::gather_backward;
+using ops::gather_backward_qkv;
 using ops::pool_score;
 using ops::scatter;
 using ops::scatter_backward;
@@ -102,6 +103,33 @@ TEST_P(CudaStages, DataStagesMatchCpu) {
       EXPECT_LE(rel_err(gather_backward(to_cuda(gt), inverse, s.L, s.p, heads).cpu(), dx_c), tol)
           << s.name() << " gather_backward (kv_heads " << heads << ") " << dt;
     }
+  }
+}
+
+// The fused backward of q, k and v (one launch) against three single launches, bitwise, and
+// v's against float64 on the CPU (GQA shapes sum over the group, MHA ones take the H == Hx path).
+TEST_P(CudaStages, FusedGatherBackwardEqualsThreeSingleOnes) {
+  const Shape s = GetParam();
+  for (at::ScalarType dt : kDtypes) {
+    const Inputs in = random_inputs(s, dt, 23);
+    const Plan plan = lighthouse::plan(in.q, in.k, s.cfg());
+    const at::Tensor inverse = to_cuda(plan.inverse);
+    std::vector<at::Tensor> g;  // q's, k's, v's gradients [B, H, S, D]
+    for (uint64_t seed : {53, 54, 55})
+      g.push_back(to_cuda(randn({s.B, s.H, s.S(), s.D}, dt, seed)));
+    poison_allocator(8 * g[0].nbytes());
+    auto [dq, dk, dv] = gather_backward_qkv(g[0], g[1], g[2], inverse, s.L, s.p, s.Hkv);
+    ASSERT_EQ(dq.sizes(), (at::IntArrayRef{s.B, s.N, s.H, s.D}));
+    ASSERT_EQ(dk.sizes(), (at::IntArrayRef{s.B, s.N, s.Hkv, s.D}));
+    EXPECT_TRUE(bitwise_equal(dq.cpu(), gather_backward(g[0], inverse, s.L, s.p, s.H).cpu()))
+        << s.name() << " dq " << dt;
+    EXPECT_TRUE(bitwise_equal(dk.cpu(), gather_backward(g[1], inverse, s.L, s.p, s.Hkv).cpu()))
+        << s.name() << " dk " << dt;
+    EXPECT_TRUE(bitwise_equal(dv.cpu(), gather_backward(g[2], inverse, s.L, s.p, s.Hkv).cpu()))
+        << s.name() << " dv " << dt;
+    const at::Tensor dv_c =
+        gather_backward(g[2].cpu().to(at::kDouble), plan.inverse, s.L, s.p, s.Hkv);
+    EXPECT_LE(rel_err(dv.cpu(), dv_c), tolerance(dt)) << s.name() << " dv vs float64 " << dt;
   }
 }
 

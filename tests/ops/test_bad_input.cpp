@@ -278,6 +278,26 @@ std::vector<BadCase> cases() {
                               at::full({1, 4, 448}, -1, at::kLong), 3, 2, 0);
        },
        {"lighthouse::_gather_backward", "kv_heads = 0"}},
+      {"gather_backward_qkv_grad_v_shape",
+       [] {
+         const at::Tensor g = randn({1, 4, 128, 8}, at::kDouble, 78);
+         ops::gather_backward_qkv(g, g, randn({1, 4, 127, 8}, at::kDouble, 79),
+                                  at::full({1, 4, 448}, -1, at::kLong), 3, 2, 2);
+       },
+       {"lighthouse::_gather_backward_qkv: grad_v must have grad_q's shape"}},
+      {"gather_backward_qkv_grad_k_dtype",
+       [] {
+         const at::Tensor g = randn({1, 4, 128, 8}, at::kDouble, 80);
+         ops::gather_backward_qkv(g, g.to(at::kFloat), g, at::full({1, 4, 448}, -1, at::kLong),
+                                  3, 2, 2);
+       },
+       {"lighthouse::_gather_backward_qkv: grad_k must have grad_q's dtype"}},
+      {"gather_backward_qkv_kv_heads",
+       [] {
+         const at::Tensor g = randn({1, 4, 128, 8}, at::kDouble, 81);
+         ops::gather_backward_qkv(g, g, g, at::full({1, 4, 448}, -1, at::kLong), 3, 2, 3);
+       },
+       {"lighthouse::_gather_backward_qkv", "kv_heads = 3"}},
       {"scatter_backward_slot_out_of_range",
        [] {
          ops::scatter_backward(randn({1, 258, 4, 8}, at::kDouble, 77),

@@ -196,7 +196,8 @@ def opcheck_cases():
     slots, inverse = ops.plan(qd, kd, L, p, k, m)
     vd = v.detach()
     pyr_q, sq = ops._pool_score(qd, L, p)
-    _, sk = ops._pool_score(kd, L, p)
+    pyr_k, sk = ops._pool_score(kd, L, p)
+    pyr_v, _ = ops._pool_score(vd, L, p, True, False)
     B, N, H, _, D = TINY[:5]
     S = slots.shape[-1]
     g = torch.Generator().manual_seed(8)
@@ -216,6 +217,10 @@ def opcheck_cases():
         ("_select", ops._select.default, (sq, sk, L, p, k, m)),
         ("_gather", ops._gather.default, (q, pyr_q, slots, inverse, L, p)),
         ("_gather_backward", ops._gather_backward.default, (grad_s, inverse, L, p, 1)),
+        ("_gather_qkv", ops._gather_qkv.default,
+         (q, kk, v, pyr_q, pyr_k, pyr_v, slots, inverse, L, p)),
+        ("_gather_backward_qkv", ops._gather_backward_qkv.default,
+         (grad_s, grad_s * 2, grad_s * 3, inverse, L, p, 1)),
         ("_scatter", ops._scatter.default, (o_tilde, slots, inverse, L, p)),
         ("_scatter_backward", ops._scatter_backward.default, (grad_n, slots, L, p)),
         ("_check_plan", ops._check_plan.default, (slots, inverse)),
