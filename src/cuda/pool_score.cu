@@ -45,8 +45,9 @@ struct PoolCtx {
   }
 };
 
-// Grid x: (coarsest window w, lane g), y: head h, z: batch b; the G lanes of a (w, h) share
-// a warp, and whole warps run the loop together (the shuffles need every lane).
+// Grid x: (coarsest window w, head h, lane g), heads fastest, so a block reads whole [Hx, D]
+// position rows; z: batch b. The G lanes of a (w, h) share a warp, and whole warps run the
+// loop together (the shuffles need every lane).
 // Shared memory: per level 2..L-1 and thread, kPack running sums and the running max.
 template <typename T>
 __global__ void __launch_bounds__(kThreads) pool_score_kernel(PoolScoreParams prm, int log2G) {
@@ -54,9 +55,9 @@ __global__ void __launch_bounds__(kThreads) pool_score_kernel(PoolScoreParams pr
   const Geometry& geo = prm.geo;
   const int C = geo.L - 1, log2p = geo.log2p, p = 1 << log2p, G = 1 << log2G;
   const int nb = p < kBatch ? p : kBatch;  // rows per batch; divides p
-  const int64_t b = blockIdx.z, h = blockIdx.y;
+  const int64_t b = blockIdx.z;
   const int64_t W = int64_t{1} << (C * log2p);  // rows per coarsest window
-  const int64_t total = (geo.N >> (C * log2p)) << log2G;
+  const int64_t total = ((geo.N >> (C * log2p)) * prm.Hx) << log2G;
   const int64_t rounded = (total + 31) / 32 * 32;
   auto slot = [&](int l, int k) -> float& {
     return carry[((l - 2) * (kPack + 1) + k) * blockDim.x + threadIdx.x];
@@ -67,7 +68,8 @@ __global__ void __launch_bounds__(kThreads) pool_score_kernel(PoolScoreParams pr
   c.geo = &geo;
   for (int64_t idx = global_thread(); idx < rounded; idx += grid_threads()) {
     const bool valid = idx < total;
-    const int64_t w = valid ? idx >> log2G : 0;
+    const int64_t wh = valid ? idx >> log2G : 0;
+    const int64_t w = wh / prm.Hx, h = wh - w * prm.Hx;
     const int g = static_cast<int>(idx & (G - 1));
     const int64_t lane_off = h * prm.D + g * kPack;
     const T* x = static_cast<const T*>(prm.x) + b * geo.N * c.row + lane_off;
@@ -168,8 +170,7 @@ cudaError_t launch_pool_score(const PoolScoreParams& prm, cudaStream_t stream) {
   const int C = prm.geo.L - 1;
   const size_t smem = static_cast<size_t>(C - 1) * (kPack + 1) * kThreads * sizeof(float);
   const int64_t Nw = prm.geo.N >> (C * prm.geo.log2p);
-  const dim3 grid(grid_for(Nw << log2G), static_cast<unsigned>(prm.Hx),
-                  static_cast<unsigned>(prm.B));
+  const dim3 grid(grid_for((Nw * prm.Hx) << log2G), 1, static_cast<unsigned>(prm.B));
   return dispatch_dtype(prm.dtype, [&](auto tag) {
     auto* kernel = pool_score_kernel<decltype(tag)>;
     if (smem > 48 * 1024) {
