@@ -72,19 +72,19 @@ __global__ void __launch_bounds__(kThreads) gather_kernel(GatherParams prm, Lane
 // past the pyramid (a ragged tail) there is none.
 template <int L>
 __device__ __forceinline__ void window_slots(const Geometry& geo, const int64_t* inv, int64_t i1,
-                                             int shift, int64_t S, int64_t (&s)[L]) {
+                                             int shift, int64_t S, int (&s)[L]) {
 #pragma unroll
   for (int l = 1; l < L; ++l) {
     const int64_t e = (i1 >> ((l - 1) * geo.log2p)) + shift;
     const int64_t v = e >= 0 && e < geo.level_len[l] ? inv[geo.level_offset[l] + e] : -1;
-    s[l] = v < S ? v : -1;  // out-of-plan indices read as "not emitted"
+    s[l] = v >= 0 && v < S ? static_cast<int>(v) : -1;  // out-of-plan: "not emitted"
   }
 }
 
 // Sum over levels 1..L-1 of the rows s[l] of src (times 1/p^l when `mean`), loads issued first.
 template <typename T, int L>
 __device__ __forceinline__ void sum_levels(const Geometry& geo, const T* src, int64_t D,
-                                           const int64_t (&s)[L], bool mean,
+                                           const int (&s)[L], bool mean,
                                            float (&acc)[kPack]) {
   Pack<T> v[L];
 #pragma unroll
@@ -119,20 +119,20 @@ __global__ void __launch_bounds__(kThreads) scatter_kernel(ScatterParams prm, La
     const int64_t* inv = prm.inverse + (b * prm.H + h) * geo.P;                     // [P]
     const T* ot = static_cast<const T*>(prm.o_tilde) + (b * prm.H + h) * prm.S * D;  // [S, D]
     T* out = static_cast<T*>(prm.out) + b * geo.N * row + h * D;                    // [N, ., D]
-    int64_t s[L];
+    int s[L];
     window_slots<L>(geo, inv, i1, -1, prm.S, s);
     float hi[kPack];
     zero(hi);
     sum_levels<T, L>(geo, ot + g * kPack, D, s, false, hi);
     for (int j0 = 0; j0 < p; j0 += kBatch) {
-      int64_t s0[kBatch];
+      int s0[kBatch];
       Pack<T> v[kBatch];
 #pragma unroll
       for (int u = 0; u < kBatch; ++u) {
         const int64_t t = i1 * p - 1 + j0 + u;
         const bool in = j0 + u < p && t >= 0 && t < geo.N;
         const int64_t sv = in ? inv[t] : -2;
-        s0[u] = sv < prm.S ? sv : -1;
+        s0[u] = sv == -2 ? -2 : (sv >= 0 && sv < prm.S ? static_cast<int>(sv) : -1);
         if (s0[u] >= 0) v[u] = load_raw(ot + s0[u] * D + g * kPack);
       }
 #pragma unroll
@@ -194,8 +194,7 @@ __global__ void __launch_bounds__(kThreads) scatter_backward_kernel(ScatterBackw
 // window's slots s of levels >= 1.
 template <typename T, int L, int kBatch>
 __device__ __forceinline__ void add_window_grad(const Geometry& geo, const T* grad, int64_t D,
-                                                const int64_t (&s)[L],
-                                                const int64_t (&s0)[kBatch],
+                                                const int (&s)[L], const int (&s0)[kBatch],
                                                 float (&acc)[kBatch][kPack]) {
   Pack<T> v[kBatch];
 #pragma unroll
@@ -218,13 +217,13 @@ __device__ __forceinline__ void add_window_grad(const Geometry& geo, const T* gr
 // none, past the window or past N.
 template <int kBatch>
 __device__ __forceinline__ void token_slots(const Geometry& geo, const int64_t* inv, int64_t i1,
-                                            int j0, int64_t S, int64_t (&s0)[kBatch]) {
+                                            int j0, int64_t S, int (&s0)[kBatch]) {
   const int p = 1 << geo.log2p;
 #pragma unroll
   for (int u = 0; u < kBatch; ++u) {
     const int64_t t = i1 * p + j0 + u;
     const int64_t sv = j0 + u < p && t < geo.N ? inv[t] : -1;
-    s0[u] = sv < S ? sv : -1;
+    s0[u] = sv >= 0 && sv < S ? static_cast<int>(sv) : -1;
   }
 }
 
@@ -271,7 +270,7 @@ __global__ void __launch_bounds__(kThreads, kGroup1 ? 2 : 1)
       for (int64_t h = hx * group; h < (hx + 1) * group; ++h) {
         const int64_t* inv = prm.inverse + (b * prm.H + h) * geo.P;  // [P]
         const int64_t head = (b * prm.H + h) * prm.S * D + g * kPack;  // grad [B, H, S, D]
-        int64_t s[L], s0[kBatch];
+        int s[L], s0[kBatch];
         window_slots<L>(geo, inv, i1, 0, prm.S, s);
         token_slots<kBatch>(geo, inv, i1, j0, prm.S, s0);
         if constexpr (kFused) {  // q: one query head per output row, nothing to sum
@@ -315,6 +314,9 @@ cudaError_t dispatch_levels(int levels, F&& f) {
 
 bool bad_dim(int64_t D) { return D % kPack != 0 || D <= 0 || D > kMaxDim; }
 
+// The kernels that look slots up through the inverse hold them as 32-bit ints.
+bool bad_slots(int64_t S) { return S >= (int64_t{1} << 31); }
+
 }  // namespace
 
 cudaError_t launch_gather(const GatherParams& prm, cudaStream_t stream) {
@@ -327,7 +329,7 @@ cudaError_t launch_gather(const GatherParams& prm, cudaStream_t stream) {
 }
 
 cudaError_t launch_scatter(const ScatterParams& prm, cudaStream_t stream) {
-  if (bad_dim(prm.D)) return cudaErrorInvalidValue;
+  if (bad_dim(prm.D) || bad_slots(prm.S)) return cudaErrorInvalidValue;
   const Lanes ln = lanes_for(prm.D);
   const dim3 grid = grid3(((prm.geo.N >> prm.geo.log2p) + 1) * prm.H, ln, 1, prm.B);
   return dispatch_dtype(prm.dtype, [&](auto tag) {
@@ -349,7 +351,7 @@ cudaError_t launch_scatter_backward(const ScatterBackwardParams& prm, cudaStream
 }
 
 cudaError_t launch_gather_backward(const GatherBackwardParams& prm, cudaStream_t stream) {
-  if (bad_dim(prm.D)) return cudaErrorInvalidValue;
+  if (bad_dim(prm.D) || bad_slots(prm.S)) return cudaErrorInvalidValue;
   const Lanes ln = lanes_for(prm.D);
   const int64_t windows = (prm.geo.N + prm.geo.p - 1) >> prm.geo.log2p;
   const dim3 grid = grid3(windows * prm.Hx, ln, 1, prm.B);
