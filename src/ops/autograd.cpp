@@ -13,25 +13,39 @@ namespace {
 using torch::autograd::AutogradContext;
 using torch::autograd::variable_list;
 
+// What the gathers' backward needs: the inverse table, the level geometry and x's head count.
+void save_gather_plan(AutogradContext* ctx, const at::Tensor& inverse, int64_t levels,
+                      int64_t pool, int64_t kv_heads) {
+  ctx->save_for_backward({inverse});
+  ctx->saved_data["levels"] = levels;
+  ctx->saved_data["pool"] = pool;
+  ctx->saved_data["kv_heads"] = kv_heads;
+}
+
+struct GatherPlan {
+  at::Tensor inverse;
+  int64_t levels, pool, kv_heads;
+};
+
+GatherPlan saved_gather_plan(AutogradContext* ctx) {
+  return {ctx->get_saved_variables()[0], ctx->saved_data["levels"].toInt(),
+          ctx->saved_data["pool"].toInt(), ctx->saved_data["kv_heads"].toInt()};
+}
+
 class GatherFn : public torch::autograd::Function<GatherFn> {
  public:
   static at::Tensor forward(AutogradContext* ctx, const at::Tensor& x, const at::Tensor& pyramid,
                             const at::Tensor& slots, const at::Tensor& inverse, int64_t levels,
                             int64_t pool) {
     at::AutoDispatchBelowADInplaceOrView guard;
-    ctx->save_for_backward({inverse});
-    ctx->saved_data["levels"] = levels;
-    ctx->saved_data["pool"] = pool;
-    ctx->saved_data["kv_heads"] = dim_size(x, 2);
+    save_gather_plan(ctx, inverse, levels, pool, dim_size(x, 2));
     return gather(x, pyramid, slots, inverse, levels, pool);
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const at::Tensor inverse = ctx->get_saved_variables()[0];
-    at::Tensor dx = gather_backward(grads[0].contiguous(), inverse,
-                                    ctx->saved_data["levels"].toInt(),
-                                    ctx->saved_data["pool"].toInt(),
-                                    ctx->saved_data["kv_heads"].toInt());
+    const GatherPlan pl = saved_gather_plan(ctx);
+    at::Tensor dx =
+        gather_backward(grads[0].contiguous(), pl.inverse, pl.levels, pl.pool, pl.kv_heads);
     return {dx, at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor(), at::Tensor()};
   }
 };
@@ -46,20 +60,16 @@ class GatherQkvFn : public torch::autograd::Function<GatherQkvFn> {
                                const at::Tensor& slots, const at::Tensor& inverse, int64_t levels,
                                int64_t pool) {
     at::AutoDispatchBelowADInplaceOrView guard;
-    ctx->save_for_backward({inverse});
-    ctx->saved_data["levels"] = levels;
-    ctx->saved_data["pool"] = pool;
-    ctx->saved_data["kv_heads"] = dim_size(k, 2);
+    save_gather_plan(ctx, inverse, levels, pool, dim_size(k, 2));
     auto [qt, kt, vt] = gather_qkv(q, k, v, pyr_q, pyr_k, pyr_v, slots, inverse, levels, pool);
     return {qt, kt, vt};
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    const at::Tensor inverse = ctx->get_saved_variables()[0];
-    auto [dq, dk, dv] = gather_backward_qkv(
-        grads[0].contiguous(), grads[1].contiguous(), grads[2].contiguous(), inverse,
-        ctx->saved_data["levels"].toInt(), ctx->saved_data["pool"].toInt(),
-        ctx->saved_data["kv_heads"].toInt());
+    const GatherPlan pl = saved_gather_plan(ctx);
+    auto [dq, dk, dv] =
+        gather_backward_qkv(grads[0].contiguous(), grads[1].contiguous(), grads[2].contiguous(),
+                            pl.inverse, pl.levels, pl.pool, pl.kv_heads);
     const at::Tensor none;
     return {dq, dk, dv, none, none, none, none, none, none, none};
   }
