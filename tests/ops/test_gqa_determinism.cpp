@@ -2,7 +2,8 @@
 // gradients, dK/dV summed over each group); determinism (identical inputs give bitwise
 // identical plans, outputs and gradients; the op's stages are thread-count invariant);
 // attention(q, k, v) equals attention with the plan
-// of plan(q, k); non-contiguous inputs give the contiguous result.
+// of plan(q, k); non-contiguous inputs give the contiguous result; the fused gather of q, k
+// and v equals three single ones.
 #include <ATen/Parallel.h>
 #include <gtest/gtest.h>
 
@@ -114,6 +115,39 @@ TEST_P(Determinism, StagesThreadCountInvariant) {
 }
 
 // attention(q, k, v) is attention(q, k, v; plan(q, k)) exactly, gradients included.
+// The gathers of q, k and v as one op (_gather_qkv, whose gradient is one _gather_backward_qkv)
+// give bitwise the outputs and gradients of three single gathers.
+TEST_P(Determinism, GatherQkvEqualsThreeGathers) {
+  const Shape s = GetParam();
+  const Inputs base = random_inputs(s, at::kDouble, 64);
+  const Plan pl = plan(base.q, base.k, s.cfg());
+  auto leaf = [](const at::Tensor& x) { return x.detach().clone().requires_grad_(); };
+  const at::Tensor pq = std::get<0>(ops::pool_score(base.q, s.L, s.p, true, false));
+  const at::Tensor pk = std::get<0>(ops::pool_score(base.k, s.L, s.p, true, false));
+  const at::Tensor pv = std::get<0>(ops::pool_score(base.v, s.L, s.p, true, false));
+  std::vector<at::Tensor> g;  // weights of each gathered tensor [B, H, S, D]
+  for (uint64_t seed : {65, 66, 67})
+    g.push_back(randn({s.B, s.H, s.S(), s.D}, at::kDouble, seed));
+
+  const std::vector<at::Tensor> one = {leaf(base.q), leaf(base.k), leaf(base.v)};
+  auto [qt, kt, vt] = ops::gather_qkv(one[0], one[1], one[2], pq, pk, pv, pl.slots, pl.inverse,
+                                      s.L, s.p);
+  ((qt * g[0]).sum() + (kt * g[1]).sum() + (vt * g[2]).sum()).backward();
+
+  const std::vector<at::Tensor> three = {leaf(base.q), leaf(base.k), leaf(base.v)};
+  const at::Tensor pyr[] = {pq, pk, pv};
+  at::Tensor loss = at::zeros({}, at::kDouble);
+  const at::Tensor fused[] = {qt, kt, vt};
+  for (int i = 0; i < 3; ++i) {
+    const at::Tensor t = ops::gather(three[i], pyr[i], pl.slots, pl.inverse, s.L, s.p);
+    EXPECT_TRUE(bitwise_equal(fused[i].detach(), t.detach())) << s.name() << " output " << i;
+    loss = loss + (t * g[i]).sum();
+  }
+  loss.backward();
+  for (int i = 0; i < 3; ++i)
+    EXPECT_TRUE(bitwise_equal(one[i].grad(), three[i].grad())) << s.name() << " grad " << i;
+}
+
 TEST_P(Determinism, AttentionEqualsAttentionWithItsPlan) {
   const Shape s = GetParam();
   const Inputs in = random_inputs(s, at::kDouble, 65);
