@@ -3,7 +3,8 @@
 # test_cuda binary, in one process), run the CUDA benchmark sweep, keep logs, JSON and
 # Markdown under $OUT, and print a short table last.
 #
-#   STEPS=build,test,bench   what to do (default all three)
+#   STEPS=build,test,bench   what to do (default all three; add micro for the data stages
+#                            alone at MICRO_N, scripts/gpu-stage-micro.py)
 #   BENCH_NS=...  BENCH_KS=...   sequence lengths and k per length (default: issue 3's sweep)
 #   BENCH_REPEATS=10  BENCH_BUDGET=8   repeats per case, seconds of timed runs per case
 #   BENCH_SCORER=dilated  BENCH_DILATION=4   also time the dilated scorer next to norm
@@ -55,6 +56,12 @@ if [[ $STEPS == *test* ]]; then
   grep -E "^\[  (FAILED|PASSED|SKIPPED) |\[determinism\]|Failure|Expected|Which is|rel_err|^  Actual" \
     "$OUT/tests.log" | head -60
   grep -E "tests? ran|^\[  PASSED|^\[  FAILED" "$OUT/tests.log" | tail -3
+fi
+
+if [[ $STEPS == *micro* ]]; then
+  python3 scripts/gpu-stage-micro.py "$BUILD/src/liblighthouse_ops.so" "${MICRO_N:-524288}" \
+    > "$OUT/micro.txt" 2>&1 || status=1
+  cat "$OUT/micro.txt"
 fi
 
 if [[ $STEPS == *bench* ]]; then
