@@ -133,9 +133,8 @@ std::vector<StageResult> time_stages(const std::vector<InputSet>& sets, const Co
     std::vector<at::cuda::CUDAEvent> ev;
     for (size_t i = 0; i <= names.size(); ++i) ev.emplace_back(cudaEventDefault);
     ev[0].record(stream);
-    auto [pq, sq] = pool_score(q, L, p, true, true);  // [B, P1, H, D], [B, H, P]
-    auto [pk, sk] = pool_score(k, L, p, true, true);  // [B, P1, Hkv, D], [B, Hkv, P]
-    const at::Tensor pv = std::get<0>(pool_score(v, L, p, true, false));  // [B, P1, Hkv, D]
+    // [B, P1, H, D], [B, P1, Hkv, D] x 2, [B, H, P], [B, Hkv, P]: one launch
+    auto [pq, pk, pv, sq, sk] = pool_score_qkv(q, k, v, L, p, true);
     ev[1].record(stream);
     auto [slots, inverse] = select(sq, sk, cfg);  // [B, H, S], [B, H, P]
     ev[2].record(stream);

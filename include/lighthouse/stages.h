@@ -7,6 +7,9 @@
 // Shapes (B batch, N positions, H query heads, Hx heads of x, D head dim, S slots per head,
 // P = N + sum_{l>=1} Nf / p^l pyramid entries, P1 = P - N; any N, lighthouse/geometry.h):
 //   pool_score(x [B, N, Hx, D]) -> pyramid [B, P1, Hx, D] (x's dtype), score [B, Hx, P] fp32
+//   pool_score_qkv(q [B, N, H, D], k, v [B, N, Hkv, D]) -> pyr_q, pyr_k, pyr_v, sq, sk: the
+//     pyramids of the three and the scores of q and k (empty unless want_score) as one op,
+//     one launch on CUDA; each output bitwise equals pool_score's
 //   dilated_score(q [B, N, H, D], k, v [B, N, Hkv, D]) -> sq, sk [B, H, P] fp32
 //   select(sq [B, H, P], sk [B, Hkv, P], cfg) -> slots [B, H, S] int64, inverse [B, H, P] int64
 //   gather(x [B, N, Hx, D], pyramid, slots, inverse) -> [B, H, S, D]
@@ -29,6 +32,9 @@ namespace lighthouse::stages {
 
 std::tuple<at::Tensor, at::Tensor> pool_score(const at::Tensor& x, int64_t levels, int64_t pool,
                                               bool want_pyramid, bool want_score);
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> pool_score_qkv(
+    const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t levels, int64_t pool,
+    bool want_score);
 std::tuple<at::Tensor, at::Tensor> dilated_score(const at::Tensor& q, const at::Tensor& k,
                                                  const at::Tensor& v, int64_t levels,
                                                  int64_t pool, int64_t dilation);

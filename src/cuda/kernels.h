@@ -33,13 +33,21 @@ struct StageParams {
   Geometry geo;
 };
 
-// Stage 1 and the norm scores (B, Hx, D): x [B, N, Hx, D] -> pyramid [B, P1, Hx, D] (levels
-// >= 1, level l at rows offset[l] - N; null to skip) and score [B, Hx, P] fp32 (null to skip;
-// the tail's level-0 norms included).
-struct PoolScoreParams : StageParams {
+// Stage 1 and the norm scores (B, D; Hx per part): x [B, N, Hx, D] -> pyramid [B, P1, Hx, D]
+// (levels >= 1, level l at rows offset[l] - N; null to skip) and score [B, Hx, P] fp32 (null
+// to skip; the tail's level-0 norms included). Up to three tensors of one B, N, D and dtype
+// (q, k and v) share a launch, one part each; each part's outputs bitwise equal a launch of
+// its own.
+struct PoolPart {
   const void* x = nullptr;
   void* pyramid = nullptr;
   float* score = nullptr;
+  int64_t Hx = 0;
+};
+constexpr int kMaxPoolParts = 3;
+struct PoolScoreParams : StageParams {
+  PoolPart part[kMaxPoolParts];
+  int parts = 1;
 };
 cudaError_t launch_pool_score(const PoolScoreParams& prm, cudaStream_t stream);
 

@@ -45,8 +45,15 @@ struct PoolCtx {
   }
 };
 
+// The part of blockIdx.y, read with constant indices (a dynamic index into the kernel's
+// parameters would copy them to local memory).
+__device__ __forceinline__ PoolPart part_of(const PoolScoreParams& prm) {
+  static_assert(kMaxPoolParts == 3, "part_of selects among three parts");
+  return blockIdx.y == 0 ? prm.part[0] : (blockIdx.y == 1 ? prm.part[1] : prm.part[2]);
+}
+
 // Grid x: (coarsest window w, head h, lane g), heads fastest, so a block reads whole [Hx, D]
-// position rows; z: batch b. The G lanes of a (w, h) share a warp, and whole warps run the
+// position rows; y: the part (tensor); z: batch b. The G lanes of a (w, h) share a warp, and whole warps run the
 // loop together (the shuffles need every lane).
 // Shared memory: per level 2..L-1 and thread, kPack running sums and the running max.
 template <typename T>
@@ -56,27 +63,28 @@ __global__ void __launch_bounds__(kThreads) pool_score_kernel(PoolScoreParams pr
   const int C = geo.L - 1, log2p = geo.log2p, p = 1 << log2p, G = 1 << log2G;
   const int nb = p < kBatch ? p : kBatch;  // rows per batch; divides p
   const int64_t b = blockIdx.z;
+  const PoolPart part = part_of(prm);
   const int64_t W = int64_t{1} << (C * log2p);  // rows per coarsest window
-  const int64_t total = ((geo.N >> (C * log2p)) * prm.Hx) << log2G;
+  const int64_t total = ((geo.N >> (C * log2p)) * part.Hx) << log2G;
   const int64_t rounded = (total + 31) / 32 * 32;
   auto slot = [&](int l, int k) -> float& {
     return carry[((l - 2) * (kPack + 1) + k) * blockDim.x + threadIdx.x];
   };
   PoolCtx<T> c;
-  c.row = prm.Hx * prm.D;
+  c.row = part.Hx * prm.D;
   c.log2p = log2p;
   c.geo = &geo;
   for (int64_t idx = global_thread(); idx < rounded; idx += grid_threads()) {
     const bool valid = idx < total;
     const int64_t wh = valid ? idx >> log2G : 0;
-    const int64_t w = wh / prm.Hx, h = wh - w * prm.Hx;
+    const int64_t w = wh / part.Hx, h = wh - w * part.Hx;
     const int g = static_cast<int>(idx & (G - 1));
     const int64_t lane_off = h * prm.D + g * kPack;
-    const T* x = static_cast<const T*>(prm.x) + b * geo.N * c.row + lane_off;
-    c.pyr = prm.pyramid == nullptr
+    const T* x = static_cast<const T*>(part.x) + b * geo.N * c.row + lane_off;
+    c.pyr = part.pyramid == nullptr
                 ? nullptr
-                : static_cast<T*>(prm.pyramid) + b * (geo.P - geo.N) * c.row + lane_off;
-    c.score = prm.score == nullptr ? nullptr : prm.score + (b * prm.Hx + h) * geo.P;
+                : static_cast<T*>(part.pyramid) + b * (geo.P - geo.N) * c.row + lane_off;
+    c.score = part.score == nullptr ? nullptr : part.score + (b * part.Hx + h) * geo.P;
     c.active = valid && g < prm.D / kPack;
     c.leader = valid && g == 0;
     for (int l = 2; l <= C; ++l) {
@@ -146,10 +154,12 @@ __global__ void __launch_bounds__(kThreads) pool_score_kernel(PoolScoreParams pr
 template <typename T>
 __global__ void __launch_bounds__(kThreads) tail_score_kernel(PoolScoreParams prm) {
   const Geometry& geo = prm.geo;
+  const PoolPart part = part_of(prm);
+  if (part.score == nullptr) return;
   const int64_t b = blockIdx.z, D = prm.D;
-  for (int64_t i = global_thread(); i < geo.tail * prm.Hx; i += grid_threads()) {
-    const int64_t t = geo.Nf + i / prm.Hx, h = i % prm.Hx;
-    const T* row = static_cast<const T*>(prm.x) + ((b * geo.N + t) * prm.Hx + h) * D;
+  for (int64_t i = global_thread(); i < geo.tail * part.Hx; i += grid_threads()) {
+    const int64_t t = geo.Nf + i / part.Hx, h = i % part.Hx;
+    const T* row = static_cast<const T*>(part.x) + ((b * geo.N + t) * part.Hx + h) * D;
     float ss = 0.0f;
     for (int64_t d = 0; d < D; d += kPack) {
       float v[kPack];
@@ -157,20 +167,29 @@ __global__ void __launch_bounds__(kThreads) tail_score_kernel(PoolScoreParams pr
 #pragma unroll
       for (int k = 0; k < kPack; ++k) ss = fmaf(v[k], v[k], ss);
     }
-    prm.score[(b * prm.Hx + h) * geo.P + t] = sqrtf(ss);
+    part.score[(b * part.Hx + h) * geo.P + t] = sqrtf(ss);
   }
 }
 
 }  // namespace
 
 cudaError_t launch_pool_score(const PoolScoreParams& prm, cudaStream_t stream) {
-  if (prm.D % kPack != 0 || prm.D > kMaxDim || prm.geo.L < 2) return cudaErrorInvalidValue;
+  if (prm.D % kPack != 0 || prm.D > kMaxDim || prm.geo.L < 2 || prm.parts < 1 ||
+      prm.parts > kMaxPoolParts)
+    return cudaErrorInvalidValue;
   int log2G = 0;
   while ((1 << log2G) < prm.D / kPack) ++log2G;
   const int C = prm.geo.L - 1;
   const size_t smem = static_cast<size_t>(C - 1) * (kPack + 1) * kThreads * sizeof(float);
   const int64_t Nw = prm.geo.N >> (C * prm.geo.log2p);
-  const dim3 grid(grid_for((Nw * prm.Hx) << log2G), 1, static_cast<unsigned>(prm.B));
+  int64_t Hx = 0;  // the parts' largest head count sizes the grid
+  bool scores = false;
+  for (int i = 0; i < prm.parts; ++i) {
+    Hx = prm.part[i].Hx > Hx ? prm.part[i].Hx : Hx;
+    scores = scores || prm.part[i].score != nullptr;
+  }
+  const dim3 grid(grid_for((Nw * Hx) << log2G), static_cast<unsigned>(prm.parts),
+                  static_cast<unsigned>(prm.B));
   return dispatch_dtype(prm.dtype, [&](auto tag) {
     auto* kernel = pool_score_kernel<decltype(tag)>;
     if (smem > 48 * 1024) {
@@ -180,8 +199,9 @@ cudaError_t launch_pool_score(const PoolScoreParams& prm, cudaStream_t stream) {
     }
     kernel<<<grid, kThreads, smem, stream>>>(prm, log2G);
     cudaError_t err = launched();
-    if (err != cudaSuccess || prm.score == nullptr || prm.geo.tail == 0) return err;
-    const dim3 tail_grid(grid_for(prm.geo.tail * prm.Hx), 1, static_cast<unsigned>(prm.B));
+    if (err != cudaSuccess || !scores || prm.geo.tail == 0) return err;
+    const dim3 tail_grid(grid_for(prm.geo.tail * Hx), static_cast<unsigned>(prm.parts),
+                         static_cast<unsigned>(prm.B));
     tail_score_kernel<decltype(tag)><<<tail_grid, kThreads, 0, stream>>>(prm);
     return launched();
   });

@@ -143,6 +143,25 @@ std::tuple<at::Tensor, at::Tensor> pool_score_autograd(const at::Tensor& x, int6
   return pool_score(x, levels, pool, want_pyramid, want_score);
 }
 
+using Tensor5 = std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>;
+
+Tensor5 pool_score_qkv_autograd(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                int64_t levels, int64_t pool, bool want_score) {
+  at::AutoDispatchBelowADInplaceOrView guard;
+  return pool_score_qkv(q, k, v, levels, pool, want_score);
+}
+
+// Below autograd on every backend: the three single ops (CUDA registers one launch of its
+// own, cuda_impl.cpp).
+Tensor5 pool_score_qkv_default(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                               int64_t levels, int64_t pool, bool want_score) {
+  check_pool_score_qkv(q, k, v, levels, pool);
+  auto [pyr_q, sq] = pool_score(q, levels, pool, true, want_score);  // [B, P1, H, D], [B, H, P]
+  auto [pyr_k, sk] = pool_score(k, levels, pool, true, want_score);  // [B, P1, Hkv, D], [B, Hkv, P]
+  at::Tensor pyr_v = std::get<0>(pool_score(v, levels, pool, true, false));  // [B, P1, Hkv, D]
+  return {pyr_q, pyr_k, pyr_v, sq, sk};
+}
+
 std::tuple<at::Tensor, at::Tensor> dilated_score_autograd(const at::Tensor& q,
                                                           const at::Tensor& k,
                                                           const at::Tensor& v, int64_t levels,
@@ -173,6 +192,7 @@ TORCH_LIBRARY_IMPL(lighthouse, Autograd, m) {
   m.impl("_gather_qkv", &gather_qkv_autograd);
   m.impl("_scatter", &scatter_autograd);
   m.impl("_pool_score", &pool_score_autograd);
+  m.impl("_pool_score_qkv", &pool_score_qkv_autograd);
   m.impl("_dilated_score", &dilated_score_autograd);
   m.impl("_select", &select_autograd);
 }
@@ -180,6 +200,7 @@ TORCH_LIBRARY_IMPL(lighthouse, Autograd, m) {
 TORCH_LIBRARY_IMPL(lighthouse, CompositeExplicitAutograd, m) {
   m.impl("_gather_qkv", &gather_qkv_default);
   m.impl("_gather_backward_qkv", &gather_backward_qkv_default);
+  m.impl("_pool_score_qkv", &pool_score_qkv_default);
 }
 
 }  // namespace lighthouse::ops

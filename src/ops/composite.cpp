@@ -61,9 +61,8 @@ at::Tensor attention_op(const at::Tensor& q, const at::Tensor& k, const at::Tens
   const Config cfg = checked_config(q, k, v, levels, pool, topk, tile_topk, scorer, sdpa,
                                     dilation, selection, "lighthouse::attention");
   const bool norm = cfg.scorer == Scorer::Norm;  // the norm scores come with the pyramid pass
-  auto [pyr_q, sq] = pool_score(q, levels, pool, true, norm);  // [B, P1, H, D], [B, H, P]
-  auto [pyr_k, sk] = pool_score(k, levels, pool, true, norm);  // [B, P1, Hkv, D], [B, Hkv, P]
-  at::Tensor pyr_v = std::get<0>(pool_score(v, levels, pool, true, false));  // [B, P1, Hkv, D]
+  // [B, P1, H, D], [B, P1, Hkv, D] x 2; [B, H, P], [B, Hkv, P] (empty unless norm)
+  auto [pyr_q, pyr_k, pyr_v, sq, sk] = pool_score_qkv(q, k, v, levels, pool, norm);
   if (!norm) std::tie(sq, sk) = dilated_score(q, k, v, levels, pool, dilation);  // [B, H, P] x 2
   auto [slots, inverse] = select(sq, sk, cfg);
   return attend(q, k, v, pyr_q, pyr_k, pyr_v, slots, inverse, levels, pool, cfg.backend);
@@ -80,10 +79,9 @@ PlannedInputs planned_inputs(const at::Tensor& q, const at::Tensor& k, const at:
                              const at::Tensor& slots, const at::Tensor& inverse, int64_t levels,
                              int64_t pool, bool validate_values) {
   check_plan(q, slots, inverse, checked_levels(levels, pool, dim_size(q, 1)));
-  return {validate_values ? check_plan_values(slots, inverse) : slots,
-          std::get<0>(pool_score(q, levels, pool, true, false)),
-          std::get<0>(pool_score(k, levels, pool, true, false)),
-          std::get<0>(pool_score(v, levels, pool, true, false))};
+  auto pyr = pool_score_qkv(q, k, v, levels, pool, false);  // [B, P1, H or Hkv, D] x 3
+  return {validate_values ? check_plan_values(slots, inverse) : slots, std::get<0>(pyr),
+          std::get<1>(pyr), std::get<2>(pyr)};
 }
 
 at::Tensor attention_with_plan_op(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,

@@ -72,11 +72,36 @@ struct Cuda {
     at::Tensor sc = at::empty(want_score ? at::IntArrayRef{B, Hx, g.P} : at::IntArrayRef{0},
                               x.options().dtype(at::kFloat));  // [B, Hx, P]
     if (!want_pyramid && !want_score) return {pyr, sc};
-    prm.x = x.data_ptr();
-    prm.pyramid = want_pyramid ? pyr.data_ptr() : nullptr;
-    prm.score = want_score ? sc.data_ptr<float>() : nullptr;
+    prm.part[0] = {x.data_ptr(), want_pyramid ? pyr.data_ptr() : nullptr,
+                   want_score ? sc.data_ptr<float>() : nullptr, Hx};
     launch(k::launch_pool_score, prm, op);
     return {pyr, sc};
+  }
+
+  // The pyramids of q, k and v and the scores of q and k in one launch; each output bitwise
+  // equals pool_score's.
+  static std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> pool_score_qkv(
+      const at::Tensor& q_in, const at::Tensor& k_in, const at::Tensor& v_in, int64_t levels,
+      int64_t pool, bool want_score) {
+    const char* op = "lighthouse::_pool_score_qkv";
+    const Geometry g = check_pool_score_qkv(q_in, k_in, v_in, levels, pool);
+    const c10::cuda::CUDAGuard guard(q_in.device());
+    const at::Tensor q = q_in.contiguous(), k = k_in.contiguous(), v = v_in.contiguous();
+    const int64_t B = q.size(0), H = q.size(2), Hkv = k.size(2), D = q.size(3);
+    auto prm = stage_params<k::PoolScoreParams>(op, q, "q", B, H, Hkv, 0, D, g);
+    at::Tensor pyr_q = at::empty({B, g.P1, H, D}, q.options());    // [B, P1, H, D]
+    at::Tensor pyr_k = at::empty({B, g.P1, Hkv, D}, q.options());  // [B, P1, Hkv, D]
+    at::Tensor pyr_v = at::empty({B, g.P1, Hkv, D}, q.options());  // [B, P1, Hkv, D]
+    const auto f32 = q.options().dtype(at::kFloat);
+    at::Tensor sq = at::empty(want_score ? at::IntArrayRef{B, H, g.P} : at::IntArrayRef{0}, f32);
+    at::Tensor sk = at::empty(want_score ? at::IntArrayRef{B, Hkv, g.P} : at::IntArrayRef{0}, f32);
+    prm.parts = 3;
+    prm.part[0] = {q.data_ptr(), pyr_q.data_ptr(), want_score ? sq.data_ptr<float>() : nullptr, H};
+    prm.part[1] = {k.data_ptr(), pyr_k.data_ptr(), want_score ? sk.data_ptr<float>() : nullptr,
+                   Hkv};
+    prm.part[2] = {v.data_ptr(), pyr_v.data_ptr(), nullptr, Hkv};
+    launch(k::launch_pool_score, prm, op);
+    return {pyr_q, pyr_k, pyr_v, sq, sk};
   }
 
   // Stock SDPA on strided views (dilated_sdpa.cpp); float64 runs on the CPU as everywhere.
@@ -222,6 +247,7 @@ struct Cuda {
 TORCH_LIBRARY_IMPL(lighthouse, CUDA, m) {
   register_stages<Cuda>(m);
   m.impl("_gather_backward_qkv", &Cuda::gather_backward_qkv);
+  m.impl("_pool_score_qkv", &Cuda::pool_score_qkv);
 }
 
 }  // namespace lighthouse::ops

@@ -14,6 +14,15 @@ std::tuple<at::Tensor, at::Tensor> pool_score(const at::Tensor& x, int64_t level
   return op.call(x, levels, pool, want_pyramid, want_score);
 }
 
+std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor> pool_score_qkv(
+    const at::Tensor& q, const at::Tensor& k, const at::Tensor& v, int64_t levels, int64_t pool,
+    bool want_score) {
+  static auto op = op_handle<std::tuple<at::Tensor, at::Tensor, at::Tensor, at::Tensor, at::Tensor>(
+      const at::Tensor&, const at::Tensor&, const at::Tensor&, int64_t, int64_t, bool)>(
+      "lighthouse::_pool_score_qkv");
+  return op.call(q, k, v, levels, pool, want_score);
+}
+
 std::tuple<at::Tensor, at::Tensor> dilated_score(const at::Tensor& q, const at::Tensor& k,
                                                  const at::Tensor& v, int64_t levels,
                                                  int64_t pool, int64_t dilation) {

@@ -7,7 +7,7 @@
 //   attention for callers that run the inner SDPA themselves (context parallel, src/dist/):
 //   gather_subsequence (pyramid + gather) and scatter_subsequence (scatter back)
 // Stage ops (underscore; shapes in src/ops/stages.h):
-//   _pool_score, _dilated_score, _select, _gather, _gather_backward, _scatter, _scatter_backward,
+//   _pool_score, _pool_score_qkv (q, k and v in one call: one launch on CUDA), _dilated_score, _select, _gather, _gather_backward, _scatter, _scatter_backward,
 //   _gather_qkv and _gather_backward_qkv (the gathers of q, k and v as one op: one launch backward),
 //   _check_plan (value validation of a user plan, plan_check.cpp)
 #include <torch/library.h>
@@ -36,6 +36,9 @@ TORCH_LIBRARY(lighthouse, m) {
   m.def(
       "_pool_score(Tensor x, int levels, int pool, bool want_pyramid=True, "
       "bool want_score=True) -> (Tensor pyramid, Tensor score)");
+  m.def(
+      "_pool_score_qkv(Tensor q, Tensor k, Tensor v, int levels, int pool, bool want_score=True) "
+      "-> (Tensor pyr_q, Tensor pyr_k, Tensor pyr_v, Tensor sq, Tensor sk)");
   m.def(
       "_dilated_score(Tensor q, Tensor k, Tensor v, int levels, int pool, int dilation) "
       "-> (Tensor sq, Tensor sk)");

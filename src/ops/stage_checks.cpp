@@ -29,6 +29,14 @@ Geometry check_pool_score(const at::Tensor& x, int64_t levels, int64_t pool) {
   return checked_levels(levels, pool, dim_size(x, 1));
 }
 
+Geometry check_pool_score_qkv(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                              int64_t levels, int64_t pool) {
+  const char* op = "lighthouse::_pool_score_qkv";
+  TORCH_CHECK_VALUE(v.defined(), op, ": v must be a defined tensor [B, N, Hkv, D]");
+  check_qkv(q, k, v, op);
+  return checked_levels(levels, pool, dim_size(q, 1));
+}
+
 Geometry check_dilated_score(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                              int64_t levels, int64_t pool, int64_t dilation) {
   const char* op = "lighthouse::_dilated_score";

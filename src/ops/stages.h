@@ -41,6 +41,9 @@ void check_plan(const at::Tensor& q, const at::Tensor& slots, const at::Tensor& 
 
 // Argument checks of the stage ops (stage_checks.cpp), run by stage_impls.h before any backend.
 Geometry check_pool_score(const at::Tensor& x, int64_t levels, int64_t pool);
+// q, k and v of _pool_score_qkv: check_qkv's rules (v required), then _pool_score's.
+Geometry check_pool_score_qkv(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                              int64_t levels, int64_t pool);
 Geometry check_dilated_score(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                              int64_t levels, int64_t pool, int64_t dilation);
 Geometry check_select(const at::Tensor& sq, const at::Tensor& sk, const Config& cfg);
@@ -65,6 +68,7 @@ using stages::gather_backward;
 using stages::gather_backward_qkv;
 using stages::gather_qkv;
 using stages::pool_score;
+using stages::pool_score_qkv;
 using stages::scatter;
 using stages::scatter_backward;
 using stages::sdpa_causal;

@@ -15,6 +15,7 @@ using ops::gather;
 using ops::gather_backward;
 using ops::gather_backward_qkv;
 using ops::pool_score;
+using ops::pool_score_qkv;
 using ops::scatter;
 using ops::scatter_backward;
 using ops::select;
@@ -130,6 +131,30 @@ TEST_P(CudaStages, FusedGatherBackwardEqualsThreeSingleOnes) {
     const at::Tensor dv_c =
         gather_backward(g[2].cpu().to(at::kDouble), plan.inverse, s.L, s.p, s.Hkv);
     EXPECT_LE(rel_err(dv.cpu(), dv_c), tolerance(dt)) << s.name() << " dv vs float64 " << dt;
+  }
+}
+
+// q, k and v pooled and scored in one launch against three single launches, bitwise (GQA
+// shapes: q's part has more heads than k's and v's; ragged shapes: the tail's norms too).
+TEST_P(CudaStages, FusedPoolScoreEqualsThreeSingleOnes) {
+  Shape ragged = GetParam();
+  ragged.N += 3;  // a tail of positions no coarsest window covers
+  for (const Shape& s : {GetParam(), ragged}) {
+    for (at::ScalarType dt : kDtypes) {
+      const Inputs in = random_inputs(s, dt, 24);
+      const at::Tensor q = to_cuda(in.q), k = to_cuda(in.k), v = to_cuda(in.v);
+      for (bool scores : {true, false}) {
+        poison_allocator(8 * q.nbytes());
+        auto [pq, pk, pv, sq, sk] = pool_score_qkv(q, k, v, s.L, s.p, scores);
+        auto [pq1, sq1] = pool_score(q, s.L, s.p, true, scores);
+        auto [pk1, sk1] = pool_score(k, s.L, s.p, true, scores);
+        const at::Tensor pv1 = std::get<0>(pool_score(v, s.L, s.p, true, false));
+        const at::Tensor got[] = {pq, pk, pv, sq, sk}, want[] = {pq1, pk1, pv1, sq1, sk1};
+        for (int i = 0; i < 5; ++i)
+          EXPECT_TRUE(bitwise_equal(got[i].cpu(), want[i].cpu()))
+              << s.name() << " output " << i << " " << dt << ", scores " << scores;
+      }
+    }
   }
 }
 

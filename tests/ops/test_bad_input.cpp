@@ -272,6 +272,25 @@ std::vector<BadCase> cases() {
          ops::pool_score(randn({256, 4, 8}, at::kDouble, 75), 3, 2, true, true);
        },
        {"lighthouse::_pool_score: x must be non-empty [B, N, Hx, D]"}},
+      {"pool_score_qkv_v_heads",
+       [] {
+         const at::Tensor q = randn({1, 256, 4, 8}, at::kDouble, 82);
+         ops::pool_score_qkv(q, q.narrow(2, 0, 2), q, 3, 2, true);
+       },
+       {"lighthouse::_pool_score_qkv: v sizes must equal k sizes"}},
+      {"pool_score_qkv_k_dtype",
+       [] {
+         const at::Tensor q = randn({1, 256, 4, 8}, at::kDouble, 83);
+         ops::pool_score_qkv(q, q.to(at::kFloat), q, 3, 2, true);
+       },
+       {"lighthouse::_pool_score_qkv: k dtype must equal q dtype"},
+       true},
+      {"pool_score_qkv_no_v",
+       [] {
+         const at::Tensor q = randn({1, 256, 4, 8}, at::kDouble, 84);
+         ops::pool_score_qkv(q, q, at::Tensor(), 3, 2, true);
+       },
+       {"lighthouse::_pool_score_qkv: v must be a defined tensor"}},
       {"gather_backward_kv_heads",
        [] {
          ops::gather_backward(randn({1, 4, 128, 8}, at::kDouble, 76),

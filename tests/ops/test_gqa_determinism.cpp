@@ -114,6 +114,24 @@ TEST_P(Determinism, StagesThreadCountInvariant) {
   at::set_num_threads(threads);
 }
 
+// The pyramids and scores of q, k and v as one op (_pool_score_qkv) bitwise equal three
+// single _pool_score calls, with and without the scores.
+TEST_P(Determinism, PoolScoreQkvEqualsThreePoolScores) {
+  const Shape s = GetParam();
+  const Inputs in = random_inputs(s, at::kFloat, 68);
+  for (bool scores : {true, false}) {
+    auto [pq, pk, pv, sq, sk] = ops::pool_score_qkv(in.q, in.k, in.v, s.L, s.p, scores);
+    auto [pq1, sq1] = ops::pool_score(in.q, s.L, s.p, true, scores);
+    auto [pk1, sk1] = ops::pool_score(in.k, s.L, s.p, true, scores);
+    const at::Tensor pv1 = std::get<0>(ops::pool_score(in.v, s.L, s.p, true, false));
+    const at::Tensor got[] = {pq, pk, pv, sq, sk}, want[] = {pq1, pk1, pv1, sq1, sk1};
+    for (int i = 0; i < 5; ++i)
+      EXPECT_TRUE(bitwise_equal(got[i], want[i])) << s.name() << " output " << i << ", scores "
+                                                  << scores;
+    EXPECT_EQ(sq.numel() > 0, scores) << s.name();
+  }
+}
+
 // attention(q, k, v) is attention(q, k, v; plan(q, k)) exactly, gradients included.
 // The gathers of q, k and v as one op (_gather_qkv, whose gradient is one _gather_backward_qkv)
 // give bitwise the outputs and gradients of three single gathers.

@@ -214,6 +214,8 @@ def opcheck_cases():
         ("dense_attention", ops.dense_attention.default, (q, kk, v)),
         ("_pool_score", ops._pool_score.default, (qd, L, p)),
         ("_pool_score_scores_only", ops._pool_score.default, (qd, L, p, False, True)),
+        ("_pool_score_qkv", ops._pool_score_qkv.default, (qd, kd, vd, L, p)),
+        ("_pool_score_qkv_pyramids_only", ops._pool_score_qkv.default, (qd, kd, vd, L, p, False)),
         ("_select", ops._select.default, (sq, sk, L, p, k, m)),
         ("_gather", ops._gather.default, (q, pyr_q, slots, inverse, L, p)),
         ("_gather_backward", ops._gather_backward.default, (grad_s, inverse, L, p, 1)),

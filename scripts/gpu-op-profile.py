@@ -1,0 +1,77 @@
+"""Every kernel of one Lighthouse forward+backward at one N on a CUDA device, beside the same
+cuDNN SDPA run alone on the S slots (diagnosis beside `lighthouse bench`: what the time outside
+the inner SDPA is made of, kernel by kernel, in one run).
+
+    python3 scripts/gpu-op-profile.py build-gpu/src/liblighthouse_ops.so [N] [iterations]
+
+bf16, B 1, H = Hkv = 8, D 128, L 3, p 4, k 2048, m 128, causal selection (the op sweep's
+shapes), fresh random inputs; device time per iteration from torch.profiler, after warm-up.
+"""
+import sys
+
+import torch
+from torch.profiler import ProfilerActivity, profile
+
+
+def kernels(fn, iters):
+    for _ in range(3):
+        fn()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(iters):
+            fn()
+        torch.cuda.synchronize()
+    rows = {}
+    for e in prof.events():
+        if e.device_type != torch.autograd.DeviceType.CUDA:
+            continue
+        t, n = rows.get(e.name, (0.0, 0))
+        rows[e.name] = (t + e.device_time_total, n + 1)
+    return sorted(((t / iters, n / iters, name) for name, (t, n) in rows.items()), reverse=True)
+
+
+def show(title, rows):
+    total = sum(r[0] for r in rows)
+    print(f"== {title}: {total / 1000:.3f} ms of kernels per iteration")
+    for us, n, name in rows:
+        print(f"{us:9.1f} us {n:5.1f}x  {name[:110]}")
+    return total
+
+
+def main():
+    if len(sys.argv) < 2:
+        sys.exit("usage: gpu-op-profile.py LIBLIGHTHOUSE_OPS.so [N] [iterations]")
+    if not torch.cuda.is_available():
+        sys.exit("gpu-op-profile.py: needs a CUDA device")
+    torch.ops.load_library(sys.argv[1])
+    N = int(sys.argv[2]) if len(sys.argv) > 2 else 65536
+    iters = int(sys.argv[3]) if len(sys.argv) > 3 else 10
+    L, p, k, m, H, D = 3, 4, 2048, 128, 8, 128
+    S = N // p ** (L - 1) + (L - 1) * p * k
+    opts = dict(device="cuda", dtype=torch.bfloat16)
+    lh = torch.ops.lighthouse
+    q, kk, v = (torch.randn(1, N, H, D, **opts, requires_grad=True) for _ in range(3))
+    do = torch.randn(1, N, H, D, **opts)
+
+    def lighthouse():
+        q.grad = kk.grad = v.grad = None  # no accumulation kernels in the table
+        o = lh.attention(q, kk, v, L, p, k, m, "norm", "cudnn", 4, "causal")
+        o.backward(do)
+
+    qs, ks, vs = (torch.randn(1, S, H, D, **opts).transpose(1, 2).requires_grad_()
+                  for _ in range(3))
+    dos = torch.randn(1, S, H, D, **opts).transpose(1, 2)
+
+    def sdpa_alone():
+        qs.grad = ks.grad = vs.grad = None
+        o = torch.ops.aten._scaled_dot_product_cudnn_attention(qs, ks, vs, None, True, 0.0, True)[0]
+        o.backward(dos)
+
+    print(f"N = {N}, S = {S}, {torch.cuda.get_device_name()}")
+    a = show("Lighthouse f+b", kernels(lighthouse, iters))
+    b = show(f"cuDNN SDPA alone on S = {S}", kernels(sdpa_alone, iters))
+    print(f"kernels outside the inner SDPA: {(a - b) / 1000:.3f} ms per iteration")
+
+
+if __name__ == "__main__":
+    main()
