@@ -7,10 +7,10 @@ the inner SDPA is made of, kernel by kernel, in one run).
 bf16, B 1, H = Hkv = 8, D 128, L 3, p 4, k 2048, m 128, causal selection (the op sweep's
 shapes), fresh random inputs; device time per iteration from torch.profiler, after warm-up.
 """
-import sys
-
 import torch
 from torch.profiler import ProfilerActivity, profile
+
+import gpu_diag
 
 
 def kernels(fn, iters):
@@ -39,14 +39,8 @@ def show(title, rows):
 
 
 def main():
-    if len(sys.argv) < 2:
-        sys.exit("usage: gpu-op-profile.py LIBLIGHTHOUSE_OPS.so [N] [iterations]")
-    if not torch.cuda.is_available():
-        sys.exit("gpu-op-profile.py: needs a CUDA device")
-    torch.ops.load_library(sys.argv[1])
-    N = int(sys.argv[2]) if len(sys.argv) > 2 else 65536
-    iters = int(sys.argv[3]) if len(sys.argv) > 3 else 10
-    L, p, k, m, H, D = 3, 4, 2048, 128, 8, 128
+    N, iters = gpu_diag.setup("gpu-op-profile.py", 65536, "iterations", 10)
+    L, p, k, m, H, D = gpu_diag.SHAPE
     S = N // p ** (L - 1) + (L - 1) * p * k
     opts = dict(device="cuda", dtype=torch.bfloat16)
     lh = torch.ops.lighthouse

@@ -8,9 +8,9 @@ a copy of one [N, H, D] tensor as the device's write and copy ceilings, all in t
 bf16, B 1, H = Hkv = 8, D 128, L 3, p 4, k 2048, m 128 (the op sweep's shapes); medians of CUDA
 event timings after two warm-up calls, on random inputs and the plan selected from them.
 """
-import sys
-
 import torch
+
+import gpu_diag
 
 
 def median_ms(fn, reps):
@@ -29,14 +29,8 @@ def median_ms(fn, reps):
 
 
 def main():
-    if len(sys.argv) < 2:
-        sys.exit("usage: gpu-stage-micro.py LIBLIGHTHOUSE_OPS.so [N] [repeats]")
-    if not torch.cuda.is_available():
-        sys.exit("gpu-stage-micro.py: needs a CUDA device")
-    torch.ops.load_library(sys.argv[1])
-    N = int(sys.argv[2]) if len(sys.argv) > 2 else 524288
-    reps = int(sys.argv[3]) if len(sys.argv) > 3 else 10
-    L, p, k, m, H, D = 3, 4, 2048, 128, 8, 128
+    N, reps = gpu_diag.setup("gpu-stage-micro.py", 524288, "repeats", 10)
+    L, p, k, m, H, D = gpu_diag.SHAPE
     opts = dict(device="cuda", dtype=torch.bfloat16)
     lh = torch.ops.lighthouse
     q, kk = torch.randn(1, N, H, D, **opts), torch.randn(1, N, H, D, **opts)
