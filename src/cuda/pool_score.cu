@@ -53,8 +53,8 @@ __device__ __forceinline__ PoolPart part_of(const PoolScoreParams& prm) {
 }
 
 // Grid x: (coarsest window w, head h, lane g), heads fastest, so a block reads whole [Hx, D]
-// position rows; y: the part (tensor); z: batch b. The G lanes of a (w, h) share a warp, and whole warps run the
-// loop together (the shuffles need every lane).
+// position rows; y: the part (tensor); z: batch b. The G lanes of a (w, h) share a warp, and
+// whole warps run the loop together (the shuffles need every lane).
 // Shared memory: per level 2..L-1 and thread, kPack running sums and the running max.
 template <typename T>
 __global__ void __launch_bounds__(kThreads) pool_score_kernel(PoolScoreParams prm, int log2G) {

@@ -7,7 +7,8 @@
 //   attention for callers that run the inner SDPA themselves (context parallel, src/dist/):
 //   gather_subsequence (pyramid + gather) and scatter_subsequence (scatter back)
 // Stage ops (underscore; shapes in src/ops/stages.h):
-//   _pool_score, _pool_score_qkv (q, k and v in one call: one launch on CUDA), _dilated_score, _select, _gather, _gather_backward, _scatter, _scatter_backward,
+//   _pool_score, _pool_score_qkv (q, k and v in one call: one launch on CUDA), _dilated_score,
+//   _select, _gather, _gather_backward, _scatter, _scatter_backward,
 //   _gather_qkv and _gather_backward_qkv (the gathers of q, k and v as one op: one launch backward),
 //   _check_plan (value validation of a user plan, plan_check.cpp)
 #include <torch/library.h>

@@ -22,6 +22,14 @@ void check_index(const at::Tensor& t, const at::Tensor& like, const char* name, 
                     like.device(), ", got ", t.device());
 }
 
+// q, k and v of an op that needs all three (v required), then their level geometry.
+Geometry check_qkv_levels(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                          int64_t levels, int64_t pool, const char* op) {
+  TORCH_CHECK_VALUE(v.defined(), op, ": v must be a defined tensor [B, N, Hkv, D]");
+  check_qkv(q, k, v, op);
+  return checked_levels(levels, pool, dim_size(q, 1));
+}
+
 }  // namespace
 
 Geometry check_pool_score(const at::Tensor& x, int64_t levels, int64_t pool) {
@@ -31,18 +39,13 @@ Geometry check_pool_score(const at::Tensor& x, int64_t levels, int64_t pool) {
 
 Geometry check_pool_score_qkv(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                               int64_t levels, int64_t pool) {
-  const char* op = "lighthouse::_pool_score_qkv";
-  TORCH_CHECK_VALUE(v.defined(), op, ": v must be a defined tensor [B, N, Hkv, D]");
-  check_qkv(q, k, v, op);
-  return checked_levels(levels, pool, dim_size(q, 1));
+  return check_qkv_levels(q, k, v, levels, pool, "lighthouse::_pool_score_qkv");
 }
 
 Geometry check_dilated_score(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                              int64_t levels, int64_t pool, int64_t dilation) {
   const char* op = "lighthouse::_dilated_score";
-  TORCH_CHECK_VALUE(v.defined(), op, ": v must be a defined tensor [B, N, Hkv, D]");
-  check_qkv(q, k, v, op);
-  const Geometry g = checked_levels(levels, pool, dim_size(q, 1));
+  const Geometry g = check_qkv_levels(q, k, v, levels, pool, op);
   TORCH_CHECK_VALUE(dilation >= 1, op, ": dilation (delta) must be >= 1, got ", dilation);
   return g;
 }
