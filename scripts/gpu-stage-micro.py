@@ -1,6 +1,6 @@
 """Times the op's data-movement stages alone at one N on a CUDA device (diagnosis beside
-`lighthouse bench`, whose stage table times them inside the op): the three single gather
-backward launches and the fused one of q, k and v, the scatter and its backward, and a fill and
+`lighthouse bench`, whose stage table times them inside the op): the three single gathers and
+the fused one of q, k and v, the three single gather backward launches and the fused one, the scatter and its backward, and a fill and
 a copy of one [N, H, D] tensor as the device's write and copy ceilings, all in the same run.
 
     python3 scripts/gpu-stage-micro.py build-gpu/src/liblighthouse_ops.so [N] [repeats]
@@ -38,10 +38,14 @@ def main():
     _, sk = lh._pool_score(kk, L, p, False, True)
     slots, inv = lh._select(sq, sk, L, p, k, m, "causal")
     S = slots.shape[2]
+    v = torch.randn(1, N, H, D, **opts)
+    pyr = [lh._pool_score(t, L, p, True, False)[0] for t in (q, kk, v)]
     g = [torch.randn(1, H, S, D, **opts) for _ in range(3)]
     do = torch.randn(1, N, H, D, **opts)
     x, y = torch.empty(1, N, H, D, **opts), torch.empty(1, N, H, D, **opts)
     rows = {
+        "gather x3": lambda: [lh._gather(t, py, slots, inv, L, p) for t, py in zip((q, kk, v), pyr)],
+        "gather_qkv": lambda: lh._gather_qkv(q, kk, v, *pyr, slots, inv, L, p),
         "gather_backward x3": lambda: [lh._gather_backward(t, inv, L, p, H) for t in g],
         "gather_backward_qkv": lambda: lh._gather_backward_qkv(g[0], g[1], g[2], inv, L, p, H),
         "scatter": lambda: lh._scatter(g[0], slots, inv, L, p),

@@ -41,15 +41,18 @@ __device__ __forceinline__ void zero(float (&a)[kPack]) {
   for (int k = 0; k < kPack; ++k) a[k] = 0.0f;
 }
 
+// Grid z walks (part, batch), batch fastest.
 template <typename T>
 __global__ void __launch_bounds__(kThreads) gather_kernel(GatherParams prm, Lanes ln) {
   const Geometry& geo = prm.geo;
-  const int64_t b = blockIdx.z, h = blockIdx.y, D = prm.D;
-  const int64_t hx = h / (prm.H / prm.Hx), row = prm.Hx * D;
-  const T* x = static_cast<const T*>(prm.x) + b * geo.N * row + hx * D;          // [N, ., D]
-  const T* pyr = static_cast<const T*>(prm.pyramid) + b * (geo.P - geo.N) * row + hx * D;
+  const int part = static_cast<int>(blockIdx.z / prm.B);
+  const GatherPart& pt = prm.part[part];
+  const int64_t b = blockIdx.z - part * prm.B, h = blockIdx.y, D = prm.D;
+  const int64_t hx = h / (prm.H / pt.Hx), row = pt.Hx * D;
+  const T* x = static_cast<const T*>(pt.x) + b * geo.N * row + hx * D;           // [N, ., D]
+  const T* pyr = static_cast<const T*>(pt.pyramid) + b * (geo.P - geo.N) * row + hx * D;
   const int64_t* slots = prm.slots + (b * prm.H + h) * prm.S;                    // [S]
-  T* out = static_cast<T*>(prm.out) + (b * prm.H + h) * prm.S * D;               // [S, D]
+  T* out = static_cast<T*>(pt.out) + (b * prm.H + h) * prm.S * D;                // [S, D]
   for (int64_t i = global_thread(); i < (prm.S << ln.log2G); i += grid_threads()) {
     const int g = ln.lane(i);
     if (g >= ln.packs) continue;
@@ -320,10 +323,11 @@ bool bad_slots(int64_t S) { return S >= (int64_t{1} << 31); }
 }  // namespace
 
 cudaError_t launch_gather(const GatherParams& prm, cudaStream_t stream) {
-  if (bad_dim(prm.D)) return cudaErrorInvalidValue;
+  if (bad_dim(prm.D) || prm.parts < 1 || prm.parts > kMaxGatherParts) return cudaErrorInvalidValue;
   const Lanes ln = lanes_for(prm.D);
   return dispatch_dtype(prm.dtype, [&](auto tag) {
-    gather_kernel<decltype(tag)><<<grid3(prm.S, ln, prm.H, prm.B), kThreads, 0, stream>>>(prm, ln);
+    gather_kernel<decltype(tag)>
+        <<<grid3(prm.S, ln, prm.H, prm.B * prm.parts), kThreads, 0, stream>>>(prm, ln);
     return launched();
   });
 }
