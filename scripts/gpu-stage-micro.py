@@ -1,7 +1,8 @@
 """Times the op's data-movement stages alone at one N on a CUDA device (diagnosis beside
 `lighthouse bench`, whose stage table times them inside the op): the three single gathers and
-the fused one of q, k and v, the three single gather backward launches and the fused one, the scatter and its backward, and a fill and
-a copy of one [N, H, D] tensor as the device's write and copy ceilings, all in the same run.
+the _gather_qkv op, the three single gather backward launches and the fused one, the scatter
+and its backward, and a fill and a copy of one [N, H, D] tensor as the device's write and copy
+ceilings, all in the same run.
 
     python3 scripts/gpu-stage-micro.py build-gpu/src/liblighthouse_ops.so [N] [repeats]
 

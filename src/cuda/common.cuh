@@ -88,7 +88,9 @@ __device__ __forceinline__ void load_pack(const T* __restrict__ src, float (&out
   unpack(load_raw(src), out);
 }
 
-template <typename T>
+// kStream: a streaming store (st.global.cs, evict-first in L2), for kernels whose writes far
+// exceed L2 and would otherwise evict the rows they read again.
+template <typename T, bool kStream = false>
 __device__ __forceinline__ void store_pack(T* __restrict__ dst, const float (&in)[kPack]) {
   Pack<T> p;
   uint32_t* w = reinterpret_cast<uint32_t*>(p.w);
@@ -102,7 +104,12 @@ __device__ __forceinline__ void store_pack(T* __restrict__ dst, const float (&in
   }
   uint4* d = reinterpret_cast<uint4*>(dst);
 #pragma unroll
-  for (int i = 0; i < Pack<T>::kVec; ++i) d[i] = p.w[i];
+  for (int i = 0; i < Pack<T>::kVec; ++i) {
+    if constexpr (kStream)
+      __stcs(d + i, p.w[i]);
+    else
+      d[i] = p.w[i];
+  }
 }
 
 // Raw 16-byte copy of one pack (gather: no conversion needed).

@@ -41,18 +41,15 @@ __device__ __forceinline__ void zero(float (&a)[kPack]) {
   for (int k = 0; k < kPack; ++k) a[k] = 0.0f;
 }
 
-// Grid z walks (part, batch), batch fastest.
 template <typename T>
 __global__ void __launch_bounds__(kThreads) gather_kernel(GatherParams prm, Lanes ln) {
   const Geometry& geo = prm.geo;
-  const int part = static_cast<int>(blockIdx.z / prm.B);
-  const GatherPart& pt = prm.part[part];
-  const int64_t b = blockIdx.z - part * prm.B, h = blockIdx.y, D = prm.D;
-  const int64_t hx = h / (prm.H / pt.Hx), row = pt.Hx * D;
-  const T* x = static_cast<const T*>(pt.x) + b * geo.N * row + hx * D;           // [N, ., D]
-  const T* pyr = static_cast<const T*>(pt.pyramid) + b * (geo.P - geo.N) * row + hx * D;
+  const int64_t b = blockIdx.z, h = blockIdx.y, D = prm.D;
+  const int64_t hx = h / (prm.H / prm.Hx), row = prm.Hx * D;
+  const T* x = static_cast<const T*>(prm.x) + b * geo.N * row + hx * D;          // [N, ., D]
+  const T* pyr = static_cast<const T*>(prm.pyramid) + b * (geo.P - geo.N) * row + hx * D;
   const int64_t* slots = prm.slots + (b * prm.H + h) * prm.S;                    // [S]
-  T* out = static_cast<T*>(pt.out) + (b * prm.H + h) * prm.S * D;                // [S, D]
+  T* out = static_cast<T*>(prm.out) + (b * prm.H + h) * prm.S * D;               // [S, D]
   for (int64_t i = global_thread(); i < (prm.S << ln.log2G); i += grid_threads()) {
     const int g = ln.lane(i);
     if (g >= ln.packs) continue;
@@ -231,14 +228,15 @@ __device__ __forceinline__ void token_slots(const Geometry& geo, const int64_t* 
 }
 
 // Stores rows f[u] at tokens i1 p + j0 + u of dst (the token's row at dst + t * row) inside the
-// window and before N.
+// window and before N, as streaming stores (the gather backward writes three [B, N, H, D]).
 template <typename T, int kBatch>
 __device__ __forceinline__ void store_tokens(const Geometry& geo, T* dst, int64_t row, int64_t i1,
                                              int j0, const float (&f)[kBatch][kPack]) {
   const int p = 1 << geo.log2p;
 #pragma unroll
   for (int u = 0; u < kBatch; ++u)
-    if (j0 + u < p && i1 * p + j0 + u < geo.N) store_pack(dst + (i1 * p + j0 + u) * row, f[u]);
+    if (j0 + u < p && i1 * p + j0 + u < geo.N)
+      store_pack<T, true>(dst + (i1 * p + j0 + u) * row, f[u]);
 }
 
 // One thread per (level-1 window i1, KV head hx, lane): the p tokens of the window share their
@@ -323,11 +321,10 @@ bool bad_slots(int64_t S) { return S >= (int64_t{1} << 31); }
 }  // namespace
 
 cudaError_t launch_gather(const GatherParams& prm, cudaStream_t stream) {
-  if (bad_dim(prm.D) || prm.parts < 1 || prm.parts > kMaxGatherParts) return cudaErrorInvalidValue;
+  if (bad_dim(prm.D)) return cudaErrorInvalidValue;
   const Lanes ln = lanes_for(prm.D);
   return dispatch_dtype(prm.dtype, [&](auto tag) {
-    gather_kernel<decltype(tag)>
-        <<<grid3(prm.S, ln, prm.H, prm.B * prm.parts), kThreads, 0, stream>>>(prm, ln);
+    gather_kernel<decltype(tag)><<<grid3(prm.S, ln, prm.H, prm.B), kThreads, 0, stream>>>(prm, ln);
     return launched();
   });
 }

@@ -67,21 +67,13 @@ struct SelectParams : StageParams {
 size_t select_shared_bytes(const SelectParams& prm);
 cudaError_t launch_select(const SelectParams& prm, cudaStream_t stream);
 
-// Gather (SPEC.md §5; B, H, S, D; Hx per part): x [B, N, Hx, D], pyramid [B, P1, Hx, D],
-// slots [B, H, S] -> out [B, H, S, D]. Query head h reads head h / (H / Hx) of x. Up to three
-// tensors of one dtype gathered by the same slots (q, k and v) share a launch, one part each;
-// each part's output bitwise equals a launch of its own.
-struct GatherPart {
+// Gather (SPEC.md §5; B, H, Hx, S, D): x [B, N, Hx, D], pyramid [B, P1, Hx, D], slots
+// [B, H, S] -> out [B, H, S, D]. Query head h reads head h / (H / Hx) of x.
+struct GatherParams : StageParams {
   const void* x = nullptr;
   const void* pyramid = nullptr;
-  void* out = nullptr;
-  int64_t Hx = 0;
-};
-constexpr int kMaxGatherParts = 3;
-struct GatherParams : StageParams {
   const int64_t* slots = nullptr;
-  GatherPart part[kMaxGatherParts];
-  int parts = 1;
+  void* out = nullptr;
 };
 cudaError_t launch_gather(const GatherParams& prm, cudaStream_t stream);
 

@@ -155,47 +155,12 @@ struct Cuda {
     const int64_t B = x.size(0), H = slots.size(1), S = slots.size(2), D = x.size(3);
     auto prm = stage_params<k::GatherParams>(op, x, "x", B, H, x.size(2), S, D, g);
     at::Tensor out = at::empty({B, H, S, D}, x.options());  // [B, H, S, D]
+    prm.x = x.data_ptr();
+    prm.pyramid = pyramid.data_ptr();
     prm.slots = slots.data_ptr<int64_t>();
-    prm.part[0] = {x.data_ptr(), pyramid.data_ptr(), out.data_ptr(), x.size(2)};
+    prm.out = out.data_ptr();
     launch(k::launch_gather, prm, op);
     return out;
-  }
-
-  // The gathers of q, k and v by one plan in one launch; each output bitwise equals gather's.
-  // Inputs of differing dtypes, devices or head dims take three single launches.
-  static std::tuple<at::Tensor, at::Tensor, at::Tensor> gather_qkv(
-      const at::Tensor& q_in, const at::Tensor& k_in, const at::Tensor& v_in,
-      const at::Tensor& pyr_q_in, const at::Tensor& pyr_k_in, const at::Tensor& pyr_v_in,
-      const at::Tensor& slots_in, const at::Tensor& inverse, int64_t levels, int64_t pool) {
-    const char* op = "lighthouse::_gather_qkv";
-    const at::Tensor* in[3][2] = {{&q_in, &pyr_q_in}, {&k_in, &pyr_k_in}, {&v_in, &pyr_v_in}};
-    Geometry g;
-    bool one_launch = true;
-    for (const auto& [x, pyr] : in) {
-      g = check_gather(*x, *pyr, slots_in, inverse, levels, pool);
-      one_launch = one_launch && x->scalar_type() == q_in.scalar_type() &&
-                   x->device() == q_in.device() && x->size(3) == q_in.size(3);
-    }
-    if (!one_launch)
-      return {stages::gather(q_in, pyr_q_in, slots_in, inverse, levels, pool),
-              stages::gather(k_in, pyr_k_in, slots_in, inverse, levels, pool),
-              stages::gather(v_in, pyr_v_in, slots_in, inverse, levels, pool)};
-    const c10::cuda::CUDAGuard guard(q_in.device());
-    const at::Tensor slots = slots_in.contiguous();  // [B, H, S]
-    const int64_t B = q_in.size(0), H = slots.size(1), S = slots.size(2), D = q_in.size(3);
-    auto prm = stage_params<k::GatherParams>(op, q_in, "q", B, H, 0, S, D, g);
-    prm.slots = slots.data_ptr<int64_t>();
-    prm.parts = 3;
-    at::Tensor kept[3][2], out[3];
-    for (int i = 0; i < 3; ++i) {
-      kept[i][0] = in[i][0]->contiguous();  // [B, N, Hx, D]
-      kept[i][1] = in[i][1]->contiguous();  // [B, P1, Hx, D]
-      out[i] = at::empty({B, H, S, D}, q_in.options());  // [B, H, S, D]
-      prm.part[i] = {kept[i][0].data_ptr(), kept[i][1].data_ptr(), out[i].data_ptr(),
-                     kept[i][0].size(2)};
-    }
-    launch(k::launch_gather, prm, op);
-    return {out[0], out[1], out[2]};
   }
 
   static at::Tensor gather_backward(const at::Tensor& grad_in, const at::Tensor& inverse_in,
@@ -283,7 +248,6 @@ TORCH_LIBRARY_IMPL(lighthouse, CUDA, m) {
   register_stages<Cuda>(m);
   m.impl("_gather_backward_qkv", &Cuda::gather_backward_qkv);
   m.impl("_pool_score_qkv", &Cuda::pool_score_qkv);
-  m.impl("_gather_qkv", &Cuda::gather_qkv);
 }
 
 }  // namespace lighthouse::ops

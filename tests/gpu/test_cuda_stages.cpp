@@ -14,7 +14,6 @@ namespace {
 using ops::gather;
 using ops::gather_backward;
 using ops::gather_backward_qkv;
-using ops::gather_qkv;
 using ops::pool_score;
 using ops::pool_score_qkv;
 using ops::scatter;
@@ -132,32 +131,6 @@ TEST_P(CudaStages, FusedGatherBackwardEqualsThreeSingleOnes) {
     const at::Tensor dv_c =
         gather_backward(g[2].cpu().to(at::kDouble), plan.inverse, s.L, s.p, s.Hkv);
     EXPECT_LE(rel_err(dv.cpu(), dv_c), tolerance(dt)) << s.name() << " dv vs float64 " << dt;
-  }
-}
-
-// q, k and v gathered in one launch against the CPU gathers of the same pyramids, bit-exact
-// (GQA shapes: q's part has more heads than k's and v's; ragged shapes: the tail's tokens).
-TEST_P(CudaStages, FusedGatherEqualsCpuGathers) {
-  Shape ragged = GetParam();
-  ragged.N += 3;
-  for (const Shape& s : {GetParam(), ragged}) {
-    for (at::ScalarType dt : kDtypes) {
-      const Inputs in = random_inputs(s, dt, 25);
-      const Plan plan = lighthouse::plan(in.q, in.k, s.cfg());
-      const at::Tensor x[] = {in.q, in.k, in.v};
-      at::Tensor pyr[3], want[3];
-      for (int i = 0; i < 3; ++i) {
-        pyr[i] = std::get<0>(pool_score(x[i], s.L, s.p, true, false));  // [B, P1, Hx, D]
-        want[i] = gather(x[i], pyr[i], plan.slots, plan.inverse, s.L, s.p);
-      }
-      poison_allocator(8 * want[0].nbytes());
-      auto [qt, kt, vt] = gather_qkv(to_cuda(in.q), to_cuda(in.k), to_cuda(in.v), to_cuda(pyr[0]),
-                                     to_cuda(pyr[1]), to_cuda(pyr[2]), to_cuda(plan.slots),
-                                     to_cuda(plan.inverse), s.L, s.p);
-      const at::Tensor got[] = {qt, kt, vt};
-      for (int i = 0; i < 3; ++i)
-        EXPECT_TRUE(bitwise_equal(got[i].cpu(), want[i])) << s.name() << " part " << i << " " << dt;
-    }
   }
 }
 
