@@ -110,44 +110,75 @@ __device__ __forceinline__ float causal_score(const float* s, const Geometry& ge
 }
 
 __device__ __forceinline__ bool causal_beats(float a, int r, double sum) {
-  return isnan(a) || __dmul_rn(static_cast<double>(a), static_cast<double>(r)) > sum;
+  return isnan(a) | (__dmul_rn(static_cast<double>(a), static_cast<double>(r)) > sum);
 }
 
 // Candidates whose causal scores one chunk of shared memory holds.
 constexpr int kCausalChunk = 2048;
 
-// The causal decisions of one level, made by one thread over chunks of candidates.
+// Ints of shared memory before the causal scores: the cascade's tables (sel, size, start: c m
+// each; pos: (c - 1) m p), rounded up to 4 so that the scores load as float4.
+__host__ __device__ constexpr int64_t causal_scores_offset(int64_t c, int64_t m, int64_t p) {
+  return (3 * c * m + (c - 1) * m * p + 3) / 4 * 4;
+}
+
+// The causal decisions of one level, made by one thread over chunks of candidates. The rule's
+// counters are held as the three distances that its conditions compare with zero, so a step is
+// a few integer operations with no branch and no multiply (the same decisions as the if / elif
+// chain of SPEC.md §12: tq < h follows from tq n < h (r + 1) since r < n):
+//   slack = (n - r) - (beta - taken)   a take is forced at 0
+//   dq = h (r + 1) - tq n, dk = h (r + 1) - tk n   a half is not ahead of its pace while > 0
 struct CausalRule {
-  int n, m, half;
-  int taken = 0, tq = 0, tk = 0;
+  int n, half, r = 0, slack;
+  int64_t dq, dk;
   double sum_q = 0.0, sum_k = 0.0;
 
-  // Candidates r0 .. r0 + count - 1 with scores cq[0..count), ck[0..count); flag[r] = taken.
-  __device__ void decide(const float* cq, const float* ck, int r0, int count, char* flag);
-};
+  __device__ CausalRule(int n_, int beta, int half_)
+      : n(n_), half(half_), slack(n_ - beta), dq(half_), dk(half_) {}
 
-__device__ void CausalRule::decide(const float* cq, const float* ck, int r0, int count,
-                                   char* flag) {
-  for (int r = r0; r < r0 + count; ++r) {
-    const float a = cq[r - r0], b = ck[r - r0];
-    bool take = false;
-    if (m - taken == n - r) {
-      take = true;
-    } else if (tq < half && static_cast<int64_t>(tq) * n < static_cast<int64_t>(half) * (r + 1) &&
-               causal_beats(a, r, sum_q)) {
-      take = true;
-      ++tq;
-    } else if (tk < half && static_cast<int64_t>(tk) * n < static_cast<int64_t>(half) * (r + 1) &&
-               causal_beats(b, r, sum_k)) {
-      take = true;
-      ++tk;
-    }
-    taken += take ? 1 : 0;
-    flag[r] = take ? 1 : 0;
+  // Decides candidate r with causal scores a (q) and b (k); true when taken.
+  __device__ __forceinline__ bool step(float a, float b) {
+    const bool forced = slack == 0;
+    const bool q_ok = (dq > 0) & causal_beats(a, r, sum_q);
+    const bool k_ok = (dk > 0) & causal_beats(b, r, sum_k);
+    const bool take = forced | q_ok | k_ok;
+    dq += half - ((!forced & q_ok) ? n : 0);
+    dk += half - ((!forced & !q_ok & k_ok) ? n : 0);
+    slack += take ? 0 : -1;
     sum_q = __dadd_rn(sum_q, static_cast<double>(a));
     sum_k = __dadd_rn(sum_k, static_cast<double>(b));
+    ++r;
+    return take;
   }
-}
+
+  // The next count candidates, scores cq[0..count) and ck[0..count) (16-byte aligned);
+  // flag[u] = taken. Groups of 32 are loaded into registers first, so no load waits behind
+  // the flag stores.
+  __device__ void decide(const float* __restrict__ cq, const float* __restrict__ ck, int count,
+                         char* __restrict__ flag) {
+    constexpr int kGroup = 32;
+    int i = 0;
+    for (; i + kGroup <= count; i += kGroup) {
+      float4 a[kGroup / 4], b[kGroup / 4];
+#pragma unroll
+      for (int u = 0; u < kGroup / 4; ++u) {
+        a[u] = reinterpret_cast<const float4*>(cq + i)[u];
+        b[u] = reinterpret_cast<const float4*>(ck + i)[u];
+      }
+      uint32_t mask = 0;
+#pragma unroll
+      for (int u = 0; u < kGroup / 4; ++u) {
+        mask |= static_cast<uint32_t>(step(a[u].x, b[u].x)) << (4 * u);
+        mask |= static_cast<uint32_t>(step(a[u].y, b[u].y)) << (4 * u + 1);
+        mask |= static_cast<uint32_t>(step(a[u].z, b[u].z)) << (4 * u + 2);
+        mask |= static_cast<uint32_t>(step(a[u].w, b[u].w)) << (4 * u + 3);
+      }
+#pragma unroll
+      for (int u = 0; u < kGroup; ++u) flag[i + u] = static_cast<char>((mask >> u) & 1u);
+    }
+    for (; i < count; ++i) flag[i] = step(cq[i], ck[i]) ? 1 : 0;
+  }
+};
 
 struct Tile {
   const float* sq;   // [P] this query head
@@ -183,7 +214,7 @@ struct Tile {
 };
 
 __global__ void __launch_bounds__(kThreads) select_kernel(SelectParams prm) {
-  extern __shared__ int smem[];
+  extern __shared__ __align__(16) int smem[];
   __shared__ int scratch[64];
   const Geometry& geo = prm.geo;
   const int64_t bh = blockIdx.x / geo.tiles, j = blockIdx.x % geo.tiles;
@@ -205,7 +236,7 @@ __global__ void __launch_bounds__(kThreads) select_kernel(SelectParams prm) {
   t.size = t.sel + c * m;
   t.start = t.size + c * m;
   t.pos = t.start + c * m;
-  t.cq = reinterpret_cast<float*>(t.pos + (c - 1) * m * t.p);
+  t.cq = reinterpret_cast<float*>(smem + causal_scores_offset(c, m, t.p));  // 16-byte aligned
   t.ck = t.cq + kCausalChunk;
   t.flag = reinterpret_cast<char*>(t.ck + kCausalChunk);
   BlockSync bs{scratch};
@@ -225,7 +256,7 @@ __global__ void __launch_bounds__(kThreads) select_kernel(SelectParams prm) {
     uint64_t tq = 0, tk = 0;
     char* flags = t.flag + (l == c ? 0 : t.C);
     if (prm.causal) {
-      CausalRule rule{n, budget[l], half};  // state lives in thread 0
+      CausalRule rule(n, budget[l], half);  // state lives in thread 0
       for (int r0 = 0; r0 < n; r0 += kCausalChunk) {
         const int count = n - r0 < kCausalChunk ? n - r0 : kCausalChunk;
         for (int u = threadIdx.x; u < count; u += blockDim.x) {
@@ -233,7 +264,7 @@ __global__ void __launch_bounds__(kThreads) select_kernel(SelectParams prm) {
           t.ck[u] = causal_score(t.sk, geo, l, t.cand(l, r0 + u));
         }
         __syncthreads();
-        if (threadIdx.x == 0) rule.decide(t.cq, t.ck, r0, count, flags);
+        if (threadIdx.x == 0) rule.decide(t.cq, t.ck, count, flags + r0);
         __syncthreads();
       }
     } else if (n > m) {
@@ -334,9 +365,9 @@ __global__ void __launch_bounds__(kThreads) tail_kernel(SelectParams prm) {
 size_t select_shared_bytes(const SelectParams& prm) {
   const Geometry& geo = prm.geo;
   const int64_t c = geo.c, p = geo.p, m = geo.m;
-  const size_t ints = static_cast<size_t>(3 * c * m + (c - 1) * m * p) * sizeof(int);
-  if (!prm.causal) return ints;
-  return ints + 2 * kCausalChunk * sizeof(float) + static_cast<size_t>(geo.C + m * p);
+  if (!prm.causal) return static_cast<size_t>(3 * c * m + (c - 1) * m * p) * sizeof(int);
+  return static_cast<size_t>(causal_scores_offset(c, m, p)) * sizeof(int) +
+         2 * kCausalChunk * sizeof(float) + static_cast<size_t>(geo.C + m * p);
 }
 
 cudaError_t launch_select(const SelectParams& prm, cudaStream_t stream) {
