@@ -4,6 +4,7 @@
 #include "dist/group.h"
 
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #ifdef USE_C10D_NCCL
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
@@ -54,6 +55,9 @@ LaunchEnv launch_env() {
                     "), got " + std::to_string(e.rank));
   if (const char* a = std::getenv("MASTER_ADDR"); a && *a) e.master_addr = a;
   e.master_port = env_int("MASTER_PORT", 29500);
+  if (const char* a = std::getenv("TORCHELASTIC_USE_AGENT_STORE"))
+    e.agent_store = std::string(a) == "True";
+  e.restart_count = env_int("TORCHELASTIC_RESTART_COUNT", 0);
   if (e.master_port < 1 || e.master_port > 65535)
     throw DistError("dist: MASTER_PORT must be in [1, 65535], got " +
                     std::to_string(e.master_port));
@@ -66,11 +70,14 @@ Group::Group(const LaunchEnv& env, const torch::Device& device, std::chrono::mil
   try {
     c10d::TCPStoreOptions o;
     o.port = static_cast<uint16_t>(env.master_port);
-    o.isServer = rank_ == 0;
+    o.isServer = rank_ == 0 && !env.agent_store;
     o.numWorkers = static_cast<size_t>(size_);
     o.waitWorkers = true;
     o.timeout = timeout;
     store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, o);
+    if (env.agent_store)
+      store = c10::make_intrusive<c10d::PrefixStore>(
+          "/worker/attempt_" + std::to_string(env.restart_count), store);
   } catch (const std::exception& e) {
     fail("rendezvous", "TCPStore at " + env.master_addr + ":" + std::to_string(env.master_port) +
                            ": " + one_line(e.what()));

@@ -34,6 +34,11 @@ struct LaunchEnv {
   int rank = 0, world = 1, local_rank = 0;
   std::string master_addr = "127.0.0.1";
   int master_port = 29500;
+  // The launcher hosts the rendezvous store (torchrun sets TORCHELASTIC_USE_AGENT_STORE=True):
+  // every rank, 0 included, connects to it as a client, under the key prefix of this restart
+  // attempt (TORCHELASTIC_RESTART_COUNT), as torch.distributed's env:// rendezvous does.
+  bool agent_store = false;
+  int restart_count = 0;
 };
 // Throws DistError naming the variable when one is set but malformed or inconsistent.
 LaunchEnv launch_env();

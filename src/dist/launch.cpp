@@ -1,8 +1,8 @@
 // Local multi-process launch (launch.h).
 #include "dist/launch.h"
 
-#include <netinet/in.h>
-#include <sys/socket.h>
+#include <torch/csrc/distributed/c10d/TCPStore.hpp>
+
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -28,23 +28,25 @@ void forward(int sig) {
 
 }  // namespace
 
-int free_port() {
-  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  if (fd < 0) throw std::runtime_error("dist: cannot open a socket to find a free port");
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  socklen_t len = sizeof(a);
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-    ::close(fd);
-    throw std::runtime_error(std::string("dist: cannot find a free port: ") +
-                             std::strerror(errno));
+struct HostedStore::Impl {
+  c10::intrusive_ptr<c10d::TCPStore> store;
+};
+
+HostedStore::HostedStore() : impl_(std::make_unique<Impl>()) {
+  c10d::TCPStoreOptions o;
+  o.port = 0;  // the kernel picks the port as the server binds
+  o.isServer = true;
+  o.waitWorkers = false;
+  try {
+    impl_->store = c10::make_intrusive<c10d::TCPStore>("127.0.0.1", o);
+  } catch (const std::exception& e) {
+    throw std::runtime_error(std::string("dist: cannot host the rendezvous store: ") + e.what());
   }
-  ::close(fd);
-  return ntohs(a.sin_port);
 }
+
+HostedStore::~HostedStore() = default;
+
+int HostedStore::port() const { return impl_->store->getPort(); }
 
 namespace {
 
@@ -69,7 +71,8 @@ std::vector<std::string> own_command_line() {
 
 int launch_local(int world) {
   const auto args = own_command_line();
-  const std::string port = std::to_string(free_port());
+  const HostedStore store;  // lives until every rank has exited
+  const std::string port = std::to_string(store.port());
   std::vector<char*> argv;
   for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
@@ -88,6 +91,8 @@ int launch_local(int world) {
       ::setenv("LOCAL_WORLD_SIZE", std::to_string(world).c_str(), 1);
       ::setenv("MASTER_ADDR", "127.0.0.1", 1);
       ::setenv("MASTER_PORT", port.c_str(), 1);
+      ::setenv("TORCHELASTIC_USE_AGENT_STORE", "True", 1);
+      ::setenv("TORCHELASTIC_RESTART_COUNT", "0", 1);
       ::execv("/proc/self/exe", argv.data());
       std::fprintf(stderr, "lighthouse: error: dist: cannot start rank %d: %s\n", r,
                    std::strerror(errno));

@@ -1,8 +1,11 @@
 // A multi-process launch on this machine without torchrun (`--set dist.world_size=N`): the
 // launching process starts N copies of its own command line, each with the variables torchrun
-// would set (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR=127.0.0.1, MASTER_PORT: a free port),
+// would set (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR=127.0.0.1, MASTER_PORT and TORCHELASTIC_USE_AGENT_STORE=True: the store
+// this process hosts),
 // forwards SIGINT / SIGTERM to them and waits for all.
 #pragma once
+
+#include <memory>
 
 namespace lighthouse::dist {
 
@@ -11,7 +14,21 @@ namespace lighthouse::dist {
 // (128 + the signal for a rank killed by a signal). Each failing rank is reported on stderr.
 int launch_local(int world);
 
-// A TCP port the kernel reports free now (bound to port 0, then closed): a rendezvous port.
-int free_port();
+// The rendezvous store of ranks this process starts (threads or processes), hosted here on a
+// port the kernel picks as it binds, so no other process can take the port first; the ranks
+// connect to it as clients (LaunchEnv::agent_store, as under torchrun). Throws
+// std::runtime_error when it cannot listen.
+class HostedStore {
+ public:
+  HostedStore();
+  ~HostedStore();
+  HostedStore(const HostedStore&) = delete;
+  HostedStore& operator=(const HostedStore&) = delete;
+  int port() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
 
 }  // namespace lighthouse::dist

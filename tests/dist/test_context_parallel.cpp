@@ -2,9 +2,15 @@
 // single-device op on the same inputs: output and gradients (fp32, 1e-5 relative) and the slot
 // tables (each chunk's plan, renumbered globally, is its slice of the single-device plan).
 #include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdlib>
 
 #include "dist/context_parallel.h"
 #include "dist/cp_layout.h"
+#include "dist/launch.h"
 #include "dist/ranks.h"
 
 namespace lighthouse::dist {
@@ -94,6 +100,47 @@ TEST(ContextParallel, ConfigurationsThatAreNotChunkLocalAreRejectedByName) {
     } catch (const c10::ValueError& e) {
       EXPECT_NE(std::string(e.what()).find("cp_attention: topk:"), std::string::npos) << e.what();
     }
+  });
+}
+
+}  // namespace
+}  // namespace lighthouse::dist
+
+namespace lighthouse::dist {
+namespace {
+
+// torchrun's workers connect to the agent's store under the attempt's prefix; the in-process
+// and local launches host theirs the same way (HostedStore), so no rank binds a port that
+// another process could have taken after it was found free.
+TEST(Rendezvous, AgentStoreIsReadFromTheEnvironmentAndAHostedStoreHoldsItsPort) {
+  ::setenv("RANK", "0", 1);
+  ::setenv("WORLD_SIZE", "1", 1);
+  ::setenv("TORCHELASTIC_USE_AGENT_STORE", "True", 1);
+  ::setenv("TORCHELASTIC_RESTART_COUNT", "2", 1);
+  const LaunchEnv e = launch_env();
+  ::setenv("TORCHELASTIC_USE_AGENT_STORE", "False", 1);
+  const LaunchEnv own = launch_env();
+  for (const char* v : {"RANK", "WORLD_SIZE", "TORCHELASTIC_USE_AGENT_STORE",
+                        "TORCHELASTIC_RESTART_COUNT"})
+    ::unsetenv(v);
+  EXPECT_TRUE(e.agent_store);
+  EXPECT_EQ(e.restart_count, 2);
+  EXPECT_FALSE(own.agent_store);
+
+  const HostedStore store;
+  ASSERT_GT(store.port(), 0);
+  const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(fd, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = htons(static_cast<uint16_t>(store.port()));
+  EXPECT_NE(::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0) << "port " << store.port();
+  ::close(fd);
+  run_ranks(2, [](Group& g) {
+    std::vector<at::Tensor> t{torch::ones({3}) * (g.rank() + 1)};
+    g.all_reduce_sum(t, "test");
+    EXPECT_TRUE(torch::equal(t[0], torch::full({3}, 3.0f)));
   });
 }
 
