@@ -8,12 +8,27 @@
 #include "dist/ring_attention.h"
 #include "lighthouse/lighthouse.h"
 #include "model/fused.h"
+#include "model/grouped_linear.h"
 
 namespace lighthouse::model {
 namespace {
 
 torch::nn::Linear linear(int64_t in, int64_t out) {
   return torch::nn::Linear(torch::nn::LinearOptions(in, out).bias(false));
+}
+
+// The projections of x by `ps`: one grouped_linear node when `grouped`, else separate linears.
+std::vector<at::Tensor> project(const at::Tensor& x,
+                                std::initializer_list<torch::nn::Linear*> ps,
+                                bool grouped) {
+  std::vector<at::Tensor> y;
+  if (!grouped) {
+    for (torch::nn::Linear* p : ps) y.push_back((*p)->forward(x));
+    return y;
+  }
+  std::vector<at::Tensor> ws;
+  for (torch::nn::Linear* p : ps) ws.push_back(compute_weight((*p)->weight, x));
+  return grouped_linear(x, ws);
 }
 
 }  // namespace
@@ -80,6 +95,7 @@ AttentionImpl::AttentionImpl(const ModelConfig& cfg)
       lighthouse_(cfg.lighthouse),
       combine_(cfg.lighthouse_combine),
       fused_(cfg.fused_kernels),
+      grouped_(cfg.grouped_projections),
       cp_rope_(cfg.head_dim, cfg.rope_theta, cfg.rope_scaling) {
   q_proj = register_module("q_proj", linear(cfg.d_model, cfg.n_heads * cfg.head_dim));
   k_proj = register_module("k_proj", linear(cfg.d_model, cfg.n_kv_heads * cfg.head_dim));
@@ -97,9 +113,10 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const RopeTables& rope, b
     const at::Tensor pos = dist::cp_positions(N / 2, cp_->rank(), W, x.device());  // [N]
     rot = {all.cos.index_select(0, pos), all.sin.index_select(0, pos)};
   }
-  at::Tensor q = apply_rope(q_proj(x).view({B, N, H, D}), rot, fused_);    // [B, N, H, D]
-  at::Tensor k = apply_rope(k_proj(x).view({B, N, Hkv, D}), rot, fused_);  // [B, N, Hkv, D]
-  at::Tensor v = v_proj(x).view({B, N, Hkv, D});                    // [B, N, Hkv, D]
+  const std::vector<at::Tensor> qkv = project(x, {&q_proj, &k_proj, &v_proj}, grouped_);
+  at::Tensor q = apply_rope(qkv[0].view({B, N, H, D}), rot, fused_);    // [B, N, H, D]
+  at::Tensor k = apply_rope(qkv[1].view({B, N, Hkv, D}), rot, fused_);  // [B, N, Hkv, D]
+  at::Tensor v = qkv[2].view({B, N, Hkv, D});                          // [B, N, Hkv, D]
   at::Tensor o;  // [B, N, H, D]
   if (cp_) {  // N is this rank's part of the sequence (SPEC.md §10)
     if (!lighthouse) {
@@ -149,14 +166,16 @@ at::Tensor scatter_fan_in(const Plan& plan, const Config& cfg, int64_t n) {
   return count.permute({0, 2, 1});  // [B, N, H]
 }
 
-MlpImpl::MlpImpl(const ModelConfig& cfg) : fused_(cfg.fused_kernels) {
+MlpImpl::MlpImpl(const ModelConfig& cfg)
+    : fused_(cfg.fused_kernels), grouped_(cfg.grouped_projections) {
   gate_proj = register_module("gate_proj", linear(cfg.d_model, cfg.ffn_hidden));
   up_proj = register_module("up_proj", linear(cfg.d_model, cfg.ffn_hidden));
   down_proj = register_module("down_proj", linear(cfg.ffn_hidden, cfg.d_model));
 }
 
 at::Tensor MlpImpl::forward(const at::Tensor& x) {
-  const at::Tensor g = gate_proj(x), u = up_proj(x);  // [B, N, ffn_hidden]
+  const std::vector<at::Tensor> gu = project(x, {&gate_proj, &up_proj}, grouped_);
+  const at::Tensor &g = gu[0], &u = gu[1];  // [B, N, ffn_hidden]
   return down_proj(fused_ && g.is_cuda() ? swiglu(g, u) : at::silu(g) * u);  // [B, N, d_model]
 }
 

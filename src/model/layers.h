@@ -78,7 +78,8 @@ class AttentionImpl : public torch::nn::Module {
   int64_t n_heads_, n_kv_heads_, head_dim_;
   Config lighthouse_;
   LighthouseCombine combine_;
-  bool fused_;  // model.fused_kernels
+  bool fused_;    // model.fused_kernels
+  bool grouped_;  // model.grouped_projections: q, k, v from one grouped_linear
   dist::Group* cp_ = nullptr;
   RopeCache cp_rope_;  // tables of the whole sequence, for the global positions under CP
 };
@@ -104,7 +105,8 @@ class MlpImpl : public torch::nn::Module {
   torch::nn::Linear gate_proj{nullptr}, up_proj{nullptr}, down_proj{nullptr};
 
  private:
-  bool fused_;  // model.fused_kernels: the SwiGLU kernel on CUDA
+  bool fused_;    // model.fused_kernels: the SwiGLU kernel on CUDA
+  bool grouped_;  // model.grouped_projections: gate, up from one grouped_linear
 };
 TORCH_MODULE(Mlp);
 

@@ -66,6 +66,10 @@ struct ModelConfig {
   // Fused CUDA kernels for SwiGLU, RoPE and residual add + RMSNorm (model/fused.h) on CUDA;
   // false: the at:: compositions they replace. CPU runs the compositions either way.
   bool fused_kernels = true;
+  // q/k/v and gate/up projections as one autograd node each (model/grouped_linear.h), whose
+  // backward sums the input gradient inside the matrix products; false: separate linears,
+  // their input gradients summed by autograd. Every device.
+  bool grouped_projections = true;
 };
 
 // The first invalid value of cfg, its parameter named by its config key (model.d_model, ...,

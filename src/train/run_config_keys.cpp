@@ -137,6 +137,9 @@ const std::vector<Field>& fields() {
       LH_KEY("model.fused_kernels", model.fused_kernels, false,
              "fused CUDA kernels for SwiGLU, RoPE and residual add + RMSNorm (false = the "
              "at:: compositions; CPU runs those either way)"),
+      LH_KEY("model.grouped_projections", model.grouped_projections, false,
+             "q/k/v and gate/up projections as one autograd node each, the input gradient "
+             "summed inside the matrix products (false = separate linears)"),
       LH_KEY("model.vocab_size", model.vocab, true,
              "vocabulary (0 = from the data: the shards' header, 259 for bytes)"),
       LH_KEY("model.init", model.init, false,

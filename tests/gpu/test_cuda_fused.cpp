@@ -183,8 +183,10 @@ struct Result {
   std::map<std::string, at::Tensor> grads;
 };
 
+// fused: the fast path (model.fused_kernels and model.grouped_projections); else neither.
 Result run_model(ModelConfig cfg, bool fused, bool bf16, AttentionMode mode) {
   cfg.fused_kernels = fused;
+  cfg.grouped_projections = fused;
   torch::manual_seed(7);
   Llama model(cfg);
   model->to(at::Device(at::kCUDA));

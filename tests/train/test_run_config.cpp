@@ -326,41 +326,48 @@ TEST(RunConfig, SelectionKeyRoundTripsIntoTheModel) {
   EXPECT_NE(err.find("\"stratified\" or \"causal\""), std::string::npos) << err;
 }
 
-// model.fused_kernels: true by default, through --set, TOML and JSON into the model's config;
-// a saved config without the key keeps the default; a non-boolean names the key.
-TEST(RunConfig, FusedKernelsKeyRoundTripsIntoTheModel) {
-  RunConfig fresh;
-  EXPECT_TRUE(fresh.model.fused_kernels);
-  EXPECT_TRUE(to_model_config(fresh).fused_kernels);
-  nlohmann::json j = to_json(fresh);
-  ASSERT_TRUE(j["model"].contains("fused_kernels"));
-  j["model"].erase("fused_kernels");
-  RunConfig old_run;
-  old_run.model.fused_kernels = false;
-  apply_json(old_run, j, "old checkpoint");
-  EXPECT_FALSE(old_run.model.fused_kernels);  // absent: left as it was
+// model.fused_kernels and model.grouped_projections: true by default, through --set, TOML and
+// JSON into the model's config; a saved config without the key keeps the default; a non-boolean
+// names the key.
+TEST(RunConfig, ModelSwitchKeysRoundTripIntoTheModel) {
+  const std::vector<std::pair<std::string, bool model::ModelConfig::*>> keys{
+      {"fused_kernels", &model::ModelConfig::fused_kernels},
+      {"grouped_projections", &model::ModelConfig::grouped_projections}};
+  for (const auto& [name, field] : keys) {
+    SCOPED_TRACE(name);
+    const std::string key = "model." + name;
+    RunConfig fresh;
+    EXPECT_TRUE(fresh.model.*field);
+    EXPECT_TRUE(to_model_config(fresh).*field);
+    nlohmann::json j = to_json(fresh);
+    ASSERT_TRUE(j["model"].contains(name));
+    j["model"].erase(name);
+    RunConfig old_run;
+    old_run.model.*field = false;
+    apply_json(old_run, j, "old checkpoint");
+    EXPECT_FALSE(old_run.model.*field);  // absent: left as it was
 
-  RunConfig c = test_config();
-  apply_override(c, "model.fused_kernels=false");
-  EXPECT_NO_THROW(validate(c));
-  EXPECT_FALSE(to_model_config(c).fused_kernels);
-  EXPECT_NE(to_toml(c).find("fused_kernels = false\n"), std::string::npos) << to_toml(c);
-  RunConfig from_toml, from_json;
-  apply_toml(from_toml, to_toml(c), "round trip");
-  apply_json(from_json, nlohmann::json::parse(to_json(c).dump()), "round trip");
-  EXPECT_FALSE(from_toml.model.fused_kernels);
-  EXPECT_FALSE(from_json.model.fused_kernels);
-  apply_toml(from_toml, "[model]\nfused_kernels = true\n", "x.toml");
-  EXPECT_TRUE(from_toml.model.fused_kernels);
+    RunConfig c = test_config();
+    apply_override(c, key + "=false");
+    EXPECT_NO_THROW(validate(c));
+    EXPECT_FALSE(to_model_config(c).*field);
+    EXPECT_NE(to_toml(c).find(name + " = false\n"), std::string::npos) << to_toml(c);
+    RunConfig from_toml, from_json;
+    apply_toml(from_toml, to_toml(c), "round trip");
+    apply_json(from_json, nlohmann::json::parse(to_json(c).dump()), "round trip");
+    EXPECT_FALSE(from_toml.model.*field);
+    EXPECT_FALSE(from_json.model.*field);
+    apply_toml(from_toml, "[model]\n" + name + " = true\n", "x.toml");
+    EXPECT_TRUE(from_toml.model.*field);
 
-  for (const char* bad : {"model.fused_kernels=1", "model.fused_kernels=yes",
-                          "model.fused_kernels=\"true\""}) {
-    const std::string err = error_of([&] { apply_override(c, bad); });
-    EXPECT_EQ(err.rfind("model.fused_kernels:", 0), 0u) << bad << ": " << err;
+    for (const std::string& bad : {key + "=1", key + "=yes", key + "=\"true\""}) {
+      const std::string err = error_of([&] { apply_override(c, bad); });
+      EXPECT_EQ(err.rfind(key + ":", 0), 0u) << bad << ": " << err;
+    }
+    EXPECT_EQ(error_of([&] { apply_toml(c, "[model]\n" + name + " = 0\n", "x.toml"); })
+                  .rfind(key + ":", 0),
+              0u);
   }
-  EXPECT_EQ(error_of([&] { apply_toml(c, "[model]\nfused_kernels = 0\n", "x.toml"); })
-                .rfind("model.fused_kernels:", 0),
-            0u);
 }
 
 }  // namespace
