@@ -3,8 +3,8 @@
 // forward+backward; peak memory of one call with inputs and gradients; Lighthouse's per-stage
 // breakdown with the bytes each stage must move; a device-to-device copy measured in the same
 // run as the bandwidth yardstick. Every point is verified before it is timed. Timing: device
-// events around each call, warm-up first, the median of repeats, inputs rotated over sets
-// together larger than L2.
+// events around each call, warm-up first, the median of repeats (Lighthouse alternating with
+// its inner SDPA alone), inputs rotated over sets together larger than L2.
 #include <ATen/cuda/CUDAContext.h>
 #include <ATen/cuda/CUDAEvent.h>
 #include <c10/cuda/CUDACachingAllocator.h>
@@ -104,6 +104,34 @@ void time_case(const Fn& fn, const std::vector<InputSet>& sets, double first_ms,
   }
   out->median_ms = median(ms);
   out->repeats = reps;
+}
+
+// Two cases timed in alternation (a, b, a, b, ...), so both see the same clocks and heat: the
+// op beside its inner SDPA alone, whose difference is the share outside the SDPA. Warm-up and
+// repeats as time_case, the budget shared by the pair.
+void time_pair(const Fn& fa, const Fn& fb, const std::vector<InputSet>& sets, double first_ms,
+               const BenchArgs& a, CaseResult* ra, CaseResult* rb) {
+  const double budget_ms = a.case_budget_s * 1e3;
+  if (2 * first_ms * a.warmup < budget_ms)
+    for (int64_t i = 0; i < a.warmup; ++i)
+      for (const Fn* f : {&fa, &fb}) {
+        (*f)(sets[(i + 1) % sets.size()]);
+        clear_grads(sets[(i + 1) % sets.size()]);
+      }
+  const int64_t reps = std::clamp<int64_t>(
+      static_cast<int64_t>(budget_ms / std::max(2 * first_ms, 1e-3)), 2,
+      std::max<int64_t>(a.repeats, 2));
+  std::vector<double> ma, mb;
+  for (int64_t r = 0; r < reps; ++r) {
+    const InputSet& s = sets[r % sets.size()];
+    ma.push_back(elapsed_ms([&] { fa(s); }));
+    clear_grads(s);
+    mb.push_back(elapsed_ms([&] { fb(s); }));
+    clear_grads(s);
+  }
+  ra->median_ms = median(ma);
+  rb->median_ms = median(mb);
+  ra->repeats = rb->repeats = reps;
 }
 
 // Device-to-device copy of 1 GiB: (bytes read + bytes written) / time.
@@ -304,11 +332,28 @@ BenchPoint run_point(const BenchArgs& a, int64_t N, int64_t topk, const at::Tens
   const double l2 = at::cuda::getCurrentDeviceProperties()->l2CacheSize;
   const int64_t n_sets = std::max<int64_t>(2, static_cast<int64_t>(std::ceil(3 * l2 / set_bytes)));
   while (static_cast<int64_t>(sets.size()) < n_sets) sets.push_back(make_set(d, opts));
-  for (const auto& [name, fn] : cases) {
-    time_case(fn, sets, first_ms[name], a, &pt.cases[name]);
+  // Lighthouse (cuDNN inner SDPA) alternates with that SDPA alone on S slots.
+  const std::map<std::string, std::string> partner{{"lh_cudnn_fwd", "sdpaS_cudnn_fwd"},
+                                                   {"lh_cudnn_fwdbwd", "sdpaS_cudnn_fwdbwd"}};
+  std::map<std::string, const Fn*> by_name;
+  for (const auto& [name, fn] : cases) by_name[name] = &fn;
+  auto report = [&](const std::string& name, const char* how) {
     std::cout << "  " << std::left << std::setw(20) << name << std::right << std::setw(12)
               << std::setprecision(5) << pt.cases[name].median_ms << " ms  (median of "
-              << pt.cases[name].repeats << ")\n" << std::flush;
+              << pt.cases[name].repeats << how << ")\n" << std::flush;
+  };
+  for (const auto& [name, fn] : cases) {
+    if (name.rfind("sdpaS_", 0) == 0) continue;  // timed beside its Lighthouse case
+    const auto it = partner.find(name);
+    if (it == partner.end()) {
+      time_case(fn, sets, first_ms[name], a, &pt.cases[name]);
+      report(name, "");
+      continue;
+    }
+    time_pair(fn, *by_name.at(it->second), sets, first_ms[name], a, &pt.cases[name],
+              &pt.cases[it->second]);
+    report(name, ", alternating");
+    report(it->second, ", alternating");
   }
   pt.stages = time_stages(sets, lh_cudnn, g, d, std::max<int64_t>(a.repeats, 3));
   return pt;

@@ -240,7 +240,8 @@ void write_markdown(const BenchReport& r, const std::string& path) {
         "time (Lighthouse with the cuDNN inner SDPA; LH(flash) uses the flash inner SDPA). "
         "Peak memory includes inputs, `dout` and gradients. \"outside SDPA\" = Lighthouse "
         "f+b time minus its inner SDPA forward and backward stage times; \"outside SDPA(S)\" = "
-        "Lighthouse f+b minus the same cuDNN SDPA timed alone on S slots in the same run.\n\n";
+        "Lighthouse f+b minus the same cuDNN SDPA timed alone on S slots in the same run, "
+        "its calls alternating with Lighthouse's so both see the same clocks.\n\n";
   print_rows(os, summary_rows(r), true);
   os << "\n";
   for (const auto& l : target_lines(r)) os << "- " << l << "\n";
