@@ -84,54 +84,35 @@ double first_call(const Fn& fn, const InputSet& s, bool forward_only, CaseResult
   return ms;
 }
 
-// Warm-up (the first call already was one; cheap cases get `warmup` more), then the median of
-// up to `repeats` timed calls, at least 2, fewer when one call is slow (case budget).
-void time_case(const Fn& fn, const std::vector<InputSet>& sets, double first_ms,
-               const BenchArgs& a, CaseResult* out) {
+// Cases timed in alternation (one call of each in turn), so all of them see the same clocks
+// and heat: one case alone, or the op beside its inner SDPA alone, whose difference is the
+// share outside the SDPA. Warm-up (the first call already was one; cheap cases get `warmup`
+// more), then the medians of up to `repeats` timed rounds, at least 2, fewer when a round is
+// slow (case budget, shared by the cases; first_ms: the first case's first call).
+void time_cases(const std::vector<std::pair<const Fn*, CaseResult*>>& cases,
+                const std::vector<InputSet>& sets, double first_ms, const BenchArgs& a) {
   const double budget_ms = a.case_budget_s * 1e3;
-  if (first_ms * a.warmup < budget_ms)
-    for (int64_t i = 0; i < a.warmup; ++i) {
-      fn(sets[(i + 1) % sets.size()]);
-      clear_grads(sets[(i + 1) % sets.size()]);
-    }
-  const int64_t reps = std::clamp<int64_t>(static_cast<int64_t>(budget_ms / std::max(first_ms, 1e-3)),
-                                           2, std::max<int64_t>(a.repeats, 2));
-  std::vector<double> ms;
-  for (int64_t r = 0; r < reps; ++r) {
-    const InputSet& s = sets[r % sets.size()];
-    ms.push_back(elapsed_ms([&] { fn(s); }));
-    clear_grads(s);
-  }
-  out->median_ms = median(ms);
-  out->repeats = reps;
-}
-
-// Two cases timed in alternation (a, b, a, b, ...), so both see the same clocks and heat: the
-// op beside its inner SDPA alone, whose difference is the share outside the SDPA. Warm-up and
-// repeats as time_case, the budget shared by the pair.
-void time_pair(const Fn& fa, const Fn& fb, const std::vector<InputSet>& sets, double first_ms,
-               const BenchArgs& a, CaseResult* ra, CaseResult* rb) {
-  const double budget_ms = a.case_budget_s * 1e3;
-  if (2 * first_ms * a.warmup < budget_ms)
+  const double round_ms = static_cast<double>(cases.size()) * first_ms;
+  if (round_ms * a.warmup < budget_ms)
     for (int64_t i = 0; i < a.warmup; ++i)
-      for (const Fn* f : {&fa, &fb}) {
-        (*f)(sets[(i + 1) % sets.size()]);
+      for (const auto& c : cases) {
+        (*c.first)(sets[(i + 1) % sets.size()]);
         clear_grads(sets[(i + 1) % sets.size()]);
       }
-  const int64_t reps = std::clamp<int64_t>(
-      static_cast<int64_t>(budget_ms / std::max(2 * first_ms, 1e-3)), 2,
-      std::max<int64_t>(a.repeats, 2));
-  std::vector<double> ma, mb;
+  const int64_t reps = std::clamp<int64_t>(static_cast<int64_t>(budget_ms / std::max(round_ms, 1e-3)),
+                                           2, std::max<int64_t>(a.repeats, 2));
+  std::vector<std::vector<double>> ms(cases.size());
   for (int64_t r = 0; r < reps; ++r) {
     const InputSet& s = sets[r % sets.size()];
-    ma.push_back(elapsed_ms([&] { fa(s); }));
-    clear_grads(s);
-    mb.push_back(elapsed_ms([&] { fb(s); }));
-    clear_grads(s);
+    for (size_t c = 0; c < cases.size(); ++c) {
+      ms[c].push_back(elapsed_ms([&] { (*cases[c].first)(s); }));
+      clear_grads(s);
+    }
   }
-  ra->median_ms = median(ma);
-  rb->median_ms = median(mb);
-  ra->repeats = rb->repeats = reps;
+  for (size_t c = 0; c < cases.size(); ++c) {
+    cases[c].second->median_ms = median(ms[c]);
+    cases[c].second->repeats = reps;
+  }
 }
 
 // Device-to-device copy of 1 GiB: (bytes read + bytes written) / time.
@@ -337,23 +318,22 @@ BenchPoint run_point(const BenchArgs& a, int64_t N, int64_t topk, const at::Tens
                                                    {"lh_cudnn_fwdbwd", "sdpaS_cudnn_fwdbwd"}};
   std::map<std::string, const Fn*> by_name;
   for (const auto& [name, fn] : cases) by_name[name] = &fn;
-  auto report = [&](const std::string& name, const char* how) {
+  auto report = [&](const std::string& name, bool paired) {
     std::cout << "  " << std::left << std::setw(20) << name << std::right << std::setw(12)
               << std::setprecision(5) << pt.cases[name].median_ms << " ms  (median of "
-              << pt.cases[name].repeats << how << ")\n" << std::flush;
+              << pt.cases[name].repeats << (paired ? ", alternating" : "") << ")\n"
+              << std::flush;
   };
   for (const auto& [name, fn] : cases) {
-    if (name.rfind("sdpaS_", 0) == 0) continue;  // timed beside its Lighthouse case
+    const bool is_partner = std::any_of(partner.begin(), partner.end(),
+                                        [&](const auto& kv) { return kv.second == name; });
+    if (is_partner) continue;  // timed with its Lighthouse case
     const auto it = partner.find(name);
-    if (it == partner.end()) {
-      time_case(fn, sets, first_ms[name], a, &pt.cases[name]);
-      report(name, "");
-      continue;
-    }
-    time_pair(fn, *by_name.at(it->second), sets, first_ms[name], a, &pt.cases[name],
-              &pt.cases[it->second]);
-    report(name, ", alternating");
-    report(it->second, ", alternating");
+    std::vector<std::pair<const Fn*, CaseResult*>> timed{{&fn, &pt.cases[name]}};
+    if (it != partner.end()) timed.emplace_back(by_name.at(it->second), &pt.cases[it->second]);
+    time_cases(timed, sets, first_ms[name], a);
+    report(name, timed.size() > 1);
+    if (timed.size() > 1) report(it->second, true);
   }
   pt.stages = time_stages(sets, lh_cudnn, g, d, std::max<int64_t>(a.repeats, 3));
   return pt;
