@@ -10,7 +10,9 @@
 #include <torch/csrc/distributed/c10d/ProcessGroupNCCL.hpp>
 #endif
 
+#include <cstdio>
 #include <cstdlib>
+#include <iostream>
 #include <string>
 
 namespace lighthouse::dist {
@@ -93,9 +95,7 @@ Group::Group(const LaunchEnv& env, const torch::Device& device, std::chrono::mil
       fail("init", "this build has no NCCL (CUDA tensors need it); rebuild with nccl.h found");
 #endif
     } else {
-      auto opts = c10d::ProcessGroupGloo::Options::create(timeout);
-      opts->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
-      backend_ = c10::make_intrusive<c10d::ProcessGroupGloo>(store, rank_, size_, opts);
+      connect_gloo(store);
       backend_name_ = "gloo";
     }
   } catch (const DistError&) {
@@ -106,6 +106,62 @@ Group::Group(const LaunchEnv& env, const torch::Device& device, std::chrono::mil
 }
 
 Group::~Group() = default;
+
+namespace {
+
+// Test hook: LIGHTHOUSE_FAULT_GLOO_INIT="R:A" makes rank R report its first A Gloo connections
+// as failed after they succeeded, so the ranks' agreement to connect again is exercised.
+bool fault_gloo_init(int rank, int attempt) {
+  const char* env = std::getenv("LIGHTHOUSE_FAULT_GLOO_INIT");
+  if (!env || !*env) return false;
+  int r = -1, a = 0;
+  if (std::sscanf(env, "%d:%d", &r, &a) != 2)
+    throw DistError(std::string("dist: LIGHTHOUSE_FAULT_GLOO_INIT must be RANK:ATTEMPTS, got \"") +
+                    env + "\"");
+  return r == rank && attempt < a;
+}
+
+std::vector<uint8_t> bytes(const std::string& s) { return {s.begin(), s.end()}; }
+
+}  // namespace
+
+void Group::connect_gloo(const c10::intrusive_ptr<c10d::Store>& store) {
+  for (int attempt = 0;; ++attempt) {
+    const auto scoped =
+        c10::make_intrusive<c10d::PrefixStore>("gloo_" + std::to_string(attempt), store);
+    std::string error;
+    try {
+      auto opts = c10d::ProcessGroupGloo::Options::create(timeout_);
+      opts->devices.push_back(c10d::ProcessGroupGloo::createDefaultDevice());
+      backend_ = c10::make_intrusive<c10d::ProcessGroupGloo>(scoped, rank_, size_, opts);
+      if (fault_gloo_init(rank_, attempt)) error = "LIGHTHOUSE_FAULT_GLOO_INIT";
+    } catch (const DistError&) {
+      throw;
+    } catch (const std::exception& e) {
+      error = one_line(e.what());
+    }
+    // Every rank publishes how its connection went and reads everyone's, so all of them
+    // either keep the group or build it again.
+    scoped->set("done/" + std::to_string(rank_), bytes(error.empty() ? "ok" : error));
+    std::vector<std::string> keys;
+    for (int r = 0; r < size_; ++r) keys.push_back("done/" + std::to_string(r));
+    scoped->wait(keys, timeout_);
+    std::string failed;
+    for (int r = 0; r < size_ && failed.empty(); ++r) {
+      const auto v = scoped->get(keys[static_cast<size_t>(r)]);
+      const std::string what(v.begin(), v.end());
+      if (what != "ok") failed = "rank " + std::to_string(r) + ": " + what;
+    }
+    if (failed.empty()) return;
+    backend_.reset();
+    if (attempt + 1 == kGlooConnectAttempts)
+      fail("init", "Gloo could not connect in " + std::to_string(kGlooConnectAttempts) +
+                       " attempts; last failure on " + failed);
+    std::cerr << "lighthouse: dist: rank " << rank_ << " of " << size_
+              << ": Gloo connection attempt " << attempt + 1 << " of " << kGlooConnectAttempts
+              << " failed on " << failed << "; connecting again" << std::endl;
+  }
+}
 
 void Group::fail(const char* what, const std::string& reason) const {
   throw DistError("dist: rank " + std::to_string(rank_) + " of " + std::to_string(size_) + ": " +

@@ -15,6 +15,7 @@
 
 namespace c10d {
 class Backend;
+class Store;
 class Work;
 }
 
@@ -96,6 +97,12 @@ class Group {
  private:
   friend class Pending;
   [[noreturn]] void fail(const char* what, const std::string& reason) const;
+  // Builds the Gloo backend, whose construction connects every pair of ranks. A connection
+  // can drop while the mesh forms on a loaded machine ("Connection closed by peer"); the
+  // ranks then agree through the store and all connect again under a fresh key prefix, at
+  // most kGlooConnectAttempts times, each attempt's failure logged on stderr.
+  void connect_gloo(const c10::intrusive_ptr<c10d::Store>& store);
+  static constexpr int kGlooConnectAttempts = 3;
   template <typename F>
   void guarded(const char* what, F&& f);
 

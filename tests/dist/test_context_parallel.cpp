@@ -144,5 +144,39 @@ TEST(Rendezvous, AgentStoreIsReadFromTheEnvironmentAndAHostedStoreHoldsItsPort) 
   });
 }
 
+// Gloo connects the full mesh as the group is built; when one rank's connection fails, every
+// rank connects again (the hook fails rank 1's first attempt after it succeeded), and when all
+// attempts fail each rank's error names the failing rank.
+TEST(Rendezvous, AFailedGlooConnectionIsRetriedByEveryRank) {
+  ::setenv("LIGHTHOUSE_FAULT_GLOO_INIT", "1:1", 1);
+  testing::internal::CaptureStderr();
+  run_ranks(3, [](Group& g) {
+    std::vector<at::Tensor> t{torch::ones({3}) * (g.rank() + 1)};
+    g.all_reduce_sum(t, "test");
+    EXPECT_TRUE(torch::equal(t[0], torch::full({3}, 6.0f)));
+  });
+  const std::string log = testing::internal::GetCapturedStderr();
+  EXPECT_NE(log.find("rank 2 of 3: Gloo connection attempt 1 of 3 failed on rank 1: "
+                     "LIGHTHOUSE_FAULT_GLOO_INIT; connecting again"),
+            std::string::npos)
+      << log;
+
+  ::setenv("LIGHTHOUSE_FAULT_GLOO_INIT", "1:3", 1);
+  testing::internal::CaptureStderr();
+  try {
+    run_ranks(2, [](Group&) { ADD_FAILURE() << "the group was built"; });
+    ADD_FAILURE() << "no error";
+  } catch (const DistError& e) {
+    EXPECT_NE(std::string(e.what()).find("dist: rank 0 of 2: init failed"), std::string::npos)
+        << e.what();
+    EXPECT_NE(std::string(e.what()).find("Gloo could not connect in 3 attempts; last failure on "
+                                         "rank 1: LIGHTHOUSE_FAULT_GLOO_INIT"),
+              std::string::npos)
+        << e.what();
+  }
+  testing::internal::GetCapturedStderr();
+  ::unsetenv("LIGHTHOUSE_FAULT_GLOO_INIT");
+}
+
 }  // namespace
 }  // namespace lighthouse::dist
