@@ -104,10 +104,12 @@ __device__ __forceinline__ void sum_levels(const Geometry& geo, const T* src, in
 // One thread per (block of p positions, head, lane): positions t = i p - 1 + j, j < p, share
 // their entries of every level >= 1 (t + 1 lies in one aligned level-1 window), so those are
 // loaded once; the level-0 slots are loaded kBatch at a time. The heads of a block's positions
-// are neighbours in x, so the output rows [H, D] are written whole.
+// are neighbours in x, so the output rows [H, D] are written whole. kBatch 2 rather than 4:
+// fewer registers, more threads resident (bf16, L 3 on an H200: 1.18x at 512K, 1.11x at 64K;
+// kBatch 1 is slower, docs/results/2026-12-03-h200-op-occupancy.md).
 template <typename T, int L>
 __global__ void __launch_bounds__(kThreads) scatter_kernel(ScatterParams prm, Lanes ln) {
-  constexpr int kBatch = 4;
+  constexpr int kBatch = 2;
   const Geometry& geo = prm.geo;
   const int64_t b = blockIdx.z, D = prm.D, row = prm.H * D;
   const int p = 1 << geo.log2p;
@@ -245,8 +247,13 @@ __device__ __forceinline__ void store_tokens(const Geometry& geo, T* dst, int64_
 // stored per query head, and k's and v's, summed over the group). kGroup1 (H == Hx): no sum
 // over heads, every row is stored as computed (fewer live registers, more threads resident).
 // Heads are neighbours in x: the rows [Hx, D] are written whole.
-template <typename T, int L, bool kFused, bool kGroup1>
-__global__ void __launch_bounds__(kThreads, kGroup1 ? 2 : 1)
+// kSerial (fused, H == Hx, 16-bit, L <= 3): the three tensors in a loop the compiler keeps
+// rolled, so one tensor's rows are live at a time and 3 blocks fit an SM instead of 2 (bf16, L 3
+// on an H200: 1.11x at 512K, 1.19x at 64K, docs/results/2026-12-03-h200-op-occupancy.md). Past
+// those shapes the kernel spills even at 2 blocks, so they keep the unrolled form.
+template <typename T, int L, bool kFused, bool kGroup1,
+          bool kSerial = kFused && kGroup1 && sizeof(T) == 2 && L <= 3>
+__global__ void __launch_bounds__(kThreads, kSerial ? 3 : (kGroup1 ? 2 : 1))
     gather_backward_kernel(GatherBackwardParams prm, Lanes ln) {
   constexpr int kBatch = 4;
   constexpr int kX = kFused ? 2 : 1;  // tensors summed over the group onto the Hx heads
@@ -274,6 +281,22 @@ __global__ void __launch_bounds__(kThreads, kGroup1 ? 2 : 1)
         int s[L], s0[kBatch];
         window_slots<L>(geo, inv, i1, 0, prm.S, s);
         token_slots<kBatch>(geo, inv, i1, j0, prm.S, s0);
+        if constexpr (kSerial) {  // q, k, v in turn
+          T* q_rows = static_cast<T*>(prm.dq) + b * geo.N * qrow + h * D + g * kPack;
+#pragma unroll 1
+          for (int x = 0; x < 3; ++x) {
+            const T* src = x == 0 ? static_cast<const T*>(prm.grad_q)
+                                  : (x == 1 ? static_cast<const T*>(prm.grad)
+                                            : static_cast<const T*>(prm.grad2));
+            T* dst = x == 0 ? q_rows
+                            : (x == 1 ? static_cast<T*>(prm.dx) : static_cast<T*>(prm.dx2)) +
+                                  b * geo.N * row + hx * D + g * kPack;
+            float f[kBatch][kPack] = {};
+            add_window_grad<T, L, kBatch>(geo, src + head, D, s, s0, f);
+            store_tokens<T, kBatch>(geo, dst, row, i1, j0, f);  // row == qrow: H == Hx
+          }
+          continue;
+        }
         if constexpr (kFused) {  // q: one query head per output row, nothing to sum
           float f[kBatch][kPack] = {};
           add_window_grad<T, L, kBatch>(geo, static_cast<const T*>(prm.grad_q) + head, D, s, s0,
