@@ -295,7 +295,7 @@ __global__ void __launch_bounds__(kThreads, kSerial ? 3 : (kGroup1 ? 2 : 1))
             add_window_grad<T, L, kBatch>(geo, src + head, D, s, s0, f);
             store_tokens<T, kBatch>(geo, dst, row, i1, j0, f);  // row == qrow: H == Hx
           }
-          continue;
+          continue;  // the group is this one head
         }
         if constexpr (kFused) {  // q: one query head per output row, nothing to sum
           float f[kBatch][kPack] = {};
