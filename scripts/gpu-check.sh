@@ -4,7 +4,8 @@
 # Markdown under $OUT, and print a short table last.
 #
 #   STEPS=build,test,bench   what to do (default all three; add micro for the data stages
-#                            alone at MICRO_N, scripts/gpu-stage-micro.py)
+#                            alone at MICRO_N, scripts/gpu-stage-micro.py; variants for the
+#                            kernel tuning harness at each of VARIANT_NS, default 64K,128K,512K)
 #   BENCH_NS=...  BENCH_KS=...   sequence lengths and k per length (default: issue 3's sweep)
 #   BENCH_REPEATS=10  BENCH_BUDGET=8   repeats per case, seconds of timed runs per case
 #   BENCH_SCORER=dilated  BENCH_DILATION=4   also time the dilated scorer next to norm
@@ -19,6 +20,7 @@ STEPS=${STEPS:-build,test,bench}
 BUILD=${BUILD_DIR:-build-gpu}
 BENCH_NS=${BENCH_NS:-32768,65536,131072,262144,524288,1048576}
 BENCH_KS=${BENCH_KS:-2048,2048,2048,2048,2048,4096}
+VARIANT_NS=${VARIANT_NS:-65536,131072,524288}
 status=0
 
 nvidia-smi --query-gpu=name,driver_version,memory.total,clocks.sm,clocks.max.sm --format=csv \
@@ -45,7 +47,7 @@ if [[ $STEPS == *build* ]]; then
     -DCMAKE_PREFIX_PATH="${PREFIX_DEPS:-}$TORCH_PREFIX" -DPython3_EXECUTABLE="$(command -v python3)" \
     -DCCACHE_PROGRAM=CCACHE_PROGRAM-NOTFOUND -DLIGHTHOUSE_CUDA=ON > "$OUT/configure.log" 2>&1 \
     || { tail -30 "$OUT/configure.log"; exit 1; }
-  ninja -C "$BUILD" -j16 lighthouse test_cuda > "$OUT/build.log" 2>&1 \
+  ninja -C "$BUILD" -j16 lighthouse test_cuda lighthouse_kernel_variants > "$OUT/build.log" 2>&1 \
     || { grep -v "^ptxas" "$OUT/build.log" | grep -B2 -A8 "error" | head -60; exit 1; }
   echo "build: $(( $(date +%s) - start )) s"
 fi
@@ -62,6 +64,13 @@ if [[ $STEPS == *micro* ]]; then
   python3 scripts/gpu-stage-micro.py "$BUILD/src/liblighthouse_ops.so" "${MICRO_N:-524288}" \
     > "$OUT/micro.txt" 2>&1 || status=1
   cat "$OUT/micro.txt"
+fi
+
+if [[ $STEPS == *variants* ]]; then
+  for n in ${VARIANT_NS//,/ }; do
+    "$BUILD/src/lighthouse_kernel_variants" --stage pool_score --n "$n" \
+      --json "$OUT/variants-pool_score-$n.json" 2>&1 | tee -a "$OUT/variants.txt" || status=1
+  done
 fi
 
 if [[ $STEPS == *bench* ]]; then
