@@ -90,6 +90,7 @@ const std::vector<Candidate>& candidates() {
       {"b4m3", "batches of 4, 3 blocks/SM", pool_score_kernel_min<Bf16, 4, 0, 3>},
       {"b2m4", "batches of 2, 4 blocks/SM", pool_score_kernel_min<Bf16, 2, 0, 4>},
       {"b1m4", "batches of 1, 4 blocks/SM", pool_score_kernel_min<Bf16, 1, 0, 4>},
+      {"w4", "4 rows loaded at once, none ahead", pool_score_kernel<Bf16, 4, 4>},
       {"w8", "8 rows loaded at once", pool_score_kernel<Bf16, 4, 8>},
       {"w8m3", "8 rows at once, 3 blocks/SM", pool_score_kernel_min<Bf16, 4, 8, 3>},
       {"w16", "16 rows loaded at once", pool_score_kernel<Bf16, 4, 16>},

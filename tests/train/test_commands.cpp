@@ -63,6 +63,11 @@ TEST(Commands, BenchTrainTimesBothModes) {
   EXPECT_NEAR(j["two_stage_speedup"]["10000+6000"].get<double>(),
               16000 * td / (10000 * tl + 6000 * td), 1e-9);
   EXPECT_NE(r.out.find("two-stage wall clock"), std::string::npos) << r.out;
+  // The ceilings: the two bounds' ratio, and the measured dense step over the Lighthouse bound.
+  const double bd = d["lower_bound_s"], bl = l["lower_bound_s"];
+  EXPECT_NEAR(j["ceiling_bounds_ratio"].get<double>(), bd / bl, 1e-12);
+  EXPECT_NEAR(j["ceiling_dense_over_lighthouse_bound"].get<double>(), td / bl, 1e-12);
+  EXPECT_NE(r.out.find("ceilings of that ratio"), std::string::npos) << r.out;
 }
 
 // The kernel profile reads device kernels: a CPU run is refused by the flag's name.
