@@ -48,6 +48,7 @@ nlohmann::json to_json(const VariantReport& rep, const VariantOptions& opt) {
                     {"ms", r.ms},
                     {"round_ms", r.round_ms}});
   return {{"stage", rep.stage},     {"device", rep.device},   {"n", rep.n},
+          {"topk", opt.topk},       {"tile_topk", opt.tile_topk},
           {"heads", opt.heads},     {"dim", opt.dim},         {"levels", opt.levels},
           {"pool", opt.pool},       {"rounds", opt.rounds},   {"calls", opt.calls},
           {"bytes", rep.bytes},     {"copy_ms", rep.copy_ms}, {"copy_bytes", rep.copy_bytes},
@@ -61,7 +62,8 @@ int main(int argc, char** argv) {
                "form (bitwise checked, timed in alternation)"};
   VariantOptions opt;
   std::string stage = "pool_score", json;
-  app.add_option("--stage", stage, "kernel to vary")->check(CLI::IsMember({"pool_score"}));
+  app.add_option("--stage", stage, "kernel to vary")
+      ->check(CLI::IsMember({"pool_score", "gather_backward"}));
   app.add_option("--n", opt.n, "sequence length N")->check(CLI::PositiveNumber);
   app.add_option("--heads", opt.heads, "heads H")->check(CLI::PositiveNumber);
   app.add_option("--dim", opt.dim, "head dim D (a multiple of 8, <= 256)")
@@ -71,11 +73,17 @@ int main(int argc, char** argv) {
   app.add_option("--rounds", opt.rounds, "alternation rounds")->check(CLI::PositiveNumber);
   app.add_option("--calls", opt.calls, "timed calls per variant and round")
       ->check(CLI::PositiveNumber);
+  app.add_option("--topk", opt.topk, "per-level budget k of the gather backward's plan")
+      ->check(CLI::PositiveNumber);
+  app.add_option("--tile-topk", opt.tile_topk, "per-tile budget m of that plan")
+      ->check(CLI::PositiveNumber);
   app.add_option("--seed", opt.seed, "input seed");
   app.add_option("--json", json, "also write the rows to this JSON file");
   CLI11_PARSE(app, argc, argv);
   try {
-    const VariantReport rep = lighthouse::bench::run_pool_score_variants(opt);
+    const VariantReport rep = stage == "pool_score"
+                                  ? lighthouse::bench::run_pool_score_variants(opt)
+                                  : lighthouse::bench::run_gather_backward_variants(opt);
     print(rep);
     if (!json.empty()) {
       std::ofstream f(json);

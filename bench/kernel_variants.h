@@ -14,6 +14,7 @@ namespace lighthouse::bench {
 struct VariantOptions {
   int64_t n = 524288, heads = 8, dim = 128;  // x [1, N, H, D] bf16
   int64_t levels = 3, pool = 4;
+  int64_t topk = 2048, tile_topk = 128;  // the plan of the gather backward (causal selection)
   int rounds = 7;  // alternation rounds: every variant once per round
   int calls = 9;   // timed calls per variant and round (their median is the round's time)
   uint64_t seed = 0;
@@ -40,5 +41,9 @@ struct VariantReport {
 // Stage 1 and the norm scores of q, k and v in one launch (src/cuda/pool_score.cuh). Throws
 // std::runtime_error naming the CUDA call that failed.
 VariantReport run_pool_score_variants(const VariantOptions& opt);
+
+// The fused gather backward of q, k and v, H == Hx, L 3 (src/cuda/gather_scatter.cuh), on the
+// plan the shipped pool + score and causal select kernels make from random q and k.
+VariantReport run_gather_backward_variants(const VariantOptions& opt);
 
 }  // namespace lighthouse::bench

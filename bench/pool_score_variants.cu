@@ -1,11 +1,12 @@
 // Variants of the pool + score kernel (src/cuda/pool_score.cuh) for the tuning harness: rows per
 // batch, whole-window loads, and blocks per SM asked of ptxas, each against the shipped form.
-#include <algorithm>
+#include <functional>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "bench/kernel_variants.h"
+#include "bench/variant_common.cuh"
 #include "cuda/pool_score.cuh"
 #include "lighthouse/geometry.h"
 
@@ -15,66 +16,6 @@ namespace {
 using cuda::PoolScoreKernel;
 using cuda::pool_score_kernel;
 using cuda::pool_score_kernel_min;
-using Bf16 = __nv_bfloat16;
-
-void check(cudaError_t err, const char* what) {
-  if (err != cudaSuccess)
-    throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(err));
-}
-
-// Device buffer owned for the harness's lifetime.
-struct Buffer {
-  void* ptr = nullptr;
-  size_t bytes = 0;
-  explicit Buffer(size_t n) : bytes(n) { check(cudaMalloc(&ptr, n > 0 ? n : 1), "cudaMalloc"); }
-  ~Buffer() { cudaFree(ptr); }
-  Buffer(const Buffer&) = delete;
-  Buffer& operator=(const Buffer&) = delete;
-};
-
-// A stream and two timing events owned for the harness's lifetime.
-struct Timing {
-  cudaStream_t stream = nullptr;
-  cudaEvent_t start = nullptr, stop = nullptr;
-  Timing() {
-    check(cudaStreamCreate(&stream), "cudaStreamCreate");
-    check(cudaEventCreate(&start), "cudaEventCreate");
-    check(cudaEventCreate(&stop), "cudaEventCreate");
-  }
-  ~Timing() {
-    cudaEventDestroy(start);
-    cudaEventDestroy(stop);
-    cudaStreamDestroy(stream);
-  }
-  Timing(const Timing&) = delete;
-  Timing& operator=(const Timing&) = delete;
-};
-
-// Standard normal bf16 values from a counter hash (splitmix64, Box-Muller): fresh inputs on the
-// device without a host round trip.
-__device__ uint64_t mix(uint64_t z) {
-  z += 0x9e3779b97f4a7c15ull;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  return z ^ (z >> 31);
-}
-__global__ void fill_normal(Bf16* x, int64_t n, uint64_t seed) {
-  for (int64_t i = cuda::global_thread(); i < n; i += cuda::grid_threads()) {
-    const uint64_t r = mix(seed ^ mix(static_cast<uint64_t>(i)));
-    const float u1 = (static_cast<float>(r >> 40) + 1.0f) * (1.0f / 16777217.0f);
-    const float u2 = static_cast<float>((r >> 16) & 0xffffff) * (1.0f / 16777216.0f);
-    x[i] = __float2bfloat16(sqrtf(-2.0f * logf(u1)) * cospif(2.0f * u2));
-  }
-}
-
-// Counts the 32-bit words where a and b differ.
-__global__ void count_differences(const uint32_t* a, const uint32_t* b, int64_t words,
-                                  unsigned long long* count) {
-  unsigned long long local = 0;
-  for (int64_t i = cuda::global_thread(); i < words; i += cuda::grid_threads())
-    local += a[i] != b[i] ? 1 : 0;
-  if (local > 0) atomicAdd(count, local);
-}
 
 struct Candidate {
   const char* name;
@@ -106,11 +47,6 @@ struct Outputs {
   std::vector<const Buffer*> all() const { return {&pyr_q, &pyr_k, &pyr_v, &sq, &sk}; }
 };
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0.0 : v[v.size() / 2];
-}
-
 }  // namespace
 
 VariantReport run_pool_score_variants(const VariantOptions& opt) {
@@ -131,9 +67,6 @@ VariantReport run_pool_score_variants(const VariantOptions& opt) {
   VariantReport rep;
   rep.stage = "pool_score";
   rep.n = N;
-  cudaDeviceProp prop{};
-  check(cudaGetDeviceProperties(&prop, 0), "cudaGetDeviceProperties");
-  rep.device = prop.name;
   // q, k and v read, their pyramids written, the scores of q and k written
   rep.bytes =
       3.0 * static_cast<double>(x_bytes + pyr_bytes) + 2.0 * static_cast<double>(score_bytes);
@@ -142,12 +75,9 @@ VariantReport run_pool_score_variants(const VariantOptions& opt) {
   Timing tm;
   cudaStream_t stream = tm.stream;
   Buffer q(x_bytes), k(x_bytes), v(x_bytes), copy_dst(x_bytes);
-  const unsigned fill_grid = cuda::grid_for(N * H * D);
-  uint64_t seed = opt.seed * 3;
-  for (Buffer* b : {&q, &k, &v})
-    fill_normal<<<fill_grid, cuda::kThreads, 0, stream>>>(static_cast<Bf16*>(b->ptr), N * H * D,
-                                                          seed++);
-  check(cudaGetLastError(), "fill_normal");
+  fill_random(q, 3 * opt.seed, stream);
+  fill_random(k, 3 * opt.seed + 1, stream);
+  fill_random(v, 3 * opt.seed + 2, stream);
 
   cuda::PoolScoreParams prm;
   prm.dtype = cuda::DType::BFloat16;
@@ -179,60 +109,29 @@ VariantReport run_pool_score_variants(const VariantOptions& opt) {
     VariantRow row;
     row.name = c.name;
     row.form = c.form;
-    cudaFuncAttributes attr{};
-    check(cudaFuncGetAttributes(&attr, c.kernel), "cudaFuncGetAttributes");
-    row.registers = attr.numRegs;
-    row.local_bytes = static_cast<int>(attr.localSizeBytes);
-    check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&row.blocks_per_sm, c.kernel,
-                                                        cuda::kThreads, smem),
-          "cudaOccupancyMaxActiveBlocksPerMultiprocessor");
+    describe(row, c.kernel, smem);
     for (const Buffer* b : out.all())
       check(cudaMemsetAsync(b->ptr, 0xff, b->bytes, stream), "cudaMemsetAsync");
     check(cuda::launch_pool_score_body(c.kernel, params_for(out), stream), c.name);
-    check(cudaMemsetAsync(count.ptr, 0, sizeof(unsigned long long), stream), "cudaMemsetAsync");
-    const auto refs = ref.all(), outs = out.all();
-    for (size_t i = 0; i < refs.size(); ++i) {
-      const int64_t words = static_cast<int64_t>(refs[i]->bytes / 4);
-      count_differences<<<cuda::grid_for(words), cuda::kThreads, 0, stream>>>(
-          static_cast<const uint32_t*>(refs[i]->ptr), static_cast<const uint32_t*>(outs[i]->ptr),
-          words, static_cast<unsigned long long*>(count.ptr));
-    }
-    unsigned long long diff = 0;
-    check(cudaMemcpyAsync(&diff, count.ptr, sizeof diff, cudaMemcpyDeviceToHost, stream), "copy");
     check(cudaStreamSynchronize(stream), c.name);
+    const auto refs = ref.all(), outs = out.all();
+    unsigned long long diff = 0;
+    for (size_t i = 0; i < refs.size(); ++i)
+      diff += differing_words(*refs[i], *outs[i], count, stream);
     row.bitwise = diff == 0;
     rep.rows.push_back(row);
   }
 
-  cudaEvent_t a = tm.start, b = tm.stop;
-  auto timed = [&](auto&& launch) {
-    for (int w = 0; w < 2; ++w) launch();
-    std::vector<double> ms;
-    for (int i = 0; i < opt.calls; ++i) {
-      check(cudaEventRecord(a, stream), "cudaEventRecord");
-      launch();
-      check(cudaEventRecord(b, stream), "cudaEventRecord");
-      check(cudaEventSynchronize(b), "cudaEventSynchronize");
-      float t = 0;
-      check(cudaEventElapsedTime(&t, a, b), "cudaEventElapsedTime");
-      ms.push_back(t);
-    }
-    return median(ms);
-  };
-  std::vector<double> copies;
   const cuda::PoolScoreParams timed_prm = params_for(out);
-  for (int r = 0; r < opt.rounds; ++r) {
-    for (size_t i = 0; i < cands.size(); ++i)
-      rep.rows[i].round_ms.push_back(timed([&] {
-        check(cuda::launch_pool_score_body(cands[i].kernel, timed_prm, stream), cands[i].name);
-      }));
-    copies.push_back(timed([&] {
-      check(cudaMemcpyAsync(copy_dst.ptr, q.ptr, x_bytes, cudaMemcpyDeviceToDevice, stream),
-            "cudaMemcpyAsync");
-    }));
-  }
-  for (VariantRow& row : rep.rows) row.ms = median(row.round_ms);
-  rep.copy_ms = median(copies);
+  std::vector<std::function<void()>> launches;
+  for (const Candidate& c : cands)
+    launches.push_back([&, kernel = c.kernel, name = c.name] {
+      check(cuda::launch_pool_score_body(kernel, timed_prm, stream), name);
+    });
+  time_in_alternation(opt, tm, launches, [&] {
+    check(cudaMemcpyAsync(copy_dst.ptr, q.ptr, x_bytes, cudaMemcpyDeviceToDevice, stream),
+          "cudaMemcpyAsync");
+  }, rep);
   return rep;
 }
 

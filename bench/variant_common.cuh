@@ -1,0 +1,160 @@
+// What the tuning harness's variant files share (bench/kernel_variants.h): CUDA error checks,
+// owned buffers, a stream with timing events, device-generated random inputs, a bitwise
+// comparison of two buffers and the alternating timing loop.
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_runtime.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <functional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "bench/kernel_variants.h"
+#include "cuda/common.cuh"
+
+namespace lighthouse::bench {
+namespace {
+
+using Bf16 = __nv_bfloat16;
+
+void check(cudaError_t err, const char* what) {
+  if (err != cudaSuccess)
+    throw std::runtime_error(std::string(what) + ": " + cudaGetErrorString(err));
+}
+
+// Device buffer owned for the harness's lifetime.
+struct Buffer {
+  void* ptr = nullptr;
+  size_t bytes = 0;
+  explicit Buffer(size_t n) : bytes(n) { check(cudaMalloc(&ptr, n > 0 ? n : 1), "cudaMalloc"); }
+  ~Buffer() { cudaFree(ptr); }
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+};
+
+// A stream and two timing events owned for the harness's lifetime.
+struct Timing {
+  cudaStream_t stream = nullptr;
+  cudaEvent_t start = nullptr, stop = nullptr;
+  Timing() {
+    check(cudaStreamCreate(&stream), "cudaStreamCreate");
+    check(cudaEventCreate(&start), "cudaEventCreate");
+    check(cudaEventCreate(&stop), "cudaEventCreate");
+  }
+  ~Timing() {
+    cudaEventDestroy(start);
+    cudaEventDestroy(stop);
+    cudaStreamDestroy(stream);
+  }
+  Timing(const Timing&) = delete;
+  Timing& operator=(const Timing&) = delete;
+};
+
+// Standard normal bf16 values from a counter hash (splitmix64, Box-Muller): fresh inputs on the
+// device without a host round trip.
+__device__ uint64_t mix(uint64_t z) {
+  z += 0x9e3779b97f4a7c15ull;
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  return z ^ (z >> 31);
+}
+__global__ void fill_normal(Bf16* x, int64_t n, uint64_t seed) {
+  for (int64_t i = cuda::global_thread(); i < n; i += cuda::grid_threads()) {
+    const uint64_t r = mix(seed ^ mix(static_cast<uint64_t>(i)));
+    const float u1 = (static_cast<float>(r >> 40) + 1.0f) * (1.0f / 16777217.0f);
+    const float u2 = static_cast<float>((r >> 16) & 0xffffff) * (1.0f / 16777216.0f);
+    x[i] = __float2bfloat16(sqrtf(-2.0f * logf(u1)) * cospif(2.0f * u2));
+  }
+}
+
+// Counts the 32-bit words where a and b differ.
+__global__ void count_differences(const uint32_t* a, const uint32_t* b, int64_t words,
+                                  unsigned long long* count) {
+  unsigned long long local = 0;
+  for (int64_t i = cuda::global_thread(); i < words; i += cuda::grid_threads())
+    local += a[i] != b[i] ? 1 : 0;
+  if (local > 0) atomicAdd(count, local);
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0.0 : v[v.size() / 2];
+}
+
+// Words where a and b differ (0: bitwise equal), on the stream.
+inline unsigned long long differing_words(const Buffer& a, const Buffer& b, const Buffer& count,
+                                          cudaStream_t stream) {
+  check(cudaMemsetAsync(count.ptr, 0, sizeof(unsigned long long), stream), "cudaMemsetAsync");
+  const int64_t words = static_cast<int64_t>(a.bytes / 4);
+  count_differences<<<cuda::grid_for(words), cuda::kThreads, 0, stream>>>(
+      static_cast<const uint32_t*>(a.ptr), static_cast<const uint32_t*>(b.ptr), words,
+      static_cast<unsigned long long*>(count.ptr));
+  check(cudaGetLastError(), "count_differences");
+  unsigned long long diff = 0;
+  check(cudaMemcpyAsync(&diff, count.ptr, sizeof diff, cudaMemcpyDeviceToHost, stream),
+        "cudaMemcpyAsync");
+  check(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+  return diff;
+}
+
+// Median ms of `calls` timed calls of launch (after two untimed ones) on tm's stream.
+template <typename F>
+double timed_ms(const Timing& tm, int calls, F&& launch) {
+  for (int w = 0; w < 2; ++w) launch();
+  std::vector<double> ms;
+  for (int i = 0; i < calls; ++i) {
+    check(cudaEventRecord(tm.start, tm.stream), "cudaEventRecord");
+    launch();
+    check(cudaEventRecord(tm.stop, tm.stream), "cudaEventRecord");
+    check(cudaEventSynchronize(tm.stop), "cudaEventSynchronize");
+    float t = 0;
+    check(cudaEventElapsedTime(&t, tm.start, tm.stop), "cudaEventElapsedTime");
+    ms.push_back(t);
+  }
+  return median(ms);
+}
+
+// Fills buf (bf16 elements) with standard normal values of `seed`.
+inline void fill_random(const Buffer& buf, uint64_t seed, cudaStream_t stream) {
+  const int64_t n = static_cast<int64_t>(buf.bytes / sizeof(Bf16));
+  fill_normal<<<cuda::grid_for(n), cuda::kThreads, 0, stream>>>(static_cast<Bf16*>(buf.ptr), n,
+                                                                seed);
+  check(cudaGetLastError(), "fill_normal");
+}
+
+// Registers, local (spill) bytes and resident blocks per SM of a kernel, as the runtime reports.
+template <typename Kernel>
+void describe(VariantRow& row, Kernel kernel, size_t smem) {
+  cudaFuncAttributes attr{};
+  check(cudaFuncGetAttributes(&attr, kernel), "cudaFuncGetAttributes");
+  row.registers = attr.numRegs;
+  row.local_bytes = static_cast<int>(attr.localSizeBytes);
+  check(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&row.blocks_per_sm, kernel, cuda::kThreads,
+                                                      smem),
+        "cudaOccupancyMaxActiveBlocksPerMultiprocessor");
+}
+
+// The device's name and the rows' and the copy's times: every round times each launch
+// (rep.rows[i] <- launches[i]) and then the copy, so drifts of the device hit all alike.
+inline void time_in_alternation(const VariantOptions& opt, const Timing& tm,
+                                const std::vector<std::function<void()>>& launches,
+                                const std::function<void()>& copy, VariantReport& rep) {
+  cudaDeviceProp prop{};
+  check(cudaGetDeviceProperties(&prop, 0), "cudaGetDeviceProperties");
+  rep.device = prop.name;
+  std::vector<double> copies;
+  for (int r = 0; r < opt.rounds; ++r) {
+    for (size_t i = 0; i < launches.size(); ++i)
+      rep.rows[i].round_ms.push_back(timed_ms(tm, opt.calls, launches[i]));
+    copies.push_back(timed_ms(tm, opt.calls, copy));
+  }
+  for (VariantRow& row : rep.rows) row.ms = median(row.round_ms);
+  rep.copy_ms = median(copies);
+}
+
+}  // namespace
+}  // namespace lighthouse::bench
