@@ -67,9 +67,11 @@ if [[ $STEPS == *micro* ]]; then
 fi
 
 if [[ $STEPS == *variants* ]]; then
-  for n in ${VARIANT_NS//,/ }; do
-    "$BUILD/src/lighthouse_kernel_variants" --stage pool_score --n "$n" \
-      --json "$OUT/variants-pool_score-$n.json" 2>&1 | tee -a "$OUT/variants.txt" || status=1
+  for stage in pool_score gather_backward; do
+    for n in ${VARIANT_NS//,/ }; do
+      "$BUILD/src/lighthouse_kernel_variants" --stage "$stage" --n "$n" \
+        --json "$OUT/variants-$stage-$n.json" 2>&1 | tee -a "$OUT/variants.txt" || status=1
+    done
   done
 fi
 

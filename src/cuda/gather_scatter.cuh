@@ -312,8 +312,8 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
           if constexpr (kGroup1) {
             float f[kBatch][kPack] = {};
             add_window_grad<T, L, kBatch>(geo, grads[x] + head, D, s, s0, f);
-            store_tokens<T, kBatch, kStream>(geo, outs[x] + b * geo.N * row + hx * D + g * kPack, row, i1,
-                                    j0, f);
+            store_tokens<T, kBatch, kStream>(geo, outs[x] + b * geo.N * row + hx * D + g * kPack,
+                                             row, i1, j0, f);
           } else {
             add_window_grad<T, L, kBatch>(geo, grads[x] + head, D, s, s0, acc[x]);
           }
@@ -322,8 +322,8 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
       if constexpr (!kGroup1) {
 #pragma unroll
         for (int x = 0; x < kX; ++x)
-          store_tokens<T, kBatch, kStream>(geo, outs[x] + b * geo.N * row + hx * D + g * kPack, row, i1,
-                                  j0, acc[x]);
+          store_tokens<T, kBatch, kStream>(geo, outs[x] + b * geo.N * row + hx * D + g * kPack,
+                                           row, i1, j0, acc[x]);
       }
     }
   }
