@@ -98,9 +98,7 @@ VariantReport run_pool_score_variants(const VariantOptions& opt) {
   const auto& cands = candidates();
   // Outputs start as 0xff bytes (NaN scores) on both sides: an entry a variant skips cannot
   // match, and the entries no variant writes (a ragged tail's level-0 scores) compare equal.
-  for (const Outputs* o : {&ref, &out})
-    for (const Buffer* b : o->all())
-      check(cudaMemsetAsync(b->ptr, 0xff, b->bytes, stream), "cudaMemsetAsync");
+  poison(ref.all(), stream);
   check(cuda::launch_pool_score_body(cands[0].kernel, params_for(ref), stream), "base launch");
 
   Buffer count(sizeof(unsigned long long));
@@ -110,15 +108,9 @@ VariantReport run_pool_score_variants(const VariantOptions& opt) {
     row.name = c.name;
     row.form = c.form;
     describe(row, c.kernel, smem);
-    for (const Buffer* b : out.all())
-      check(cudaMemsetAsync(b->ptr, 0xff, b->bytes, stream), "cudaMemsetAsync");
-    check(cuda::launch_pool_score_body(c.kernel, params_for(out), stream), c.name);
-    check(cudaStreamSynchronize(stream), c.name);
-    const auto refs = ref.all(), outs = out.all();
-    unsigned long long diff = 0;
-    for (size_t i = 0; i < refs.size(); ++i)
-      diff += differing_words(*refs[i], *outs[i], count, stream);
-    row.bitwise = diff == 0;
+    row.bitwise = bitwise_equal_after(
+        [&] { check(cuda::launch_pool_score_body(c.kernel, params_for(out), stream), c.name); },
+        ref.all(), out.all(), count, stream);
     rep.rows.push_back(row);
   }
 

@@ -101,6 +101,26 @@ inline unsigned long long differing_words(const Buffer& a, const Buffer& b, cons
   return diff;
 }
 
+// 0xff bytes into every buffer (NaN for fp32 and bf16): an entry a kernel skips cannot match.
+inline void poison(const std::vector<const Buffer*>& bufs, cudaStream_t stream) {
+  for (const Buffer* b : bufs)
+    check(cudaMemsetAsync(b->ptr, 0xff, b->bytes, stream), "cudaMemsetAsync");
+}
+
+// Runs `run` (writing outs) after poisoning outs; true when every word equals refs'.
+inline bool bitwise_equal_after(const std::function<void()>& run,
+                                const std::vector<const Buffer*>& refs,
+                                const std::vector<const Buffer*>& outs, const Buffer& count,
+                                cudaStream_t stream) {
+  poison(outs, stream);
+  run();
+  check(cudaStreamSynchronize(stream), "cudaStreamSynchronize");
+  unsigned long long diff = 0;
+  for (size_t i = 0; i < refs.size(); ++i)
+    diff += differing_words(*refs[i], *outs[i], count, stream);
+  return diff == 0;
+}
+
 // Median ms of `calls` timed calls of launch (after two untimed ones) on tm's stream.
 template <typename F>
 double timed_ms(const Timing& tm, int calls, F&& launch) {
