@@ -9,7 +9,6 @@
 #include "bench/kernel_variants.h"
 #include "bench/variant_common.cuh"
 #include "cuda/gather_scatter.cuh"
-#include "lighthouse/config.h"
 
 namespace lighthouse::bench {
 namespace {
@@ -48,17 +47,10 @@ VariantReport run_gather_backward_variants(const VariantOptions& opt) {
   if (opt.levels != kL)
     throw std::invalid_argument("levels: the gather backward variants are built for L = 3, got " +
                                 std::to_string(opt.levels));
-  if (opt.dim % cuda::kPack != 0 || opt.dim > cuda::kMaxDim)
-    throw std::invalid_argument("dim: expected a multiple of 8 up to 256, got " +
-                                std::to_string(opt.dim));
-  Config cfg;
-  cfg.levels = opt.levels;
-  cfg.pool = opt.pool;
-  cfg.topk = opt.topk;
-  cfg.tile_topk = opt.tile_topk;
-  Geometry g;
-  std::string err;
-  if (!make_geometry(cfg, opt.n, &g, &err)) throw std::invalid_argument(err);
+  Timing tm;
+  cudaStream_t stream = tm.stream;
+  const CausalPlan plan = causal_plan(opt, 5 * opt.seed, stream);
+  const Geometry& g = plan.geo;
   const int64_t H = opt.heads, D = opt.dim, N = opt.n;
   const size_t x_bytes = static_cast<size_t>(N * H * D) * sizeof(Bf16);
   const size_t s_bytes = static_cast<size_t>(g.S * H * D) * sizeof(Bf16);
@@ -71,34 +63,8 @@ VariantReport run_gather_backward_variants(const VariantOptions& opt) {
               static_cast<double>(H * g.P) * sizeof(int64_t);
   rep.copy_bytes = 2.0 * static_cast<double>(x_bytes);
 
-  Timing tm;
-  cudaStream_t stream = tm.stream;
-  // The plan: the shipped pool + score and causal select on random q and k.
-  Buffer q(x_bytes), k(x_bytes), sq(H * g.P * sizeof(float)), sk(H * g.P * sizeof(float));
-  fill_random(q, 5 * opt.seed, stream);
-  fill_random(k, 5 * opt.seed + 1, stream);
-  cuda::PoolScoreParams pool;
-  pool.dtype = cuda::DType::BFloat16;
-  pool.B = 1;
-  pool.H = pool.Hx = H;
-  pool.D = D;
-  pool.geo = g;
-  pool.parts = 2;
-  pool.part[0] = {q.ptr, nullptr, static_cast<float*>(sq.ptr), H};
-  pool.part[1] = {k.ptr, nullptr, static_cast<float*>(sk.ptr), H};
-  check(cuda::launch_pool_score(pool, stream), "launch_pool_score");
-  Buffer slots(H * g.S * sizeof(int64_t)), inverse(H * g.P * sizeof(int64_t));
-  cuda::SelectParams sel;
-  sel.B = 1;
-  sel.H = sel.Hx = H;
-  sel.geo = g;
-  sel.sq = static_cast<const float*>(sq.ptr);
-  sel.sk = static_cast<const float*>(sk.ptr);
-  sel.slots = static_cast<int64_t*>(slots.ptr);
-  sel.inverse = static_cast<int64_t*>(inverse.ptr);
-  sel.causal = true;
-  check(cuda::launch_select(sel, stream), "launch_select");
-
+  Buffer q(x_bytes);  // the copy's source
+  fill_random(q, 5 * opt.seed + 1, stream);
   Buffer gq(s_bytes), gk(s_bytes), gv(s_bytes);
   fill_random(gq, 5 * opt.seed + 2, stream);
   fill_random(gk, 5 * opt.seed + 3, stream);
@@ -116,7 +82,7 @@ VariantReport run_gather_backward_variants(const VariantOptions& opt) {
   prm.S = g.S;
   prm.D = D;
   prm.geo = g;
-  prm.inverse = static_cast<const int64_t*>(inverse.ptr);
+  prm.inverse = static_cast<const int64_t*>(plan.inverse->ptr);
   prm.grad_q = gq.ptr;
   prm.grad = gk.ptr;
   prm.grad2 = gv.ptr;

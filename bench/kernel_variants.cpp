@@ -63,7 +63,7 @@ int main(int argc, char** argv) {
   VariantOptions opt;
   std::string stage = "pool_score", json;
   app.add_option("--stage", stage, "kernel to vary")
-      ->check(CLI::IsMember({"pool_score", "gather_backward"}));
+      ->check(CLI::IsMember({"pool_score", "scatter", "gather_backward"}));
   app.add_option("--n", opt.n, "sequence length N")->check(CLI::PositiveNumber);
   app.add_option("--heads", opt.heads, "heads H")->check(CLI::PositiveNumber);
   app.add_option("--dim", opt.dim, "head dim D (a multiple of 8, <= 256)")
@@ -73,7 +73,7 @@ int main(int argc, char** argv) {
   app.add_option("--rounds", opt.rounds, "alternation rounds")->check(CLI::PositiveNumber);
   app.add_option("--calls", opt.calls, "timed calls per variant and round")
       ->check(CLI::PositiveNumber);
-  app.add_option("--topk", opt.topk, "per-level budget k of the gather backward's plan")
+  app.add_option("--topk", opt.topk, "per-level budget k of the plan (scatter, gather backward)")
       ->check(CLI::PositiveNumber);
   app.add_option("--tile-topk", opt.tile_topk, "per-tile budget m of that plan")
       ->check(CLI::PositiveNumber);
@@ -81,9 +81,10 @@ int main(int argc, char** argv) {
   app.add_option("--json", json, "also write the rows to this JSON file");
   CLI11_PARSE(app, argc, argv);
   try {
-    const VariantReport rep = stage == "pool_score"
-                                  ? lighthouse::bench::run_pool_score_variants(opt)
-                                  : lighthouse::bench::run_gather_backward_variants(opt);
+    namespace lb = lighthouse::bench;
+    const VariantReport rep = stage == "pool_score" ? lb::run_pool_score_variants(opt)
+                              : stage == "scatter"  ? lb::run_scatter_variants(opt)
+                                                    : lb::run_gather_backward_variants(opt);
     print(rep);
     if (!json.empty()) {
       std::ofstream f(json);

@@ -46,4 +46,7 @@ VariantReport run_pool_score_variants(const VariantOptions& opt);
 // plan the shipped pool + score and causal select kernels make from random q and k.
 VariantReport run_gather_backward_variants(const VariantOptions& opt);
 
+// The scatter, L 3 (src/cuda/gather_scatter.cuh), on the same kind of plan.
+VariantReport run_scatter_variants(const VariantOptions& opt);
+
 }  // namespace lighthouse::bench

@@ -9,12 +9,14 @@
 #include <algorithm>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <stdexcept>
 #include <string>
 #include <vector>
 
 #include "bench/kernel_variants.h"
 #include "cuda/common.cuh"
+#include "lighthouse/config.h"
 
 namespace lighthouse::bench {
 namespace {
@@ -144,6 +146,57 @@ inline void fill_random(const Buffer& buf, uint64_t seed, cudaStream_t stream) {
   fill_normal<<<cuda::grid_for(n), cuda::kThreads, 0, stream>>>(static_cast<Bf16*>(buf.ptr), n,
                                                                 seed);
   check(cudaGetLastError(), "fill_normal");
+}
+
+// A plan as the op makes it: the shipped pool + score and causal select kernels on random q and
+// k [1, N, H, D] (H == Hx) of opt's shape; slots [1, H, S] and inverse [1, H, P] int64.
+struct CausalPlan {
+  Geometry geo;
+  std::unique_ptr<Buffer> slots, inverse;
+};
+inline CausalPlan causal_plan(const VariantOptions& opt, uint64_t seed, cudaStream_t stream) {
+  if (opt.dim % cuda::kPack != 0 || opt.dim > cuda::kMaxDim)
+    throw std::invalid_argument("dim: expected a multiple of 8 up to 256, got " +
+                                std::to_string(opt.dim));
+  Config cfg;
+  cfg.levels = opt.levels;
+  cfg.pool = opt.pool;
+  cfg.topk = opt.topk;
+  cfg.tile_topk = opt.tile_topk;
+  CausalPlan plan;
+  std::string err;
+  if (!make_geometry(cfg, opt.n, &plan.geo, &err)) throw std::invalid_argument(err);
+  const Geometry& g = plan.geo;
+  const int64_t H = opt.heads;
+  const size_t x_bytes = static_cast<size_t>(opt.n * H * opt.dim) * sizeof(Bf16);
+  const size_t score_bytes = static_cast<size_t>(H * g.P) * sizeof(float);
+  Buffer q(x_bytes), k(x_bytes), sq(score_bytes), sk(score_bytes);
+  fill_random(q, seed, stream);
+  fill_random(k, seed + 1, stream);
+  cuda::PoolScoreParams pool;
+  pool.dtype = cuda::DType::BFloat16;
+  pool.B = 1;
+  pool.H = pool.Hx = H;
+  pool.D = opt.dim;
+  pool.geo = g;
+  pool.parts = 2;
+  pool.part[0] = {q.ptr, nullptr, static_cast<float*>(sq.ptr), H};
+  pool.part[1] = {k.ptr, nullptr, static_cast<float*>(sk.ptr), H};
+  check(cuda::launch_pool_score(pool, stream), "launch_pool_score");
+  plan.slots = std::make_unique<Buffer>(static_cast<size_t>(H * g.S) * sizeof(int64_t));
+  plan.inverse = std::make_unique<Buffer>(static_cast<size_t>(H * g.P) * sizeof(int64_t));
+  cuda::SelectParams sel;
+  sel.B = 1;
+  sel.H = sel.Hx = H;
+  sel.geo = g;
+  sel.sq = static_cast<const float*>(sq.ptr);
+  sel.sk = static_cast<const float*>(sk.ptr);
+  sel.slots = static_cast<int64_t*>(plan.slots->ptr);
+  sel.inverse = static_cast<int64_t*>(plan.inverse->ptr);
+  sel.causal = true;
+  check(cuda::launch_select(sel, stream), "launch_select");
+  check(cudaStreamSynchronize(stream), "cudaStreamSynchronize");  // before q, k, sq, sk go
+  return plan;
 }
 
 // Registers, local (spill) bytes and resident blocks per SM of a kernel, as the runtime reports.

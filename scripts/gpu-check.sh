@@ -67,7 +67,7 @@ if [[ $STEPS == *micro* ]]; then
 fi
 
 if [[ $STEPS == *variants* ]]; then
-  for stage in pool_score gather_backward; do
+  for stage in pool_score scatter gather_backward; do
     for n in ${VARIANT_NS//,/ }; do
       "$BUILD/src/lighthouse_kernel_variants" --stage "$stage" --n "$n" \
         --json "$OUT/variants-$stage-$n.json" 2>&1 | tee -a "$OUT/variants.txt" || status=1

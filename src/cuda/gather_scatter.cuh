@@ -108,10 +108,9 @@ __device__ __forceinline__ void sum_levels(const Geometry& geo, const T* src, in
 // loaded once; the level-0 slots are loaded kBatch at a time. The heads of a block's positions
 // are neighbours in x, so the output rows [H, D] are written whole. kBatch 2 rather than 4:
 // fewer registers, more threads resident (bf16, L 3 on an H200: 1.18x at 512K, 1.11x at 64K;
-// kBatch 1 is slower, docs/results/2026-12-03-h200-op-occupancy.md).
-template <typename T, int L>
-__global__ void __launch_bounds__(kThreads) scatter_kernel(ScatterParams prm, Lanes ln) {
-  constexpr int kBatch = 2;
+// kBatch 1 is slower, docs/results/2026-12-03-h200-op-occupancy.md). kStream: streaming stores.
+template <typename T, int L, int kBatch, bool kStream>
+__device__ __forceinline__ void scatter_body(ScatterParams prm, Lanes ln) {
   const Geometry& geo = prm.geo;
   const int64_t b = blockIdx.z, D = prm.D, row = prm.H * D;
   const int p = 1 << geo.log2p;
@@ -147,10 +146,22 @@ __global__ void __launch_bounds__(kThreads) scatter_kernel(ScatterParams prm, La
         if (s0[u] >= 0) unpack(v[u], acc);
 #pragma unroll
         for (int k = 0; k < kPack; ++k) acc[k] += hi[k];
-        store_pack(out + (i1 * p - 1 + j0 + u) * row + g * kPack, acc);
+        store_pack<T, kStream>(out + (i1 * p - 1 + j0 + u) * row + g * kPack, acc);
       }
     }
   }
+}
+
+// The shipped scatter (the launcher uses the defaults), and the form that asks ptxas for
+// kMinBlocks blocks per SM (the tuning harness, bench/kernel_variants.h).
+template <typename T, int L, int kBatch = 2, bool kStream = false>
+__global__ void __launch_bounds__(kThreads) scatter_kernel(ScatterParams prm, Lanes ln) {
+  scatter_body<T, L, kBatch, kStream>(prm, ln);
+}
+template <typename T, int L, int kBatch, bool kStream, int kMinBlocks>
+__global__ void __launch_bounds__(kThreads, kMinBlocks)
+    scatter_kernel_min(ScatterParams prm, Lanes ln) {
+  scatter_body<T, L, kBatch, kStream>(prm, ln);
 }
 
 template <typename T>
