@@ -13,22 +13,16 @@
 namespace lighthouse::bench {
 namespace {
 
-constexpr int kL = 3;
+constexpr int kL = 3;  // causal_plan checks opt.levels
 using Kernel = void (*)(cuda::GatherBackwardParams, cuda::Lanes);
 // <T, L, fused, H == Hx, rolled, blocks per SM, tokens per batch, streaming stores>
 template <bool kSerial, int kMinBlocks, int kBatch, bool kStream>
 constexpr Kernel form = cuda::gather_backward_kernel<Bf16, kL, true, true, kSerial, kMinBlocks,
                                                      kBatch, kStream>;
 
-struct Candidate {
-  const char* name;
-  const char* form;
-  Kernel kernel;
-};
-
 // The shipped form first (gather_scatter.cu: the template's defaults).
-const std::vector<Candidate>& candidates() {
-  static const std::vector<Candidate> list = {
+const std::vector<Candidate<Kernel>>& candidates() {
+  static const std::vector<Candidate<Kernel>> list = {
       {"base", "rolled q, k, v, 3 blocks/SM, 4 tokens, streaming",
        cuda::gather_backward_kernel<Bf16, kL, true, true>},
       {"r2", "rolled, 2 blocks/SM", form<true, 2, 4, true>},
@@ -44,16 +38,12 @@ const std::vector<Candidate>& candidates() {
 }  // namespace
 
 VariantReport run_gather_backward_variants(const VariantOptions& opt) {
-  if (opt.levels != kL)
-    throw std::invalid_argument("levels: the gather backward variants are built for L = 3, got " +
-                                std::to_string(opt.levels));
   Timing tm;
   cudaStream_t stream = tm.stream;
-  const CausalPlan plan = causal_plan(opt, 5 * opt.seed, stream);
+  const CausalPlan plan = causal_plan(opt, 5 * opt.seed, "gather backward", stream);
   const Geometry& g = plan.geo;
+  const size_t x_bytes = plan.x_bytes, s_bytes = plan.s_bytes;
   const int64_t H = opt.heads, D = opt.dim, N = opt.n;
-  const size_t x_bytes = static_cast<size_t>(N * H * D) * sizeof(Bf16);
-  const size_t s_bytes = static_cast<size_t>(g.S * H * D) * sizeof(Bf16);
 
   VariantReport rep;
   rep.stage = "gather_backward";
@@ -96,33 +86,19 @@ VariantReport run_gather_backward_variants(const VariantOptions& opt) {
   const cuda::Lanes ln = cuda::lanes_for(D);
   const int64_t windows = (N + g.p - 1) >> g.log2p;
   const dim3 grid = cuda::grid3(windows * H, ln, 1, 1);
-  auto launch = [&](Kernel kernel, const cuda::GatherBackwardParams& p, const char* name) {
-    kernel<<<grid, cuda::kThreads, 0, stream>>>(p, ln);
-    check(cudaGetLastError(), name);
-  };
-
-  const auto& cands = candidates();
-  poison(ref.all(), stream);
-  launch(cands[0].kernel, params_for(ref), "base");
-  Buffer count(sizeof(unsigned long long));
-  for (const Candidate& c : cands) {
-    VariantRow row;
-    row.name = c.name;
-    row.form = c.form;
-    describe(row, c.kernel, 0);
-    row.bitwise = bitwise_equal_after([&] { launch(c.kernel, params_for(out), c.name); },
-                                      ref.all(), out.all(), count, stream);
-    rep.rows.push_back(row);
-  }
-
-  const cuda::GatherBackwardParams timed_prm = params_for(out);
-  std::vector<std::function<void()>> launches;
-  for (const Candidate& c : cands)
-    launches.push_back([&, kernel = c.kernel, name = c.name] { launch(kernel, timed_prm, name); });
-  time_in_alternation(opt, tm, launches, [&] {
-    check(cudaMemcpyAsync(out.dq.ptr, q.ptr, x_bytes, cudaMemcpyDeviceToDevice, stream),
-          "cudaMemcpyAsync");
-  }, rep);
+  const cuda::GatherBackwardParams to_ref = params_for(ref), to_out = params_for(out);
+  check_and_time<Kernel>(
+      candidates(), 0,
+      [&](Kernel kernel, bool into_refs) {
+        kernel<<<grid, cuda::kThreads, 0, stream>>>(into_refs ? to_ref : to_out, ln);
+        check(cudaGetLastError(), "gather_backward_kernel");
+      },
+      ref.all(), out.all(),
+      [&] {
+        check(cudaMemcpyAsync(out.dq.ptr, q.ptr, x_bytes, cudaMemcpyDeviceToDevice, stream),
+              "cudaMemcpyAsync");
+      },
+      opt, tm, rep);
   return rep;
 }
 

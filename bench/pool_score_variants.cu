@@ -17,15 +17,9 @@ using cuda::PoolScoreKernel;
 using cuda::pool_score_kernel;
 using cuda::pool_score_kernel_min;
 
-struct Candidate {
-  const char* name;
-  const char* form;
-  PoolScoreKernel kernel;
-};
-
 // The shipped form first (pool_score.cu: pool_score_kernel<T, 4, 0>).
-const std::vector<Candidate>& candidates() {
-  static const std::vector<Candidate> list = {
+const std::vector<Candidate<PoolScoreKernel>>& candidates() {
+  static const std::vector<Candidate<PoolScoreKernel>> list = {
       {"base", "batches of 4 rows, default registers", pool_score_kernel<Bf16, 4, 0>},
       {"b2", "batches of 2 rows", pool_score_kernel<Bf16, 2, 0>},
       {"b4m3", "batches of 4, 3 blocks/SM", pool_score_kernel_min<Bf16, 4, 0, 3>},
@@ -95,35 +89,22 @@ VariantReport run_pool_score_variants(const VariantOptions& opt) {
     return p;
   };
   Outputs ref(pyr_bytes, score_bytes), out(pyr_bytes, score_bytes);
-  const auto& cands = candidates();
   // Outputs start as 0xff bytes (NaN scores) on both sides: an entry a variant skips cannot
   // match, and the entries no variant writes (a ragged tail's level-0 scores) compare equal.
-  poison(ref.all(), stream);
-  check(cuda::launch_pool_score_body(cands[0].kernel, params_for(ref), stream), "base launch");
-
-  Buffer count(sizeof(unsigned long long));
   const size_t smem = static_cast<size_t>(g.c - 1) * (cuda::kPack + 1) * cuda::kThreads * 4;
-  for (const Candidate& c : cands) {
-    VariantRow row;
-    row.name = c.name;
-    row.form = c.form;
-    describe(row, c.kernel, smem);
-    row.bitwise = bitwise_equal_after(
-        [&] { check(cuda::launch_pool_score_body(c.kernel, params_for(out), stream), c.name); },
-        ref.all(), out.all(), count, stream);
-    rep.rows.push_back(row);
-  }
-
-  const cuda::PoolScoreParams timed_prm = params_for(out);
-  std::vector<std::function<void()>> launches;
-  for (const Candidate& c : cands)
-    launches.push_back([&, kernel = c.kernel, name = c.name] {
-      check(cuda::launch_pool_score_body(kernel, timed_prm, stream), name);
-    });
-  time_in_alternation(opt, tm, launches, [&] {
-    check(cudaMemcpyAsync(copy_dst.ptr, q.ptr, x_bytes, cudaMemcpyDeviceToDevice, stream),
-          "cudaMemcpyAsync");
-  }, rep);
+  const cuda::PoolScoreParams to_ref = params_for(ref), to_out = params_for(out);
+  check_and_time<PoolScoreKernel>(
+      candidates(), smem,
+      [&](PoolScoreKernel kernel, bool into_refs) {
+        check(cuda::launch_pool_score_body(kernel, into_refs ? to_ref : to_out, stream),
+              "pool_score_kernel");
+      },
+      ref.all(), out.all(),
+      [&] {
+        check(cudaMemcpyAsync(copy_dst.ptr, q.ptr, x_bytes, cudaMemcpyDeviceToDevice, stream),
+              "cudaMemcpyAsync");
+      },
+      opt, tm, rep);
   return rep;
 }
 

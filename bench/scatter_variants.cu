@@ -13,21 +13,15 @@
 namespace lighthouse::bench {
 namespace {
 
-constexpr int kL = 3;
+constexpr int kL = 3;  // causal_plan checks opt.levels
 using Kernel = void (*)(cuda::ScatterParams, cuda::Lanes);
 // <T, L, level-0 slots per batch, streaming stores, blocks per SM>
 template <int kBatch, bool kStream, int kMinBlocks>
 constexpr Kernel form = cuda::scatter_kernel_min<Bf16, kL, kBatch, kStream, kMinBlocks>;
 
-struct Candidate {
-  const char* name;
-  const char* form;
-  Kernel kernel;
-};
-
 // The shipped form first (gather_scatter.cu: the template's defaults).
-const std::vector<Candidate>& candidates() {
-  static const std::vector<Candidate> list = {
+const std::vector<Candidate<Kernel>>& candidates() {
+  static const std::vector<Candidate<Kernel>> list = {
       {"base", "2 slots per batch, default registers", cuda::scatter_kernel<Bf16, kL>},
       {"b1", "1 slot per batch", cuda::scatter_kernel<Bf16, kL, 1>},
       {"b4", "4 slots per batch", cuda::scatter_kernel<Bf16, kL, 4>},
@@ -43,16 +37,12 @@ const std::vector<Candidate>& candidates() {
 }  // namespace
 
 VariantReport run_scatter_variants(const VariantOptions& opt) {
-  if (opt.levels != kL)
-    throw std::invalid_argument("levels: the scatter variants are built for L = 3, got " +
-                                std::to_string(opt.levels));
   Timing tm;
   cudaStream_t stream = tm.stream;
-  const CausalPlan plan = causal_plan(opt, 3 * opt.seed, stream);
+  const CausalPlan plan = causal_plan(opt, 3 * opt.seed, "scatter", stream);
   const Geometry& g = plan.geo;
+  const size_t x_bytes = plan.x_bytes, s_bytes = plan.s_bytes;
   const int64_t H = opt.heads, D = opt.dim, N = opt.n;
-  const size_t x_bytes = static_cast<size_t>(N * H * D) * sizeof(Bf16);
-  const size_t s_bytes = static_cast<size_t>(g.S * H * D) * sizeof(Bf16);
 
   VariantReport rep;
   rep.stage = "scatter";
@@ -81,33 +71,19 @@ VariantReport run_scatter_variants(const VariantOptions& opt) {
   };
   const cuda::Lanes ln = cuda::lanes_for(D);
   const dim3 grid = cuda::grid3(((N >> g.log2p) + 1) * H, ln, 1, 1);
-  auto launch = [&](Kernel kernel, const cuda::ScatterParams& p, const char* name) {
-    kernel<<<grid, cuda::kThreads, 0, stream>>>(p, ln);
-    check(cudaGetLastError(), name);
-  };
-
-  const auto& cands = candidates();
-  poison({&ref}, stream);
-  launch(cands[0].kernel, params_for(ref), "base");
-  Buffer count(sizeof(unsigned long long));
-  for (const Candidate& c : cands) {
-    VariantRow row;
-    row.name = c.name;
-    row.form = c.form;
-    describe(row, c.kernel, 0);
-    row.bitwise = bitwise_equal_after([&] { launch(c.kernel, params_for(out), c.name); }, {&ref},
-                                      {&out}, count, stream);
-    rep.rows.push_back(row);
-  }
-
-  const cuda::ScatterParams timed_prm = params_for(out);
-  std::vector<std::function<void()>> launches;
-  for (const Candidate& c : cands)
-    launches.push_back([&, kernel = c.kernel, name = c.name] { launch(kernel, timed_prm, name); });
-  time_in_alternation(opt, tm, launches, [&] {
-    check(cudaMemcpyAsync(ref.ptr, copy_src.ptr, x_bytes, cudaMemcpyDeviceToDevice, stream),
-          "cudaMemcpyAsync");
-  }, rep);
+  const cuda::ScatterParams to_ref = params_for(ref), to_out = params_for(out);
+  check_and_time<Kernel>(
+      candidates(), 0,
+      [&](Kernel kernel, bool into_refs) {
+        kernel<<<grid, cuda::kThreads, 0, stream>>>(into_refs ? to_ref : to_out, ln);
+        check(cudaGetLastError(), "scatter_kernel");
+      },
+      {&ref}, {&out},
+      [&] {
+        check(cudaMemcpyAsync(ref.ptr, copy_src.ptr, x_bytes, cudaMemcpyDeviceToDevice, stream),
+              "cudaMemcpyAsync");
+      },
+      opt, tm, rep);
   return rep;
 }
 

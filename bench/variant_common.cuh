@@ -150,11 +150,18 @@ inline void fill_random(const Buffer& buf, uint64_t seed, cudaStream_t stream) {
 
 // A plan as the op makes it: the shipped pool + score and causal select kernels on random q and
 // k [1, N, H, D] (H == Hx) of opt's shape; slots [1, H, S] and inverse [1, H, P] int64.
+// The scatter and gather backward variants are compiled for L 3 only (stage names the caller).
 struct CausalPlan {
   Geometry geo;
   std::unique_ptr<Buffer> slots, inverse;
+  size_t x_bytes = 0, s_bytes = 0;  // one bf16 [N, H, D], one [H, S, D]
 };
-inline CausalPlan causal_plan(const VariantOptions& opt, uint64_t seed, cudaStream_t stream) {
+inline CausalPlan causal_plan(const VariantOptions& opt, uint64_t seed, const char* stage,
+                              cudaStream_t stream) {
+  if (opt.levels != 3)
+    throw std::invalid_argument(std::string("levels: the ") + stage +
+                                " variants are built for L = 3, got " +
+                                std::to_string(opt.levels));
   if (opt.dim % cuda::kPack != 0 || opt.dim > cuda::kMaxDim)
     throw std::invalid_argument("dim: expected a multiple of 8 up to 256, got " +
                                 std::to_string(opt.dim));
@@ -169,6 +176,8 @@ inline CausalPlan causal_plan(const VariantOptions& opt, uint64_t seed, cudaStre
   const Geometry& g = plan.geo;
   const int64_t H = opt.heads;
   const size_t x_bytes = static_cast<size_t>(opt.n * H * opt.dim) * sizeof(Bf16);
+  plan.x_bytes = x_bytes;
+  plan.s_bytes = static_cast<size_t>(g.S * H * opt.dim) * sizeof(Bf16);
   const size_t score_bytes = static_cast<size_t>(H * g.P) * sizeof(float);
   Buffer q(x_bytes), k(x_bytes), sq(score_bytes), sk(score_bytes);
   fill_random(q, seed, stream);
@@ -227,6 +236,41 @@ inline void time_in_alternation(const VariantOptions& opt, const Timing& tm,
   }
   for (VariantRow& row : rep.rows) row.ms = median(row.round_ms);
   rep.copy_ms = median(copies);
+}
+
+// A variant: a name, its template arguments in words and its kernel.
+template <typename Kernel>
+struct Candidate {
+  const char* name;
+  const char* form;
+  Kernel kernel;
+};
+
+// Runs the shipped form (cands[0]) into refs and every candidate into outs, compared bitwise
+// with refs, then times them all in alternation with `copy`. launch(kernel, into_refs) launches
+// one kernel on tm's stream writing refs or outs.
+template <typename Kernel>
+void check_and_time(const std::vector<Candidate<Kernel>>& cands, size_t smem,
+                    const std::function<void(Kernel, bool)>& launch,
+                    const std::vector<const Buffer*>& refs, const std::vector<const Buffer*>& outs,
+                    const std::function<void()>& copy, const VariantOptions& opt,
+                    const Timing& tm, VariantReport& rep) {
+  poison(refs, tm.stream);
+  launch(cands[0].kernel, true);
+  Buffer count(sizeof(unsigned long long));
+  for (const Candidate<Kernel>& c : cands) {
+    VariantRow row;
+    row.name = c.name;
+    row.form = c.form;
+    describe(row, c.kernel, smem);
+    row.bitwise = bitwise_equal_after([&] { launch(c.kernel, false); }, refs, outs, count,
+                                      tm.stream);
+    rep.rows.push_back(row);
+  }
+  std::vector<std::function<void()>> launches;
+  for (const Candidate<Kernel>& c : cands)
+    launches.push_back([&launch, kernel = c.kernel] { launch(kernel, false); });
+  time_in_alternation(opt, tm, launches, copy, rep);
 }
 
 }  // namespace
