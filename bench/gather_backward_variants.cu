@@ -13,7 +13,7 @@
 namespace lighthouse::bench {
 namespace {
 
-constexpr int kL = 3;  // causal_plan checks opt.levels
+constexpr int kL = 3;  // plan_geometry checks opt.levels
 using Kernel = void (*)(cuda::GatherBackwardParams, cuda::Lanes);
 // <T, L, fused, H == Hx, rolled, blocks per SM, tokens per batch, streaming stores>
 template <bool kSerial, int kMinBlocks, int kBatch, bool kStream>
@@ -38,9 +38,10 @@ const std::vector<Candidate<Kernel>>& candidates() {
 }  // namespace
 
 VariantReport run_gather_backward_variants(const VariantOptions& opt) {
+  const Geometry geo = plan_geometry(opt, "gather backward");
   Timing tm;
   cudaStream_t stream = tm.stream;
-  const CausalPlan plan = causal_plan(opt, 5 * opt.seed, "gather backward", stream);
+  const CausalPlan plan = causal_plan(opt, geo, 5 * opt.seed, stream);
   const Geometry& g = plan.geo;
   const size_t x_bytes = plan.x_bytes, s_bytes = plan.s_bytes;
   const int64_t H = opt.heads, D = opt.dim, N = opt.n;

@@ -13,7 +13,7 @@
 namespace lighthouse::bench {
 namespace {
 
-constexpr int kL = 3;  // causal_plan checks opt.levels
+constexpr int kL = 3;  // plan_geometry checks opt.levels
 using Kernel = void (*)(cuda::ScatterParams, cuda::Lanes);
 // <T, L, level-0 slots per batch, streaming stores, blocks per SM>
 template <int kBatch, bool kStream, int kMinBlocks>
@@ -37,9 +37,10 @@ const std::vector<Candidate<Kernel>>& candidates() {
 }  // namespace
 
 VariantReport run_scatter_variants(const VariantOptions& opt) {
+  const Geometry geo = plan_geometry(opt, "scatter");
   Timing tm;
   cudaStream_t stream = tm.stream;
-  const CausalPlan plan = causal_plan(opt, 3 * opt.seed, "scatter", stream);
+  const CausalPlan plan = causal_plan(opt, geo, 3 * opt.seed, stream);
   const Geometry& g = plan.geo;
   const size_t x_bytes = plan.x_bytes, s_bytes = plan.s_bytes;
   const int64_t H = opt.heads, D = opt.dim, N = opt.n;

@@ -148,16 +148,9 @@ inline void fill_random(const Buffer& buf, uint64_t seed, cudaStream_t stream) {
   check(cudaGetLastError(), "fill_normal");
 }
 
-// A plan as the op makes it: the shipped pool + score and causal select kernels on random q and
-// k [1, N, H, D] (H == Hx) of opt's shape; slots [1, H, S] and inverse [1, H, P] int64.
-// The scatter and gather backward variants are compiled for L 3 only (stage names the caller).
-struct CausalPlan {
-  Geometry geo;
-  std::unique_ptr<Buffer> slots, inverse;
-  size_t x_bytes = 0, s_bytes = 0;  // one bf16 [N, H, D], one [H, S, D]
-};
-inline CausalPlan causal_plan(const VariantOptions& opt, uint64_t seed, const char* stage,
-                              cudaStream_t stream) {
+// The plan's geometry from opt, checked before any CUDA call: the scatter and gather backward
+// variants are compiled for L 3 only (stage names the caller), D a multiple of 8 up to 256.
+inline Geometry plan_geometry(const VariantOptions& opt, const char* stage) {
   if (opt.levels != 3)
     throw std::invalid_argument(std::string("levels: the ") + stage +
                                 " variants are built for L = 3, got " +
@@ -170,9 +163,23 @@ inline CausalPlan causal_plan(const VariantOptions& opt, uint64_t seed, const ch
   cfg.pool = opt.pool;
   cfg.topk = opt.topk;
   cfg.tile_topk = opt.tile_topk;
-  CausalPlan plan;
+  Geometry g;
   std::string err;
-  if (!make_geometry(cfg, opt.n, &plan.geo, &err)) throw std::invalid_argument(err);
+  if (!make_geometry(cfg, opt.n, &g, &err)) throw std::invalid_argument(err);
+  return g;
+}
+
+// A plan as the op makes it: the shipped pool + score and causal select kernels on random q and
+// k [1, N, H, D] (H == Hx) of opt's shape; slots [1, H, S] and inverse [1, H, P] int64.
+struct CausalPlan {
+  Geometry geo;
+  std::unique_ptr<Buffer> slots, inverse;
+  size_t x_bytes = 0, s_bytes = 0;  // one bf16 [N, H, D], one [H, S, D]
+};
+inline CausalPlan causal_plan(const VariantOptions& opt, const Geometry& geo, uint64_t seed,
+                              cudaStream_t stream) {
+  CausalPlan plan;
+  plan.geo = geo;
   const Geometry& g = plan.geo;
   const int64_t H = opt.heads;
   const size_t x_bytes = static_cast<size_t>(opt.n * H * opt.dim) * sizeof(Bf16);
