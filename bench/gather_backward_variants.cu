@@ -38,11 +38,10 @@ const std::vector<Candidate<Kernel>>& candidates() {
 }  // namespace
 
 VariantReport run_gather_backward_variants(const VariantOptions& opt) {
-  const Geometry geo = plan_geometry(opt, "gather backward");
+  const Geometry g = plan_geometry(opt, "gather backward");
   Timing tm;
   cudaStream_t stream = tm.stream;
-  const CausalPlan plan = causal_plan(opt, geo, 5 * opt.seed, stream);
-  const Geometry& g = plan.geo;
+  const CausalPlan plan = causal_plan(opt, g, 5 * opt.seed, stream);
   const size_t x_bytes = plan.x_bytes, s_bytes = plan.s_bytes;
   const int64_t H = opt.heads, D = opt.dim, N = opt.n;
 

@@ -44,9 +44,7 @@ struct Outputs {
 }  // namespace
 
 VariantReport run_pool_score_variants(const VariantOptions& opt) {
-  if (opt.dim % cuda::kPack != 0 || opt.dim > cuda::kMaxDim)
-    throw std::invalid_argument("dim: expected a multiple of 8 up to 256, got " +
-                                std::to_string(opt.dim));
+  check_dim(opt);
   if (opt.levels < 2 || opt.pool < 2 || (opt.pool & (opt.pool - 1)) != 0)
     throw std::invalid_argument("levels >= 2 and pool a power of two >= 2 expected");
   const Geometry g = level_geometry(opt.levels, opt.pool, opt.n);
@@ -89,8 +87,8 @@ VariantReport run_pool_score_variants(const VariantOptions& opt) {
     return p;
   };
   Outputs ref(pyr_bytes, score_bytes), out(pyr_bytes, score_bytes);
-  // Outputs start as 0xff bytes (NaN scores) on both sides: an entry a variant skips cannot
-  // match, and the entries no variant writes (a ragged tail's level-0 scores) compare equal.
+  // check_and_time poisons refs and outs alike, so the entries no variant writes (a ragged
+  // tail's level-0 scores, the tail kernel's) compare equal.
   const size_t smem = static_cast<size_t>(g.c - 1) * (cuda::kPack + 1) * cuda::kThreads * 4;
   const cuda::PoolScoreParams to_ref = params_for(ref), to_out = params_for(out);
   check_and_time<PoolScoreKernel>(

@@ -37,11 +37,10 @@ const std::vector<Candidate<Kernel>>& candidates() {
 }  // namespace
 
 VariantReport run_scatter_variants(const VariantOptions& opt) {
-  const Geometry geo = plan_geometry(opt, "scatter");
+  const Geometry g = plan_geometry(opt, "scatter");
   Timing tm;
   cudaStream_t stream = tm.stream;
-  const CausalPlan plan = causal_plan(opt, geo, 3 * opt.seed, stream);
-  const Geometry& g = plan.geo;
+  const CausalPlan plan = causal_plan(opt, g, 3 * opt.seed, stream);
   const size_t x_bytes = plan.x_bytes, s_bytes = plan.s_bytes;
   const int64_t H = opt.heads, D = opt.dim, N = opt.n;
 

@@ -148,16 +148,21 @@ inline void fill_random(const Buffer& buf, uint64_t seed, cudaStream_t stream) {
   check(cudaGetLastError(), "fill_normal");
 }
 
+// D as every stage kernel takes it: a multiple of 8 up to 256 (checked before any CUDA call).
+inline void check_dim(const VariantOptions& opt) {
+  if (opt.dim % cuda::kPack != 0 || opt.dim > cuda::kMaxDim)
+    throw std::invalid_argument("dim: expected a multiple of 8 up to 256, got " +
+                                std::to_string(opt.dim));
+}
+
 // The plan's geometry from opt, checked before any CUDA call: the scatter and gather backward
-// variants are compiled for L 3 only (stage names the caller), D a multiple of 8 up to 256.
+// variants are compiled for L 3 only (stage names the caller).
 inline Geometry plan_geometry(const VariantOptions& opt, const char* stage) {
   if (opt.levels != 3)
     throw std::invalid_argument(std::string("levels: the ") + stage +
                                 " variants are built for L = 3, got " +
                                 std::to_string(opt.levels));
-  if (opt.dim % cuda::kPack != 0 || opt.dim > cuda::kMaxDim)
-    throw std::invalid_argument("dim: expected a multiple of 8 up to 256, got " +
-                                std::to_string(opt.dim));
+  check_dim(opt);
   Config cfg;
   cfg.levels = opt.levels;
   cfg.pool = opt.pool;
@@ -169,18 +174,16 @@ inline Geometry plan_geometry(const VariantOptions& opt, const char* stage) {
   return g;
 }
 
-// A plan as the op makes it: the shipped pool + score and causal select kernels on random q and
-// k [1, N, H, D] (H == Hx) of opt's shape; slots [1, H, S] and inverse [1, H, P] int64.
+// A plan as the op makes it on geometry g: the shipped pool + score and causal select kernels
+// on random q and k [1, N, H, D] (H == Hx) of opt's shape; slots [1, H, S] (select's other
+// output; the stages varied here read the inverse) and inverse [1, H, P] int64.
 struct CausalPlan {
-  Geometry geo;
   std::unique_ptr<Buffer> slots, inverse;
   size_t x_bytes = 0, s_bytes = 0;  // one bf16 [N, H, D], one [H, S, D]
 };
-inline CausalPlan causal_plan(const VariantOptions& opt, const Geometry& geo, uint64_t seed,
+inline CausalPlan causal_plan(const VariantOptions& opt, const Geometry& g, uint64_t seed,
                               cudaStream_t stream) {
   CausalPlan plan;
-  plan.geo = geo;
-  const Geometry& g = plan.geo;
   const int64_t H = opt.heads;
   const size_t x_bytes = static_cast<size_t>(opt.n * H * opt.dim) * sizeof(Bf16);
   plan.x_bytes = x_bytes;

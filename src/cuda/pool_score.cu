@@ -37,17 +37,13 @@ cudaError_t launch_pool_score(const PoolScoreParams& prm, cudaStream_t stream) {
       prm.parts > kMaxPoolParts)
     return cudaErrorInvalidValue;
   bool scores = false;
-  int64_t Hx = 0;
-  for (int i = 0; i < prm.parts; ++i) {
-    Hx = prm.part[i].Hx > Hx ? prm.part[i].Hx : Hx;
-    scores = scores || prm.part[i].score != nullptr;
-  }
+  for (int i = 0; i < prm.parts; ++i) scores = scores || prm.part[i].score != nullptr;
   return dispatch_dtype(prm.dtype, [&](auto tag) {
     using T = decltype(tag);
     cudaError_t err = launch_pool_score_body(pool_score_kernel<T, kBatch, 0>, prm, stream);
     if (err != cudaSuccess || !scores || prm.geo.tail == 0) return err;
-    const dim3 tail_grid(grid_for(prm.geo.tail * Hx), static_cast<unsigned>(prm.parts),
-                         static_cast<unsigned>(prm.B));
+    const dim3 tail_grid(grid_for(prm.geo.tail * max_part_heads(prm)),
+                         static_cast<unsigned>(prm.parts), static_cast<unsigned>(prm.B));
     tail_score_kernel<T><<<tail_grid, kThreads, 0, stream>>>(prm);
     return launched();
   });

@@ -202,6 +202,13 @@ __global__ void __launch_bounds__(kThreads, kMinBlocks)
 
 using PoolScoreKernel = void (*)(PoolScoreParams, int);
 
+// The parts' largest head count: it sizes the grids (a part with fewer heads idles the rest).
+inline int64_t max_part_heads(const PoolScoreParams& prm) {
+  int64_t Hx = 0;
+  for (int i = 0; i < prm.parts; ++i) Hx = prm.part[i].Hx > Hx ? prm.part[i].Hx : Hx;
+  return Hx;
+}
+
 // Launches one instantiation of the body over every coarsest window of prm (no tail).
 inline cudaError_t launch_pool_score_body(PoolScoreKernel kernel, const PoolScoreParams& prm,
                                           cudaStream_t stream) {
@@ -210,9 +217,7 @@ inline cudaError_t launch_pool_score_body(PoolScoreKernel kernel, const PoolScor
   const int C = prm.geo.L - 1;
   const size_t smem = static_cast<size_t>(C - 1) * (kPack + 1) * kThreads * sizeof(float);
   const int64_t Nw = prm.geo.N >> (C * prm.geo.log2p);
-  int64_t Hx = 0;  // the parts' largest head count sizes the grid
-  for (int i = 0; i < prm.parts; ++i) Hx = prm.part[i].Hx > Hx ? prm.part[i].Hx : Hx;
-  const dim3 grid(grid_for((Nw * Hx) << log2G), static_cast<unsigned>(prm.parts),
+  const dim3 grid(grid_for((Nw * max_part_heads(prm)) << log2G), static_cast<unsigned>(prm.parts),
                   static_cast<unsigned>(prm.B));
   if (smem > 48 * 1024) {
     const cudaError_t err = cudaFuncSetAttribute(
