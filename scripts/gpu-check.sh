@@ -10,6 +10,8 @@
 #   BENCH_REPEATS=10  BENCH_BUDGET=8   repeats per case, seconds of timed runs per case
 #   BENCH_SCORER=dilated  BENCH_DILATION=4   also time the dilated scorer next to norm
 #   GTEST_FILTER=...         a subset of the tests
+#   BUILD_TARGETS=...        ninja targets of the build step (default: lighthouse test_cuda
+#                            lighthouse_kernel_variants)
 # Build dependencies missing on the machine (CLI11, nlohmann-json, toml++, GoogleTest,
 # pkg-config) come as Debian packages in .deps/ (carried; see docs/gpu.md).
 set -uo pipefail
@@ -47,7 +49,7 @@ if [[ $STEPS == *build* ]]; then
     -DCMAKE_PREFIX_PATH="${PREFIX_DEPS:-}$TORCH_PREFIX" -DPython3_EXECUTABLE="$(command -v python3)" \
     -DCCACHE_PROGRAM=CCACHE_PROGRAM-NOTFOUND -DLIGHTHOUSE_CUDA=ON > "$OUT/configure.log" 2>&1 \
     || { tail -30 "$OUT/configure.log"; exit 1; }
-  ninja -C "$BUILD" -j16 lighthouse test_cuda lighthouse_kernel_variants > "$OUT/build.log" 2>&1 \
+  ninja -C "$BUILD" -j16 ${BUILD_TARGETS:-lighthouse test_cuda lighthouse_kernel_variants} > "$OUT/build.log" 2>&1 \
     || { grep -v "^ptxas" "$OUT/build.log" | grep -B2 -A8 "error" | head -60; exit 1; }
   echo "build: $(( $(date +%s) - start )) s"
 fi

@@ -64,7 +64,7 @@ train::RunConfig resolve(const CompareOptions& o) {
 // A finished run to reuse: its config must match the comparison's in everything that
 // decides the tokens seen (model, data, seed, context, batch, steps) and in its attention.
 RunLog reuse(const std::string& dir, const std::string& flag, model::AttentionMode attention,
-             const train::RunConfig& base) {
+             const train::RunConfig& base, bool exact_steps = true) {
   train::RunConfig saved;
   std::ifstream in(dir + "/config.json");
   if (!in)
@@ -95,6 +95,7 @@ RunLog reuse(const std::string& dir, const std::string& flag, model::AttentionMo
             msg.substr(got + 6, msg.size() - got - 7);
     throw std::runtime_error(flag + ": " + dir + " differs from the comparison's config: " + msg);
   }
+  if (!exact_steps) return read_run_log(dir);  // --budget time: the run's own length
   if (saved.train.steps != base.train.steps)
     throw std::runtime_error(flag + ": " + dir +
                              " has train.steps = " + std::to_string(saved.train.steps) +
@@ -131,6 +132,20 @@ json stage1_dense_val(const RunLog& dense, const RunLog& lh) {
       return {{"step", last->step}, {"dense", v.loss}, {"lighthouse", last->loss},
               {"gap", last->loss - v.loss}};
   return nullptr;
+}
+
+std::string time_to_quality_line(const json& q) {
+  if (!q.is_object()) return "";
+  if (!q.value("reached", false))
+    return "\n- time to dense quality: not reached (no dense-mode validation of the "
+           "Lighthouse->dense run at or below the dense run's last, " +
+           (q["target_loss"].is_number() ? fmt("%.4f", q["target_loss"].get<double>())
+                                         : std::string("n/a")) +
+           ")";
+  return "\n- time to dense quality: step " + q["step"].dump() + " at " +
+         fmt("%.1f", q["time_s"].get<double>()) + " s (" +
+         (q["speedup"].is_number() ? fmt("%.2fx", q["speedup"].get<double>()) : "n/a") +
+         " the dense run's wall clock)";
 }
 
 std::string stage1_line(const json& v) {
@@ -188,6 +203,7 @@ json compare_report(const RunLog& dense, const RunLog& lh, const json& eval_dens
   r["switch_spike"] = spike;
   r["switch_excess"] = excess;
   r["stage1_dense_val"] = stage1_dense_val(dense, lh);
+  r["time_to_dense_quality"] = time_to_dense_quality(dense, lh);
   r["recovery_steps"] = recovery;
   r["niah_chance"] = niah_chance(eval_dense);
   r["niah_mean"] = {{"dense", number_or_null(niah_mean(eval_dense))},
@@ -213,12 +229,12 @@ json compare_report(const RunLog& dense, const RunLog& lh, const json& eval_dens
   return r;
 }
 
-std::string report_markdown(const json& r) {
+std::string report_markdown(const json& r, bool pair_only) {
   std::ostringstream md;
   const auto num = [](const json& v, const char* f) {
     return v.is_number() ? fmt(f, v.get<double>()) : std::string("n/a");
   };
-  md << "# Dense from scratch vs Lighthouse -> dense\n\n";
+  if (!pair_only) md << "# Dense from scratch vs Lighthouse -> dense\n\n";
   if (r.contains("date")) md << r["date"].get<std::string>() << ", ";
   if (r.contains("device")) md << r["device"].get<std::string>() << ". ";
   if (r.contains("command")) md << "`" << r["command"].get<std::string>() << "`\n\n";
@@ -248,14 +264,17 @@ std::string report_markdown(const json& r) {
              ? std::string("the dense-mode loss did not come back to the dense curve")
              : r["recovery_steps"].dump() + " steps after the switch")
      << stage1_line(r["stage1_dense_val"])
-     << "\n\n## Success criteria\n\n| criterion | target | value | pass |\n|---|---|---|---|\n";
+     << time_to_quality_line(r["time_to_dense_quality"])
+     << "\n\n" << (pair_only ? "## Criteria of this pair" : "## Success criteria")
+     << "\n\n| criterion | target | value | pass |\n|---|---|---|---|\n";
   for (const auto& c : r["criteria"])
     md << "| " << c["name"].get<std::string>() << " | " << c["op"].get<std::string>() << " "
        << c["target"].dump() << " | " << (c["value"].is_null() ? "n/a" : num(c["value"], "%.4g"))
        << " | " << (c["pass"].get<bool>() ? "yes" : "**no**") << " |\n";
-  md << "\n## Plots\n\n![loss vs step](loss_vs_step.png)\n\n"
-        "![loss vs wall clock](loss_vs_wall_clock.png)\n\n![NIAH](niah.png)\n\n"
-        "## Definitions\n\n"
+  if (!pair_only)
+    md << "\n## Plots\n\n![loss vs step](loss_vs_step.png)\n\n"
+          "![loss vs wall clock](loss_vs_wall_clock.png)\n\n![NIAH](niah.png)\n";
+  md << "\n## Definitions\n\n"
         "- wall clock: the sum of the runs' optimizer-step times (forward, backward, update; "
         "validation and checkpoints excluded), from metrics.jsonl. A fresh comparison trains "
         "the Lighthouse->dense run first, so one-time warm-up costs count against it.\n"
@@ -275,6 +294,162 @@ std::string report_markdown(const json& r) {
   return md.str();
 }
 
+std::pair<int64_t, int64_t> stretched_steps(int64_t steps, int64_t stage1, double budget_s,
+                                            double dense_step_s, double lighthouse_step_s) {
+  const double f = steps > 0 ? static_cast<double>(stage1) / static_cast<double>(steps) : 0;
+  const double per_step = f * lighthouse_step_s + (1 - f) * dense_step_s;
+  if (!(per_step > 0) || !(budget_s > 0))
+    throw std::runtime_error("--budget time: cannot size the run (dense run " +
+                             fmt("%.3f", budget_s) + " s, step times " +
+                             fmt("%.4f", dense_step_s) + " / " + fmt("%.4f", lighthouse_step_s) +
+                             " s)");
+  const int64_t n = std::max<int64_t>(1, static_cast<int64_t>(std::floor(budget_s / per_step)));
+  const int64_t n1 = std::min<int64_t>(n, static_cast<int64_t>(std::llround(f * n)));
+  return {n, n1};
+}
+
+namespace {
+
+// The i-th of a flag's run directories ("" when none), "{seed}" replaced by the seed.
+std::string run_for(const std::vector<std::string>& runs, size_t i, int64_t seed,
+                    const std::string& flag) {
+  if (runs.empty()) return "";
+  std::string r = runs.size() == 1 ? runs[0] : runs.at(i);
+  for (size_t at; (at = r.find("{seed}")) != std::string::npos;)
+    r.replace(at, 6, std::to_string(seed));
+  if (!std::filesystem::is_directory(r))
+    throw std::runtime_error(flag + ": " + r + " is not a directory");
+  return r;
+}
+
+// The median step time of a run's steps after its first `skip` (warm-up), or NaN.
+double median_step_time(const RunLog& log, size_t skip) {
+  std::vector<double> t;
+  for (size_t i = skip; i < log.steps.size(); ++i) t.push_back(log.steps[i].step_time_s);
+  if (t.empty()) return std::nan("");
+  std::nth_element(t.begin(), t.begin() + t.size() / 2, t.end());
+  return t[t.size() / 2];
+}
+
+struct Pair {
+  json report;
+  RunLog dense, lighthouse;
+  json eval_dense, eval_lighthouse;
+};
+
+// Trains (or reuses) and evaluates one pair in `dir` with run.seed = seed.
+Pair run_pair(const CompareOptions& o, const train::Overrides& sets, int64_t seed, size_t index,
+              const std::string& dir, const CompareHooks& hooks,
+              const std::function<void(const std::string&)>& say) {
+  train::Overrides pair_sets = sets;
+  pair_sets.emplace_back("run.seed", std::to_string(seed));
+  train::RunConfig base = train::resolve_keys(train::RunConfig{}, o.config, pair_sets);
+  base.train.attention = model::AttentionMode::Lighthouse;
+  train::validate(base);
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  if (ec) throw std::runtime_error("--out: cannot create " + dir + ": " + ec.message());
+
+  const auto train_run = [&](const std::string& name, train::Overrides extra) {
+    train::Launch launch{o.config, pair_sets, {}};
+    launch.overrides.emplace_back("train.attention", name == "probe" ? "lighthouse" : name);
+    launch.overrides.emplace_back("run.dir", dir + "/" + name);
+    for (auto& kv : extra) launch.overrides.push_back(std::move(kv));
+    say("compare: seed " + std::to_string(seed) + ": training the " +
+        (name == "dense"   ? std::string("dense-from-scratch")
+         : name == "probe" ? std::string("Lighthouse timing probe")
+                           : std::string("Lighthouse->dense")) +
+        " run in " + dir + "/" + name);
+    auto session = train::open_session(launch);
+    train::train(*session, hooks.train ? hooks.train(name) : train::ConsoleHooks{});
+    return read_run_log(session->run_dir);
+  };
+
+  Pair p;
+  const bool time = o.budget == Budget::Time;
+  const std::string given_dense = run_for(o.dense_runs, index, seed, "--dense-run");
+  const std::string given_lh = run_for(o.lighthouse_runs, index, seed, "--lighthouse-run");
+  const auto dense = [&] {
+    if (!given_dense.empty()) {
+      say("compare: seed " + std::to_string(seed) + ": reusing " + given_dense + " as the dense run");
+      return reuse(given_dense, "--dense-run", model::AttentionMode::Dense, base);
+    }
+    return train_run("dense", {});
+  };
+  // Under the token budget the Lighthouse->dense run trains first: one-time costs of the
+  // process (kernel autotuning, allocator growth) then count against it, not against the
+  // dense baseline. Under the time budget the dense run's wall clock sizes it.
+  if (!time) {
+    p.lighthouse = !given_lh.empty()
+                       ? reuse(given_lh, "--lighthouse-run", model::AttentionMode::Lighthouse, base)
+                       : train_run("lighthouse", {});
+    p.dense = dense();
+  } else {
+    p.dense = dense();
+    if (!given_lh.empty()) {
+      p.lighthouse = reuse(given_lh, "--lighthouse-run", model::AttentionMode::Lighthouse, base,
+                           /*exact_steps=*/false);
+    } else {
+      const double budget_s = p.dense.wall_clock_s();
+      const double dense_step = budget_s / static_cast<double>(p.dense.steps.size());
+      const int64_t probe_steps = std::min<int64_t>(12, std::max<int64_t>(1, base.train.stage1_steps));
+      const RunLog probe = train_run(
+          "probe", {{"train.steps", std::to_string(probe_steps)},
+                    {"train.stage1_steps", std::to_string(probe_steps)},
+                    {"schedule.warmup_steps", "0"},
+                    {"val.every", "0"},
+                    {"checkpoint.every", "0"},
+                    {"checkpoint.keep", "1"}});
+      const double lh_step = median_step_time(probe, std::min<size_t>(2, probe.steps.size() - 1));
+      const auto [steps, stage1] = stretched_steps(base.train.steps, base.train.stage1_steps,
+                                                   budget_s, dense_step, lh_step);
+      char line[240];
+      std::snprintf(line, sizeof line,
+                    "compare: seed %lld: --budget time: dense %.1f s (%.4f s/step), Lighthouse "
+                    "%.4f s/step (probe median) -> %lld steps, %lld with Lighthouse, stopped at "
+                    "%.1f s",
+                    static_cast<long long>(seed), budget_s, dense_step, lh_step,
+                    static_cast<long long>(steps), static_cast<long long>(stage1), budget_s);
+      say(line);
+      const int64_t warmup =
+          std::min<int64_t>(base.schedule.warmup_steps, std::max<int64_t>(0, steps));
+      p.lighthouse = train_run("lighthouse", {{"train.steps", std::to_string(steps)},
+                                              {"train.stage1_steps", std::to_string(stage1)},
+                                              {"schedule.warmup_steps", std::to_string(warmup)},
+                                              {"train.time_limit_s", fmt("%.6f", budget_s)}});
+    }
+  }
+
+  for (const std::string name : {"dense", "lighthouse"}) {
+    const RunLog& log = name == "dense" ? p.dense : p.lighthouse;
+    EvalModel m = load_checkpoint_model(log.dir, name == "dense" ? "--dense-run" : "--lighthouse-run");
+    place(m, o.device);
+    EvalOptions eo = o.eval;
+    eo.ppl = eo.niah = true;
+    eo.modes = {model::AttentionMode::Dense};
+    say("compare: seed " + std::to_string(seed) + ": evaluating the " + name + " run (" +
+        m.source + ")");
+    json ev = run_eval(m, eo, hooks.eval);
+    ev["device"] = m.device.str();
+    write_text(dir + "/eval-" + name + ".json", ev.dump(2) + "\n");
+    (name == "dense" ? p.eval_dense : p.eval_lighthouse) = std::move(ev);
+  }
+  p.report = compare_report(p.dense, p.lighthouse, p.eval_dense, p.eval_lighthouse);
+  p.report["seed"] = seed;
+  p.report["dir"] = dir;
+  p.report["niah_table"] = {{"dense", niah_table(p.eval_dense["niah"])},
+                            {"lighthouse", niah_table(p.eval_lighthouse["niah"])}};
+  return p;
+}
+
+std::string join_list(const std::vector<std::string>& v) {
+  std::string s;
+  for (const auto& x : v) s += (s.empty() ? "" : ",") + x;
+  return s;
+}
+
+}  // namespace
+
 json run_compare(const CompareOptions& o, const CompareHooks& hooks) {
   const auto say = [&](const std::string& s) {
     if (hooks.line)
@@ -283,83 +458,100 @@ json run_compare(const CompareOptions& o, const CompareHooks& hooks) {
       std::cout << s << std::endl;
   };
   if (o.out.empty()) throw std::runtime_error("--out: an output directory is required");
+  // Deterministic kernels by default: two runs of a pair then differ by the attention alone.
+  train::Overrides sets = {{"run.deterministic", "true"}};
+  for (const auto& kv : o.overrides) sets.push_back(kv);
   train::RunConfig base = resolve(o);
   base.train.attention = model::AttentionMode::Lighthouse;
   train::validate(base);
+  std::vector<int64_t> seeds = o.seeds;
+  if (seeds.empty()) seeds.push_back(base.run.seed);
+  for (size_t i = 0; i < seeds.size(); ++i) {
+    if (seeds[i] < 0)
+      throw std::runtime_error("--seeds: a seed must be >= 0, got " + std::to_string(seeds[i]));
+    for (size_t j = 0; j < i; ++j)
+      if (seeds[j] == seeds[i])
+        throw std::runtime_error("--seeds: seed " + std::to_string(seeds[i]) + " is listed twice");
+  }
+  for (const auto& [runs, flag] : {std::pair{&o.dense_runs, "--dense-run"},
+                                   std::pair{&o.lighthouse_runs, "--lighthouse-run"}})
+    if (runs->size() > 1 && runs->size() != seeds.size())
+      throw std::runtime_error(std::string(flag) + ": " + std::to_string(runs->size()) +
+                               " runs for " + std::to_string(seeds.size()) +
+                               " seeds (give one per seed, or one with {seed} in it)");
+  const double margin = o.margin >= 0 ? o.margin
+                                      : o.budget == Budget::Time ? kTimeMargin : kTargetLossDelta;
   std::error_code ec;
   std::filesystem::create_directories(o.out, ec);
   if (ec) throw std::runtime_error("--out: cannot create " + o.out + ": " + ec.message());
 
-  // The Lighthouse->dense run trains first: one-time costs of the process (kernel autotuning,
-  // allocator growth) then count against it, not against the dense baseline.
-  std::map<std::string, RunLog> logs;
-  for (const std::string name : {"lighthouse", "dense"}) {
-    const std::string& given = name == "dense" ? o.dense_run : o.lighthouse_run;
-    const std::string flag = name == "dense" ? "--dense-run" : "--lighthouse-run";
-    if (!given.empty()) {
-      std::string err;
-      logs[name] = reuse(given, flag, model::parse_mode(name, &err), base);
-      say("compare: reusing " + given + " as the " + name + " run");
-      continue;
-    }
-    train::Launch launch{o.config, o.overrides, {}};
-    launch.overrides.emplace_back("train.attention", name);
-    launch.overrides.emplace_back("run.dir", o.out + "/" + name);
-    say("compare: training the " +
-        std::string(name == "dense" ? "dense-from-scratch" : "Lighthouse->dense") + " run in " +
-        o.out + "/" + name);
-    auto session = train::open_session(launch);
-    train::train(*session, hooks.train ? hooks.train(name) : train::ConsoleHooks{});
-    logs[name] = read_run_log(session->run_dir);
+  const bool one = o.seeds.empty();
+  std::vector<Pair> pairs;
+  std::vector<json> reports;
+  for (size_t i = 0; i < seeds.size(); ++i) {
+    const std::string dir = one ? o.out : o.out + "/seed-" + std::to_string(seeds[i]);
+    pairs.push_back(run_pair(o, sets, seeds[i], i, dir, hooks, say));
+    reports.push_back(pairs.back().report);
+    say("compare: seed " + std::to_string(seeds[i]) + " (dense mode): dense " +
+        fmt("%.4f", dense_ppl_loss(pairs.back().eval_dense)) + ", Lighthouse->dense " +
+        fmt("%.4f", dense_ppl_loss(pairs.back().eval_lighthouse)) + " (delta " +
+        (reports.back()["loss_delta"].is_number()
+             ? fmt("%+.4f", reports.back()["loss_delta"].get<double>())
+             : std::string("n/a")) +
+        ")");
   }
 
-  std::map<std::string, json> evals;
-  std::string device;
-  for (const std::string name : {"dense", "lighthouse"}) {
-    EvalModel m =
-        load_checkpoint_model(logs[name].dir, name == "dense" ? "--dense-run" : "--lighthouse-run");
-    place(m, o.device);
-    device = m.device.str();
-    EvalOptions eo = o.eval;
-    eo.ppl = eo.niah = true;
-    eo.modes = {model::AttentionMode::Dense};
-    say("compare: evaluating the " + name + " run (" + m.source + ")");
-    evals[name] = run_eval(m, eo, hooks.eval);
-    write_text(o.out + "/eval-" + name + ".json", evals[name].dump(2) + "\n");
-  }
-
-  json report =
-      compare_report(logs["dense"], logs["lighthouse"], evals["dense"], evals["lighthouse"]);
+  json report = paired_report(reports, seeds, o.budget, margin);
+  report["pairs_detail"] = reports;
   char date[32];
   const std::time_t now = std::time(nullptr);
   std::strftime(date, sizeof date, "%Y-%m-%d", std::gmtime(&now));
   report["date"] = date;
-  report["device"] = device;
+  report["device"] = pairs.front().eval_dense.value("device", "");
   report["config"] = o.config.empty() ? "tiny (defaults)" : o.config;
-  json sets = json::array();
-  for (const auto& [k, v] : o.overrides) sets.push_back(k + "=" + v);
-  report["overrides"] = sets;
+  json set_list = json::array();
+  for (const auto& [k, v] : o.overrides) set_list.push_back(k + "=" + v);
+  report["overrides"] = set_list;
   std::string command = "lighthouse compare";
   if (!o.config.empty()) command += " --config " + o.config;
   for (const auto& [k, v] : o.overrides) command += " --set " + k + "=" + v;
   command += " --out " + o.out;
-  if (!o.dense_run.empty()) command += " --dense-run " + o.dense_run;
-  if (!o.lighthouse_run.empty()) command += " --lighthouse-run " + o.lighthouse_run;
+  if (!o.seeds.empty()) {
+    std::vector<std::string> s;
+    for (const auto x : o.seeds) s.push_back(std::to_string(x));
+    command += " --seeds " + join_list(s);
+  }
+  if (o.budget != Budget::Tokens) command += " --budget " + budget_name(o.budget);
+  if (o.margin >= 0) command += " --margin " + fmt("%g", o.margin);
+  if (!o.dense_runs.empty()) command += " --dense-run " + join_list(o.dense_runs);
+  if (!o.lighthouse_runs.empty()) command += " --lighthouse-run " + join_list(o.lighthouse_runs);
   report["command"] = command;
-  report["niah_table"] = {{"dense", niah_table(evals["dense"]["niah"])},
-                          {"lighthouse", niah_table(evals["lighthouse"]["niah"])}};
 
+  std::ostringstream md;
+  md << "# Dense from scratch vs Lighthouse -> dense\n\n" << report["date"].get<std::string>()
+     << ", " << report["device"].get<std::string>() << ". `" << command << "`\n\n"
+     << paired_markdown(report) << "\n## Plots\n\n![loss vs step](loss_vs_step.png)\n\n"
+     << "![loss vs wall clock](loss_vs_wall_clock.png)\n\n![NIAH](niah.png)\n";
+  for (const auto& r : reports)
+    md << "\n# Seed " << r["seed"].dump() << "\n\n" << report_markdown(r, /*pair_only=*/true);
   write_text(o.out + "/report.json", report.dump(2) + "\n");
-  write_text(o.out + "/report.md", report_markdown(report));
-  std::vector<RunLog> both = {logs["dense"], logs["lighthouse"]};
-  both[0].name = "dense";
-  both[1].name = "Lighthouse->dense";
+  write_text(o.out + "/report.md", md.str());
+
+  std::vector<RunLog> runs;
+  std::vector<plot::HeatmapPanel> niah;
+  for (size_t i = 0; i < pairs.size(); ++i) {
+    const std::string tag = one ? "" : " (seed " + std::to_string(seeds[i]) + ")";
+    runs.push_back(pairs[i].dense);
+    runs.back().name = "dense" + tag;
+    runs.push_back(pairs[i].lighthouse);
+    runs.back().name = "Lighthouse->dense" + tag;
+    niah.push_back(niah_panel(pairs[i].eval_dense["niah"], "dense from scratch" + tag));
+    niah.push_back(niah_panel(pairs[i].eval_lighthouse["niah"], "Lighthouse -> dense" + tag));
+  }
   try {
-    plot::write_lines(o.out + "/loss_vs_step.png", {loss_panel(both, LossAxis::Step)});
-    plot::write_lines(o.out + "/loss_vs_wall_clock.png", {loss_panel(both, LossAxis::WallClock)});
-    plot::write_heatmaps(o.out + "/niah.png",
-                         {niah_panel(evals["dense"]["niah"], "dense from scratch"),
-                          niah_panel(evals["lighthouse"]["niah"], "Lighthouse -> dense")});
+    plot::write_lines(o.out + "/loss_vs_step.png", {loss_panel(runs, LossAxis::Step)});
+    plot::write_lines(o.out + "/loss_vs_wall_clock.png", {loss_panel(runs, LossAxis::WallClock)});
+    plot::write_heatmaps(o.out + "/niah.png", niah);
   } catch (const plot::PlotError& e) {
     throw plot::PlotError(std::string(e.what()) +
                           " (report.json and report.md are written; "
@@ -367,20 +559,22 @@ json run_compare(const CompareOptions& o, const CompareHooks& hooks) {
                           "and eval-*.json)");
   }
 
-  say("compare (dense mode): final loss dense " + fmt("%.4f", dense_ppl_loss(evals["dense"])) +
-      ", Lighthouse->dense " + fmt("%.4f", dense_ppl_loss(evals["lighthouse"])) + " (delta " +
-      (report["loss_delta"].is_number() ? fmt("%+.4f", report["loss_delta"].get<double>())
-                                        : "n/a") +
-      "); NIAH " + fmt("%.3f", niah_mean(evals["dense"])) + " vs " +
-      fmt("%.3f", niah_mean(evals["lighthouse"])) + "; speedup " +
-      (report["speedup"].is_number() ? fmt("%.2fx", report["speedup"].get<double>()) : "n/a"));
+  const json& d = report["loss_delta"];
+  say("compare (dense mode, equal " + budget_name(o.budget) + ", " + std::to_string(pairs.size()) +
+      " pair(s)): loss delta mean " + (d["mean"].is_number() ? fmt("%+.4f", d["mean"].get<double>()) : "n/a") +
+      (d["ci95"].is_array() ? ", 95% interval [" + fmt("%+.4f", d["ci95"][0].get<double>()) +
+                                  ", " + fmt("%+.4f", d["ci95"][1].get<double>()) + "]"
+                            : std::string(", no interval with one pair")) +
+      "; speedup " +
+      (report["speedup_mean"].is_number() ? fmt("%.2fx", report["speedup_mean"].get<double>())
+                                          : "n/a"));
   for (const auto& c : report["criteria"])
-    say(std::string("  ") + (c["pass"].get<bool>() ? "pass" : "FAIL") + "  " +
-        c["name"].get<std::string>() + " " + c["op"].get<std::string>() + " " + c["target"].dump() +
-        ": " + (c["value"].is_null() ? "n/a" : c["value"].dump()));
+    say(std::string("  ") +
+        (c["pass"].is_null() ? "n/a " : c["pass"].get<bool>() ? "pass" : "FAIL") + "  " +
+        c["name"].get<std::string>() + " " + c["op"].get<std::string>() + " " +
+        c["target"].dump() + ": " + (c["value"].is_null() ? "n/a" : c["value"].dump()));
   say("compare: wrote " + o.out +
-      "/report.md, report.json, loss_vs_step.png, "
-      "loss_vs_wall_clock.png, niah.png");
+      "/report.md, report.json, loss_vs_step.png, loss_vs_wall_clock.png, niah.png");
   return report;
 }
 

@@ -115,10 +115,14 @@ Dataset load_dataset(const RunConfig& cfg, const DataProgress& progress) {
   if (all.shards) ds.eos_id = all.shards->manifest().eos_id;
   const int64_t total = all.size();
 
-  // Split at a sequence boundary: the last ceil(val_fraction * M) sequences are validation.
+  // Split at a sequence boundary: the last ceil(val_fraction * M) sequences (or
+  // ceil(val_tokens / N)) are validation.
   const int64_t total_seq = total > 1 ? (total - 1) / N : 0;
+  // data.val_tokens, when set, fixes the held-out tokens whatever the corpus size.
   const int64_t val_seq =
-      cfg.data.val_fraction > 0
+      cfg.data.val_tokens > 0
+          ? cfg.data.val_tokens / N + (cfg.data.val_tokens % N != 0)
+          : cfg.data.val_fraction > 0
           ? std::max<int64_t>(1, static_cast<int64_t>(std::ceil(cfg.data.val_fraction * total_seq)))
           : 0;
   const int64_t train_seq = total_seq - val_seq;
@@ -126,7 +130,8 @@ Dataset load_dataset(const RunConfig& cfg, const DataProgress& progress) {
   if (train_seq < need)
     throw ConfigError("data.source: " + what + " has " + std::to_string(total) +
                       " tokens, too few for " + std::to_string(need) + " training sequence(s) of " +
-                      std::to_string(N) + " plus the validation split");
+                      std::to_string(N) + " plus the validation split of " + std::to_string(val_seq) +
+                      (cfg.data.val_tokens > 0 ? " (data.val_tokens)" : " (data.val_fraction)"));
   const int64_t val_need = cfg.val.batches * cfg.train.batch_size;
   if (cfg.val.every > 0 && val_seq > 0 && val_need > val_seq)
     throw ConfigError(

@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <cstdlib>
 #include <fstream>
 
 #ifdef LIGHTHOUSE_TRAIN_CUDA
@@ -33,6 +34,15 @@ bool use_bf16(const RunConfig& cfg, const torch::Device& device) {
     throw ConfigError(
         "train.precision: bf16 autocast needs a CUDA device, but training runs on cpu");
   return p == "bf16" || (p == "auto" && device.is_cuda());
+}
+
+void set_deterministic(bool on, const torch::Device& device) {
+  auto& ctx = at::globalContext();
+  if (on && device.is_cuda() && std::getenv("CUBLAS_WORKSPACE_CONFIG") == nullptr)
+    ::setenv("CUBLAS_WORKSPACE_CONFIG", ":4096:8", /*overwrite=*/0);
+  ctx.setDeterministicAlgorithms(on, /*warn_only=*/false);
+  ctx.setDeterministicCuDNN(on);
+  if (on) ctx.setBenchmarkCuDNN(false);
 }
 
 void synchronize(const torch::Device& device) {

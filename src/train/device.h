@@ -19,6 +19,12 @@ bool use_bf16(const RunConfig& cfg, const torch::Device& device);
 // bf16 autocast on CUDA for the lifetime of the scope (forward passes only); no-op when off.
 using model::AutocastScope;
 
+// run.deterministic: torch's deterministic algorithms (strict: an op without a deterministic
+// kernel is an error naming it), deterministic cuDNN without autotuning, and cuBLAS's fixed
+// workspace (CUBLAS_WORKSPACE_CONFIG, when the environment does not set it; it takes effect
+// only before the process's first cuBLAS call). Off restores torch's defaults. Process-wide.
+void set_deterministic(bool on, const torch::Device& device);
+
 void synchronize(const torch::Device& device);
 // Peak memory since the last reset: CUDA allocator peak on CUDA, process peak RSS on CPU
 // (which cannot be reset).

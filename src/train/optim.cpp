@@ -12,7 +12,10 @@
 
 namespace lighthouse::train {
 
-double lr_at(const RunConfig& cfg, int64_t step) {
+namespace {
+
+// The warmup + decay schedule alone.
+double scheduled_lr(const RunConfig& cfg, int64_t step) {
   const double peak = cfg.optim.lr;
   const int64_t warm = cfg.schedule.warmup_steps, total = cfg.train.steps;
   if (step < warm) return peak * static_cast<double>(step + 1) / static_cast<double>(warm);
@@ -24,6 +27,17 @@ double lr_at(const RunConfig& cfg, int64_t step) {
   if (cfg.schedule.decay == "cosine")
     return peak * (f + (1.0 - f) * 0.5 * (1.0 + std::cos(M_PI * progress)));
   return peak;
+}
+
+}  // namespace
+
+double lr_at(const RunConfig& cfg, int64_t step) {
+  const double lr = scheduled_lr(cfg, step);
+  const int64_t sw = cfg.train.stage1_steps, n = cfg.schedule.rewarmup_steps;
+  const bool two_stage = cfg.train.attention == model::AttentionMode::Lighthouse && sw > 0 &&
+                         sw < cfg.train.steps;
+  if (!two_stage || n <= 0 || step < sw || step >= sw + n) return lr;
+  return lr * static_cast<double>(step - sw + 1) / static_cast<double>(n);
 }
 
 std::unique_ptr<torch::optim::AdamW> make_optimizer(const torch::nn::Module& model,

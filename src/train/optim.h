@@ -11,7 +11,9 @@
 
 namespace lighthouse::train {
 
-// Learning rate of step `step` (0-based: the step about to run).
+// Learning rate of step `step` (0-based: the step about to run): warmup then decay; in a
+// two-stage run with schedule.rewarmup_steps = n, steps stage1_steps + j (0 <= j < n) take
+// (j + 1) / n of it (a linear re-warm-up from the switch).
 double lr_at(const RunConfig& cfg, int64_t step);
 
 // AdamW over the model's parameters: group 0 decays, group 1 (1-D tensors such as norm

@@ -43,6 +43,10 @@ struct RunConfig {
     std::string device = "auto";  // auto | cpu | cuda | cuda:N
     int64_t seed = 0;             // weights, data order, validation split
     int64_t threads = 0;          // intra-op CPU threads, 0 = libtorch default
+    // Deterministic kernels (torch's deterministic algorithms: stock SDPA backward without
+    // atomics, cuBLAS with a fixed workspace): two runs of one config give bitwise equal
+    // weights on one GPU. Slower; see docs/training.md.
+    bool deterministic = false;
   } run;
   // model.* keys and, in model.lighthouse / model.lighthouse_combine, the lighthouse.* keys.
   RunModel model = tiny_model();
@@ -55,6 +59,9 @@ struct RunConfig {
     std::string precision = "auto";  // auto (bf16 on CUDA, fp32 on CPU) | bf16 | fp32
     int64_t stop_at = 0;             // stop this invocation after that step (0 = steps)
     int64_t max_skipped_steps = 5;   // non-finite steps skipped in a row before the run stops
+    // Stop after the step at which the run's summed optimizer-step time reaches this many
+    // seconds (0 = no limit); a checkpoint is written there (`compare --budget time`).
+    double time_limit_s = 0;
   } train;
   struct Optim {
     double lr = 3e-3, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0.1;
@@ -66,6 +73,9 @@ struct RunConfig {
     int64_t warmup_steps = 15;
     std::string decay = "cosine";  // cosine | linear | constant
     double min_lr_factor = 0.1;
+    // Two-stage runs: the learning rate ramps linearly from lr/rewarmup_steps back to the
+    // schedule over this many steps from the switch (train.stage1_steps); 0 = none.
+    int64_t rewarmup_steps = 0;
   } schedule;
   struct Data {
     std::string source = "builtin";  // builtin | a text file, JSONL file or directory
@@ -75,6 +85,7 @@ struct RunConfig {
     std::string tokenizer;  // "" = the shards' manifest's, else model.init's; a dir or .json
     int64_t bos_id = -1;    // -1 = the shards' manifest's, else model.init's config.json
     double val_fraction = 0.02;      // tail of the token stream held out
+    int64_t val_tokens = 0;          // > 0: hold out ceil(val_tokens / context) sequences instead
     int64_t builtin_docs = 600;      // built-in corpus: number of documents
     int64_t builtin_doc_bytes = 0;   // built-in corpus: mean document size, 0 = context
     int64_t builtin_facts = 6;       // built-in corpus: key-value facts per document

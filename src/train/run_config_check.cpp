@@ -1,6 +1,7 @@
 // Validation of a RunConfig (ranges and consistency, each error naming its key), resume
 // compatibility, and its translation into the model's configuration.
 #include <algorithm>
+#include <cmath>
 #include <cctype>
 #include <charconv>
 #include <initializer_list>
@@ -73,6 +74,10 @@ void validate(const RunConfig& c) {
                          name, "\""));
   if (c.run.seed < 0) fail("run.seed", cat("must be >= 0, got ", c.run.seed));
   if (c.run.threads < 0) fail("run.threads", cat("must be >= 0, got ", c.run.threads));
+  if (c.run.deterministic && c.model.lighthouse.backend == SdpaBackend::Cudnn)
+    fail("lighthouse.backend",
+         "\"cudnn\" has no deterministic backward in torch; with run.deterministic = true use "
+         "auto, flash, efficient or math");
 
   if (m.vocab < 0)
     fail("model.vocab_size", cat("must be in [0, 2^32] (0 = from the data), got ", m.vocab));
@@ -101,6 +106,9 @@ void validate(const RunConfig& c) {
   if (t.stop_at < 0 || t.stop_at > t.steps)
     fail("train.stop_at", cat("must be in [0, train.steps = ", t.steps, "], got ", t.stop_at));
   positive("train.max_skipped_steps", t.max_skipped_steps);
+  if (!(t.time_limit_s >= 0) || !std::isfinite(t.time_limit_s))
+    fail("train.time_limit_s", cat("must be a finite number >= 0 (0 = no limit), got ",
+                                   t.time_limit_s));
   if (two_stage) {
     const auto dense = model::resolved_dense_layers(to_model_config(c));
     if (static_cast<int64_t>(dense.size()) >= m.n_layers)
@@ -124,6 +132,10 @@ void validate(const RunConfig& c) {
     fail("schedule.warmup_steps",
          cat("must be in [0, train.steps = ", t.steps, "], got ", c.schedule.warmup_steps));
   one_of("schedule.decay", c.schedule.decay, {"cosine", "linear", "constant"});
+  if (c.schedule.rewarmup_steps < 0 || c.schedule.rewarmup_steps > t.steps - t.stage1_steps)
+    fail("schedule.rewarmup_steps",
+         cat("must be in [0, train.steps - train.stage1_steps = ", t.steps - t.stage1_steps,
+             "], got ", c.schedule.rewarmup_steps));
   in_range("schedule.min_lr_factor", c.schedule.min_lr_factor, 0, 1, false);
 
   if (c.data.source.empty()) fail("data.source", "must be \"builtin\" or a path");
@@ -131,6 +143,8 @@ void validate(const RunConfig& c) {
   if (c.data.bos_id < -1)
     fail("data.bos_id", cat("must be a token id or -1 (unknown), got ", c.data.bos_id));
   in_range("data.val_fraction", c.data.val_fraction, 0, 0.5, false);
+  if (c.data.val_tokens < 0)
+    fail("data.val_tokens", cat("must be >= 0 (0 = data.val_fraction), got ", c.data.val_tokens));
   positive("data.builtin_docs", c.data.builtin_docs);
   if (c.data.builtin_doc_bytes < 0)
     fail("data.builtin_doc_bytes",
@@ -146,7 +160,7 @@ void validate(const RunConfig& c) {
     for (size_t j = 0; j < i; ++j)
       if (c.val.modes[j] == c.val.modes[i])
         fail("val.modes", cat("\"", model::mode_name(c.val.modes[i]), "\" is listed twice"));
-  if (c.val.every > 0 && c.data.val_fraction == 0)
+  if (c.val.every > 0 && c.data.val_fraction == 0 && c.data.val_tokens == 0)
     fail("val.every", "validation needs data.val_fraction > 0 (or set val.every = 0)");
   if (c.checkpoint.every < 0)
     fail("checkpoint.every", cat("must be >= 0 (0 = only at the end), got ", c.checkpoint.every));

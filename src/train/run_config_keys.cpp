@@ -120,6 +120,9 @@ const std::vector<Field>& fields() {
       LH_KEY("run.device", run.device, false, "auto | cpu | cuda | cuda:N"),
       LH_KEY("run.seed", run.seed, true, "global seed: weights, data order, split"),
       LH_KEY("run.threads", run.threads, false, "CPU intra-op threads (0 = default)"),
+      LH_KEY("run.deterministic", run.deterministic, false,
+             "deterministic kernels: bitwise repeatable GPU runs, at a measured cost "
+             "(docs/training.md)"),
       LH_KEY("model.d_model", model.d_model, true, "residual width"),
       LH_KEY("model.n_layers", model.n_layers, true, "decoder layers"),
       LH_KEY("model.n_heads", model.n_heads, true, "query heads"),
@@ -182,6 +185,9 @@ const std::vector<Field>& fields() {
              "stop this invocation after that step (0 = train.steps)"),
       LH_KEY("train.max_skipped_steps", train.max_skipped_steps, false,
              "steps with a non-finite loss or gradient skipped in a row before the run stops"),
+      LH_KEY("train.time_limit_s", train.time_limit_s, false,
+             "stop after the step at which the summed optimizer-step time reaches this many "
+             "seconds (0 = no limit)"),
       LH_KEY("optim.lr", optim.lr, false, "peak learning rate"),
       LH_KEY("optim.beta1", optim.beta1, false, "AdamW beta1"),
       LH_KEY("optim.beta2", optim.beta2, false, "AdamW beta2"),
@@ -196,6 +202,9 @@ const std::vector<Field>& fields() {
       LH_KEY("schedule.decay", schedule.decay, false, "cosine | linear | constant"),
       LH_KEY("schedule.min_lr_factor", schedule.min_lr_factor, false,
              "final lr as a fraction of optim.lr"),
+      LH_KEY("schedule.rewarmup_steps", schedule.rewarmup_steps, false,
+             "two-stage runs: linear re-warm-up of the lr over this many steps from the switch "
+             "(train.stage1_steps; 0 = none)"),
       LH_KEY("data.source", data.source, true,
              "builtin | text file | JSONL file | directory (.gz allowed) | token-shard directory"),
       LH_KEY("data.text_key", data.text_key, true, "JSON Lines field with the text"),
@@ -211,6 +220,9 @@ const std::vector<Field>& fields() {
              "BOS id written by export (-1 = the manifest's, else model.init's config.json)"),
       LH_KEY("data.val_fraction", data.val_fraction, true,
              "fraction of sequences (the stream's tail) held out for validation"),
+      LH_KEY("data.val_tokens", data.val_tokens, true,
+             "> 0: hold out ceil(val_tokens / train.context) sequences (the stream's tail) "
+             "instead of data.val_fraction"),
       LH_KEY("data.builtin_docs", data.builtin_docs, true, "built-in corpus documents"),
       LH_KEY("data.builtin_doc_bytes", data.builtin_doc_bytes, true,
              "built-in corpus mean document bytes (0 = train.context)"),

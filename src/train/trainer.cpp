@@ -133,6 +133,7 @@ std::unique_ptr<Session> open_session(const Launch& launch) {
   auto s = std::make_unique<Session>();
   s->device = resolve_device(cfg);
   s->bf16 = use_bf16(cfg, s->device);
+  set_deterministic(cfg.run.deterministic, s->device);
   if (cfg.run.threads > 0) at::set_num_threads(static_cast<int>(cfg.run.threads));
   s->run_dir = cfg.run.dir;
   s->group = join_group(cfg, env, s->device);
@@ -185,6 +186,7 @@ std::unique_ptr<Session> open_session(const Launch& launch) {
     s->saved_mode = ck->meta.at("attention").get<std::string>();
     s->skipped_steps = ck->meta.value("skipped_steps", int64_t{0});
     s->consecutive_skips = ck->meta.value("consecutive_skips", int64_t{0});
+    s->train_time_s = ck->meta.value("train_time_s", 0.0);
     s->resumed_from = ck_path;
     if (s->step > cfg.train.steps)
       throw ConfigError("train.steps: " + std::to_string(cfg.train.steps) + " is below the step " +
@@ -247,6 +249,7 @@ StepStats train_step(Session& s, std::optional<model::AttentionMode> mode) {
   st.memory_bytes = current_memory_bytes(s.device);
   const int64_t tokens = s.dp * A * B * s.cfg.train.context;
   st.tokens_per_s = static_cast<double>(tokens) / st.step_time_s;
+  s.train_time_s += st.step_time_s;
   s.tokens += tokens;
   st.step = ++s.step;
   return st;
@@ -300,6 +303,7 @@ void save_checkpoint(Session& s) {
                                {"attention", mode_name(s.model->attention_mode())},
                                {"skipped_steps", s.skipped_steps},
                                {"consecutive_skips", s.consecutive_skips},
+                               {"train_time_s", s.train_time_s},
                                {"config", to_json(s.cfg)}};
   TensorMap tensors;
   add_model(tensors, *s.model);
@@ -454,7 +458,18 @@ TrainResult train(Session& s, const ConsoleHooks& console) {
         say(line);
       }
     }
-    if (s.val_loader && c.val.every > 0 && (st.step % c.val.every == 0 || st.step == end)) {
+    // train.time_limit_s: this step is the last when the run's step time reached the limit
+    // (on any rank: every rank stops after the same step).
+    bool time_up = c.train.time_limit_s > 0 && s.train_time_s >= c.train.time_limit_s &&
+                   st.step < end;
+    if (s.group && c.train.time_limit_s > 0) {
+      auto flag = torch::full({1}, time_up ? 1.0f : 0.0f,
+                              torch::TensorOptions().device(s.device));  // [1]
+      s.group->all_reduce_max(flag, "time-limit all-reduce");
+      time_up = flag.item<float>() > 0;
+    }
+    if (s.val_loader && c.val.every > 0 &&
+        (st.step % c.val.every == 0 || st.step == end || time_up)) {
       // One record per mode, dense first; the console line leads with the dense value.
       std::string text = "step " + std::to_string(st.step) + "  validation loss";
       result.final_val_loss = -1;
@@ -479,17 +494,27 @@ TrainResult train(Session& s, const ConsoleHooks& console) {
     }
     if (st.step == kill_after) std::raise(SIGKILL);  // test hook (trainer.h)
     stopping = stop.pending() != 0;
-    if (s.group) {  // every rank stops after the same step
-      auto flag = torch::full({1}, stopping ? 1.0f : 0.0f,
-                              torch::TensorOptions().device(s.device));  // [1]
-      s.group->all_reduce_max(flag, "stop-signal all-reduce");
-      stopping = flag.item<float>() > 0;
-    }
-    if ((c.checkpoint.every > 0 && st.step % c.checkpoint.every == 0) || st.step == end || stopping)
+
+    if ((c.checkpoint.every > 0 && st.step % c.checkpoint.every == 0) || st.step == end ||
+        stopping || time_up)
       save_checkpoint(s);
+    if (time_up && !stopping) {
+      std::snprintf(line, sizeof(line),
+                    "train.time_limit_s: %.1f s of optimizer steps reached at step %lld of %lld; "
+                    "stopped there",
+                    s.train_time_s, static_cast<long long>(s.step),
+                    static_cast<long long>(c.train.steps));
+      say(line);
+      metrics.write({{"type", "event"},
+                     {"step", s.step},
+                     {"event", "time_limit"},
+                     {"train_time_s", s.train_time_s}});
+      result.time_limited = true;
+      break;
+    }
   }
   result.wall_s = seconds_since(t_start);
-  if (s.step < end) {  // stopped by a signal, after the checkpoint of the step it came in
+  if (s.step < end && !result.time_limited) {  // stopped by a signal, after the checkpoint of the step it came in
     result.signal = stop.pending() ? stop.pending() : SIGTERM;  // a peer rank's signal
     say(std::string("stopped by ") + signal_name(result.signal) + " after step " +
         std::to_string(s.step) + ": checkpoint " + checkpoint_path(s.run_dir, s.step) +

@@ -47,6 +47,7 @@ struct Session {
   std::string saved_mode;         // attention mode recorded in that checkpoint
   int64_t skipped_steps = 0;      // steps skipped for a non-finite loss or gradient
   int64_t consecutive_skips = 0;  // of which the latest in a row
+  double train_time_s = 0;        // summed optimizer-step time of the run (train.time_limit_s)
   // Data parallel (dist.*): the group (nullptr for one process), the degree, and the rank that
   // owns each parameter's AdamW state (ZeRO-1; `opt` holds this rank's parameters only).
   std::shared_ptr<dist::Group> group;
@@ -128,6 +129,7 @@ struct TrainResult {
   double final_val_loss = -1;  // dense-mode loss of the last validation, -1 when none
   double wall_s = 0;
   int signal = 0;  // SIGINT / SIGTERM that stopped the loop early (after a checkpoint), else 0
+  bool time_limited = false;  // train.time_limit_s ended the run before train.steps
 };
 
 // The training loop (on every rank; only rank 0 prints and writes files): run dir (config.toml, config.json, metrics.jsonl, checkpoints/), console

@@ -3,6 +3,8 @@
 // the report's switch spike and recovery follow their definitions on hand-made logs.
 #include <gtest/gtest.h>
 
+#include <cmath>
+#include <filesystem>
 #include <initializer_list>
 #include <utility>
 #include <vector>
@@ -33,8 +35,16 @@ TEST(Compare, TinyConfigWritesTheFullReport) {
   args.insert(args.end(), niah.begin(), niah.end());
   auto r = run_cli(dir, args);
   ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
-  EXPECT_NE(r.out.find("compare (dense mode): final loss dense"), std::string::npos) << r.out;
-  const auto j = nlohmann::json::parse(read_file(dir + "/out/report.json"));
+  EXPECT_NE(r.out.find("compare: seed 0 (dense mode): dense"), std::string::npos) << r.out;
+  const auto top = nlohmann::json::parse(read_file(dir + "/out/report.json"));
+  // One pair: the summary has its row and no interval; the pair's own report is in it.
+  EXPECT_EQ(top["budget"], "tokens");
+  EXPECT_EQ(top["pairs"].size(), 1u);
+  EXPECT_EQ(top["loss_delta"]["n"], 1);
+  EXPECT_TRUE(top["loss_delta"]["ci95"].is_null());
+  EXPECT_TRUE(top["criteria"][0]["pass"].is_null());  // not judged on one pair
+  const auto& j = top["pairs_detail"][0];
+  EXPECT_EQ(top["pairs"][0]["loss_delta"], j["loss_delta"]);
   for (const char* run : {"dense", "lighthouse"}) {
     EXPECT_GT(j["wall_clock_s"][run].get<double>(), 0) << run;
     EXPECT_GT(j["final_loss"][run].get<double>(), 0.5) << run;
@@ -60,10 +70,12 @@ TEST(Compare, TinyConfigWritesTheFullReport) {
   EXPECT_EQ(j["criteria"][2]["value"], j["recovery_steps"]);
   for (const char* f : {"loss_vs_step.png", "loss_vs_wall_clock.png", "niah.png"})
     EXPECT_TRUE(is_png(dir + "/out/" + f)) << f;
-  EXPECT_EQ(j["command"].get<std::string>().rfind("lighthouse compare --config " + dir, 0), 0u);
+  EXPECT_EQ(top["command"].get<std::string>().rfind("lighthouse compare --config " + dir, 0), 0u);
   const std::string md = read_file(dir + "/out/report.md");
   EXPECT_NE(md.find("final loss (dense mode)"), std::string::npos);
-  EXPECT_NE(md.find("## Success criteria"), std::string::npos);
+  EXPECT_NE(md.find("## Paired seeds (1 pair, equal tokens)"), std::string::npos);
+  EXPECT_NE(md.find("## Criteria of this pair"), std::string::npos);
+  EXPECT_NE(md.find("not judged (one pair)"), std::string::npos);
 
   // Reusing both runs evaluates them again and gives the same numbers.
   args = {"compare",
@@ -80,7 +92,7 @@ TEST(Compare, TinyConfigWritesTheFullReport) {
   args.insert(args.end(), niah.begin(), niah.end());
   r = run_cli(dir, args);
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  const auto k = nlohmann::json::parse(read_file(dir + "/again/report.json"));
+  const auto k = nlohmann::json::parse(read_file(dir + "/again/report.json"))["pairs_detail"][0];
   EXPECT_EQ(k["final_loss"], j["final_loss"]);
   EXPECT_EQ(k["niah_mean"], j["niah_mean"]);
   EXPECT_EQ(k["wall_clock_s"], j["wall_clock_s"]);
@@ -195,6 +207,133 @@ TEST(Compare, SpikeRecoveryAndCriteriaFollowTheirDefinitions) {
   EXPECT_FALSE(n["criteria"][1]["pass"].get<bool>());  // 0.1 > 0.02
   EXPECT_FALSE(n["criteria"][2]["pass"].get<bool>());
   EXPECT_NE(report_markdown(n).find("did not come back"), std::string::npos);
+}
+
+
+// The interval arithmetic on fixed numbers: the three 64K real-text pairs of issue 28.
+TEST(Paired, IntervalOfFixedDifferences) {
+  const Interval iv = paired_interval({0.009, 0.112, 0.089});
+  EXPECT_EQ(iv.n, 3);
+  EXPECT_NEAR(iv.mean, 0.07, 1e-12);
+  EXPECT_NEAR(iv.sd, std::sqrt(0.005846 / 2), 1e-9);
+  EXPECT_NEAR(iv.t, 4.3027, 1e-4);
+  EXPECT_NEAR(iv.hi, 0.07 + 4.3027 * std::sqrt(0.005846 / 2) / std::sqrt(3.0), 1e-6);
+  EXPECT_NEAR(iv.lo + iv.hi, 2 * iv.mean, 1e-12);
+  const Interval one = paired_interval({0.05});
+  EXPECT_TRUE(std::isnan(one.sd) && std::isnan(one.hi));  // undefined, never 0
+  EXPECT_NEAR(t_quantile_975(40), 2.0211, 1e-3);
+  EXPECT_NEAR(t_quantile_975(120), 1.9799, 1e-3);
+  EXPECT_NEAR(t_quantile_975(100000), 1.95998, 1e-4);
+  EXPECT_TRUE(std::isnan(t_quantile_975(0)));
+
+  // The verdict is on the upper bound: a mean inside the margin with a wide interval fails.
+  nlohmann::json pair = {{"final_loss", {{"dense", 2.0}, {"lighthouse", 2.01}}},
+                         {"wall_clock_s", {{"dense", 10.0}, {"lighthouse", 5.0}}},
+                         {"speedup", 2.0},
+                         {"tokens", {{"dense", 1}, {"lighthouse", 1}}},
+                         {"recovery_steps", 3}};
+  std::vector<nlohmann::json> pairs;
+  for (const double d : {0.009, 0.112, 0.089}) {
+    pair["loss_delta"] = d;
+    pairs.push_back(pair);
+  }
+  auto r = paired_report(pairs, {0, 1, 2}, Budget::Tokens, 0.02);
+  EXPECT_NEAR(r["loss_delta"]["mean"].get<double>(), 0.07, 1e-12);
+  EXPECT_NEAR(r["loss_delta"]["ci95"][1].get<double>(), iv.hi, 1e-12);
+  EXPECT_FALSE(r["criteria"][0]["pass"].get<bool>());
+  EXPECT_TRUE(r["criteria"][1]["pass"].get<bool>());  // speedup 2 >= 1.3
+  for (auto& p : pairs) p["loss_delta"] = p["loss_delta"].get<double>() - 0.25;
+  r = paired_report(pairs, {0, 1, 2}, Budget::Time, 0.0);
+  EXPECT_TRUE(r["criteria"][0]["pass"].get<bool>());  // upper bound 0.204 - 0.25 < 0
+  EXPECT_EQ(r["criteria"].size(), 1u);               // no speedup criterion at equal time
+  const std::string md = paired_markdown(r);
+  EXPECT_NE(md.find("## Paired seeds (3 pairs, equal time)"), std::string::npos) << md;
+  EXPECT_NE(md.find("| 1 | 2.0000 | 2.0100 | -0.1380 |"), std::string::npos) << md;
+}
+
+// Time to dense quality: the first dense-mode validation of the Lighthouse->dense run at or
+// below the dense run's last one, at its cumulative step time.
+TEST(Paired, TimeToDenseQualityFollowsItsDefinition) {
+  RunLog dense = log_of(losses({{50, 2.0}}), "dense", -1);  // 1 s per step: 50 s
+  dense.vals = {{25, 0, 2.3, "dense"}, {50, 0, 2.0, "dense"}};
+  RunLog lh = log_of(losses({{50, 2.0}}), "lh", 20);  // 0.25 s per step through step 20
+  lh.vals = {{10, 0, 1.9, "lighthouse"}, {20, 0, 2.1, "dense"}, {30, 0, 2.0, "dense"},
+             {40, 0, 1.9, "dense"}};
+  const auto q = time_to_dense_quality(dense, lh);
+  EXPECT_TRUE(q["reached"].get<bool>());
+  EXPECT_EQ(q["step"], 30);                            // 2.0 <= 2.0; the Lighthouse-mode 1.9 is no quality
+  EXPECT_DOUBLE_EQ(q["time_s"].get<double>(), 15.0);  // 20 x 0.25 + 10 x 1
+  EXPECT_DOUBLE_EQ(q["speedup"].get<double>(), 50.0 / 15.0);
+  lh.vals = {{20, 0, 2.1, "dense"}};
+  EXPECT_FALSE(time_to_dense_quality(dense, lh)["reached"].get<bool>());
+  EXPECT_NE(report_markdown(compare_report(dense, lh, eval_of(1.5, 0.1), eval_of(1.6, 0.1)))
+                .find("time to dense quality: not reached"),
+            std::string::npos);
+}
+
+// --budget time sizes the run so that its steps fit the dense run's wall clock, the stage
+// split kept as a fraction.
+TEST(Paired, StretchedStepsFitTheBudget) {
+  const auto [n, n1] = stretched_steps(600, 450, 202.0, 0.3367, 0.24);
+  EXPECT_EQ(n, static_cast<int64_t>(202.0 / (0.75 * 0.24 + 0.25 * 0.3367)));
+  EXPECT_EQ(n1, std::llround(0.75 * n));
+  EXPECT_LE(n1 * 0.24 + (n - n1) * 0.3367, 202.0 + 0.3367);
+  EXPECT_THROW(stretched_steps(600, 450, 0.0, 0.3, 0.2), std::runtime_error);
+}
+
+// Two seeds at equal time on the tiny config: one pair per seed in out/seed-<S>/, the
+// Lighthouse->dense run stops at the dense run's wall clock, and reuse with {seed} trains
+// nothing.
+TEST(Compare, SeedsAtEqualTimeWritePairsAndAnInterval) {
+  const std::string dir = scratch_dir("compare-seeds");
+  train::testing::write_file(dir + "/t.toml", train::testing::kTestToml);
+  const std::vector<std::string> common = {
+      "--config", dir + "/t.toml", "--set", "data.builtin_docs=60", "--niah-contexts", "256",
+      "--niah-depths", "0", "--trials", "1", "--device", "cpu", "--seeds", "3,4"};
+  std::vector<std::string> args = {"compare", "--out", dir + "/out", "--budget", "time"};
+  args.insert(args.end(), common.begin(), common.end());
+  auto r = run_cli(dir, args);
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  const auto j = nlohmann::json::parse(read_file(dir + "/out/report.json"));
+  EXPECT_EQ(j["budget"], "time");
+  ASSERT_EQ(j["pairs"].size(), 2u);
+  EXPECT_EQ(j["loss_delta"]["n"], 2);
+  EXPECT_TRUE(j["loss_delta"]["ci95"].is_array());
+  EXPECT_TRUE(j["criteria"][0]["pass"].is_boolean());
+  EXPECT_EQ(j["loss_delta"]["margin"], 0.0);
+  for (const int seed : {3, 4}) {
+    const std::string pair = dir + "/out/seed-" + std::to_string(seed);
+    const RunLog dense = read_run_log(pair + "/dense"), lh = read_run_log(pair + "/lighthouse");
+    double longest = 0;
+    for (const auto& st : lh.steps) longest = std::max(longest, st.step_time_s);
+    EXPECT_LE(lh.wall_clock_s(), dense.wall_clock_s() + longest) << seed;  // stopped in time
+    EXPECT_NE(read_file(pair + "/lighthouse/config.toml").find("seed = " + std::to_string(seed)),
+              std::string::npos);
+    EXPECT_NE(read_file(pair + "/lighthouse/config.toml").find("deterministic = true"),
+              std::string::npos);  // compare's default
+    EXPECT_TRUE(std::filesystem::exists(pair + "/eval-lighthouse.json"));
+  }
+  EXPECT_NE(j["pairs"][0]["final_loss"], j["pairs"][1]["final_loss"]);  // two seeds differ
+  const std::string md = read_file(dir + "/out/report.md");
+  EXPECT_NE(md.find("## Paired seeds (2 pairs, equal time)"), std::string::npos);
+  EXPECT_NE(md.find("# Seed 4"), std::string::npos);
+
+  args = {"compare", "--out", dir + "/again", "--budget", "time", "--dense-run",
+          dir + "/out/seed-{seed}/dense", "--lighthouse-run", dir + "/out/seed-{seed}/lighthouse"};
+  args.insert(args.end(), common.begin(), common.end());
+  r = run_cli(dir, args);
+  ASSERT_EQ(r.exit_code, 0) << r.err << r.out;
+  const auto k = nlohmann::json::parse(read_file(dir + "/again/report.json"));
+  EXPECT_EQ(k["loss_delta"], j["loss_delta"]);
+  EXPECT_FALSE(std::filesystem::exists(dir + "/again/seed-3/dense"));  // nothing trained
+
+  args = {"compare", "--out", dir + "/bad", "--dense-run",
+          dir + "/out/seed-3/dense," + dir + "/out/seed-4/dense"};
+  args.insert(args.end(), common.begin(), common.end());
+  args.back() = "3,4,5";
+  r = run_cli(dir, args);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("--dense-run: 2 runs for 3 seeds"), std::string::npos) << r.err;
 }
 
 }  // namespace

@@ -36,6 +36,33 @@ TEST(Schedule, WarmupThenDecayToTheFloor) {
   EXPECT_DOUBLE_EQ(lr_at(c, 0), 1.0);
 }
 
+// schedule.rewarmup_steps: from the switch the lr ramps back to the schedule linearly; dense
+// runs and the steps before the switch are untouched.
+TEST(Schedule, RewarmupRampsFromTheSwitch) {
+  RunConfig c = test_config();
+  c.optim.lr = 0.5;
+  c.train.steps = 110;
+  c.train.stage1_steps = 80;
+  c.schedule.warmup_steps = 10;
+  RunConfig plain = c;
+  c.schedule.rewarmup_steps = 4;
+  validate(c);
+  for (const int64_t s : {0, 9, 50, 79, 84, 109}) EXPECT_DOUBLE_EQ(lr_at(c, s), lr_at(plain, s)) << s;
+  for (int64_t j = 0; j < 4; ++j)
+    EXPECT_DOUBLE_EQ(lr_at(c, 80 + j), lr_at(plain, 80 + j) * static_cast<double>(j + 1) / 4) << j;
+  c.train.attention = model::AttentionMode::Dense;  // no switch in a dense run
+  EXPECT_DOUBLE_EQ(lr_at(c, 80), lr_at(plain, 80));
+  c.train.attention = model::AttentionMode::Lighthouse;
+  c.schedule.rewarmup_steps = 31;
+  try {
+    validate(c);
+    ADD_FAILURE() << "31 > train.steps - train.stage1_steps accepted";
+  } catch (const ConfigError& e) {
+    EXPECT_EQ(std::string(e.what()).rfind("schedule.rewarmup_steps: must be in [0, ", 0), 0u)
+        << e.what();
+  }
+}
+
 TEST(Optimizer, NoDecayOnNormsAndEmbeddingUnlessConfigured) {
   RunConfig c = test_config();
   model::Llama m(to_model_config(c));

@@ -208,7 +208,8 @@ TEST(RunConfig, Replica64kIsSmallGpuAt64k) {
   apply_toml_file(replica, LIGHTHOUSE_SOURCE_DIR "/configs/replica-64k.toml");
   for (const char* kv :
        {"run.name=replica-64k", "train.context=65536", "train.batch_size=1", "lighthouse.topk=1024",
-        "data.builtin_doc_bytes=65536", "data.builtin_docs=700"})
+        "data.builtin_doc_bytes=65536", "data.builtin_docs=700", "data.val_tokens=2097152",
+        "val.every=50", "val.batches=8", "val.modes=[\"dense\"]"})
     apply_override(small, kv);
   EXPECT_EQ(to_toml(replica), to_toml(small));
 }

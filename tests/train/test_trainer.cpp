@@ -124,5 +124,63 @@ TEST(Trainer, DenseResumeEqualsTheOneRunRecipe) {
   EXPECT_EQ(switches, 1);
 }
 
+
+// run.deterministic on the CPU: two runs of one config give bitwise equal losses and weights,
+// and the mode is process-wide state the next session resets.
+TEST(Trainer, DeterministicRunsAreBitwiseEqual) {
+  const std::string a = scratch_dir("det-a"), b = scratch_dir("det-b");
+  TensorMap wa, wb;
+  for (const auto& [dir, w] : {std::pair{a, &wa}, std::pair{b, &wb}}) {
+    auto s = open_session(test_launch(dir, {{"run.deterministic", "true"}}));
+    EXPECT_TRUE(at::globalContext().deterministicAlgorithms());
+    train(*s);
+    *w = state_of(*s);
+  }
+  EXPECT_EQ(step_losses(a + "/run"), step_losses(b + "/run"));
+  ASSERT_EQ(wa.size(), wb.size());
+  for (const auto& [k, v] : wa) EXPECT_TRUE(torch::equal(v, wb.at(k))) << k;
+  auto s = open_session(test_launch(scratch_dir("det-off"), {}));
+  EXPECT_FALSE(at::globalContext().deterministicAlgorithms());
+}
+
+// train.time_limit_s: the run stops after the step at which its summed step time reaches the
+// limit, validates and checkpoints there, logs the event, and reports time_limited.
+TEST(Trainer, TimeLimitStopsAfterTheStepThatReachesIt) {
+  const std::string dir = scratch_dir("time-limit");
+  auto s = open_session(test_launch(dir, {{"train.time_limit_s", "1e-9"}}));
+  const auto r = train(*s);
+  EXPECT_TRUE(r.time_limited);
+  EXPECT_EQ(r.signal, 0);
+  EXPECT_EQ(s->step, 1);
+  EXPECT_GT(s->train_time_s, 0);
+  EXPECT_GT(r.final_val_loss, 0);  // validated at the last step
+  EXPECT_FALSE(list_checkpoints(dir + "/run").empty());
+  const std::string metrics = testing::read_file(dir + "/run/metrics.jsonl");
+  EXPECT_NE(metrics.find("\"event\":\"time_limit\""), std::string::npos) << metrics;
+  auto resumed = open_session({"", {{"run.resume", dir + "/run"}}});
+  EXPECT_DOUBLE_EQ(resumed->train_time_s, s->train_time_s);  // carried by the checkpoint
+}
+
+// The two runs of a compared pair (same seed, dense vs Lighthouse) draw the same batches at
+// every step; another seed draws others.
+TEST(Trainer, RunsOfOneSeedShareTheirBatches) {
+  auto dense = open_session(test_launch(scratch_dir("pair-d"), {{"train.attention", "dense"}}));
+  auto lh = open_session(test_launch(scratch_dir("pair-l"), {}));
+  auto other = open_session(test_launch(scratch_dir("pair-o"), {{"run.seed", "1"}}));
+  bool differs = false;
+  for (int i = 0; i < 6; ++i) {
+    const auto a = dense->train_loader->next_batch(2), b = lh->train_loader->next_batch(2);
+    EXPECT_TRUE(torch::equal(a, b)) << "batch " << i;
+    differs |= !torch::equal(a, other->train_loader->next_batch(2));
+  }
+  EXPECT_TRUE(differs);
+}
+
+// data.val_tokens fixes the held-out tokens: ceil(val_tokens / context) sequences.
+TEST(Trainer, ValTokensHoldsOutWholeSequences) {
+  auto s = open_session(test_launch(scratch_dir("val-tokens"), {{"data.val_tokens", "600"}}));
+  EXPECT_EQ((s->data.val.size() - 1) / 256, 3);  // ceil(600 / 256)
+}
+
 }  // namespace
 }  // namespace lighthouse::train
