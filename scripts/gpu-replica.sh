@@ -2,7 +2,9 @@
 # Quality replicas on a GPU machine (issue 8 and 28, docs/gpu.md): build if needed, run
 # `lighthouse compare` into a scratch folder on the machine, and bring back under $OUT only
 # what is small: NAME.tar.gz with report.json/md, the console log, every eval JSON and every
-# run's metrics.jsonl and config.toml (checkpoints stay on the machine), plus NAME-report.md.
+# run's metrics.jsonl, config.json/toml and eval.json (checkpoints stay on the machine), plus
+# NAME-report.md. An unpacked run folder serves a later session's `compare --dense-run` without
+# its checkpoints (compare reuses its eval.json; docs/eval.md).
 #
 #   OUT=$OUT scripts/gpu-replica.sh NAME --config configs/replica-64k.toml [compare flags...]
 #   OUT=$OUT DETACH=1 scripts/gpu-replica.sh NAME ...   start it in its own session and return
@@ -22,7 +24,8 @@ mkdir -p "$OUT"
 pack() {  # NAME: the small files of $ROOT/NAME into $OUT/NAME.tar.gz
   local name=$1 work=$ROOT/$1
   (cd "$work" && find . \( -name report.json -o -name report.md -o -name compare.log \
-      -o -name 'eval-*.json' -o -name metrics.jsonl -o -name config.toml -o -name rc \) \
+      -o -name 'eval-*.json' -o -name eval.json -o -name metrics.jsonl -o -name config.toml \
+      -o -name config.json -o -name rc \) \
       -print0 | tar --null -czf "$OUT/$name.tar.gz" -T -)
   [ -f "$work/report.md" ] && cp "$work/report.md" "$OUT/$name-report.md"
   echo "packed $OUT/$name.tar.gz ($(stat -c %s "$OUT/$name.tar.gz") bytes)"

@@ -331,6 +331,18 @@ double median_step_time(const RunLog& log, size_t skip) {
   return t[t.size() / 2];
 }
 
+// A run's stored evaluation (<run>/eval.json, written by the comparison that trained it) when
+// it was made with these options, else null.
+json stored_eval(const std::string& run_dir, const EvalOptions& eo) {
+  std::ifstream in(run_dir + "/eval.json");
+  if (!in) return nullptr;
+  std::stringstream ss;
+  ss << in.rdbuf();
+  json j = json::parse(ss.str(), nullptr, /*allow_exceptions=*/false);
+  if (!j.is_object() || !j.contains("options") || j["options"] != eval_key(eo)) return nullptr;
+  return j;
+}
+
 struct Pair {
   json report;
   RunLog dense, lighthouse;
@@ -422,15 +434,30 @@ Pair run_pair(const CompareOptions& o, const train::Overrides& sets, int64_t see
 
   for (const std::string name : {"dense", "lighthouse"}) {
     const RunLog& log = name == "dense" ? p.dense : p.lighthouse;
-    EvalModel m = load_checkpoint_model(log.dir, name == "dense" ? "--dense-run" : "--lighthouse-run");
-    place(m, o.device);
+    const std::string flag = name == "dense" ? "--dense-run" : "--lighthouse-run";
+    const bool reused = !(name == "dense" ? given_dense : given_lh).empty();
     EvalOptions eo = o.eval;
     eo.ppl = eo.niah = true;
     eo.modes = {model::AttentionMode::Dense};
-    say("compare: seed " + std::to_string(seed) + ": evaluating the " + name + " run (" +
-        m.source + ")");
-    json ev = run_eval(m, eo, hooks.eval);
-    ev["device"] = m.device.str();
+    json ev = stored_eval(log.dir, eo);
+    if (!ev.is_null()) {
+      say("compare: seed " + std::to_string(seed) + ": the " + name + " run's " + log.dir +
+          "/eval.json has this evaluation; not evaluating again");
+    } else {
+      if (reused && !std::filesystem::exists(log.dir + "/checkpoints"))
+        throw std::runtime_error(
+            flag + ": " + log.dir + " has no checkpoints and no eval.json made with this "
+            "comparison's evaluation options (" + eval_key(eo).dump() + ")");
+      EvalModel m = load_checkpoint_model(log.dir, flag);
+      place(m, o.device);
+      say("compare: seed " + std::to_string(seed) + ": evaluating the " + name + " run (" +
+          m.source + ")");
+      ev = run_eval(m, eo, hooks.eval);
+      ev["device"] = m.device.str();
+      ev["options"] = eval_key(eo);
+      // Only into runs this comparison trained (inside --out): a reused run is read, never written.
+      if (!reused) write_text(log.dir + "/eval.json", ev.dump(2) + "\n");
+    }
     write_text(dir + "/eval-" + name + ".json", ev.dump(2) + "\n");
     (name == "dense" ? p.eval_dense : p.eval_lighthouse) = std::move(ev);
   }

@@ -116,6 +116,19 @@ std::vector<int64_t> niah_contexts(const EvalOptions& o, int64_t trained_context
   return out;
 }
 
+nlohmann::json eval_key(const EvalOptions& o) {
+  std::vector<std::string> modes;
+  for (const auto m : o.modes) modes.push_back(model::mode_name(m));
+  nlohmann::json k = {{"ppl", o.ppl}, {"niah", o.niah}, {"modes", modes}, {"data", o.data},
+                      {"max_tokens", o.max_tokens}};
+  if (o.niah)
+    k["niah_options"] = {{"contexts", o.niah_opts.contexts}, {"depths", o.niah_opts.depths},
+                         {"trials", o.niah_opts.trials},     {"seed", o.niah_opts.seed},
+                         {"contexts_explicit", o.contexts_explicit},
+                         {"depths_explicit", o.depths_explicit}, {"prompts", o.niah_prompts}};
+  return k;
+}
+
 nlohmann::json run_eval(EvalModel& m, const EvalOptions& o, const EvalHooks& hooks) {
   const auto say = [&](const std::string& s) {
     if (hooks.line)

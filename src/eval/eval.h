@@ -29,6 +29,11 @@ struct EvalOptions {
   std::string niah_prompts;
 };
 
+// Every option that changes run_eval's numbers, as JSON: two evaluations of one checkpoint
+// with equal keys give the same result (compare reuses a run's stored eval.json by it). A new
+// field of EvalOptions that changes the result belongs here too.
+nlohmann::json eval_key(const EvalOptions& o);
+
 // Console output: permanent lines, and progress (label, done, total, unit) a CLI may draw.
 struct EvalHooks {
   std::function<void(const std::string&)> line;

@@ -98,6 +98,32 @@ TEST(Compare, TinyConfigWritesTheFullReport) {
   EXPECT_EQ(k["wall_clock_s"], j["wall_clock_s"]);
   EXPECT_FALSE(std::filesystem::exists(dir + "/again/dense"));  // nothing trained
 
+  // A run folder without its checkpoints (brought back from a GPU machine) serves as a reused
+  // run through the eval.json the comparison stored in it, for the same evaluation options.
+  const std::string carried = dir + "/carried/dense";
+  std::filesystem::create_directories(carried);
+  for (const char* f : {"config.json", "metrics.jsonl", "eval.json"})
+    train::testing::write_file(carried + "/" + f, read_file(dir + "/out/dense/" + f));
+  std::vector<std::string> reuse_args = {"compare",        "--config", dir + "/t.toml",
+                                         "--set",          "data.builtin_docs=60",
+                                         "--out",          dir + "/carried-out",
+                                         "--dense-run",    carried,
+                                         "--lighthouse-run", dir + "/out/lighthouse"};
+  reuse_args.insert(reuse_args.end(), niah.begin(), niah.end());
+  r = run_cli(dir, reuse_args);
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_EQ(nlohmann::json::parse(read_file(dir + "/carried-out/report.json"))["loss_delta"],
+            top["loss_delta"]);
+  EXPECT_FALSE(std::filesystem::exists(carried + "/checkpoints"));  // nothing written there
+  reuse_args[6] = dir + "/carried-out-2";
+  reuse_args.insert(reuse_args.end(), {"--max-tokens", "256"});
+  r = run_cli(dir, reuse_args);
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("--dense-run: " + carried + " has no checkpoints and no eval.json made "
+                       "with this comparison's evaluation options"),
+            std::string::npos)
+      << r.err;
+
   // `lighthouse plot` draws the same runs' curves.
   r = run_cli(dir, {"plot", dir + "/out/dense", dir + "/out/lighthouse", "--x", "wall", "--out",
                     dir + "/curves.svg"});
