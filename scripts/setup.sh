@@ -19,9 +19,9 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 PY=${PYTHON:-python3}
-if ! "$PY" -c 'import torch, numpy, pytest, transformers, safetensors, scikit_build_core' 2>/dev/null \
+if ! "$PY" -c 'import torch, numpy, pytest, transformers, accelerate, safetensors, scikit_build_core' 2>/dev/null \
    || [ "$("$PY" -c 'import torch; print(torch.__version__.split("+")[0])')" != "2.11.0" ]; then
-  "$PY" -m pip install -q --disable-pip-version-check torch==2.11.0 numpy pytest transformers safetensors \
+  "$PY" -m pip install -q --disable-pip-version-check torch==2.11.0 numpy pytest transformers accelerate safetensors \
     'scikit-build-core>=1.0'
 fi
 

@@ -8,8 +8,10 @@
   (thin wrappers over `torch.ops.lighthouse`, autograd in C++).
 - `lighthouse.LighthouseConfig`: the op's parameters, validated.
 - `lighthouse.nn.LighthouseAttention`: an `nn.Module` holding a config.
-- `lighthouse.hf.LighthouseWrapper`: Lighthouse inside a Hugging Face `transformers` model
-  (imported on demand; needs `transformers`).
+- `lighthouse.hf`: Lighthouse inside a Hugging Face `transformers` model, in place
+  (`enable`, `set_mode`, `disable`, `LighthouseCallback` for the Trainer) or as the seed
+  articles' `LighthouseWrapper` (also `lighthouse.LighthouseWrapper`); imported on demand,
+  needs `transformers`.
 """
 
 from ._version import __version__, torch_version as _built_for_torch
@@ -22,18 +24,20 @@ from .functional import Plan, attention, attention_with_plan, dense_attention, p
 from . import nn  # noqa: E402
 
 
-
 def __getattr__(name: str):
-    """`lighthouse.hf` on first use (it imports transformers)."""
-    if name == "hf":
+    """`lighthouse.hf` and `lighthouse.LighthouseWrapper` on first use (they import
+    transformers)."""
+    if name in ("hf", "LighthouseWrapper"):
         import importlib
-        return importlib.import_module(".hf", __name__)
+        hf = importlib.import_module(".hf", __name__)
+        return hf if name == "hf" else hf.LighthouseWrapper
     raise AttributeError(f"module 'lighthouse' has no attribute {name!r}")
 
 
 __all__ = [
     "__version__",
     "LighthouseConfig",
+    "LighthouseWrapper",
     "Plan",
     "attention",
     "attention_with_plan",

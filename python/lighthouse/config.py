@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Any
+import math
+from typing import Any, Sequence
 
 import torch
 
@@ -90,12 +91,93 @@ class LighthouseConfig:
                 "tile_topk": self.tile_topk, "scorer": self.scorer, "sdpa": self.sdpa,
                 "dilation": self.dilation, "selection": self.selection}
 
+    @property
+    def pool_ratios(self) -> tuple[float, ...]:
+        """The token fraction of each pooled level, ``(1/p, 1/p^2, ..., 1/p^(L-1))``: the
+        seed articles' spelling of ``levels`` and ``pool`` (see :meth:`from_pool_ratios`)."""
+        return tuple(float(self.pool) ** -lvl for lvl in range(1, self.levels))
+
+    @classmethod
+    def from_pool_ratios(cls, pool_ratios: Sequence[float], select_topk: int | None = None,
+                         **fields: Any) -> "LighthouseConfig":
+        """The config of the seed articles' arguments.
+
+        Args:
+            pool_ratios: the fraction of the N tokens each pooled level keeps, coarser and
+                coarser: ``[0.5, 0.25, 0.125]`` is ``pool=2, levels=4`` (level 0 is the tokens
+                themselves; level l averages p^l of them, SPEC.md §3). The ratios must be
+                successive powers of one factor 1/p, with p a power of two in [2, 16],
+                because every level pools p entries of the level below.
+            select_topk: ``topk`` (k), the entries kept per coarse level (the selected
+                sub-sequence has S = N/p^(L-1) + (L-1)·p·k slots, SPEC.md §4).
+            **fields: any other field (``tile_topk``, ``scorer``, ...).
+
+        Raises ValueError / TypeError naming ``pool_ratios`` or ``select_topk``.
+        """
+        levels, pool = _levels_pool_of(pool_ratios)
+        fields.update(levels=levels, pool=pool)
+        return _with_topk(cls, fields, select_topk)
+
+    def with_ratios(self, *, pool_ratios: Sequence[float] | None = None,
+                select_topk: int | None = None) -> "LighthouseConfig":
+        """This config with ``levels``/``pool`` from ``pool_ratios`` and ``topk`` from
+        ``select_topk`` where they are given (the other fields kept)."""
+        fields = dataclasses.asdict(self)
+        if pool_ratios is not None:
+            fields["levels"], fields["pool"] = _levels_pool_of(pool_ratios)
+        return _with_topk(type(self), fields, select_topk)
+
     def check_seq_len(self, n: int, name: str = "sequence length") -> None:
         """Raises ValueError naming ``name`` when this config cannot tile a sequence of n
         tokens. The rule is the op's own: it is asked on shape-only (meta) tensors."""
         err = _tiling_error(self, int(n))
         if err:
             raise ValueError(f"{name} = {n} cannot be served by {self}: {err}")
+
+
+def _levels_pool_of(pool_ratios: Sequence[float]) -> tuple[int, int]:
+    """(levels, pool) of the token fractions of the pooled levels, or the error saying why
+    there are none."""
+    if isinstance(pool_ratios, (str, bytes)) or not isinstance(pool_ratios, Sequence):
+        raise TypeError(f"pool_ratios must be a list of floats such as [0.5, 0.25, 0.125], "
+                        f"got {type(pool_ratios).__name__}")
+    ratios = list(pool_ratios)
+    for r in ratios:
+        if isinstance(r, bool) or not isinstance(r, (int, float)):
+            raise TypeError(f"pool_ratios entries must be floats, got {r!r}")
+    if not 1 <= len(ratios) <= 15:
+        raise ValueError(f"pool_ratios must hold 1 to 15 ratios (one per pooled level; "
+                         f"levels = len(pool_ratios) + 1 in [2, 16]), got {len(ratios)}")
+    first = ratios[0]
+    pool = round(1 / first) if 0 < first < 1 else 0
+    if pool not in (2, 4, 8, 16) or not math.isclose(first * pool, 1.0, rel_tol=1e-6):
+        raise ValueError(
+            f"pool_ratios[0] = {first} must be 1/p for a pooling factor p that is a power of two "
+            "in [2, 16] (0.5, 0.25, 0.125 or 0.0625): each level averages p entries of the "
+            "level below")
+    for lvl, r in enumerate(ratios, start=1):
+        want = float(pool) ** -lvl
+        if not math.isclose(r, want, rel_tol=1e-6):
+            raise ValueError(
+                f"pool_ratios must be successive powers of one factor 1/p, because every "
+                f"level pools p = {pool} entries of the level below (level l keeps N/p^l "
+                f"tokens); got {ratios}: pool_ratios[{lvl - 1}] = {r}, expected {want}")
+    return len(ratios) + 1, pool
+
+
+def _with_topk(cls: type, fields: dict[str, Any], select_topk: int | None) -> LighthouseConfig:
+    if select_topk is None:
+        return cls(**fields)
+    if isinstance(select_topk, bool) or not isinstance(select_topk, int):
+        raise TypeError(f"select_topk must be an int, got {type(select_topk).__name__} "
+                        f"{select_topk!r}")
+    fields["topk"] = select_topk
+    try:
+        return cls(**fields)
+    except ValueError as e:
+        if "LighthouseConfig.topk" not in str(e):
+            raise
+        raise ValueError(f"select_topk = {select_topk} (LighthouseConfig.topk): {e}") from None
 
 
 @functools.lru_cache(maxsize=256)

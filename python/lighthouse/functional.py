@@ -2,8 +2,9 @@
 H % Hkv == 0 (GQA without repeating K/V heads), output [B, N, H, D] in q's dtype.
 
 Each function is one call of the matching `torch.ops.lighthouse` op (src/ops/schema.cpp):
-kernels, validation and autograd are the C++ ones, and `torch.compile` traces them without
-graph breaks.
+kernels, validation, autograd and autocast are the C++ ones, and `torch.compile` traces them
+without graph breaks. The attention functions first refuse torch's context-parallel SDPA
+dispatch (_context_parallel.py), which would otherwise leave each rank its own shard.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ from typing import NamedTuple
 
 import torch
 from torch import Tensor
+
+from ._context_parallel import check_not_context_parallel
 
 
 class Plan(NamedTuple):
@@ -37,7 +40,11 @@ def attention(q: Tensor, k: Tensor, v: Tensor, *, levels: int = 3, pool: int = 4
 
     Returns:
         [B, N, H, D] in q's dtype.
+
+    Raises RuntimeError under torch's context-parallel SDPA dispatch, which the op cannot
+    join (see ``lighthouse._context_parallel``).
     """
+    check_not_context_parallel("lighthouse.attention")
     return torch.ops.lighthouse.attention(q, k, v, levels, pool, topk, tile_topk, scorer, sdpa,
                                           dilation, selection)
 
@@ -65,6 +72,7 @@ def attention_with_plan(q: Tensor, k: Tensor, v: Tensor, plan: Plan | tuple[Tens
     Returns:
         [B, N, H, D]; gradients flow to q, k and v.
     """
+    check_not_context_parallel("lighthouse.attention_with_plan")
     slots, inverse = plan
     return torch.ops.lighthouse.attention_with_plan(q, k, v, slots, inverse, levels, pool, sdpa)
 

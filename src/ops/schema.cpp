@@ -1,6 +1,6 @@
 // The one schema file: every `lighthouse::` torch op is defined here. Implementations
 // register next to their code (cpu_impl.cpp, cuda_impl.cpp, meta_impl.cpp, autograd.cpp,
-// composite.cpp).
+// composite.cpp, autocast.cpp: the public ops under autocast, cast like SDPA).
 //
 // Public ops (layout q [B, N, H, D], k/v [B, N, Hkv, D]):
 //   attention, attention_with_plan, plan, dense_attention, and the two halves of a plan's

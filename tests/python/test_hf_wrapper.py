@@ -117,7 +117,7 @@ def test_the_op_gets_post_rope_qk_and_unrepeated_gqa(monkeypatch):
         seen.append((q, k, v, kw))
         return real(q, k, v, **kw)
 
-    monkeypatch.setattr(lighthouse.hf.F, "attention", spy)
+    monkeypatch.setattr(lighthouse.hf.attention.F, "attention", spy)
     inputs = {}
     attn = model.model.layers[1].self_attn
     hook = attn.register_forward_pre_hook(
@@ -145,8 +145,8 @@ def test_unwrap_restores_the_original_model(tmp_path):
     impl, use_cache = model.config._attn_implementation, model.config.use_cache
     state = {k: v.clone() for k, v in model.state_dict().items()}
     want = logits(model, ids)
-    wrapped = LighthouseWrapper(model, config=CFG)
-    assert model.config._attn_implementation == "lighthouse" and model.config.use_cache is False
+    wrapped = LighthouseWrapper(model, config=CFG, dense_layers=(0, -1))
+    assert model.config._attn_implementation == "lighthouse" and model.config.use_cache == use_cache
     logits(wrapped, ids)
     back = wrapped.unwrap()
     assert back is model and type(back) is transformers.LlamaForCausalLM
@@ -168,7 +168,7 @@ def test_save_pretrained_while_wrapped_writes_the_plain_model(tmp_path):
     model = tiny_llama()
     ids = tokens()
     want = logits(model, ids)
-    wrapped = LighthouseWrapper(model, config=CFG)
+    wrapped = LighthouseWrapper(model, config=CFG, dense_layers=(0, -1))
     wrapped.save_pretrained(tmp_path / "m")
     assert wrapped.mode == "lighthouse" and model.config._attn_implementation == "lighthouse"
     loaded = transformers.AutoModelForCausalLM.from_pretrained(str(tmp_path / "m")).eval()
@@ -252,8 +252,8 @@ def test_bad_inputs_name_the_argument():
                                          "batches without padding"):
         logits(wrapped, ids, attention_mask=mask)
     assert logits(wrapped, ids[:, :60]).shape[1] == 60  # any length (SPEC.md §2)
-    with pytest.raises(ValueError, match=r"use_cache / past_key_values: .*unwrap\(\).*"
-                                         r"set_mode\(\"dense\"\)"):
+    with pytest.raises(ValueError, match=r"use_cache / past_key_values: .*"
+                                         r"set_mode\(model, \"dense\"\).*unwrap\(\)"):
         logits(wrapped, ids, use_cache=True)
     with pytest.raises(ValueError, match=r"generate\(\): use_cache / past_key_values"):
         wrapped.generate(ids[:1, :8], max_new_tokens=2)
@@ -281,7 +281,7 @@ def test_bad_inputs_name_the_argument():
     with pytest.raises(TypeError, match="model must be a transformers PreTrainedModel"):
         LighthouseWrapper(torch.nn.Linear(2, 2))
     wrapped = LighthouseWrapper(model, config=CFG)
-    with pytest.raises(ValueError, match="model is already wrapped"):
+    with pytest.raises(ValueError, match="model already has Lighthouse enabled"):
         LighthouseWrapper(model, config=CFG)
     wrapped.unwrap()
     model.config.attention_dropout = 0.1
