@@ -9,7 +9,8 @@ loads with plain `from_pretrained`. What `enable` sets, and `disable` removes:
   transformers' "sdpa"; `disable` restores what the model had);
 - a `Route` attribute on each attention module (its layer, dense or not, the op's config);
 - a state attribute and a forward pre-hook on the base model (`model.base_model`): in
-  Lighthouse mode a forward defaults to `use_cache=False` and refuses a KV cache, and under
+  Lighthouse mode a forward defaults to `use_cache=False`, refuses a KV cache and torch's
+  context-parallel SDPA dispatch (before any layer runs), and under
   torch.compile a given `attention_mask` / `position_ids` is checked inside the graph (padding
   and packed sequences raise) so that no mask is built for the Lighthouse layers.
 """
@@ -24,6 +25,7 @@ from torch import Tensor
 from transformers import PreTrainedModel
 from transformers.utils import logging
 
+from .._context_parallel import check_not_context_parallel
 from ..config import LighthouseConfig
 from .attention import ATTN_IMPLEMENTATION, NO_CACHE, PADDING, ROUTE, Route
 
@@ -173,6 +175,7 @@ def _input_hook(module: torch.nn.Module, args: tuple[Any, ...], kwargs: dict[str
     state = getattr(module, _STATE, None)
     if state is None or state.mode != "lighthouse" or not state.any_lighthouse:
         return None
+    check_not_context_parallel(f"{type(module).__name__} in Lighthouse mode")
     if kwargs.get("use_cache"):
         raise ValueError(NO_CACHE)
     if kwargs.get("cache") is not None or kwargs.get("past_key_values") is not None:
