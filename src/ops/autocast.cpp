@@ -5,22 +5,17 @@
 // promotes q and k to fp32 under autocast while v stays bf16) reach the op in one dtype, exactly
 // as they reach stock SDPA. Integer plans (slots, inverse) pass unchanged.
 #include <ATen/autocast_mode.h>
-#include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/library.h>
 
 #include <tuple>
+
+#include "ops/handle.h"
 
 namespace lighthouse::ops {
 namespace {
 
 using at::Tensor;
 using Str = c10::string_view;
-
-// The typed handle of op `name` (each caller keeps it in a function-local static).
-template <class Sig>
-c10::TypedOperatorHandle<Sig> op_handle(const char* name) {
-  return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<Sig>();
-}
 
 // Casts one argument to the autocast dtype of device type D (floating tensors on D only).
 template <c10::DeviceType D>
@@ -49,7 +44,7 @@ Tensor attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t leve
                      int64_t, Str, Str, int64_t, Str);
   static const auto op = op_handle<Sig>("lighthouse::attention");
   return op.call(cast<D>(q), cast<D>(k), cast<D>(v), levels, pool, topk, tile_topk, scorer, sdpa,
-            dilation, selection);
+                 dilation, selection);
 }
 
 template <c10::DeviceType D>
@@ -60,7 +55,8 @@ Tensor attention_with_plan(const Tensor& q, const Tensor& k, const Tensor& v, co
   using Sig = Tensor(const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Tensor&,
                      int64_t, int64_t, Str, bool);
   static const auto op = op_handle<Sig>("lighthouse::attention_with_plan");
-  return op.call(cast<D>(q), cast<D>(k), cast<D>(v), slots, inverse, levels, pool, sdpa, check_plan);
+  return op.call(cast<D>(q), cast<D>(k), cast<D>(v), slots, inverse, levels, pool, sdpa,
+                 check_plan);
 }
 
 template <c10::DeviceType D>
@@ -73,8 +69,8 @@ std::tuple<Tensor, Tensor> plan(const Tensor& q, const Tensor& k, int64_t levels
                                          int64_t, Str, const std::optional<Tensor>&, int64_t,
                                          Str);
   static const auto op = op_handle<Sig>("lighthouse::plan");
-  return op.call(cast<D>(q), cast<D>(k), levels, pool, topk, tile_topk, scorer, cast<D>(v), dilation,
-            selection);
+  return op.call(cast<D>(q), cast<D>(k), levels, pool, topk, tile_topk, scorer, cast<D>(v),
+                 dilation, selection);
 }
 
 template <c10::DeviceType D>

@@ -39,8 +39,8 @@ def test_mixed_dtypes_fail_without_autocast_and_are_cast_under_it():
     with autocast():
         o = lighthouse.attention(q, k, v, **OPS)
         od = lighthouse.dense_attention(q, k, v)
-        ref = TF.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2).repeat_interleave(2, 1),
-                                              v.transpose(1, 2).repeat_interleave(2, 1), is_causal=True)
+        kr, vr = (x.transpose(1, 2).repeat_interleave(2, 1) for x in (k, v))
+        ref = TF.scaled_dot_product_attention(q.transpose(1, 2), kr, vr, is_causal=True)
     assert o.dtype == od.dtype == ref.dtype == LOW  # the dtype stock SDPA gives under autocast
     ql, kl = q.to(LOW), k.to(LOW)
     assert torch.equal(o, lighthouse.attention(ql, kl, v, **OPS))

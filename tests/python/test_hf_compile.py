@@ -9,6 +9,8 @@
   packed sequences raise the errors eager raises, from inside the compiled graph.
 """
 
+import os
+
 import pytest
 import torch
 import transformers
@@ -87,3 +89,20 @@ def test_whole_model_inductor_equals_eager():
     model = lighthouse.hf.enable(llama(), CFG, dense_layers=(0, -1))
     compiled = torch.compile(model, fullgraph=True, backend="inductor")
     check_equal(model, compiled, ids(batch=1))
+
+
+@pytest.mark.skipif(os.environ.get("LIGHTHOUSE_TEST_DEVICE") != "cuda",
+                    reason="CUDA only (CTest python.test_hf_compile_cuda, label gpu)")
+def test_cuda_whole_model_at_32k_inductor_equals_eager():
+    torch._dynamo.reset()
+    model = llama().to("cuda")
+    lighthouse.hf.enable(model, LighthouseConfig(levels=3, pool=4, topk=256, tile_topk=64),
+                         dense_layers=(0, -1))
+    x = ids(batch=1, n=32768).to("cuda")
+    compiled = torch.compile(model, fullgraph=True)
+    with torch.autocast("cuda", dtype=torch.bfloat16):
+        want, want_g = loss_and_grads(model, model, x)
+        got, got_g = loss_and_grads(model, compiled, x)
+    assert torch.allclose(got.float(), want.float(), rtol=2e-2, atol=2e-2)
+    for name, g in want_g.items():
+        assert torch.allclose(got_g[name], g, rtol=5e-2, atol=1e-3), name
