@@ -44,6 +44,7 @@ struct CompareHooks {
 inline constexpr double kTargetSpeedup = 1.3;     // end-to-end, dense / Lighthouse->dense
 inline constexpr double kTargetLossDelta = 0.02;  // final dense-mode loss within 0.02 of dense
 inline constexpr double kTimeMargin = 0.0;       // at equal time: Lighthouse->dense not worse
+inline constexpr double kTargetRetrievalDelta = -0.02;  // exact match within 2 points of dense
 inline constexpr int64_t kTargetRecovery = 2000;  // steps after the switch
 inline constexpr size_t kRecoveryWindow = 20;    // steps averaged by the recovery criterion
 

@@ -150,6 +150,44 @@ json paired_report(const std::vector<json>& pairs, const std::vector<int64_t>& s
                         {"value", r["speedup_mean"]},
                         {"pass", r["speedup_mean"].is_number() &&
                                      r["speedup_mean"].get<double>() >= kTargetSpeedup}});
+  // Retrieval (runs with data.needles): per distance bucket, the exact match of both runs and
+  // the mean over the pairs of Lighthouse->dense minus dense.
+  bool all_retrieval = !pairs.empty();
+  for (const json& p : pairs) all_retrieval = all_retrieval && p.contains("retrieval");
+  if (all_retrieval) {
+    json buckets = json::array();
+    double worst = std::nan("");
+    const json& first = pairs[0]["retrieval"]["dense"]["full"]["buckets"];
+    for (size_t b = 0; b < first.size(); ++b) {
+      std::vector<double> d, dl, ll;
+      for (const json& p : pairs) {
+        const json& db = p["retrieval"]["dense"]["full"]["buckets"];
+        const json& lb = p["retrieval"]["lighthouse"]["full"]["buckets"];
+        if (b >= db.size() || b >= lb.size()) continue;
+        const double x = number(db[b]["exact_match"]), y = number(lb[b]["exact_match"]);
+        if (!std::isfinite(x) || !std::isfinite(y)) continue;
+        dl.push_back(x);
+        ll.push_back(y);
+        d.push_back(y - x);
+      }
+      const Interval iv = paired_interval(d);
+      if (std::isfinite(iv.mean)) worst = std::isfinite(worst) ? std::min(worst, iv.mean) : iv.mean;
+      buckets.push_back({{"range", first[b].value("range", "")},
+                         {"pairs", iv.n},
+                         {"dense", number_or_null(mean_of(dl))},
+                         {"lighthouse", number_or_null(mean_of(ll))},
+                         {"delta_mean", number_or_null(iv.mean)},
+                         {"ci95", std::isfinite(iv.hi) ? json::array({iv.lo, iv.hi}) : json(nullptr)}});
+    }
+    r["retrieval"] = {{"buckets", buckets}, {"worst_delta", number_or_null(worst)}};
+    criteria.push_back(
+        {{"name", "retrieval exact match, Lighthouse->dense minus dense, mean over the pairs, "
+                  "worst distance bucket"},
+         {"target", kTargetRetrievalDelta},
+         {"op", ">="},
+         {"value", number_or_null(worst)},
+         {"pass", std::isfinite(worst) && worst >= kTargetRetrievalDelta}});
+  }
   r["criteria"] = criteria;
   return r;
 }
@@ -194,6 +232,17 @@ std::string paired_markdown(const json& r) {
        << (c["pass"].is_null() ? "not judged (one pair)"
                                : c["pass"].get<bool>() ? "yes" : "**no**")
        << " |\n";
+  if (r.contains("retrieval")) {
+    md << "\n| retrieval bucket | dense exact match | Lighthouse->dense | delta (mean) | 95% "
+          "interval |\n|---|---|---|---|---|\n";
+    for (const auto& b : r["retrieval"]["buckets"])
+      md << "| " << b["range"].get<std::string>() << " | " << num(b["dense"], "%.3f") << " | "
+         << num(b["lighthouse"], "%.3f") << " | " << num(b["delta_mean"], "%+.3f") << " | "
+         << (b["ci95"].is_array() ? "[" + fmt("%+.3f", b["ci95"][0].get<double>()) + ", " +
+                                        fmt("%+.3f", b["ci95"][1].get<double>()) + "]"
+                                  : std::string("n/a"))
+         << " |\n";
+  }
   md << "\n- time to dense quality: the dense run's wall clock divided by the Lighthouse->dense "
         "run's cumulative step time at its first dense-mode validation (during training, "
         "`val.batches` held-out batches) at or below the dense run's last one.\n";

@@ -277,6 +277,37 @@ TEST(Paired, IntervalOfFixedDifferences) {
   EXPECT_NE(md.find("| 1 | 2.0000 | 2.0100 | -0.1380 |"), std::string::npos) << md;
 }
 
+// Runs with needles: per distance bucket the mean exact-match difference over the pairs, and
+// the criterion on the worst bucket (within 2 points of dense).
+TEST(Paired, RetrievalByBucketJudgesTheWorstBucket) {
+  const auto retrieval = [](double near, double far) {
+    return nlohmann::json{{"full", {{"buckets", {{{"range", "<1K"}, {"exact_match", near}},
+                                                 {{"range", "1K-4K"}, {"exact_match", far}}}}}}};
+  };
+  std::vector<nlohmann::json> pairs;
+  for (const double far : {0.90, 0.86}) {
+    nlohmann::json p = {{"final_loss", {{"dense", 2.0}, {"lighthouse", 2.0}}},
+                        {"loss_delta", 0.0},
+                        {"wall_clock_s", {{"dense", 3.0}, {"lighthouse", 2.0}}},
+                        {"speedup", 1.5},
+                        {"tokens", {{"dense", 1}, {"lighthouse", 1}}},
+                        {"recovery_steps", 1}};
+    p["retrieval"] = {{"dense", retrieval(0.99, 0.95)}, {"lighthouse", retrieval(0.99, far)}};
+    pairs.push_back(p);
+  }
+  auto r = paired_report(pairs, {0, 1}, Budget::Tokens, 0.02);
+  ASSERT_EQ(r["retrieval"]["buckets"].size(), 2u);
+  EXPECT_NEAR(r["retrieval"]["buckets"][1]["delta_mean"].get<double>(), -0.07, 1e-12);
+  EXPECT_NEAR(r["retrieval"]["worst_delta"].get<double>(), -0.07, 1e-12);
+  EXPECT_FALSE(r["criteria"].back()["pass"].get<bool>());  // -0.07 < -0.02
+  pairs[0]["retrieval"]["lighthouse"] = retrieval(0.99, 0.96);
+  pairs[1]["retrieval"]["lighthouse"] = retrieval(0.985, 0.95);
+  r = paired_report(pairs, {0, 1}, Budget::Tokens, 0.02);
+  EXPECT_TRUE(r["criteria"].back()["pass"].get<bool>());  // worst: -0.0025 at <1K
+  EXPECT_NE(paired_markdown(r).find("| 1K-4K | 0.950 | 0.955 | +0.005 |"), std::string::npos)
+      << paired_markdown(r);
+}
+
 // Time to dense quality: the first dense-mode validation of the Lighthouse->dense run at or
 // below the dense run's last one, at its cumulative step time.
 TEST(Paired, TimeToDenseQualityFollowsItsDefinition) {
