@@ -64,13 +64,14 @@ def test_chunked_loss_bad_input():
 
 def test_bench_runs_tiny_on_cpu(tmp_path):
     r = subprocess.run([sys.executable, str(REPO / "bench" / "hf_llama.py"), "--device", "cpu",
-                        "--tiny", "--modes", "eager", "--steps", "1", "--warmup", "1",
+                        "--tiny", "--seq-lens", "256", "--modes", "eager", "--steps", "1",
+                        "--warmup", "1",
                         "--json", str(tmp_path / "rows.json")],
                        capture_output=True, text=True, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     lines = r.stdout.splitlines()
-    for n in (256, 512):
+    for n in (256,):
         assert any(l.split()[:3] == [str(n), "eager", "dense"] for l in lines), r.stdout
         row = [l.split() for l in lines if l.split()[:3] == [str(n), "eager", "lighthouse"]]
         assert row and row[0][-1].endswith("x"), r.stdout
-    assert (tmp_path / "rows.json").read_text().count('"attention"') == 4
+    assert (tmp_path / "rows.json").read_text().count('"attention"') == 2
