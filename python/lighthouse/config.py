@@ -53,6 +53,9 @@ class LighthouseConfig:
             if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError(f"LighthouseConfig.{name} must be an int, got "
                                 f"{type(value).__name__} {value!r}")
+            if not -(2**63) <= value < 2**63:
+                raise ValueError(f"LighthouseConfig.{name} must fit in a signed 64-bit "
+                                 f"integer, got {value}")
         for name in ("scorer", "sdpa", "selection"):
             if not isinstance(getattr(self, name), str):
                 raise TypeError(f"LighthouseConfig.{name} must be a str, got "

@@ -17,6 +17,17 @@ from torch import Tensor
 from ._context_parallel import check_not_context_parallel
 
 
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _check_int64(**values: int) -> None:
+    """The op's integer arguments are int64: a Python int beyond that range is a ValueError
+    naming the argument (torch's own message names neither it nor the range)."""
+    for name, value in values.items():
+        if isinstance(value, int) and not _INT64_MIN <= value <= _INT64_MAX:
+            raise ValueError(f"{name} must fit in a signed 64-bit integer, got {value}")
+
+
 class Plan(NamedTuple):
     """A Lighthouse selection (SPEC.md §4-§5) for one input."""
 
@@ -45,6 +56,7 @@ def attention(q: Tensor, k: Tensor, v: Tensor, *, levels: int = 3, pool: int = 4
     join (see ``lighthouse._context_parallel``).
     """
     check_not_context_parallel("lighthouse.attention")
+    _check_int64(levels=levels, pool=pool, topk=topk, tile_topk=tile_topk, dilation=dilation)
     return torch.ops.lighthouse.attention(q, k, v, levels, pool, topk, tile_topk, scorer, sdpa,
                                           dilation, selection)
 
@@ -55,6 +67,7 @@ def plan(q: Tensor, k: Tensor, *, levels: int = 3, pool: int = 4, topk: int = 20
     """The selection only (no gradient): q [B, N, H, D], k [B, N, Hkv, D] -> :class:`Plan`
     with slots [B, H, S] and inverse [B, H, P], S = N / p^(L-1) + (L-1) p k and
     P = sum_l N / p^l. The dilated scorer also reads v [B, N, Hkv, D] (required then)."""
+    _check_int64(levels=levels, pool=pool, topk=topk, tile_topk=tile_topk, dilation=dilation)
     slots, inverse = torch.ops.lighthouse.plan(q, k, levels, pool, topk, tile_topk, scorer, v,
                                                dilation, selection)
     return Plan(slots, inverse)
@@ -74,6 +87,7 @@ def attention_with_plan(q: Tensor, k: Tensor, v: Tensor, plan: Plan | tuple[Tens
     """
     check_not_context_parallel("lighthouse.attention_with_plan")
     slots, inverse = plan
+    _check_int64(levels=levels, pool=pool)
     return torch.ops.lighthouse.attention_with_plan(q, k, v, slots, inverse, levels, pool, sdpa)
 
 

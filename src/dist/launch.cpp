@@ -3,10 +3,12 @@
 
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <cstring>
@@ -20,11 +22,21 @@
 namespace lighthouse::dist {
 namespace {
 
-std::vector<pid_t> g_children;  // for the signal forwarder
+// The ranks' process group (the first rank's pid), for the signal forwarder.
+volatile pid_t g_group = 0;
+volatile std::sig_atomic_t g_asked_to_stop = 0;  // SIGINT / SIGTERM came to the launcher
 
 void forward(int sig) {
-  for (const pid_t p : g_children) ::kill(p, sig);
+  if (g_group > 0) ::kill(-g_group, sig);
 }
+
+void forward_stop(int sig) {
+  g_asked_to_stop = 1;
+  forward(sig);
+}
+
+// How long ranks asked to stop (SIGTERM, after another rank failed) may take before SIGKILL.
+constexpr auto kStopGrace = std::chrono::seconds(5);
 
 }  // namespace
 
@@ -78,13 +90,20 @@ int launch_local(int world) {
   argv.push_back(nullptr);
   std::cout.flush();
   std::cerr.flush();
+  const pid_t launcher = ::getpid();
+  std::vector<pid_t> ranks;
   for (int r = 0; r < world; ++r) {
     const pid_t pid = ::fork();
     if (pid < 0) {
-      forward(SIGTERM);
+      forward(SIGKILL);
       throw std::runtime_error(std::string("dist: fork failed: ") + std::strerror(errno));
     }
     if (pid == 0) {
+      // One process group for all ranks (the first rank's), signalled as one; and a launcher
+      // that ends, even by SIGKILL, stops its ranks as SIGTERM does (checkpoint, exit).
+      ::setpgid(0, r == 0 ? 0 : g_group);
+      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
+      if (::getppid() != launcher) ::_exit(128 + SIGTERM);  // it ended before the prctl
       ::setenv("RANK", std::to_string(r).c_str(), 1);
       ::setenv("LOCAL_RANK", std::to_string(r).c_str(), 1);
       ::setenv("WORLD_SIZE", std::to_string(world).c_str(), 1);
@@ -98,37 +117,58 @@ int launch_local(int world) {
                    std::strerror(errno));
       ::_exit(127);
     }
-    g_children.push_back(pid);
+    if (r == 0) g_group = pid;
+    ::setpgid(pid, g_group);  // here too: whichever of the two runs first
+    ranks.push_back(pid);
   }
-  auto old_int = std::signal(SIGINT, forward);
-  auto old_term = std::signal(SIGTERM, forward);
+  g_asked_to_stop = 0;
+  auto old_int = std::signal(SIGINT, forward_stop);
+  auto old_term = std::signal(SIGTERM, forward_stop);
   int code = 0;
-  for (size_t done = 0; done < g_children.size();) {
+  int failed = -1;  // the first failing rank: the others are stopped
+  std::chrono::steady_clock::time_point kill_at;
+  for (size_t done = 0; done < ranks.size();) {
     int status = 0;
-    const pid_t pid = ::waitpid(-1, &status, 0);
+    const pid_t pid = ::waitpid(-1, &status, failed < 0 ? 0 : WNOHANG);
+    if (pid == 0) {  // stopping the others: SIGKILL once the grace period is over
+      if (std::chrono::steady_clock::now() >= kill_at) forward(SIGKILL);
+      ::usleep(20 * 1000);
+      continue;
+    }
     if (pid < 0) {
       if (errno == EINTR) continue;
       break;
     }
     int rank = -1;
-    for (size_t i = 0; i < g_children.size(); ++i)
-      if (g_children[i] == pid) rank = static_cast<int>(i);
+    for (size_t i = 0; i < ranks.size(); ++i)
+      if (ranks[i] == pid) rank = static_cast<int>(i);
     if (rank < 0) continue;
     ++done;
     int rc = 0;
     if (WIFEXITED(status)) rc = WEXITSTATUS(status);
     if (WIFSIGNALED(status)) rc = 128 + WTERMSIG(status);
-    if (rc != 0) {
-      std::cerr << "lighthouse: rank " << rank << " of " << world << " "
-                << (WIFSIGNALED(status) ? "was killed by signal " + std::to_string(rc - 128)
-                                        : "exited with code " + std::to_string(rc))
-                << std::endl;
-      if (code == 0) code = rc;
+    if (rc == 0) continue;
+    std::cerr << "lighthouse: rank " << rank << " of " << world << " "
+              << (WIFSIGNALED(status) ? "was killed by signal " + std::to_string(rc - 128)
+                                      : "exited with code " + std::to_string(rc))
+              << (failed >= 0 ? " (stopped after rank " + std::to_string(failed) + " failed)"
+                              : "")
+              << std::endl;
+    if (code == 0) code = rc;
+    if (failed < 0 && done < ranks.size() && !g_asked_to_stop) {
+      // The others would wait for it until dist.timeout_s or for ever (a stopped rank):
+      // SIGTERM (SIGCONT wakes a stopped one), then SIGKILL after the grace period. (After
+      // a forwarded SIGINT / SIGTERM every rank is stopping already: a second signal would
+      // cut a checkpoint short.)
+      failed = rank;
+      forward(SIGTERM);
+      forward(SIGCONT);
+      kill_at = std::chrono::steady_clock::now() + kStopGrace;
     }
   }
   std::signal(SIGINT, old_int);
   std::signal(SIGTERM, old_term);
-  g_children.clear();
+  g_group = 0;
   return code;
 }
 

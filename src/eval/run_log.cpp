@@ -25,6 +25,35 @@ double RunLog::last_dense_val() const {
   return std::numeric_limits<double>::quiet_NaN();
 }
 
+namespace {
+
+// One record of metrics.jsonl into `log` (nlohmann::json::exception on a wrong type).
+void read_record(const nlohmann::json& j, RunLog& log) {
+  const std::string type = j["type"].get<std::string>();
+  if (type == "step") {
+    StepRecord r;
+    r.step = j["step"].get<int64_t>();
+    r.loss = j.value("loss", std::nan(""));
+    r.step_time_s = j.value("step_time_s", 0.0);
+    r.tokens = j.value("tokens", int64_t{0});
+    r.mode = j.value("attention", std::string("dense"));
+    log.steps.push_back(r);
+  } else if (type == "val") {
+    ValRecord r;
+    r.step = j["step"].get<int64_t>();
+    r.loss = j.contains("loss") ? j["loss"].get<double>() : j.value("val_loss", std::nan(""));
+    r.mode = j.contains("mode") ? j["mode"].get<std::string>()
+                                : j.value("attention", std::string("dense"));
+    r.tokens = j.value("tokens", int64_t{0});
+    log.vals.push_back(r);
+  } else if (type == "event" && j.value("event", std::string()) == "attention_switch" &&
+             j.value("attention", std::string()) == "dense") {
+    log.switch_step = j["step"].get<int64_t>();
+  }
+}
+
+}  // namespace
+
 RunLog read_run_log(const std::string& run_dir) {
   RunLog log;
   log.dir = run_dir;
@@ -35,29 +64,14 @@ RunLog read_run_log(const std::string& run_dir) {
   std::ifstream in(path);
   if (!in) throw std::runtime_error(run_dir + ": no metrics.jsonl (not a run directory)");
   std::string line;
-  while (std::getline(in, line)) {
+  for (int64_t n = 1; std::getline(in, line); ++n) {
     const auto j = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
     if (!j.is_object() || !j.contains("type") || !j.contains("step")) continue;  // partial line
-    const std::string type = j["type"].get<std::string>();
-    if (type == "step") {
-      StepRecord r;
-      r.step = j["step"].get<int64_t>();
-      r.loss = j.value("loss", std::nan(""));
-      r.step_time_s = j.value("step_time_s", 0.0);
-      r.tokens = j.value("tokens", int64_t{0});
-      r.mode = j.value("attention", std::string("dense"));
-      log.steps.push_back(r);
-    } else if (type == "val") {
-      ValRecord r;
-      r.step = j["step"].get<int64_t>();
-      r.loss = j.contains("loss") ? j["loss"].get<double>() : j.value("val_loss", std::nan(""));
-      r.mode = j.contains("mode") ? j["mode"].get<std::string>()
-                                  : j.value("attention", std::string("dense"));
-      r.tokens = j.value("tokens", int64_t{0});
-      log.vals.push_back(r);
-    } else if (type == "event" && j.value("event", std::string()) == "attention_switch" &&
-               j.value("attention", std::string()) == "dense") {
-      log.switch_step = j["step"].get<int64_t>();
+    try {
+      read_record(j, log);
+    } catch (const nlohmann::json::exception& e) {
+      throw std::runtime_error(path + ":" + std::to_string(n) +
+                               ": a field has the wrong type (" + e.what() + ")");
     }
   }
   if (log.steps.empty()) throw std::runtime_error(path + ": no step records");

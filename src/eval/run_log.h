@@ -35,7 +35,8 @@ struct RunLog {
 };
 
 // Reads <run_dir>/metrics.jsonl. Throws std::runtime_error naming the file when it is
-// missing or holds no step record. Records of the earlier val format (val_loss, attention)
+// missing or holds no step record, and the file and line when a record has a field of the
+// wrong type (lines that are not JSON objects are skipped: a line cut short by a kill). Records of the earlier val format (val_loss, attention)
 // are read as {loss, mode}.
 RunLog read_run_log(const std::string& run_dir);
 

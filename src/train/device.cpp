@@ -5,8 +5,10 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <fstream>
+#include <string>
 
 #ifdef LIGHTHOUSE_TRAIN_CUDA
 #include <c10/cuda/CUDACachingAllocator.h>
@@ -86,6 +88,46 @@ int64_t current_memory_bytes(const torch::Device& device) {
   int64_t pages = 0, resident = 0;
   in >> pages >> resident;
   return resident * static_cast<int64_t>(sysconf(_SC_PAGESIZE));
+}
+
+namespace {
+
+// The first number of a file ("max" or anything else: -1).
+int64_t read_number(const std::string& path) {
+  std::ifstream in(path);
+  int64_t v = -1;
+  if (!(in >> v)) return -1;
+  return v;
+}
+
+// A "Key:   123 kB" line of /proc/meminfo or /proc/self/status, in bytes; -1 when absent.
+int64_t proc_kb(const std::string& path, const std::string& key) {
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind(key + ":", 0) == 0) return std::atoll(line.c_str() + key.size() + 1) * 1024;
+  return -1;
+}
+
+}  // namespace
+
+int64_t available_host_memory() {
+  int64_t best = -1;
+  const auto bound = [&](int64_t v) {  // a limit already exceeded leaves 0
+    v = std::max<int64_t>(v, 0);
+    if (best < 0 || v < best) best = v;
+  };
+  const int64_t avail = proc_kb("/proc/meminfo", "MemAvailable");
+  if (avail >= 0) bound(avail + std::max<int64_t>(0, proc_kb("/proc/meminfo", "SwapFree")));
+  const int64_t v2 = read_number("/sys/fs/cgroup/memory.max");  // "max": no limit
+  if (v2 > 0) bound(v2 - std::max<int64_t>(0, read_number("/sys/fs/cgroup/memory.current")));
+  const int64_t v1 = read_number("/sys/fs/cgroup/memory/memory.limit_in_bytes");
+  if (v1 > 0 && v1 < (int64_t{1} << 60))  // v1 writes a huge number for no limit
+    bound(v1 - std::max<int64_t>(0, read_number("/sys/fs/cgroup/memory/memory.usage_in_bytes")));
+  struct rlimit rl {};
+  if (::getrlimit(RLIMIT_AS, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY)
+    bound(static_cast<int64_t>(rl.rlim_cur) -
+          std::max<int64_t>(0, proc_kb("/proc/self/status", "VmSize")));
+  return best;
 }
 
 }  // namespace lighthouse::train

@@ -1,5 +1,6 @@
 // Device plumbing for training and benchmarks: resolving run.device and train.precision,
-// the bf16 autocast scope (CUDA only; CPU trains in fp32), synchronization and peak memory.
+// the bf16 autocast scope (CUDA only; CPU trains in fp32), synchronization, peak memory and
+// the host memory still available.
 #pragma once
 
 #include <torch/torch.h>
@@ -32,5 +33,11 @@ void reset_peak_memory(const torch::Device& device);
 int64_t peak_memory_bytes(const torch::Device& device);
 // Memory in use now: bytes held by live CUDA tensors on CUDA, resident set size on CPU.
 int64_t current_memory_bytes(const torch::Device& device);
+
+// Host memory this process can still allocate (bytes): the least of /proc/meminfo's
+// MemAvailable plus SwapFree, the cgroup's limit less its usage (memory.max and
+// memory.current, or cgroup v1's limit_in_bytes and usage_in_bytes) and RLIMIT_AS less the
+// address space in use; -1 when none is known.
+int64_t available_host_memory();
 
 }  // namespace lighthouse::train

@@ -122,12 +122,15 @@ std::vector<std::string> list_document_files(const std::string& source) {
   for (auto it = fs::recursive_directory_iterator(source, ec); !ec && it != fs::end(it);
        it.increment(ec)) {
     const std::string name = it->path().filename().string();
+    const std::string p = it->path().string();
+    std::error_code st;  // a link that loops or dangles: named, not thrown as a bare error
+    const bool dir = it->is_directory(st), regular = !st && it->is_regular_file(st);
     if (!name.empty() && name[0] == '.') {
-      if (it->is_directory()) it.disable_recursion_pending();
+      if (dir) it.disable_recursion_pending();
       continue;
     }
-    const std::string p = it->path().string();
-    if (it->is_regular_file() && (is_jsonl(p) || is_text(p))) files.push_back(p);
+    if (st) throw ConfigError("data.source: cannot read " + p + ": " + st.message());
+    if (regular && (is_jsonl(p) || is_text(p))) files.push_back(p);
   }
   if (ec) throw ConfigError("data.source: cannot list " + source + ": " + ec.message());
   if (files.empty())

@@ -24,6 +24,9 @@ RunConfig layered(const RunConfig& base, const Launch& launch) {
 
 // model.init of a fresh run: the Hugging Face config's model keys replace the defaults under
 // the config file and the overrides (which may change RoPE, not the weights' shapes).
+// model.dense_layers is not part of a Hugging Face config: the config's own value stays (the
+// tiny config's without --config); a config file that leaves it out gets the imported depth's
+// default.
 std::optional<model::ExportedModel> apply_model_init(RunConfig& cfg, const Launch& launch) {
   if (cfg.model.init.empty() || !cfg.run.resume.empty()) return std::nullopt;
   std::optional<model::ExportedModel> hf;
@@ -34,7 +37,7 @@ std::optional<model::ExportedModel> apply_model_init(RunConfig& cfg, const Launc
   }
   RunConfig base;
   apply_model_config(base, hf->config);
-  base.model.dense_layers = std::nullopt;  // the imported model's default, not the tiny run's
+  if (!launch.config_file.empty()) base.model.dense_layers = std::nullopt;
   cfg = layered(base, launch);
   check_model_shapes(cfg, hf->config, "model.init " + cfg.model.init + "/config.json");
   return hf;

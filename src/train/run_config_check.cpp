@@ -5,6 +5,7 @@
 #include <cctype>
 #include <charconv>
 #include <initializer_list>
+#include <thread>
 
 #include "dist/context_parallel.h"
 #include "train/run_config_keys.h"
@@ -78,6 +79,10 @@ void validate(const RunConfig& c) {
     fail("lighthouse.backend",
          "\"cudnn\" has no deterministic backward in torch; with run.deterministic = true use "
          "auto, flash, efficient or math");
+  const int64_t cores = std::thread::hardware_concurrency();  // 0: unknown
+  if (cores > 0 && c.run.threads > cores)
+    fail("run.threads", cat("must be at most the ", cores, " CPU cores of this machine (0 = "
+                            "libtorch's default), got ", c.run.threads));
 
   if (m.vocab < 0)
     fail("model.vocab_size", cat("must be in [0, 2^32] (0 = from the data), got ", m.vocab));

@@ -30,6 +30,7 @@
 #include "train/metrics.h"
 #include "train/optim.h"
 #include "train/rng.h"
+#include "train/run_lock.h"
 
 namespace lighthouse::train {
 namespace fs = std::filesystem;
@@ -139,9 +140,14 @@ std::unique_ptr<Session> open_session(const Launch& launch) {
   s->group = join_group(cfg, env, s->device);
   s->dp = resolve_dp(cfg, env.world);
   s->cp = cfg.dist.cp;
+  // The shapes against the memory left, before anything is allocated: once with the vocabulary
+  // the config names (an absurd train.context stops here, before the data is built), then
+  // with the data's.
+  check_memory_fits(cfg, s->dp, s->device, available_host_memory());
 
   s->data = load_dataset(cfg, launch.data_progress);
   resolve_vocab(cfg, s->data, ck_path);
+  check_memory_fits(cfg, s->dp, s->device, available_host_memory());
   s->vocab = resolve_vocabulary(cfg, s->data);
   if (ck && ck->meta.contains("data_vocab_size") &&
       ck->meta.at("data_vocab_size").get<int64_t>() != s->data.vocab_size)
@@ -350,15 +356,21 @@ TrainResult train(Session& s, const ConsoleHooks& console) {
         std::to_string(c.train.steps) + "; nothing to train (raise train.steps to continue)");
     return result;
   }
+  std::optional<RunLock> lock;  // one trainer per run folder, until this function returns
+  if (lead) {
+    std::error_code ec;
+    fs::create_directories(s.run_dir, ec);
+    if (ec) throw ConfigError("run.dir: cannot create " + s.run_dir + ": " + ec.message());
+    std::string note;
+    lock.emplace(s.run_dir, &note);
+    if (!note.empty()) std::cerr << "lighthouse: " << note << std::endl;
+  }
   if (s.resumed_from.empty() && !list_checkpoints(s.run_dir).empty())
     throw ConfigError("run.dir: " + s.run_dir +
                       " already holds checkpoints; resume it with --set "
                       "run.resume=" +
                       s.run_dir + " or choose another run.dir");
   if (lead) {
-    std::error_code ec;
-    fs::create_directories(s.run_dir, ec);
-    if (ec) throw ConfigError("run.dir: cannot create " + s.run_dir + ": " + ec.message());
     write_text(s.run_dir + "/config.toml", to_toml(c));
     write_text(s.run_dir + "/config.json", to_json(c).dump(2) + "\n");
   }
@@ -431,7 +443,10 @@ TrainResult train(Session& s, const ConsoleHooks& console) {
     StepStats st;
     try {
       st = train_step(s);
-    } catch (const c10::OutOfMemoryError& e) {
+    } catch (const c10::Error& e) {  // the CUDA or the CPU allocator
+      if (is_out_of_memory(e)) throw_step_oom(c, s.step + 1, e);
+      throw;
+    } catch (const std::bad_alloc& e) {
       throw_step_oom(c, s.step + 1, e);
     }
     char line[200];

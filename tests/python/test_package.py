@@ -202,6 +202,24 @@ def test_config_types_and_sequence_lengths():
     assert plan.slots.shape[2] == ops.plan(q, k, *CFG.values())[0].shape[2]
 
 
+@pytest.mark.parametrize("name", ["levels", "pool", "topk", "tile_topk", "dilation"])
+def test_integers_beyond_int64_name_the_argument(name):
+    q, k, v = qkv(TINY)
+    kw = {**TINY_CFG, "dilation": 4, name: 2**63}
+    with pytest.raises(ValueError, match=rf"^{name} must fit in a signed 64-bit integer, got "
+                                         rf"{2**63}$"):
+        lighthouse.attention(q, k, v, **kw)
+    with pytest.raises(ValueError, match=rf"^{name} must fit in a signed 64-bit integer"):
+        lighthouse.plan(q, k, **kw)
+    with pytest.raises(ValueError, match=rf"LighthouseConfig\.{name} must fit in a signed "
+                                         rf"64-bit integer, got -{2**64}"):
+        lighthouse.LighthouseConfig(**{**kw, name: -(2**64)})
+    if name in ("levels", "pool"):
+        with pytest.raises(ValueError, match=rf"^{name} must fit in a signed 64-bit integer"):
+            lighthouse.attention_with_plan(q, k, v, lighthouse.plan(q, k, **TINY_CFG),
+                                           **{"levels": 3, "pool": 2, name: 2**63})
+
+
 def test_bad_tensors_name_the_argument():
     q, k, v = qkv(SHAPE)
     with pytest.raises(ValueError, match=r"q must be \[B, N, H, D\]"):

@@ -4,7 +4,9 @@
 
 #include <filesystem>
 
+#include "model/export.h"
 #include "train/helpers.h"
+#include "train/launch.h"
 #include "train/run_config.h"
 
 namespace lighthouse::train {
@@ -72,6 +74,25 @@ TEST(RunConfig, DenseLayersAbsentIsTheDefaultEmptyIsNone) {
   EXPECT_FALSE(old_run.model.dense_layers.has_value());
   EXPECT_EQ(model::resolved_dense_layers(to_model_config(old_run)),
             (std::vector<int64_t>{0, 1, 4, 5}));
+}
+
+// model.init brings the shapes, not model.dense_layers (not a Hugging Face key): the tiny
+// config's [0, 3] stays without --config (before, the imported 4 layers' default made all 4
+// dense and the run was refused), and a config file that leaves it out gets the default.
+TEST(RunConfig, ModelInitKeepsTheConfiguredDenseLayers) {
+  const std::string dir = testing::scratch_dir("init");
+  model::Llama tiny(to_model_config(RunConfig{}));
+  model::export_hf(tiny, dir + "/hf", at::kFloat);
+  Launch l;
+  l.overrides = {{"model.init", dir + "/hf"}};
+  const dist::LaunchEnv one;
+  RunConfig cfg;
+  ASSERT_NO_THROW(cfg = resolve(l, one).cfg);
+  EXPECT_EQ(cfg.model.dense_layers, (std::vector<int64_t>{0, 3}));
+  EXPECT_EQ(cfg.model.n_layers, 4);
+  testing::write_file(dir + "/dense.toml", "[train]\nattention = \"dense\"\n");
+  l.config_file = dir + "/dense.toml";
+  EXPECT_FALSE(resolve(l, one).cfg.model.dense_layers.has_value());
 }
 
 TEST(RunConfig, ErrorsStartWithTheKey) {
