@@ -9,6 +9,7 @@
 #include <string>
 #include <thread>
 
+#include "train/device.h"
 #include "train/failure.h"
 #include "train/helpers.h"
 #include "model/llama.h"
