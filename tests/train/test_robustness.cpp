@@ -257,7 +257,7 @@ TEST_F(Robustness, RunNameOutsideTheRunsFolderIsRefused) {
 TEST_F(Robustness, ModelTooLargeForMemoryNamesTheKey) {
   const auto r =
       run_cli(dir_, plus_args(fresh(dir_ + "/run"), {"--set", "model.ffn_hidden=1000000000000"}));
-  expect_error(r, {"model: cannot allocate the model", "model.ffn_hidden = 1000000000000"});
+  expect_error(r, {"model: cannot train the model here", "model.ffn_hidden = 1000000000000"});
   EXPECT_FALSE(std::filesystem::exists(dir_ + "/run"));
 }
 
