@@ -100,10 +100,12 @@ int launch_local(int world) {
     }
     if (pid == 0) {
       // One process group for all ranks (the first rank's), signalled as one; and a launcher
-      // that ends, even by SIGKILL, stops its ranks as SIGTERM does (checkpoint, exit).
+      // that ends, even by SIGKILL, takes its ranks with it. SIGKILL: the signal comes once
+      // per thread of the dying launcher the rank is passed through, so SIGTERM would come
+      // twice and cut the checkpoint short; the last checkpoint stays the resume point.
       ::setpgid(0, r == 0 ? 0 : g_group);
-      ::prctl(PR_SET_PDEATHSIG, SIGTERM);
-      if (::getppid() != launcher) ::_exit(128 + SIGTERM);  // it ended before the prctl
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      if (::getppid() != launcher) ::_exit(128 + SIGKILL);  // it ended before the prctl
       ::setenv("RANK", std::to_string(r).c_str(), 1);
       ::setenv("LOCAL_RANK", std::to_string(r).c_str(), 1);
       ::setenv("WORLD_SIZE", std::to_string(world).c_str(), 1);

@@ -3,7 +3,7 @@
 // would set (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR=127.0.0.1, MASTER_PORT and
 // TORCHELASTIC_USE_AGENT_STORE=True: the store this process hosts), forwards SIGINT / SIGTERM
 // to them and waits for all. The ranks share one process group and end with the launcher
-// (PR_SET_PDEATHSIG: a launcher killed even by SIGKILL sends them SIGTERM); when one rank
+// (PR_SET_PDEATHSIG: a launcher killed even by SIGKILL takes them with it); when one rank
 // fails, the others get SIGCONT and SIGTERM, then SIGKILL 5 s later, so a stalled or stopped
 // rank never keeps the launch waiting.
 #pragma once

@@ -1,7 +1,6 @@
 // The local launcher (--set dist.world_size=2, dist/launch.h) never outlives or hangs on its
 // ranks: a stalled rank and a SIGSTOPped rank end the launch about dist.timeout_s after the
-// other rank fails, and a launcher killed with SIGKILL takes its ranks with it (they stop as
-// on SIGTERM: checkpoint, exit 143).
+// other rank fails, and a launcher killed with SIGKILL takes its ranks with it.
 #include <gtest/gtest.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -151,12 +150,8 @@ TEST_F(Launcher, ALauncherKilledWithSigkillStopsItsRanks) {
     const bool ended = wait_for(r, 30, &status);
     if (!ended) kill_all(ranks);
     ASSERT_TRUE(ended) << "rank pid " << r << " still trains 30 s after its launcher died";
-    // SIGTERM's graceful stop: the step in progress, its checkpoint, exit 128 + 15.
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 128 + SIGTERM) << status;
+    EXPECT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << status;
   }
-  const auto cks = list_checkpoints(dir_ + "/run");
-  ASSERT_FALSE(cks.empty()) << err();
-  EXPECT_NE(err().find("SIGTERM: stopping after this step"), std::string::npos) << err();
 }
 
 }  // namespace

@@ -6,13 +6,14 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <functional>
 #include <string>
 #include <thread>
 
+#include "model/llama.h"
 #include "train/device.h"
 #include "train/failure.h"
 #include "train/helpers.h"
-#include "model/llama.h"
 
 namespace lighthouse::train {
 namespace {
