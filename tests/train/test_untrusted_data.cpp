@@ -9,6 +9,7 @@
 
 #include <fstream>
 
+#include "train/checkpoint.h"
 #include "train/data.h"
 #include "train/helpers.h"
 #include "train/trainer.h"
@@ -106,7 +107,9 @@ TEST(UntrustedData, IdsPastTheVocabularyUnverifiedNameTheShardAndKey) {
 TEST(UntrustedData, TrainerCheckpointsAndStopsWhenAShardIsTruncatedMidRun) {
   const std::string dir = scratch_dir("train");
   const std::string shard = write_one_shard(dir + "/data", 20000, 259);
+  write_file(dir + "/t.toml", testing::kTestToml);
   Launch launch;
+  launch.config_file = dir + "/t.toml";
   launch.overrides = {{"run.dir", dir + "/run"},
                       {"data.source", dir + "/data"},
                       {"checkpoint.every", "100"},

@@ -364,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         m = tokenize(a.tokenizer, a.input, a.out, a.text_key, a.eos, a.workers, a.shard_tokens,
                      a.batch_docs, not a.no_progress, a.max_document_bytes)
-    except (ValueError, OSError) as e:
+    except (ValueError, OSError, EOFError) as e:  # EOFError: a truncated .gz
         raise SystemExit(f"error: {e}")
     print(f"wrote {len(m['shards'])} shards, {m['documents']} documents, {m['tokens']} tokens "
           f"(vocab_size {m['vocab_size']}, eos_id {m['eos_id']}, bos_id {m['bos_id']}) to {a.out}")
