@@ -2,14 +2,14 @@
 // model (dense: the attention mode is not a weight) as Hugging Face Llama safetensors plus
 // config.json and generation_config.json with the run's special ids, plus the run's tokenizer
 // files when it knows them; the run config goes into the safetensors metadata for
-// `lighthouse eval`.
+// `lighthouse eval`. Nothing is written under --out until every file is complete.
 #include "model/export.h"
 
-#include <filesystem>
 #include <iostream>
 #include <memory>
 
 #include "cli/commands.h"
+#include "model/staged_dir.h"
 #include "train/checkpoint.h"
 #include "train/trainer.h"
 
@@ -27,10 +27,6 @@ at::ScalarType export_dtype(const std::string& s) {
 }
 
 int run_export(const ExportArgs& a) {
-  std::error_code ec;
-  if (std::filesystem::exists(a.out, ec) && !std::filesystem::is_directory(a.out, ec))
-    throw std::runtime_error("--out: " + a.out +
-                             " is an existing file, expected a directory (new or existing)");
   const std::string target = a.checkpoint.empty() ? a.run : a.checkpoint;
   train::TrainedModel tm;
   try {
@@ -49,19 +45,26 @@ int run_export(const ExportArgs& a) {
   const std::string tokenizer = !a.tokenizer.empty() ? a.tokenizer : v.tokenizer;
   constexpr int64_t kMaxPositions = 131072;
   std::vector<std::string> tokenizer_files;
+  // Everything is written into a fresh folder, published only when complete (docs/trust.md).
+  model::StagedDir out(a.out, "--out");
   try {
-    model::export_hf(tm.model, a.out, export_dtype(a.dtype), kMaxPositions,
+    model::export_hf(tm.model, out.path(), export_dtype(a.dtype), kMaxPositions,
                      {{"lighthouse_run_config", train::to_json(tm.cfg).dump()},
                       {"lighthouse_step", std::to_string(tm.step)},
                       {"lighthouse_vocabulary", v.to_json().dump()}},
                      ids);
-    if (!tokenizer.empty())
-      tokenizer_files = model::export_tokenizer(tokenizer, a.out, ids, kMaxPositions);
   } catch (const c10::Error& e) {
     throw std::runtime_error("--out: " + std::string(e.what_without_backtrace()));
-  } catch (const std::filesystem::filesystem_error& e) {
-    throw std::runtime_error("--out: " + std::string(e.what()));
   }
+  try {
+    if (!tokenizer.empty())
+      tokenizer_files = model::export_tokenizer(tokenizer, out.path(), ids, kMaxPositions);
+  } catch (const c10::Error& e) {
+    throw std::runtime_error((a.tokenizer.empty() ? "the run's tokenizer (give --tokenizer): "
+                                                  : "--tokenizer: ") +
+                             std::string(e.what_without_backtrace()));
+  }
+  out.commit();
   std::cout << "exported " << tm.path << " (step " << tm.step << ", " << tm.cfg.model.n_layers
             << " layers, dense attention) as " << a.dtype << " to " << a.out << "\n";
   std::cout << "vocabulary: " << v.describe() << "\n";

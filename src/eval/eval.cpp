@@ -166,7 +166,8 @@ nlohmann::json run_eval(EvalModel& m, const EvalOptions& o, const EvalHooks& hoo
         throw std::invalid_argument(
             "--data: the run has data.val_fraction = 0 (no validation "
             "split); name a source with --data");
-      stream = train::load_dataset(m.cfg).val;  // the run's own data: its shards or text
+      // The run's own data: its shards or text, its data.cache only read (trust.md)
+      stream = train::load_dataset(m.cfg, {}, train::CacheUse::ReadOnly).val;
       what =
           "validation split of " +
           (m.cfg.data.source == "builtin" ? std::string("the built-in corpus") : m.cfg.data.source);
@@ -174,7 +175,7 @@ nlohmann::json run_eval(EvalModel& m, const EvalOptions& o, const EvalHooks& hoo
     } else {
       dcfg.data.source = o.data;
       try {
-        stream = train::load_stream(dcfg, nullptr, &what);
+        stream = train::load_stream(dcfg, nullptr, &what, nullptr, {}, train::CacheUse::ReadOnly);
       } catch (const train::ConfigError& e) {
         std::string msg = e.what();
         if (msg.rfind("data.source", 0) == 0) msg = "--data" + msg.substr(11);

@@ -88,22 +88,21 @@ std::vector<std::string> export_tokenizer(const std::string& source, const std::
                tokenizer_config(source, tokens, model_max_length));
     return {"tokenizer.json", "tokenizer_config.json"};
   }
-  TORCH_CHECK(is_dir(source), "export: the run's tokenizer '", source,
-              "' is neither a tokenizer.json file nor a directory");
+  TORCH_CHECK(is_dir(source), "'", source, "' is neither a tokenizer.json file nor a directory");
+  const auto present = [&](const char* name) { return is_file(source + "/" + name); };
+  TORCH_CHECK(present("tokenizer.json") || present("tokenizer.model") || present("vocab.json"),
+              "the tokenizer directory '", source,
+              "' holds no tokenizer.json, tokenizer.model or vocab.json");
   for (const char* name : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                            "tokenizer.model", "vocab.json", "merges.txt", "added_tokens.json",
                            "chat_template.jinja"}) {
-    const std::string from = source + "/" + name;
-    if (!is_file(from)) continue;
-    write_file(dir + "/" + name, read_file(from));
+    if (!present(name)) continue;
+    write_file(dir + "/" + name, read_file(source + "/" + name));
     written.push_back(name);
   }
   const auto has = [&](const char* name) {
     return std::find(written.begin(), written.end(), name) != written.end();
   };
-  TORCH_CHECK(has("tokenizer.json") || has("tokenizer.model") || has("vocab.json"),
-              "export: the run's tokenizer directory '", source,
-              "' holds no tokenizer.json, tokenizer.model or vocab.json");
   if (!has("tokenizer_config.json") && has("tokenizer.json")) {
     write_file(dir + "/tokenizer_config.json",
                tokenizer_config(source + "/tokenizer.json", tokens, model_max_length));

@@ -1,6 +1,8 @@
 // Hugging Face Llama import, the reverse of export.cpp: config.json mapped (and unsupported
 // fields refused by name), weights from one or many safetensors files.
+#include <cmath>
 #include <fstream>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -41,7 +43,17 @@ void map_config(const nlohmann::json& j, const std::string& path, const std::str
     return j.at(key);
   };
   const auto number = [&](const char* key, double fallback) {
-    return j.contains(key) && !j.at(key).is_null() ? j.at(key).get<double>() : fallback;
+    if (!j.contains(key) || j.at(key).is_null()) return fallback;
+    fail_if(!j.at(key).is_number(), key, "must be a number, got " + j.at(key).dump());
+    return j.at(key).get<double>();
+  };
+  // A size: a positive integer (2.5 or 0 are refused, not truncated or accepted).
+  const auto size = [&](const char* key, std::optional<int64_t> fallback) -> int64_t {
+    if (fallback && (!j.contains(key) || j.at(key).is_null())) return *fallback;
+    const nlohmann::json& v = get(key);
+    fail_if(!v.is_number_integer() || v.get<int64_t>() < 1, key,
+            "must be a positive integer, got " + v.dump());
+    return v.get<int64_t>();
   };
   try {
     fail_if(get("model_type") != "llama", "model_type",
@@ -51,16 +63,19 @@ void map_config(const nlohmann::json& j, const std::string& path, const std::str
         fail_if(a != "LlamaForCausalLM", "architectures",
                 "must be [\"LlamaForCausalLM\"], got " + j["architectures"].dump());
     ModelConfig& c = out.config;
-    c.vocab = get("vocab_size").get<int64_t>();
-    c.d_model = get("hidden_size").get<int64_t>();
-    c.ffn_hidden = get("intermediate_size").get<int64_t>();
-    c.n_layers = get("num_hidden_layers").get<int64_t>();
-    c.n_heads = get("num_attention_heads").get<int64_t>();
-    TORCH_CHECK_VALUE(c.n_heads > 0, what, ": ", path, ": num_attention_heads must be > 0");
-    c.n_kv_heads = static_cast<int64_t>(number("num_key_value_heads", double(c.n_heads)));
-    c.head_dim = static_cast<int64_t>(number("head_dim", double(c.d_model / c.n_heads)));
+    c.vocab = size("vocab_size", std::nullopt);
+    c.d_model = size("hidden_size", std::nullopt);
+    c.ffn_hidden = size("intermediate_size", std::nullopt);
+    c.n_layers = size("num_hidden_layers", std::nullopt);
+    c.n_heads = size("num_attention_heads", std::nullopt);
+    c.n_kv_heads = size("num_key_value_heads", c.n_heads);
+    c.head_dim = size("head_dim", c.d_model / c.n_heads);
     c.norm_eps = number("rms_norm_eps", 1e-6);
-    out.max_position_embeddings = static_cast<int64_t>(number("max_position_embeddings", 2048));
+    fail_if(!(c.norm_eps > 0), "rms_norm_eps", "must be > 0");
+    out.max_position_embeddings = size("max_position_embeddings", 2048);
+    if (j.contains("tie_word_embeddings") && !j["tie_word_embeddings"].is_null())
+      fail_if(!j["tie_word_embeddings"].is_boolean(), "tie_word_embeddings",
+              "must be true or false, got " + j["tie_word_embeddings"].dump());
     out.tied_embeddings = j.value("tie_word_embeddings", false);
 
     std::set<std::string> handled = {"vocab_size", "hidden_size", "intermediate_size",
@@ -86,6 +101,10 @@ void map_config(const nlohmann::json& j, const std::string& path, const std::str
 
     // RoPE: transformers 5 writes rope_parameters (rope_theta inside), 4.x rope_theta and
     // rope_scaling; a rope_parameters of type default next to a rope_scaling defers to it.
+    for (const char* key : {"rope_scaling", "rope_parameters"})  // "yarn", 5 or [1, 2]: refused
+      if (j.contains(key))
+        fail_if(!j.at(key).is_null() && !j.at(key).is_object(), key,
+                "must be an object with a rope_type (or null), got " + j.at(key).dump());
     nlohmann::json rope = nlohmann::json::object();
     std::string rope_key = "rope_scaling";
     if (j.contains("rope_scaling") && j["rope_scaling"].is_object()) rope = j["rope_scaling"];
@@ -96,6 +115,7 @@ void map_config(const nlohmann::json& j, const std::string& path, const std::str
     }
     c.rope_theta = number("rope_theta", 10000.0);
     if (rope.contains("rope_theta")) c.rope_theta = rope["rope_theta"].get<double>();
+    fail_if(!(c.rope_theta > 0), "rope_theta", "must be > 0");
     const std::string type = rope.value("rope_type", rope.value("type", std::string("default")));
     fail_if(type != "default" && type != "llama3", rope_key + ".rope_type",
             "\"" + type + "\" is not supported (default, llama3)");
@@ -113,14 +133,19 @@ void map_config(const nlohmann::json& j, const std::string& path, const std::str
       const auto need = [&](const char* k) {
         TORCH_CHECK_VALUE(rope.contains(k), what, ": ", path, ": ", rope_key, " of type llama3 has no \"",
                           k, "\"");
+        fail_if(!rope[k].is_number() || !(rope[k].get<double>() > 0), rope_key + "." + k,
+                "must be a positive number, got " + rope[k].dump());
         return rope[k].get<double>();
       };
       c.rope_scaling.enabled = true;
       c.rope_scaling.factor = need("factor");
       c.rope_scaling.low_freq_factor = need("low_freq_factor");
       c.rope_scaling.high_freq_factor = need("high_freq_factor");
-      c.rope_scaling.original_context =
-          static_cast<int64_t>(need("original_max_position_embeddings"));
+      need("original_max_position_embeddings");
+      fail_if(!rope["original_max_position_embeddings"].is_number_integer(),
+              rope_key + ".original_max_position_embeddings",
+              "must be an integer, got " + rope["original_max_position_embeddings"].dump());
+      c.rope_scaling.original_context = rope["original_max_position_embeddings"].get<int64_t>();
     }
     for (const auto& [k, v] : j.items())
       fail_if(!handled.count(k) && !ignored_keys().count(k), k,
@@ -170,7 +195,10 @@ ExportedModel read_hf_export(const std::string& dir, const std::string& what) {
       TORCH_CHECK_VALUE(dt == at::kFloat || dt == at::kBFloat16 || dt == at::kHalf, what, ": ", f,
                         ": tensor ", name, " has dtype ", dt,
                         ", expected float32, bfloat16 or float16");
-      out.weights.emplace(our_parameter_name(name), t.to(at::kFloat));
+      at::Tensor w = t.to(at::kFloat);  // [shape]
+      TORCH_CHECK_VALUE(at::isfinite(w).all().item<bool>(), what, ": ", f, ": tensor ", name,
+                        " holds NaN or infinite values");
+      out.weights.emplace(our_parameter_name(name), std::move(w));
     }
   }
   if (out.tied_embeddings && !out.weights.count("lm_head.weight") &&

@@ -30,11 +30,13 @@ const char* dtype_name(at::ScalarType t, const std::string& tensor) {
                    ", expected one of float64/32/16, bfloat16, int64/32/16/8, uint8, bool");
 }
 
-at::ScalarType dtype_from_name(const std::string& name, const std::string& path) {
+// `where`: the file and tensor, for the error.
+at::ScalarType dtype_from_name(const std::string& name, const std::string& where) {
   for (const auto& [type, n] : dtype_names()) {
     if (name == n) return type;
   }
-  TORCH_CHECK_VALUE(false, "load_safetensors: ", path, ": unsupported dtype '", name, "'");
+  TORCH_CHECK_VALUE(false, "load_safetensors: ", where, ": unsupported dtype '", name,
+                    "' (F64, F32, F16, BF16, I64, I32, I16, I8, U8, BOOL)");
 }
 
 }  // namespace
@@ -77,56 +79,104 @@ void save_safetensors(const std::string& path,
               tmp, "' to '", path, "'");
 }
 
-std::map<std::string, at::Tensor> load_safetensors(const std::string& path) {
-  std::ifstream in(path, std::ios::binary | std::ios::ate);
-  TORCH_CHECK(in, "load_safetensors: cannot open '", path, "'");
-  const int64_t size = in.tellg();
-  in.seekg(0);
+std::string tensor_extent(const nlohmann::json& shape, int64_t element_size,
+                          std::vector<int64_t>& dims, int64_t& bytes) {
+  if (!shape.is_array()) return "shape must be a list of sizes, got " + shape.dump();
+  dims.clear();
+  int64_t n = element_size;
+  for (const auto& d : shape) {
+    if (!d.is_number_integer() || d.get<int64_t>() < 0)
+      return "shape must hold non-negative integers, got " + shape.dump();
+    const int64_t v = d.get<int64_t>();
+    if (__builtin_mul_overflow(n, v, &n) || n > (int64_t{1} << 62))
+      return "shape " + shape.dump() + " is larger than any file";
+    dims.push_back(v);
+  }
+  bytes = n;
+  return "";
+}
+
+namespace {
+
+constexpr uint64_t kMaxHeaderBytes = uint64_t{100} << 20;  // the format's own limit
+
+// An open safetensors file with its parsed header; every check of the header's framing done.
+struct Parsed {
+  std::ifstream in;
+  nlohmann::json header;
+  int64_t data_start = 0, data_size = 0;
+};
+
+Parsed parse(const std::string& path) {
+  Parsed p;
+  p.in.open(path, std::ios::binary | std::ios::ate);
+  TORCH_CHECK_VALUE(p.in, "load_safetensors: cannot open '", path, "'");
+  const int64_t size = p.in.tellg();
+  p.in.seekg(0);
   uint64_t len = 0;
-  TORCH_CHECK_VALUE(size >= 8 && in.read(reinterpret_cast<char*>(&len), sizeof(len)),
+  TORCH_CHECK_VALUE(size >= 8 && p.in.read(reinterpret_cast<char*>(&len), sizeof(len)),
                     "load_safetensors: ", path, ": file shorter than the 8-byte header length");
   TORCH_CHECK_VALUE(len <= static_cast<uint64_t>(size - 8), "load_safetensors: ", path,
                     ": header length ", len, " exceeds the file size ", size);
+  TORCH_CHECK_VALUE(len <= kMaxHeaderBytes, "load_safetensors: ", path, ": header length ", len,
+                    " exceeds the format's limit of ", kMaxHeaderBytes, " bytes");
   std::string text(len, '\0');
-  in.read(text.data(), static_cast<std::streamsize>(len));
-  const nlohmann::json header = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  TORCH_CHECK_VALUE(header.is_object(), "load_safetensors: ", path, ": header is not JSON");
-  const int64_t data_start = 8 + static_cast<int64_t>(len);
-  const int64_t data_size = size - data_start;
+  TORCH_CHECK_VALUE(p.in.read(text.data(), static_cast<std::streamsize>(len)),
+                    "load_safetensors: ", path, ": reading the header failed");
+  p.header = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
+  TORCH_CHECK_VALUE(p.header.is_object(), "load_safetensors: ", path,
+                    ": header is not a JSON object");
+  TORCH_CHECK_VALUE(!p.header.contains("__metadata__") || p.header["__metadata__"].is_object(),
+                    "load_safetensors: ", path, ": __metadata__ is not an object");
+  p.data_start = 8 + static_cast<int64_t>(len);
+  p.data_size = size - p.data_start;
+  return p;
+}
 
+}  // namespace
+
+std::map<std::string, at::Tensor> load_safetensors(const std::string& path) {
+  Parsed p = parse(path);
   std::map<std::string, at::Tensor> out;
-  for (const auto& [name, entry] : header.items()) {
+  for (const auto& [name, entry] : p.header.items()) {
     if (name == "__metadata__") continue;
-    const at::ScalarType dtype = dtype_from_name(entry.at("dtype").get<std::string>(), path);
-    const auto shape = entry.at("shape").get<std::vector<int64_t>>();
-    const auto range = entry.at("data_offsets").get<std::vector<int64_t>>();
+    const auto bad = [&](const std::string& why) {
+      TORCH_CHECK_VALUE(false, "load_safetensors: ", path, ": tensor '", name, "': ", why);
+    };
+    if (!entry.is_object()) bad("entry is not an object");
+    for (const char* key : {"dtype", "shape", "data_offsets"})
+      if (!entry.contains(key)) bad(std::string("has no \"") + key + "\"");
+    if (!entry["dtype"].is_string()) bad("dtype must be a string, got " + entry["dtype"].dump());
+    const at::ScalarType dtype = dtype_from_name(entry["dtype"].get<std::string>(), path + ": tensor '" + name + "'");
+    std::vector<int64_t> shape;
+    int64_t bytes = 0;
+    const std::string why = tensor_extent(entry["shape"], c10::elementSize(dtype), shape, bytes);
+    if (!why.empty()) bad(why);
+    const auto& range = entry["data_offsets"];
+    if (!range.is_array() || range.size() != 2 || !range[0].is_number_integer() ||
+        !range[1].is_number_integer())
+      bad("data_offsets must be [begin, end], got " + range.dump());
+    const int64_t begin = range[0].get<int64_t>(), end = range[1].get<int64_t>();
+    if (begin < 0 || end < begin || end > p.data_size)
+      bad("data_offsets " + range.dump() + " are outside the file's " +
+          std::to_string(p.data_size) + " data bytes");
+    if (end - begin != bytes)
+      bad("data_offsets " + range.dump() + " hold " + std::to_string(end - begin) +
+          " bytes, its dtype and shape need " + std::to_string(bytes));
     at::Tensor t = at::empty(shape, at::TensorOptions().dtype(dtype));  // [shape]
-    TORCH_CHECK_VALUE(range.size() == 2 && range[0] >= 0 && range[1] <= data_size &&
-                          range[1] - range[0] == static_cast<int64_t>(t.nbytes()),
-                      "load_safetensors: ", path, ": tensor '", name,
-                      "' has data_offsets inconsistent with its shape/dtype or the file size");
-    in.seekg(data_start + range[0]);
-    in.read(static_cast<char*>(t.data_ptr()), static_cast<std::streamsize>(t.nbytes()));
-    TORCH_CHECK_VALUE(in, "load_safetensors: ", path, ": reading tensor '", name, "' failed");
+    p.in.seekg(p.data_start + begin);
+    p.in.read(static_cast<char*>(t.data_ptr()), static_cast<std::streamsize>(bytes));
+    if (!p.in) bad("reading its data failed");
     out.emplace(name, std::move(t));
   }
   return out;
 }
 
 std::map<std::string, std::string> load_safetensors_metadata(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  TORCH_CHECK(in, "load_safetensors: cannot open '", path, "'");
-  uint64_t len = 0;
-  TORCH_CHECK_VALUE(in.read(reinterpret_cast<char*>(&len), sizeof(len)) && len < (1ull << 30),
-                    "load_safetensors: ", path, ": no valid header length");
-  std::string text(len, '\0');
-  TORCH_CHECK_VALUE(in.read(text.data(), static_cast<std::streamsize>(len)),
-                    "load_safetensors: ", path, ": file shorter than its header");
-  const auto header = nlohmann::json::parse(text, nullptr, /*allow_exceptions=*/false);
-  TORCH_CHECK_VALUE(header.is_object(), "load_safetensors: ", path, ": header is not JSON");
+  const Parsed p = parse(path);
   std::map<std::string, std::string> out;
-  if (header.contains("__metadata__"))
-    for (const auto& [k, v] : header["__metadata__"].items())
+  if (p.header.contains("__metadata__"))
+    for (const auto& [k, v] : p.header["__metadata__"].items())
       if (v.is_string()) out[k] = v.get<std::string>();
   return out;
 }

@@ -17,6 +17,8 @@
 #include <fstream>
 #include <set>
 
+#include "model/safetensors.h"
+
 namespace lighthouse::train {
 namespace fs = std::filesystem;
 namespace {
@@ -172,10 +174,16 @@ CheckpointContents read_checkpoint(const std::string& path) {
   try {
     header = nlohmann::json::parse(head);
     out.meta = header.at("meta");
+    if (!out.meta.is_object() || !header.at("tensors").is_object())
+      throw corrupted("meta and tensors must be JSON objects");
     for (const auto& [name, e] : header.at("tensors").items()) {
       if (e.at("offset").get<uint64_t>() != data_len)
         throw corrupted("tensor offsets out of order");
-      data_len += e.at("nbytes").get<uint64_t>();
+      const uint64_t nbytes = e.at("nbytes").get<uint64_t>();
+      if (nbytes > size - data_len)  // checked before summing: no sum can wrap around
+        throw corrupted("tensor " + name + ": nbytes " + std::to_string(nbytes) +
+                        " exceeds the file");
+      data_len += nbytes;
     }
   } catch (const nlohmann::json::exception& e) {
     throw corrupted(std::string("unreadable header (") + e.what() + ")");
@@ -185,13 +193,20 @@ CheckpointContents read_checkpoint(const std::string& path) {
   if (size > expected) throw corrupted(std::to_string(size - expected) + " trailing bytes");
 
   for (const auto& [name, e] : header["tensors"].items()) {
-    const std::string dt = e["dtype"].get<std::string>();
+    const auto dtype = e.find("dtype");
+    const std::string dt = dtype != e.end() && dtype->is_string() ? dtype->get<std::string>() : "";
     const auto it =
         std::find_if(dtypes().begin(), dtypes().end(), [&](auto& d) { return d.first == dt; });
     if (it == dtypes().end()) throw corrupted("tensor " + name + " has unknown dtype " + dt);
-    auto t = torch::empty(e["shape"].get<std::vector<int64_t>>(), torch::dtype(it->second));
-    if (t.nbytes() != e["nbytes"].get<uint64_t>())
+    std::vector<int64_t> shape;
+    int64_t bytes = 0;
+    const std::string why =
+        model::tensor_extent(e.contains("shape") ? e["shape"] : nlohmann::json(),
+                             static_cast<int64_t>(c10::elementSize(it->second)), shape, bytes);
+    if (!why.empty()) throw corrupted("tensor " + name + ": " + why);
+    if (static_cast<uint64_t>(bytes) != e["nbytes"].get<uint64_t>())
       throw corrupted("tensor " + name + " size mismatch");
+    auto t = torch::empty(shape, torch::dtype(it->second));  // checked against the file above
     in.read(static_cast<char*>(t.data_ptr()), static_cast<std::streamsize>(t.nbytes()));
     crc = crc32_z(crc, static_cast<const Bytef*>(t.data_ptr()), t.nbytes());
     out.tensors[name] = std::move(t);

@@ -51,15 +51,21 @@ TokenStream open_shards(const RunConfig& cfg, const std::string& dir,
   return stream;
 }
 
+// True when dir holds a data.cache of data.source as its files are now.
+bool cache_is_current(const RunConfig& cfg, const std::string& dir) {
+  return is_shard_dataset(dir) &&
+         read_manifest(dir).source == source_signature(cfg.data.source, cfg.data.text_key);
+}
+
 // data.source converted once into byte-token shards under data.cache; reused while the
 // source's files (paths, sizes, mtimes) and text_key are unchanged.
 TokenStream cached_stream(const RunConfig& cfg, const std::string& dir,
                           const DataProgress& progress) {
-  const std::string signature = source_signature(cfg.data.source, cfg.data.text_key);
-  if (!is_shard_dataset(dir) || read_manifest(dir).source != signature) {
+  if (!cache_is_current(cfg, dir)) {
     std::function<void(int64_t, int64_t)> report;
     if (progress) report = [&](int64_t done, int64_t total) { progress("tokenize", done, total); };
-    tokenize_bytes({cfg.data.source}, cfg.data.text_key, dir, int64_t{1} << 28, report);
+    tokenize_bytes({cfg.data.source}, cfg.data.text_key, dir, int64_t{1} << 28, report,
+                   cfg.data.max_document_bytes);
   }
   return open_shards(cfg, dir, progress);
 }
@@ -67,9 +73,10 @@ TokenStream cached_stream(const RunConfig& cfg, const std::string& dir,
 }  // namespace
 
 TokenStream load_stream(const RunConfig& cfg, int64_t* documents, std::string* what,
-                        int64_t* vocab_size, const DataProgress& progress) {
-  if (cfg.data.source != "builtin" && (is_shard_dataset(cfg.data.source) ||
-                                       !cache_dir(cfg).empty())) {
+                        int64_t* vocab_size, const DataProgress& progress, CacheUse cache) {
+  const bool cached = !cache_dir(cfg).empty() &&
+                      (cache == CacheUse::Write || cache_is_current(cfg, cache_dir(cfg)));
+  if (cfg.data.source != "builtin" && (is_shard_dataset(cfg.data.source) || cached)) {
     const bool shards = is_shard_dataset(cfg.data.source);
     TokenStream stream = shards ? open_shards(cfg, cfg.data.source, progress)
                                 : cached_stream(cfg, cache_dir(cfg), progress);
@@ -84,11 +91,18 @@ TokenStream load_stream(const RunConfig& cfg, int64_t* documents, std::string* w
   TokenStream stream;
   std::vector<uint16_t>& all = stream.tokens;
   int64_t docs = 0;
-  auto add = [&](std::string_view doc) {
-    all.insert(all.end(), reinterpret_cast<const unsigned char*>(doc.data()),
-               reinterpret_cast<const unsigned char*>(doc.data()) + doc.size());
+  // Documents arrive in pieces straight into the stream: 2 bytes a token, no copy held.
+  const auto bytes = [&](std::string_view piece) {
+    all.insert(all.end(), reinterpret_cast<const unsigned char*>(piece.data()),
+               reinterpret_cast<const unsigned char*>(piece.data()) + piece.size());
+  };
+  const auto end = [&] {
     all.push_back(static_cast<uint16_t>(model::kEos));
     ++docs;
+  };
+  const auto add = [&](std::string_view doc) {
+    bytes(doc);
+    end();
   };
   if (cfg.data.source == "builtin") {
     CorpusParams p;
@@ -99,7 +113,8 @@ TokenStream load_stream(const RunConfig& cfg, int64_t* documents, std::string* w
     for (int64_t i = 0; i < cfg.data.builtin_docs; ++i) add(builtin_document(p, i));
     if (what) *what = "built-in corpus";
   } else {
-    for_each_document(cfg.data.source, cfg.data.text_key, add);
+    stream_source(cfg.data.source, cfg.data.text_key, DocumentSink{bytes, end},
+                  cfg.data.max_document_bytes);
     if (what) *what = cfg.data.source;
   }
   if (documents) *documents = docs;
@@ -107,11 +122,11 @@ TokenStream load_stream(const RunConfig& cfg, int64_t* documents, std::string* w
   return stream;
 }
 
-Dataset load_dataset(const RunConfig& cfg, const DataProgress& progress) {
+Dataset load_dataset(const RunConfig& cfg, const DataProgress& progress, CacheUse cache) {
   const int64_t N = cfg.train.context;
   Dataset ds;
   std::string what;
-  TokenStream all = load_stream(cfg, &ds.documents, &what, &ds.vocab_size, progress);
+  TokenStream all = load_stream(cfg, &ds.documents, &what, &ds.vocab_size, progress, cache);
   if (all.shards) ds.eos_id = all.shards->manifest().eos_id;
   const int64_t total = all.size();
 

@@ -1,4 +1,4 @@
-// Training data. A token stream comes from token shards (any tokenizer, memory-mapped:
+// Training data. A token stream comes from token shards (any tokenizer, read as needed:
 // shards.h) or from documents (the built-in corpus, a text file, a directory tree of text
 // files, or JSON Lines with a text field; any of them gzip-compressed) byte-tokenized and
 // joined with EOS, in memory or converted once into shards (data.cache). The stream is cut
@@ -36,29 +36,40 @@ struct DocumentSink {
   std::function<void(std::string_view)> bytes;
   std::function<void()> end;
 };
+// The default of data.max_document_bytes: the longest JSON Lines line read (64 MiB).
+constexpr int64_t kMaxDocumentBytes = int64_t{1} << 26;
+
 // Streams the documents of one file into sink: a JSON Lines file (*.jsonl / *.json, optionally
 // .gz) one line at a time (its `text_key` field is a document), any other file as one document
 // in blocks. on_offset(bytes of the file read so far) reports progress. Memory: one block and
-// the longest line. Throws ConfigError naming data.source or data.text_key.
+// the longest line, which may not exceed max_line_bytes (decompressed; an error naming the
+// file, line and data.max_document_bytes past it). Throws ConfigError naming data.source,
+// data.text_key or data.max_document_bytes.
 void stream_documents(const std::string& path, const std::string& text_key,
-                      const DocumentSink& sink, const std::function<void(int64_t)>& on_offset);
+                      const DocumentSink& sink, const std::function<void(int64_t)>& on_offset,
+                      int64_t max_line_bytes = kMaxDocumentBytes);
+// Streams every document of every file of list_document_files(source) into sink.
+void stream_source(const std::string& source, const std::string& text_key,
+                   const DocumentSink& sink, int64_t max_line_bytes = kMaxDocumentBytes);
 // Calls fn(document) for every document of every file of list_document_files(source).
 void for_each_document(const std::string& source, const std::string& text_key,
-                       const std::function<void(std::string_view)>& fn);
+                       const std::function<void(std::string_view)>& fn,
+                       int64_t max_line_bytes = kMaxDocumentBytes);
 
 // Byte-tokenizes every document of `sources` into a shard dataset at out_dir (vocabulary
 // model::kVocab, EOS model::kEos). progress(bytes read, bytes total) follows the input files.
 // `signature` is recorded in the manifest (source_signature for the cache).
 Manifest tokenize_bytes(const std::vector<std::string>& sources, const std::string& text_key,
                         const std::string& out_dir, int64_t shard_tokens,
-                        const std::function<void(int64_t, int64_t)>& progress = {});
+                        const std::function<void(int64_t, int64_t)>& progress = {},
+                        int64_t max_line_bytes = kMaxDocumentBytes);
 // What a cache of `source` was made from: text_key and every file's path, size and mtime.
 std::string source_signature(const std::string& source, const std::string& text_key);
 // The directory data.cache names for a run config ("" when the stream is held in memory).
 std::string cache_dir(const RunConfig& cfg);
 
 // A token stream: ids held in memory (byte-tokenized text), or a window [begin, end) of
-// memory-mapped shards.
+// token shards.
 struct TokenStream {
   std::vector<uint16_t> tokens;            // doc EOS doc EOS ... (in memory), or
   std::shared_ptr<const ShardSet> shards;  // when set: the window [begin, end) of its stream
@@ -82,16 +93,22 @@ struct Dataset {
 // and "verify" (shard checksums, bytes of ids), done of total.
 using DataProgress = std::function<void(const std::string& stage, int64_t done, int64_t total)>;
 
+// What may be done with data.cache: Write (training: convert when missing or stale) or
+// ReadOnly (eval, compare: use a current cache, else hold the text in memory; the config may
+// come from someone else's model, so its paths are never written, docs/trust.md).
+enum class CacheUse { Write, ReadOnly };
+
 // Every document of data.source (or the built-in corpus), byte-tokenized and joined with EOS,
 // or the shards of data.source; *documents, *what (the source's name for the log) and
 // *vocab_size are set when given.
 TokenStream load_stream(const RunConfig& cfg, int64_t* documents = nullptr,
                         std::string* what = nullptr, int64_t* vocab_size = nullptr,
-                        const DataProgress& progress = {});
+                        const DataProgress& progress = {}, CacheUse cache = CacheUse::Write);
 
 // Loads data.source (or generates the built-in corpus) and splits it. Throws ConfigError when
 // the splits are too small for one batch of train.context tokens.
-Dataset load_dataset(const RunConfig& cfg, const DataProgress& progress = {});
+Dataset load_dataset(const RunConfig& cfg, const DataProgress& progress = {},
+                     CacheUse cache = CacheUse::Write);
 
 class SequenceLoader {
  public:

@@ -77,7 +77,7 @@ void read_blocks(const std::string& path, const std::function<void(std::string_v
 }
 
 void read_jsonl(const std::string& path, const std::string& key, const DocumentSink& sink,
-                const std::function<void(int64_t)>& on_offset) {
+                const std::function<void(int64_t)>& on_offset, int64_t max_line_bytes) {
   std::string line;  // the line being assembled: the one buffer that grows with the data
   int64_t lineno = 0;
   const auto finish_line = [&] {
@@ -97,15 +97,23 @@ void read_jsonl(const std::string& path, const std::string& key, const DocumentS
     sink.end();
     line.clear();
   };
+  const auto append = [&](std::string_view piece) {  // the bound checked before growing
+    if (static_cast<int64_t>(line.size() + piece.size()) > max_line_bytes)
+      throw ConfigError("data.max_document_bytes: " + path + ":" + std::to_string(lineno + 1) +
+                        ": a JSON Lines line (one document) longer than " +
+                        std::to_string(max_line_bytes) +
+                        " bytes; raise data.max_document_bytes or split the document");
+    line.append(piece);
+  };
   read_blocks(
       path,
       [&](std::string_view block) {
         size_t pos = 0;
         for (size_t nl; (nl = block.find('\n', pos)) != std::string_view::npos; pos = nl + 1) {
-          line.append(block.substr(pos, nl - pos));
+          append(block.substr(pos, nl - pos));
           finish_line();
         }
-        line.append(block.substr(pos));
+        append(block.substr(pos));
       },
       on_offset);
   if (!line.empty()) finish_line();
@@ -140,24 +148,31 @@ std::vector<std::string> list_document_files(const std::string& source) {
 }
 
 void stream_documents(const std::string& path, const std::string& text_key,
-                      const DocumentSink& sink, const std::function<void(int64_t)>& on_offset) {
+                      const DocumentSink& sink, const std::function<void(int64_t)>& on_offset,
+                      int64_t max_line_bytes) {
   if (is_jsonl(path)) {
-    read_jsonl(path, text_key, sink, on_offset);
+    read_jsonl(path, text_key, sink, on_offset, max_line_bytes);
   } else {
     read_blocks(path, sink.bytes, on_offset);
     sink.end();
   }
 }
 
+void stream_source(const std::string& source, const std::string& text_key,
+                   const DocumentSink& sink, int64_t max_line_bytes) {
+  for (const auto& f : list_document_files(source))
+    stream_documents(f, text_key, sink, {}, max_line_bytes);
+}
+
 void for_each_document(const std::string& source, const std::string& text_key,
-                       const std::function<void(std::string_view)>& fn) {
+                       const std::function<void(std::string_view)>& fn, int64_t max_line_bytes) {
   std::string doc;
   const DocumentSink sink{[&](std::string_view b) { doc.append(b); },
                           [&] {
                             fn(doc);
                             doc.clear();
                           }};
-  for (const auto& f : list_document_files(source)) stream_documents(f, text_key, sink, {});
+  stream_source(source, text_key, sink, max_line_bytes);
 }
 
 }  // namespace lighthouse::train

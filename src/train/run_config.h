@@ -80,6 +80,7 @@ struct RunConfig {
   struct Data {
     std::string source = "builtin";  // builtin | a text file, JSONL file or directory
     std::string text_key = "text";   // JSON Lines field holding the document
+    int64_t max_document_bytes = int64_t{1} << 26;  // longest JSON Lines line (one document)
     std::string cache;               // "" = text held in memory; "run" = <run.dir>/tokens; a dir
     bool verify = true;              // shards: recompute CRC-32s and check ids when opened
     std::string tokenizer;  // "" = the shards' manifest's, else model.init's; a dir or .json

@@ -145,6 +145,7 @@ void validate(const RunConfig& c) {
 
   if (c.data.source.empty()) fail("data.source", "must be \"builtin\" or a path");
   if (c.data.text_key.empty()) fail("data.text_key", "must not be empty");
+  if (c.data.max_document_bytes < 1) fail("data.max_document_bytes", "must be >= 1");
   if (c.data.bos_id < -1)
     fail("data.bos_id", cat("must be a token id or -1 (unknown), got ", c.data.bos_id));
   in_range("data.val_fraction", c.data.val_fraction, 0, 0.5, false);

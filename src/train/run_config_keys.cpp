@@ -208,6 +208,9 @@ const std::vector<Field>& fields() {
       LH_KEY("data.source", data.source, true,
              "builtin | text file | JSONL file | directory (.gz allowed) | token-shard directory"),
       LH_KEY("data.text_key", data.text_key, true, "JSON Lines field with the text"),
+      LH_KEY("data.max_document_bytes", data.max_document_bytes, false,
+             "longest JSON Lines line (one document, held whole while parsed); a longer one is "
+             "an error"),
       LH_KEY("data.cache", data.cache, false,
              "text sources: \"\" = in memory; \"run\" = <run.dir>/tokens; or a directory of "
              "byte-token shards converted once"),

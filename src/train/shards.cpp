@@ -1,9 +1,9 @@
 // Token shards: the header codec, manifest.json, the writer (shards cut at a token budget,
-// CRC-32 of the ids, temporary names renamed when complete) and the memory-mapped reader.
+// CRC-32 of the ids, temporary names renamed when complete) and the reader (pread, every size
+// checked against the file before use).
 #include "train/shards.h"
 
 #include <fcntl.h>
-#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
@@ -32,6 +32,9 @@ std::string cat(const Args&... args) {
 }
 
 [[noreturn]] void fail(const std::string& msg) { throw ConfigError("data.source: " + msg); }
+
+// The most tokens a dataset may hold (2^56: 256 PiB of uint32 ids).
+constexpr int64_t kMaxDatasetTokens = int64_t{1} << 56;
 
 void put64(unsigned char* p, uint64_t v) { std::memcpy(p, &v, 8); }
 void put32(unsigned char* p, uint32_t v) { std::memcpy(p, &v, 4); }
@@ -83,6 +86,37 @@ uint64_t token_at(const unsigned char* p, int64_t i, uint32_t width) {
     return v;
   }
   return get32(p + 4 * i);
+}
+
+// A file descriptor closed when it goes out of scope.
+struct FileHandle {
+  int fd;
+  explicit FileHandle(int f) : fd(f) {}
+  ~FileHandle() {
+    if (fd >= 0) ::close(fd);
+  }
+  FileHandle(const FileHandle&) = delete;
+  FileHandle& operator=(const FileHandle&) = delete;
+};
+
+// n bytes at `offset` of fd into out; false when the file ends first or a read fails.
+bool try_read_at(int fd, unsigned char* out, int64_t n, int64_t offset) {
+  errno = 0;  // 0 after a short read: the file ends first
+  while (n > 0) {
+    const ssize_t got = ::pread(fd, out, static_cast<size_t>(n), static_cast<off_t>(offset));
+    if (got < 0 && errno == EINTR) continue;
+    if (got <= 0) return false;
+    out += got;
+    offset += got;
+    n -= got;
+  }
+  return true;
+}
+
+void read_at(int fd, unsigned char* out, int64_t n, int64_t offset, const std::string& path) {
+  if (!try_read_at(fd, out, n, offset))
+    fail(cat(path, ": cannot read ", n, " bytes at offset ", offset, " (",
+             errno ? std::strerror(errno) : "the file ends first", ")"));
 }
 
 uint32_t width_for(int64_t vocab) { return vocab <= 65536 ? 2 : 4; }
@@ -161,6 +195,7 @@ Manifest read_manifest(const std::string& dir) {
     m.source = j.value("source", "");
     const auto& shards = need(j, "shards", "");
     if (!shards.is_array()) fail(cat(path, ": \"shards\" must be a list"));
+    int64_t total = 0;
     for (size_t i = 0; i < shards.size(); ++i) {
       const auto& s = shards[i];
       const std::string where = cat("shards[", i, "] ");
@@ -173,6 +208,11 @@ Manifest read_manifest(const std::string& dir) {
       e.crc32 = need(s, "crc32", where).get<uint32_t>();
       if (e.tokens < 0 || e.documents < 0 || e.documents > e.tokens)
         fail(cat(path, ": ", where, "has inconsistent tokens / documents counts"));
+      // Bounded so that header + ids and every sum of them fit int64 (no wrap-around).
+      if (e.tokens > kMaxDatasetTokens - total)
+        fail(cat(path, ": ", where, "tokens ", e.tokens, " takes the dataset past ",
+                 kMaxDatasetTokens, " tokens (no file is that large)"));
+      total += e.tokens;
       m.shards.push_back(std::move(e));
     }
   } catch (const nlohmann::json::exception& e) {
@@ -309,32 +349,25 @@ std::shared_ptr<const ShardSet> ShardSet::open(
     const std::string& dir, bool verify, const std::function<void(int64_t, int64_t)>& progress) {
   std::shared_ptr<ShardSet> set(new ShardSet());
   set->dir_ = dir;
-  set->manifest_ = read_manifest(dir);
+  set->manifest_ = read_manifest(dir);  // token counts bounded: the sums below cannot overflow
   const Manifest& m = set->manifest_;
   if (m.shards.empty()) fail(cat(dir, "/", kManifestName, " lists no shards"));
-  int64_t bytes_total = 0;
-  for (const auto& e : m.shards) bytes_total += e.tokens * m.token_bytes;
+  const int64_t bytes_total = m.tokens() * m.token_bytes;
   set->starts_.push_back(0);
   int64_t bytes_done = 0;
   for (const auto& e : m.shards) {
     const std::string path = dir + "/" + e.name;
-    const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-    if (fd < 0) fail(cat("cannot open shard ", path, ": ", std::strerror(errno)));
-    struct stat st;
+    const FileHandle fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (fd.fd < 0) fail(cat("cannot open shard ", path, ": ", std::strerror(errno)));
+    struct stat st {};
     const int64_t expect = kShardHeaderBytes + e.tokens * m.token_bytes;
-    if (::fstat(fd, &st) != 0 || st.st_size != expect) {
-      ::close(fd);
+    if (::fstat(fd.fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size != expect)
       fail(cat(path, ": file size ", static_cast<int64_t>(st.st_size), " bytes, the manifest's ",
                e.tokens, " tokens of ", m.token_bytes, " bytes need ", expect,
                " (truncated or rewritten)"));
-    }
-    void* map = ::mmap(nullptr, static_cast<size_t>(expect), PROT_READ, MAP_SHARED, fd, 0);
-    ::close(fd);
-    if (map == MAP_FAILED) fail(cat("cannot map shard ", path, ": ", std::strerror(errno)));
-    Mapped mp{static_cast<const unsigned char*>(map) + kShardHeaderBytes,
-              static_cast<size_t>(expect), map};
-    set->maps_.push_back(mp);  // unmapped by ~ShardSet from here on
-    const ShardHeader h = decode_header(static_cast<const unsigned char*>(map), path);
+    unsigned char header[kShardHeaderBytes];
+    read_at(fd.fd, header, kShardHeaderBytes, 0, path);
+    const ShardHeader h = decode_header(header, path);
     const auto mismatch = [&](const char* field, uint64_t got, int64_t want) {
       if (got != static_cast<uint64_t>(want))
         fail(cat(path, ": header ", field, " ", got, " differs from the manifest's ", want));
@@ -345,23 +378,21 @@ std::shared_ptr<const ShardSet> ShardSet::open(
     mismatch("token count", h.tokens, e.tokens);
     mismatch("document count", h.documents, e.documents);
     if (verify) {
-      ::madvise(map, static_cast<size_t>(expect), MADV_SEQUENTIAL);
+      ::posix_fadvise(fd.fd, 0, 0, POSIX_FADV_SEQUENTIAL);
       uint32_t crc = crc32(0L, Z_NULL, 0);
       int64_t eos = 0, bad = -1;
-      const int64_t chunk = int64_t{1} << 24;  // tokens per pass, released after
+      const int64_t chunk = int64_t{1} << 18;  // tokens per read: at most 1 MiB held
+      std::vector<unsigned char> buf(static_cast<size_t>(chunk * m.token_bytes));
       for (int64_t t0 = 0; t0 < e.tokens; t0 += chunk) {
         const int64_t n = std::min(chunk, e.tokens - t0);
-        const unsigned char* p = mp.data + t0 * m.token_bytes;
-        crc = crc32(crc, p, static_cast<uInt>(n * m.token_bytes));
+        read_at(fd.fd, buf.data(), n * m.token_bytes, kShardHeaderBytes + t0 * m.token_bytes,
+                path);
+        crc = crc32(crc, buf.data(), static_cast<uInt>(n * m.token_bytes));
         for (int64_t i = 0; i < n; ++i) {
-          const uint64_t id = token_at(p, i, m.token_bytes);
+          const uint64_t id = token_at(buf.data(), i, m.token_bytes);
           if (id >= static_cast<uint64_t>(m.vocab_size) && bad < 0) bad = t0 + i;
           eos += id == static_cast<uint64_t>(m.eos_id);
         }
-        const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
-        const uintptr_t lo = reinterpret_cast<uintptr_t>(p) & ~(page - 1);
-        ::madvise(reinterpret_cast<void*>(lo),
-                  reinterpret_cast<uintptr_t>(p) + n * m.token_bytes - lo, MADV_DONTNEED);
         bytes_done += n * m.token_bytes;
         if (progress) progress(bytes_done, bytes_total);
       }
@@ -373,28 +404,51 @@ std::shared_ptr<const ShardSet> ShardSet::open(
       if (eos != e.documents)
         fail(cat(path, ": ", eos, " EOS ids, the header says ", e.documents, " documents"));
     }
+    set->files_.push_back({path, static_cast<uint64_t>(st.st_dev),
+                           static_cast<uint64_t>(st.st_ino), expect});
     set->starts_.push_back(set->starts_.back() + e.tokens);
   }
   set->total_ = set->starts_.back();
   return set;
 }
 
-ShardSet::~ShardSet() {
-  for (const Mapped& m : maps_) ::munmap(m.map, m.map_bytes);
-}
-
 void ShardSet::read(int64_t pos, int64_t n, int64_t* out) const {
-  if (pos < 0 || n < 0 || pos + n > total_)
+  if (pos < 0 || n < 0 || pos > total_ || n > total_ - pos)
     throw std::out_of_range(cat("ShardSet::read: [", pos, ", ", pos + n, ") is outside [0, ",
                                 total_, ")"));
   auto it = std::upper_bound(starts_.begin(), starts_.end(), pos);
   size_t s = static_cast<size_t>(it - starts_.begin()) - 1;
   const uint32_t w = manifest_.token_bytes;
+  const uint64_t vocab = static_cast<uint64_t>(manifest_.vocab_size);
   while (n > 0) {
     const int64_t off = pos - starts_[s];
     const int64_t take = std::min(n, starts_[s + 1] - pos);
-    const unsigned char* p = maps_[s].data + off * w;
-    for (int64_t i = 0; i < take; ++i) out[i] = static_cast<int64_t>(token_at(p, i, w));
+    const Opened& f = files_[s];
+    const auto changed = [&](const std::string& why) {
+      throw ShardReadError(cat("data.source: ", f.path, ": ", why,
+                               " since it was opened (truncated or rewritten while in use)"));
+    };
+    const FileHandle fd(::open(f.path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (fd.fd < 0) changed(cat("cannot be opened (", std::strerror(errno), ")"));
+    struct stat st {};
+    if (::fstat(fd.fd, &st) != 0 || static_cast<uint64_t>(st.st_dev) != f.device ||
+        static_cast<uint64_t>(st.st_ino) != f.inode)
+      changed("is another file");
+    if (st.st_size != f.bytes)
+      changed(cat("has ", static_cast<int64_t>(st.st_size), " bytes, not ", f.bytes));
+    // The ids land at the front of out (w <= 8 bytes each) and widen in place, last first.
+    unsigned char* raw = reinterpret_cast<unsigned char*>(out);
+    if (!try_read_at(fd.fd, raw, take * w, kShardHeaderBytes + off * w))
+      changed("ended early");
+    for (int64_t i = take - 1; i >= 0; --i) {
+      const uint64_t id = token_at(raw, i, w);
+      if (id >= vocab)
+        throw ShardReadError(cat("data.source: ", f.path, ": token ", off + i, " is ", id,
+                                 ", outside [0, vocab_size = ", vocab,
+                                 ") (data.verify = false skipped the check; set it to true)"));
+      const int64_t v = static_cast<int64_t>(id);
+      std::memcpy(out + i, &v, sizeof(v));
+    }
     out += take;
     pos += take;
     n -= take;

@@ -3,7 +3,8 @@
 // "LHTOKENS", version, token width, vocabulary size, token count, document count, EOS id)
 // followed by the token ids, little-endian. Concatenating the shards in manifest order gives
 // the token stream "doc EOS doc EOS ..." (a document may continue into the next shard).
-// Shards are read through mmap: nothing is copied into memory but the sequences asked for.
+// Shards are read with pread: nothing is copied into memory but the sequences asked for, and
+// a shard truncated or replaced while open is an error naming it (a mapping would SIGBUS).
 #pragma once
 
 #include <cstdint>
@@ -11,6 +12,8 @@
 #include <memory>
 #include <string>
 #include <vector>
+
+#include "train/run_config.h"
 
 namespace lighthouse::train {
 
@@ -43,6 +46,13 @@ struct Manifest {
   std::string source;  // free text: the signature of the source it was converted from
   int64_t tokens() const;
   int64_t documents() const;
+};
+
+// A shard that changed under a reader (truncated, replaced) or holds an id outside the
+// vocabulary: what() names the shard. The trainer checkpoints its last whole step on it.
+class ShardReadError : public ConfigError {
+ public:
+  using ConfigError::ConfigError;
 };
 
 // True when `dir` is a directory holding manifest.json.
@@ -83,34 +93,36 @@ class ShardWriter {
   bool finished_ = false;
 };
 
-// The memory-mapped shards of a dataset as one random-access token stream.
+// The shards of a dataset as one random-access token stream.
 class ShardSet {
  public:
-  // Maps every shard of `dir` and checks each header against the manifest (magic, version,
-  // width, vocabulary, EOS id, token and document counts, file size). With verify, every
-  // shard's CRC-32 is recomputed and every id checked to be below the vocabulary size; the
-  // mapped pages are released as it goes. `progress(bytes_done, bytes_total)` is called then.
-  // Errors throw ConfigError naming the shard file.
+  // Opens every shard of `dir` and checks each header against the manifest (magic, version,
+  // width, vocabulary, EOS id, token and document counts, file size; sizes in overflow-checked
+  // arithmetic). With verify, every shard's CRC-32 is recomputed and every id checked to be
+  // below the vocabulary size, in bounded blocks. `progress(bytes_done, bytes_total)` is
+  // called then. Errors throw ConfigError naming the shard file.
   static std::shared_ptr<const ShardSet> open(
       const std::string& dir, bool verify,
       const std::function<void(int64_t, int64_t)>& progress = {});
-  ~ShardSet();
 
   const Manifest& manifest() const { return manifest_; }
   int64_t size() const { return total_; }
-  // Tokens [pos, pos + n) of the stream into out (ids as int64).
+  // Tokens [pos, pos + n) of the stream into out (ids as int64). Each read reopens the shard
+  // and checks it is the file opened (device, inode, size) before reading it with pread; a
+  // shard changed since, or an id at or above the vocabulary size (possible unverified),
+  // throws ShardReadError naming the shard.
   void read(int64_t pos, int64_t n, int64_t* out) const;
 
  private:
   ShardSet() = default;
-  struct Mapped {
-    const unsigned char* data = nullptr;  // the token ids (after the header)
-    size_t map_bytes = 0;
-    void* map = nullptr;
+  struct Opened {
+    std::string path;
+    uint64_t device = 0, inode = 0;
+    int64_t bytes = 0;  // the file size the header and manifest imply
   };
   std::string dir_;
   Manifest manifest_;
-  std::vector<Mapped> maps_;
+  std::vector<Opened> files_;
   std::vector<int64_t> starts_;  // [shards + 1] first stream position of each shard
   int64_t total_ = 0;
 };

@@ -10,7 +10,8 @@ namespace lighthouse::train {
 
 Manifest tokenize_bytes(const std::vector<std::string>& sources, const std::string& text_key,
                         const std::string& out_dir, int64_t shard_tokens,
-                        const std::function<void(int64_t, int64_t)>& progress) {
+                        const std::function<void(int64_t, int64_t)>& progress,
+                        int64_t max_line_bytes) {
   std::vector<std::string> files;
   for (const auto& s : sources)
     for (auto& f : list_document_files(s)) files.push_back(std::move(f));
@@ -34,7 +35,7 @@ Manifest tokenize_bytes(const std::vector<std::string>& sources, const std::stri
   for (size_t i = 0; i < files.size(); ++i) {
     stream_documents(files[i], text_key, sink, [&](int64_t offset) {
       if (progress) progress(done + std::min(offset, sizes[i]), total);
-    });
+    }, max_line_bytes);
     done += sizes[i];
     if (progress) progress(done, total);
   }

@@ -325,6 +325,23 @@ void save_checkpoint(Session& s) {
   if (s.group) s.group->barrier("checkpoint barrier");
 }
 
+// A shard changed or bad mid-run (ShardReadError): one process checkpoints its last whole step
+// (`cursor` rewinds the data order of a step that did not finish) and stops naming the shard;
+// ranks of a group stop without one (a checkpoint is a collective the other ranks may not
+// reach), and the run resumes from its previous checkpoint.
+[[noreturn]] void stop_on_shard_error(Session& s, const ShardReadError& e,
+                                      std::optional<uint64_t> cursor) {
+  if (s.group) throw ConfigError(std::string(e.what()) + " (rank " + std::to_string(s.rank()) + ")");
+  if (cursor) {
+    s.train_loader->seek(*cursor);
+    drop_gradients(s.params);
+  }
+  save_checkpoint(s);
+  throw ConfigError(std::string(e.what()) + "; stopped after step " + std::to_string(s.step) +
+                    " with checkpoint " + checkpoint_path(s.run_dir, s.step) +
+                    "; repair the data, then continue with --set run.resume=" + s.run_dir);
+}
+
 TrainedModel load_trained_model(const std::string& target) {
   auto [path, ck] = read_newest_checkpoint(target);
   TrainedModel out;
@@ -441,6 +458,7 @@ TrainResult train(Session& s, const ConsoleHooks& console) {
     }
     prev = mode;
     StepStats st;
+    const uint64_t cursor = s.train_loader->cursor();
     try {
       st = train_step(s);
     } catch (const c10::Error& e) {  // the CUDA or the CPU allocator
@@ -448,6 +466,8 @@ TrainResult train(Session& s, const ConsoleHooks& console) {
       throw;
     } catch (const std::bad_alloc& e) {
       throw_step_oom(c, s.step + 1, e);
+    } catch (const ShardReadError& e) {
+      stop_on_shard_error(s, e, cursor);
     }
     char line[200];
     if (!st.skipped.empty()) {
@@ -489,7 +509,13 @@ TrainResult train(Session& s, const ConsoleHooks& console) {
       std::string text = "step " + std::to_string(st.step) + "  validation loss";
       result.final_val_loss = -1;
       for (const auto mode : validation_modes(c, st.mode)) {
-        const double loss = validation_loss(s, mode);
+        double loss = 0;
+        try {
+          loss = validation_loss(s, mode);
+        } catch (const ShardReadError& e) {
+          s.model->set_attention_mode(st.mode);
+          stop_on_shard_error(s, e, std::nullopt);
+        }
         if (mode == model::AttentionMode::Dense) result.final_val_loss = loss;
         metrics.write({{"type", "val"},
                        {"step", st.step},

@@ -17,6 +17,7 @@ depend on --workers; input is streamed, so memory stays flat whatever the corpus
 from __future__ import annotations
 
 import argparse
+import codecs
 import gzip
 import itertools
 import json
@@ -62,22 +63,74 @@ def list_files(inputs: list[str]) -> list[Path]:
     return out
 
 
+# A text file is read in pieces of about this many bytes (cut after a newline when the piece
+# holds one); a JSON Lines line (one document, parsed whole) may not be longer than
+# --max-document-bytes.
+PIECE_BYTES = 1 << 20
+MAX_DOCUMENT_BYTES = 1 << 26
+
+
 def _open(path: Path):
+    """The file's bytes, decompressed when it is .gz (streamed: nothing is read whole)."""
     if path.name.endswith(".gz"):
         with open(path, "rb") as f:
             if f.read(2) != b"\x1f\x8b":
                 raise SystemExit(f"--input: {path} is not gzip data (the name ends in .gz, the "
                                  "file does not start with the gzip magic bytes 1f 8b)")
-        return gzip.open(path, "rt", encoding="utf-8", errors="surrogateescape")
-    return open(path, "rt", encoding="utf-8", errors="surrogateescape")
+        return gzip.open(path, "rb")
+    return open(path, "rb")
 
 
-def documents(files: list[Path], text_key: str, on_file_done=None):
-    """Yields every document's text, file by file; JSON Lines one line at a time."""
+def _utf8(data: bytes, path: Path, line: int) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise SystemExit(f"--input: {path}:{line}: invalid UTF-8 (byte {e.start} of the line: "
+                         f"{data[e.start:e.start + 4]!r}); the tokenizer takes UTF-8 text only")
+
+
+def _pieces(f, path: Path):
+    """A text file's content as strings of about PIECE_BYTES, each cut after its last newline
+    when it holds one (the tokenizer's pre-tokenizer splits there anyway); at most two pieces
+    are held. Invalid UTF-8 is an error naming the file and line."""
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    line, carry = 1, ""
+    while True:
+        block = f.read(PIECE_BYTES)
+        try:
+            text = carry + decoder.decode(block, final=not block)
+        except UnicodeDecodeError as e:
+            bad = line + carry.count("\n") + block[:e.start].count(b"\n")
+            raise SystemExit(f"--input: {path}:{bad}: invalid UTF-8 "
+                             f"({e.object[e.start:e.start + 4]!r}); the tokenizer takes UTF-8 "
+                             "text only")
+        nl = text.rfind("\n") if block else -1
+        piece, carry = (text[:nl + 1], text[nl + 1:]) if nl >= 0 else (text, "")
+        line += piece.count("\n")
+        if piece:
+            yield piece
+        if not block:
+            return
+
+
+def documents(files: list[Path], text_key: str, on_file_done=None,
+              max_document_bytes: int = MAX_DOCUMENT_BYTES):
+    """Yields (text, first, last) pieces of every document, file by file: a JSON Lines line
+    is one whole document; a text file is one document in pieces of about PIECE_BYTES."""
     for path in files:
         with _open(path) as f:
             if _kind(path) == "jsonl":
-                for lineno, line in enumerate(f, 1):
+                lineno = 0
+                while True:
+                    raw = f.readline(max_document_bytes + 1)
+                    if not raw:
+                        break
+                    lineno += 1
+                    if len(raw) > max_document_bytes:
+                        raise SystemExit(f"--max-document-bytes: {path}:{lineno}: a JSON Lines "
+                                         f"line (one document) longer than {max_document_bytes} "
+                                         "bytes; raise --max-document-bytes or split it")
+                    line = _utf8(raw, path, lineno)
                     if not line.strip():
                         continue
                     try:
@@ -87,9 +140,19 @@ def documents(files: list[Path], text_key: str, on_file_done=None):
                     if not isinstance(obj, dict) or not isinstance(obj.get(text_key), str):
                         raise SystemExit(f"--text-key: {path}:{lineno}: no string field "
                                          f"\"{text_key}\"")
-                    yield obj[text_key]
+                    text = obj[text_key]
+                    try:
+                        text.encode("utf-8")
+                    except UnicodeEncodeError:
+                        raise SystemExit(f"--input: {path}:{lineno}: \"{text_key}\" holds a lone "
+                                         "surrogate escape (\\ud800-\\udfff), not UTF-8 text")
+                    yield text, True, True
             else:
-                yield f.read()
+                first = True
+                for piece in _pieces(f, path):
+                    yield piece, first, False
+                    first = False
+                yield "", first, True
         if on_file_done:
             on_file_done(path)
 
@@ -168,8 +231,19 @@ def _init_worker(spec: str) -> None:
     _worker_tokenizer = load_tokenizer(spec)
 
 
-def _encode(batch: list[str]) -> list[list[int]]:
-    return [e.ids for e in _worker_tokenizer.encode_batch(batch, add_special_tokens=True)]
+def _encode(batch: list[tuple[str, bool, bool]]) -> list[tuple[list[int], bool]]:
+    """(ids, last) of every (text, first, last) piece: the tokenizer's special tokens only
+    around a document's first piece; an empty last piece of a text file adds nothing."""
+    out: list[tuple[list[int], bool]] = [([], last) for _, _, last in batch]
+    for special in (True, False):
+        idx = [i for i, (text, first, _) in enumerate(batch) if first == special and text]
+        if special:  # a document's first piece, even an empty one, carries the specials
+            idx = [i for i, (_, first, _) in enumerate(batch) if first]
+        enc = _worker_tokenizer.encode_batch([batch[i][0] for i in idx],
+                                             add_special_tokens=special)
+        for i, e in zip(idx, enc):
+            out[i] = (e.ids, batch[i][2])
+    return out
 
 
 def _bounded(pool, batches, window: int):
@@ -225,7 +299,8 @@ class Progress:
 
 def tokenize(tokenizer: str, inputs: list[str], out: str, text_key: str = "text",
              eos: str | None = None, workers: int = 1, shard_tokens: int = 1 << 28,
-             batch_docs: int = 256, progress: bool = True) -> dict:
+             batch_docs: int = 256, progress: bool = True,
+             max_document_bytes: int = MAX_DOCUMENT_BYTES) -> dict:
     """Writes the shards of every document of `inputs`; returns the manifest."""
     if workers < 1:
         raise SystemExit(f"--workers: must be positive, got {workers}")
@@ -244,7 +319,9 @@ def tokenize(tokenizer: str, inputs: list[str], out: str, text_key: str = "text"
     # The tokenizer's absolute path: `lighthouse export` copies its files beside the model.
     writer = ShardWriter(out, vocab, eos_id, tokenizer=str(Path(tokenizer).resolve()),
                          shard_tokens=shard_tokens, bos_id=bos_id)
-    docs = documents(files, text_key, file_done)
+    if max_document_bytes < 1:
+        raise SystemExit(f"--max-document-bytes: must be positive, got {max_document_bytes}")
+    docs = documents(files, text_key, file_done, max_document_bytes)
     batches = iter(lambda: list(itertools.islice(docs, batch_docs)), [])
     if workers == 1:
         _init_worker(tokenizer)
@@ -254,9 +331,10 @@ def tokenize(tokenizer: str, inputs: list[str], out: str, text_key: str = "text"
         encoded = _bounded(pool, batches, 2 * workers)
     try:
         for ids_list in encoded:
-            for ids in ids_list:
+            for ids, last in ids_list:
                 writer.append(ids)
-                writer.end_document()
+                if last:
+                    writer.end_document()
             bar.update(done_bytes[0], writer.tokens)
     finally:
         if pool is not None:
@@ -278,13 +356,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--shard-tokens", type=int, default=1 << 28, help="tokens per shard")
     ap.add_argument("--batch-docs", type=int, default=256, help="documents per worker task")
     ap.add_argument("--no-progress", action="store_true", help="no progress line on stderr")
+    ap.add_argument("--max-document-bytes", type=int, default=MAX_DOCUMENT_BYTES,
+                    help="longest JSON Lines line (one document, parsed whole)")
     a = ap.parse_args(argv)
     if Path(a.out).exists() and not Path(a.out).is_dir():
         raise SystemExit(f"--out: {a.out} is an existing file, expected a directory")
     try:
         m = tokenize(a.tokenizer, a.input, a.out, a.text_key, a.eos, a.workers, a.shard_tokens,
-                     a.batch_docs, not a.no_progress)
-    except (ValueError, OSError) as e:
+                     a.batch_docs, not a.no_progress, a.max_document_bytes)
+    except (ValueError, OSError, EOFError) as e:  # EOFError: a truncated .gz
         raise SystemExit(f"error: {e}")
     print(f"wrote {len(m['shards'])} shards, {m['documents']} documents, {m['tokens']} tokens "
           f"(vocab_size {m['vocab_size']}, eos_id {m['eos_id']}, bos_id {m['bos_id']}) to {a.out}")
