@@ -60,8 +60,8 @@ RetrievalScore score_retrieval(const train::TokenStream& text, const train::Need
                                const std::function<void(int64_t, int64_t)>& progress) {
   TORCH_CHECK(opts.sequences > 0, "--retrieval-sequences: must be >= 1, got ", opts.sequences);
   RetrievalScore out;
-  out.buckets = make_buckets(opts.edges, context + 1);
-  out.all.hi = context + 1;
+  out.buckets = make_buckets(opts.edges, context);  // a distance is below the context
+  out.all.hi = context;
   const int64_t batch = std::max<int64_t>(1, opts.batch_tokens / context);
   const int64_t V = c.value_length;
   for (int64_t first = 0; first < opts.sequences; first += batch) {

@@ -101,7 +101,7 @@ TEST(Retrieval, ALookupScoresOneAtEveryDistance) {
                                            lookup(c, ids, 0));
   EXPECT_EQ(s.all.exact, s.all.queries);
   EXPECT_LT(s.all.loss_sum / s.all.tokens, 1e-6);
-  ASSERT_EQ(s.buckets.size(), 3u);  // <64, 64-256, 256-1025
+  ASSERT_EQ(s.buckets.size(), 3u);  // <64, 64-256, 256-1K
   for (const auto& b : s.buckets) {
     EXPECT_GT(b.queries, 0) << b.lo;
     EXPECT_EQ(b.exact, b.queries) << b.lo;
@@ -109,6 +109,7 @@ TEST(Retrieval, ALookupScoresOneAtEveryDistance) {
   const auto j = retrieval_json(s);
   EXPECT_EQ(j["exact_match"].get<double>(), 1.0);
   EXPECT_EQ(j["buckets"][1]["range"], "64-256");
+  EXPECT_EQ(j["buckets"][2]["range"], "256-1K");
 }
 
 TEST(Retrieval, AWindowedLookupFallsToChanceBeyondItsWindow) {
