@@ -42,6 +42,11 @@ std::pair<std::string, std::string> check_needles(const NeedleConfig& c, int64_t
             "must be at most data.needles.records minus its distractors (" + s(c.records) +
                 " - " + s(distractors) + " = " + s(c.records - distractors) + "), got " +
                 s(c.queries)};
+  const int64_t span = needle_span(c);
+  if (c.records * span > context / 4)
+    return {"data.needles.records",
+            s(c.records) + " records of " + s(span) + " tokens cover more than a quarter of "
+            "train.context = " + s(context) + "; at most " + s(context / 4 / span)};
   // Every key of a sequence is distinct: 2 x records keys must exist, and a queried key's
   // one-token variants (key_length x (symbols - 1)) must outnumber the records.
   double keys = 1;
@@ -52,11 +57,6 @@ std::pair<std::string, std::string> check_needles(const NeedleConfig& c, int64_t
             "too few keys for " + s(c.records) + " distinct ones per sequence: symbols^key_length "
             "must be >= 2 x records and key_length x (symbols - 1) > records; got symbols = " +
                 s(c.symbols) + ", key_length = " + s(c.key_length)};
-  const int64_t span = needle_span(c);
-  if (c.records * span > context / 4)
-    return {"data.needles.records",
-            s(c.records) + " records of " + s(span) + " tokens cover more than a quarter of "
-            "train.context = " + s(context) + "; at most " + s(context / 4 / span)};
   const int64_t room = context / 2 - span - c.queries * span;
   if (c.min_distance > room)
     return {"data.needles.min_distance",
