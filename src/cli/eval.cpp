@@ -1,5 +1,5 @@
-// `lighthouse eval (--run RUN | --checkpoint FILE | --model DIR) [--ppl] [--niah] ...`:
-// held-out perplexity per attention mode and the NIAH grid (dense mode) of a trained model,
+// `lighthouse eval (--run RUN | --checkpoint FILE | --model DIR) [--ppl] [--retrieval] [--niah]`:
+// held-out perplexity per attention mode, the retrieval test and the NIAH grid (dense mode),
 // with a progress line, a console report, --json FILE and --heatmap FILE (docs/eval.md).
 #include "eval/eval.h"
 
@@ -23,6 +23,7 @@ struct EvalArgs {
   std::string modes = "dense", data;
   int64_t max_tokens = 0;
   NiahFlags niah_flags;
+  RetrievalFlags retrieval_flags;
   ConfigFlags keys;  // --set lighthouse.*=VALUE over the run's config
 };
 
@@ -37,6 +38,7 @@ int run_eval_command(const EvalArgs& a) {
                                 std::to_string(a.max_tokens));
   o.max_tokens = a.max_tokens;
   apply_niah_flags(a.niah_flags, o);
+  apply_retrieval_flags(a.retrieval_flags, o);
   if (!a.json.empty()) check_output_file("--json", a.json);
   if (!a.heatmap.empty()) check_output_file("--heatmap", a.heatmap);
   eval::EvalModel m = !a.model.empty() ? eval::load_export_model(a.model)
@@ -66,7 +68,9 @@ int run_eval_command(const EvalArgs& a) {
 void add_eval(CLI::App& app) {
   auto a = std::make_shared<EvalArgs>();
   CLI::App* sub = app.add_subcommand(
-      "eval", "Held-out perplexity (--ppl) and needle-in-a-haystack (--niah) of a trained model");
+      "eval",
+      "Held-out perplexity (--ppl), retrieval (--retrieval) and needle-in-a-haystack (--niah) of "
+      "a trained model");
   auto* run = sub->add_option("--run", a->run, "run directory (its newest readable checkpoint)")
                   ->check(CLI::ExistingDirectory);
   auto* ck =
@@ -83,7 +87,9 @@ void add_eval(CLI::App& app) {
                   "evaluate --ppl on this source (anything data.source accepts) instead of the "
                   "run's validation split");
   sub->add_option("--max-tokens", a->max_tokens, "cap --ppl at the first N tokens (0 = all)");
-  sub->add_flag("--niah", a->niah, "needle in a haystack, dense attention");
+  add_retrieval_flags(*sub, a->retrieval_flags);
+  sub->add_flag("--niah", a->niah,
+                "needle in a haystack, dense attention (byte prompts; --retrieval is the measure)");
   add_niah_flags(*sub, a->niah_flags);
   add_config_flags(*sub, a->keys, nullptr,
                    "change a lighthouse.* key of the run's config for --modes lighthouse, e.g. "
@@ -95,7 +101,8 @@ void add_eval(CLI::App& app) {
   sub->callback([a] {
     if (a->run.empty() && a->checkpoint.empty() && a->model.empty())
       throw CLI::ValidationError("eval", "one of --run, --checkpoint or --model is required");
-    if (!a->ppl && !a->niah) throw CLI::ValidationError("eval", "give --ppl, --niah or both");
+    if (!a->ppl && !a->niah && !a->retrieval_flags.on)
+      throw CLI::ValidationError("eval", "give --ppl, --retrieval, --niah or several");
     const int rc = run_eval_command(*a);
     if (rc != 0) throw CLI::RuntimeError(rc);
   });

@@ -1,4 +1,5 @@
-// Flags shared by `lighthouse eval` and `lighthouse compare`: the NIAH grid and the progress
+// Flags shared by `lighthouse eval` and `lighthouse compare`: the NIAH grid, the retrieval
+// test and the progress
 // lines of an evaluation (one cli::Progress per stage: "ppl dense", "niah", ...).
 #pragma once
 
@@ -55,6 +56,48 @@ inline void apply_niah_flags(const NiahFlags& f, eval::EvalOptions& o) {
     throw std::invalid_argument("--seed: must be >= 0, got " + std::to_string(f.seed));
   o.niah_opts.trials = f.trials;
   o.niah_opts.seed = static_cast<uint64_t>(f.seed);
+}
+
+struct RetrievalFlags {
+  bool on = false;
+  int64_t sequences = 32, seed = 0, window = 512;
+  std::string buckets;
+};
+
+inline void add_retrieval_flags(CLI::App& sub, RetrievalFlags& f) {
+  sub.add_flag("--retrieval", f.on,
+               "retrieval test: exact match and loss of data.needles' values by key-query "
+               "distance, dense attention, with a sliding-window control (docs/eval.md)");
+  sub.add_option("--retrieval-sequences", f.sequences, "held-out sequences of the retrieval test");
+  sub.add_option("--retrieval-seed", f.seed, "seed of the retrieval test's needles");
+  sub.add_option("--retrieval-window", f.window,
+                 "window of the control's sliding-window dense attention (0 = no control)");
+  sub.add_option("--retrieval-buckets", f.buckets,
+                 "upper edges of the distance buckets (default 256,1K,4K,16K,64K)");
+}
+
+inline void apply_retrieval_flags(const RetrievalFlags& f, eval::EvalOptions& o) {
+  o.retrieval = f.on;
+  eval::RetrievalOptions& r = o.retrieval_opts;
+  if (f.sequences < 1)
+    throw std::invalid_argument("--retrieval-sequences: must be >= 1, got " +
+                                std::to_string(f.sequences));
+  if (f.seed < 0)
+    throw std::invalid_argument("--retrieval-seed: must be >= 0, got " + std::to_string(f.seed));
+  if (f.window < 0)
+    throw std::invalid_argument("--retrieval-window: must be >= 0 (0 = no control), got " +
+                                std::to_string(f.window));
+  r.sequences = f.sequences;
+  r.seed = static_cast<uint64_t>(f.seed);
+  r.window = f.window;
+  if (!f.buckets.empty()) {
+    r.edges = eval::parse_sizes(f.buckets, "--retrieval-buckets");
+    for (size_t i = 0; i < r.edges.size(); ++i)
+      if (r.edges[i] <= (i ? r.edges[i - 1] : 0))
+        throw std::invalid_argument(
+            "--retrieval-buckets: expected increasing positive edges, got \"" + f.buckets +
+            "\"");
+  }
 }
 
 // Draws a progress line per evaluation stage, a new one whenever the stage changes.

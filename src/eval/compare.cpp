@@ -287,6 +287,9 @@ std::string report_markdown(const json& r, bool pair_only) {
         "averaged over the next " + std::to_string(kRecoveryWindow) + " steps is at or below "
         "the dense run's average over the same steps; both runs see the same batch at every "
         "step.\n";
+  if (r.contains("retrieval"))
+    for (const char* run : {"dense", "lighthouse"})
+      md << "\n### Retrieval, " << run << "\n\n" << retrieval_table(r["retrieval"][run]) << "\n";
   if (r.contains("niah_table"))
     for (const char* run : {"dense", "lighthouse"})
       md << "\n### NIAH, " << run << "\n\n```\n"
@@ -438,6 +441,7 @@ Pair run_pair(const CompareOptions& o, const train::Overrides& sets, int64_t see
     const bool reused = !(name == "dense" ? given_dense : given_lh).empty();
     EvalOptions eo = o.eval;
     eo.ppl = eo.niah = true;
+    eo.retrieval = base.data.needles.records > 0;  // the retrieval test of runs with needles
     eo.modes = {model::AttentionMode::Dense};
     json ev = stored_eval(log.dir, eo);
     if (!ev.is_null()) {
@@ -466,6 +470,9 @@ Pair run_pair(const CompareOptions& o, const train::Overrides& sets, int64_t see
   p.report["dir"] = dir;
   p.report["niah_table"] = {{"dense", niah_table(p.eval_dense["niah"])},
                             {"lighthouse", niah_table(p.eval_lighthouse["niah"])}};
+  if (p.eval_dense.contains("retrieval"))
+    p.report["retrieval"] = {{"dense", p.eval_dense["retrieval"]},
+                             {"lighthouse", p.eval_lighthouse["retrieval"]}};
   return p;
 }
 

@@ -57,6 +57,76 @@ std::string size_label(int64_t n) {
   return std::to_string(n);
 }
 
+// The retrieval test (retrieval.h) on the run's validation text with its data.needles, in
+// dense mode, then under the sliding-window control.
+nlohmann::json run_retrieval(EvalModel& m, const RetrievalOptions& ro, const EvalHooks& hooks) {
+  const train::NeedleConfig& nc = m.cfg.data.needles;
+  if (!m.has_run_config || nc.records == 0)
+    throw std::invalid_argument(
+        "--retrieval: " + m.source +
+        " was not trained with data.needles (records = 0), so its vocabulary has no needle "
+        "ids; train with data.needles.records > 0");
+  if (m.cfg.data.val_fraction <= 0)
+    throw std::invalid_argument("--retrieval: the run has data.val_fraction = 0, no held-out text");
+  if (ro.window < 0)
+    throw std::invalid_argument("--retrieval-window: must be >= 0 (0 = no control), got " +
+                                std::to_string(ro.window));
+  const int64_t context = m.cfg.train.context;
+  const train::TokenStream text = train::load_dataset(m.cfg).val;
+  const train::NeedleIds ids{m.vocab.bytes ? model::kVocab : m.vocab.vocab_size, nc.symbols};
+  if (ids.end() > m.cfg.model.vocab)
+    throw std::invalid_argument("--retrieval: the needle ids [" + std::to_string(ids.base) + ", " +
+                                std::to_string(ids.end()) + ") exceed the model's vocab_size " +
+                                std::to_string(m.cfg.model.vocab));
+  const auto saved = m.model->attention_mode();
+  m.model->set_attention_mode(model::AttentionMode::Dense);
+  torch::NoGradGuard no_grad;
+  const auto logits = [&](const at::Tensor& tokens) {
+    train::AutocastScope autocast(m.bf16);
+    return m.model->forward(tokens.to(m.device));  // [B, N, vocab]
+  };
+  const auto score = [&](const std::string& label) {
+    return retrieval_json(score_retrieval(text, nc, ids, context, ro, logits,
+                                          [&](int64_t done, int64_t total) {
+                                            if (hooks.progress)
+                                              hooks.progress(label, done, total, "seq");
+                                          }));
+  };
+  nlohmann::json r = {
+      {"mode", "dense"},
+      {"scoring", "teacher forcing: greedy (argmax over the vocabulary) value tokens given the "
+                  "true prefix; exact match = every value token right"},
+      {"sequences", ro.sequences},
+      {"seed", ro.seed},
+      {"context", context},
+      {"needles", {{"records", nc.records},
+                   {"queries", nc.queries},
+                   {"key_length", nc.key_length},
+                   {"value_length", nc.value_length},
+                   {"symbols", nc.symbols},
+                   {"min_distance", nc.min_distance},
+                   {"distractors", nc.distractors}}},
+      {"chance", retrieval_chance(nc)},
+      {"window", nullptr}};
+  r["full"] = score("retrieval");
+  if (ro.window > 0) {
+    const int64_t layers = m.cfg.model.n_layers;
+    m.model->set_dense_window(ro.window);
+    try {
+      r["window"] = {{"size", ro.window},
+                     {"layers", layers},
+                     {"receptive_field", layers * (ro.window - 1) + 1},
+                     {"score", score("retrieval window")}};
+    } catch (...) {
+      m.model->set_dense_window(0);
+      throw;
+    }
+    m.model->set_dense_window(0);
+  }
+  m.model->set_attention_mode(saved);
+  return r;
+}
+
 }  // namespace
 
 std::vector<model::AttentionMode> parse_modes(const std::string& text) {
@@ -126,6 +196,11 @@ nlohmann::json eval_key(const EvalOptions& o) {
                          {"trials", o.niah_opts.trials},     {"seed", o.niah_opts.seed},
                          {"contexts_explicit", o.contexts_explicit},
                          {"depths_explicit", o.depths_explicit}, {"prompts", o.niah_prompts}};
+  if (o.retrieval)
+    k["retrieval_options"] = {{"sequences", o.retrieval_opts.sequences},
+                              {"seed", o.retrieval_opts.seed},
+                              {"edges", o.retrieval_opts.edges},
+                              {"window", o.retrieval_opts.window}};
   return k;
 }
 
@@ -136,7 +211,8 @@ nlohmann::json run_eval(EvalModel& m, const EvalOptions& o, const EvalHooks& hoo
     else
       std::cout << s << std::endl;
   };
-  if (!o.ppl && !o.niah) throw std::invalid_argument("eval: give --ppl, --niah or both");
+  if (!o.ppl && !o.niah && !o.retrieval)
+    throw std::invalid_argument("eval: give --ppl, --retrieval or --niah");
   if (!o.niah && !o.niah_prompts.empty())
     throw std::invalid_argument("--niah-prompts: needs --niah");
   nlohmann::json out;
@@ -204,6 +280,11 @@ nlohmann::json run_eval(EvalModel& m, const EvalOptions& o, const EvalHooks& hoo
                                               : "  [reads future tokens: not a quality measure]");
       say(buf);
     }
+  }
+
+  if (o.retrieval) {
+    out["retrieval"] = run_retrieval(m, o.retrieval_opts, hooks);
+    say(retrieval_table(out["retrieval"]));
   }
 
   if (o.niah) {

@@ -1,6 +1,6 @@
 // `lighthouse eval` as a library call (the CLI and `lighthouse compare` share it): perplexity
-// per attention mode on the run's validation split or another source, and the NIAH grid in
-// dense mode, as one JSON document plus console lines.
+// per attention mode on the run's validation split or another source, the retrieval test and
+// the NIAH grid in dense mode, as one JSON document plus console lines.
 #pragma once
 
 #include <cstdint>
@@ -11,12 +11,13 @@
 
 #include "eval/model_source.h"
 #include "eval/niah.h"
+#include "eval/retrieval.h"
 #include "model/llama.h"
 
 namespace lighthouse::eval {
 
 struct EvalOptions {
-  bool ppl = false, niah = false;
+  bool ppl = false, niah = false, retrieval = false;
   // --ppl's attention modes, dense first (parse_modes)
   std::vector<model::AttentionMode> modes = {model::AttentionMode::Dense};
   std::string data;        // "" = the run's validation split
@@ -27,6 +28,7 @@ struct EvalOptions {
   // --niah-prompts: a prompt file tokenized with the run's tokenizer (niah_prompts.h); it fixes
   // the grid. "" = the built-in byte prompts, which only a byte-vocabulary model may take.
   std::string niah_prompts;
+  RetrievalOptions retrieval_opts;  // --retrieval: the run's data.needles on held-out text
 };
 
 // Every option that changes run_eval's numbers, as JSON: two evaluations of one checkpoint
@@ -52,7 +54,8 @@ std::vector<int64_t> parse_sizes(const std::string& text, const std::string& fla
 std::vector<int64_t> niah_contexts(const EvalOptions& o, int64_t trained_context,
                                    std::vector<int64_t>* skipped);
 
-// Runs what `o` asks for on a placed model; returns {"model", "device", "ppl", "niah", ...}
+// Runs what `o` asks for on a placed model; returns {"model", "device", "ppl", "retrieval",
+// "niah", ...}
 // (docs/eval.md). Throws std::runtime_error / std::invalid_argument naming the flag.
 nlohmann::json run_eval(EvalModel& m, const EvalOptions& o, const EvalHooks& hooks = {});
 

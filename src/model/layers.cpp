@@ -3,6 +3,9 @@
 // projections are views, never transposes.
 #include "model/layers.h"
 
+#include <algorithm>
+#include <vector>
+
 #include "dist/context_parallel.h"
 #include "dist/cp_layout.h"
 #include "dist/ring_attention.h"
@@ -82,6 +85,27 @@ RopeTables RopeCache::get(int64_t n, const c10::Device& device, at::ScalarType d
   return entries_.back().tables;
 }
 
+at::Tensor sliding_window_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                    int64_t window) {
+  TORCH_CHECK(window > 0, "sliding_window_attention: window must be positive, got ", window);
+  const int64_t N = q.size(1), group = q.size(2) / k.size(2);
+  const at::Tensor qt = q.transpose(1, 2);                                  // [B, H, N, D]
+  const at::Tensor kt = k.transpose(1, 2).repeat_interleave(group, 1);      // [B, H, N, D]
+  const at::Tensor vt = v.transpose(1, 2).repeat_interleave(group, 1);      // [B, H, N, D]
+  const auto pos = [&](int64_t a, int64_t b) {
+    return at::arange(a, b, at::TensorOptions().dtype(at::kLong).device(q.device()));
+  };
+  std::vector<at::Tensor> out;
+  for (int64_t s = 0; s < N; s += window) {
+    const int64_t e = std::min(s + window, N), ks = std::max<int64_t>(0, s - window + 1);
+    const at::Tensor i = pos(s, e).unsqueeze(1), j = pos(ks, e).unsqueeze(0);
+    const at::Tensor allowed = (j <= i).logical_and(i - j < window);  // [e - s, e - ks]
+    out.push_back(at::scaled_dot_product_attention(qt.slice(2, s, e), kt.slice(2, ks, e),
+                                                   vt.slice(2, ks, e), allowed));  // [B, H, e-s, D]
+  }
+  return at::cat(out, 2).transpose(1, 2).contiguous();  // [B, N, H, D]
+}
+
 at::Tensor apply_rope(const at::Tensor& x, const RopeTables& rope, bool kernel) {
   TORCH_CHECK_TYPE(x.scalar_type() == rope.cos.scalar_type(), "apply_rope: x dtype ",
                    x.scalar_type(), " must equal the RoPE tables' ", rope.cos.scalar_type());
@@ -128,6 +152,8 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x, const RopeTables& rope, b
       o = dist::cp_attention(*cp_, q, k, v, lighthouse_, nullptr, &count);
       o = o / count.clamp_min(1).unsqueeze(-1).to(q.dtype());
     }
+  } else if (!lighthouse && window_ > 0) {
+    o = sliding_window_attention(q, k, v, window_);
   } else if (!lighthouse) {
     o = lighthouse::dense_attention(q, k, v, lighthouse_.backend);
   } else if (combine_ == LighthouseCombine::Sum) {

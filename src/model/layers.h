@@ -63,6 +63,13 @@ class RopeCache {
 at::Tensor apply_rope(const at::Tensor& x, const RopeTables& rope,
                       bool kernel = false);  // [B, N, H, D]
 
+// Causal attention limited to a sliding window (eval's retrieval control, docs/eval.md):
+// position i attends to positions j with i - window < j <= i. q [B, N, H, D], k and v
+// [B, N, Hkv, D] (GQA: query head h reads key head h / (H / Hkv)) -> [B, N, H, D]. Runs in
+// query blocks of `window` positions, so memory grows with N x window, not N^2.
+at::Tensor sliding_window_attention(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                                    int64_t window);
+
 class AttentionImpl : public torch::nn::Module {
  public:
   explicit AttentionImpl(const ModelConfig& cfg);
@@ -71,6 +78,8 @@ class AttentionImpl : public torch::nn::Module {
 
   // Runs the attention over a context-parallel group (set_context_parallel below).
   void set_context_parallel(dist::Group* group) { cp_ = group; }
+  // Dense attention within a sliding window of `window` positions (0 = the whole prefix).
+  void set_dense_window(int64_t window) { window_ = window; }
 
   torch::nn::Linear q_proj{nullptr}, k_proj{nullptr}, v_proj{nullptr}, o_proj{nullptr};
 
@@ -81,6 +90,7 @@ class AttentionImpl : public torch::nn::Module {
   bool fused_;    // model.fused_kernels
   bool grouped_;  // model.grouped_projections: q, k, v from one grouped_linear
   dist::Group* cp_ = nullptr;
+  int64_t window_ = 0;  // set_dense_window
   RopeCache cp_rope_;  // tables of the whole sequence, for the global positions under CP
 };
 TORCH_MODULE(Attention);

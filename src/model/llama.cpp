@@ -215,6 +215,11 @@ void LlamaImpl::set_attention_mode(AttentionMode mode) { state_->mode = mode; }
 
 AttentionMode LlamaImpl::attention_mode() const { return state_->mode; }
 
+void LlamaImpl::set_dense_window(int64_t window) {
+  TORCH_CHECK(window >= 0, "set_dense_window: window must be >= 0 (0 = none), got ", window);
+  for (auto& layer : state_->layers) layer->self_attn->set_dense_window(window);
+}
+
 const ModelConfig& LlamaImpl::config() const { return state_->cfg; }
 
 }  // namespace lighthouse::model

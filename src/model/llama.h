@@ -94,6 +94,9 @@ class LlamaImpl : public torch::nn::Module {
   // Non-dense layers switch between Lighthouse and dense; parameters are untouched.
   void set_attention_mode(AttentionMode mode);
   AttentionMode attention_mode() const;
+  // Limits every dense attention to a causal sliding window of `window` positions (0 = the
+  // whole prefix): eval's retrieval control. A stack of n layers sees n x (window - 1) back.
+  void set_dense_window(int64_t window);
 
   const ModelConfig& config() const;
 

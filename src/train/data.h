@@ -130,8 +130,16 @@ class SequenceLoader {
   // The index of the sequence visited at `cursor` (exposed for tests).
   int64_t sequence_at(uint64_t cursor);
 
+  // Called on every sequence read with its index in stream order and its N + 1 ids, which it
+  // may rewrite (data.needles: train/needles.h's needle_hook).
+  using Hook = std::function<void(int64_t index, int64_t* seq, int64_t len)>;
+  void set_hook(Hook hook) { hook_ = std::move(hook); }
+
  private:
-  void copy_sequence(int64_t index, int64_t* out) const { stream_->read(index * context_, context_ + 1, out); }
+  void copy_sequence(int64_t index, int64_t* out) const {
+    stream_->read(index * context_, context_ + 1, out);
+    if (hook_) hook_(index, out, context_ + 1);
+  }
 
   const TokenStream* stream_;
   int64_t context_, num_seq_;
@@ -140,6 +148,7 @@ class SequenceLoader {
   uint64_t cursor_ = 0;
   int64_t perm_epoch_ = -1;
   std::vector<int64_t> perm_;  // [num_seq_] order of the cached epoch
+  Hook hook_;
 };
 
 }  // namespace lighthouse::train

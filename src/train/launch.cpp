@@ -7,6 +7,7 @@
 
 #include "train/run_config.h"
 #include "train/checkpoint.h"
+#include "train/needles.h"
 
 namespace lighthouse::train {
 namespace fs = std::filesystem;
@@ -47,14 +48,18 @@ std::optional<model::ExportedModel> apply_model_init(RunConfig& cfg, const Launc
 
 void resolve_vocab(RunConfig& cfg, const Dataset& data, const std::string& checkpoint) {
   int64_t& v = cfg.model.vocab;
-  if (v == 0) v = data.vocab_size;
-  if (v >= data.vocab_size) return;
+  const int64_t needles = needle_id_count(cfg.data.needles);  // reserved past the data's ids
+  if (v == 0) v = data.vocab_size + needles;
+  if (v >= data.vocab_size + needles) return;
   const std::string whose = !checkpoint.empty() ? "the checkpoint " + checkpoint
                             : !cfg.model.init.empty() ? "model.init " + cfg.model.init
                                                       : "model.vocab_size";
   throw ConfigError("model.vocab_size: " + whose + " has vocab_size " + std::to_string(v) +
                     ", below data.source " + cfg.data.source + "'s vocab_size " +
-                    std::to_string(data.vocab_size));
+                    std::to_string(data.vocab_size) +
+                    (needles > 0 ? " plus the " + std::to_string(needles) +
+                                       " ids data.needles reserves"
+                                 : std::string()));
 }
 
 void load_init_weights(model::Llama& m, const model::ExportedModel& hf, const std::string& dir) {

@@ -90,6 +90,17 @@ struct RunConfig {
     int64_t builtin_docs = 600;      // built-in corpus: number of documents
     int64_t builtin_doc_bytes = 0;   // built-in corpus: mean document size, 0 = context
     int64_t builtin_facts = 6;       // built-in corpus: key-value facts per document
+    // Key->value records injected into every sequence, the retrieval task (docs/data.md,
+    // SPEC.md §13): ids past the data's vocabulary, fresh per sequence, queried near its end.
+    struct Needles {
+      int64_t records = 0;        // records per sequence (queried + distractors + others), 0 = off
+      int64_t queries = 4;        // queries per sequence, at its end, each of a distinct record
+      int64_t key_length = 2;     // key tokens of a record
+      int64_t value_length = 2;   // value tokens of a record
+      int64_t symbols = 64;       // distinct ids per key token and per value token
+      int64_t min_distance = 64;  // least tokens from a queried record to its query
+      double distractors = 0.25;  // share of records whose key differs from a queried one in one token
+    } needles;
   } data;
   struct Val {
     int64_t every = 60;   // steps between validation runs, 0 = off

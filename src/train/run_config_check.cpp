@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "dist/context_parallel.h"
+#include "train/needles.h"
 #include "train/run_config_keys.h"
 
 namespace lighthouse::train {
@@ -157,6 +158,8 @@ void validate(const RunConfig& c) {
          cat("must be >= 0 (0 = train.context), got ", c.data.builtin_doc_bytes));
   if (c.data.builtin_facts < 1 || c.data.builtin_facts > 64)
     fail("data.builtin_facts", cat("must be in [1, 64], got ", c.data.builtin_facts));
+  if (const auto [key, msg] = check_needles(c.data.needles, t.context); !key.empty())
+    fail(key, msg);
 
   if (c.val.every < 0) fail("val.every", cat("must be >= 0 (0 = off), got ", c.val.every));
   positive("val.batches", c.val.batches);
@@ -230,7 +233,7 @@ RunModel tiny_model() {
 
 model::ModelConfig to_model_config(const RunConfig& c) {
   model::ModelConfig m = c.model;
-  if (m.vocab == 0) m.vocab = model::kVocab;
+  if (m.vocab == 0) m.vocab = model::kVocab + needle_id_count(c.data.needles);
   return m;
 }
 

@@ -28,6 +28,7 @@
 #include "train/launch.h"
 #include "train/loss.h"
 #include "train/metrics.h"
+#include "train/needles.h"
 #include "train/optim.h"
 #include "train/rng.h"
 #include "train/run_lock.h"
@@ -181,6 +182,12 @@ std::unique_ptr<Session> open_session(const Launch& launch) {
                                                      mix_seed(seed, 0x7a1), /*shuffle=*/true);
   if (!s->data.val.empty())
     s->val_loader = std::make_unique<SequenceLoader>(s->data.val, cfg.train.context, 0, false);
+  if (cfg.data.needles.records > 0) {  // the same needles for both runs of a pair (needles.h)
+    const NeedleIds ids{s->data.vocab_size, cfg.data.needles.symbols};
+    s->train_loader->set_hook(needle_hook(cfg.data.needles, ids, NeedleStream::Train, seed));
+    if (s->val_loader)
+      s->val_loader->set_hook(needle_hook(cfg.data.needles, ids, NeedleStream::Validation, 0));
+  }
 
   if (ck) {
     restore_model(*ck, *s->model, ck_path);

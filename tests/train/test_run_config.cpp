@@ -209,7 +209,8 @@ TEST(RunConfig, ShippedConfigsAreValid) {
   apply_toml_file(tiny_file, (dir / "tiny.toml").string());
   EXPECT_EQ(to_toml(tiny_file), to_toml(RunConfig{}));  // the defaults are the tiny config
   validate(RunConfig{});
-  for (const char* name : {"small-gpu.toml", "paper-530m-98k.toml", "replica-64k.toml"}) {
+  for (const char* name :
+       {"small-gpu.toml", "paper-530m-98k.toml", "replica-64k.toml", "replica-64k-needles.toml"}) {
     RunConfig c;
     apply_toml_file(c, (dir / name).string());
     EXPECT_NO_THROW(validate(c)) << name;
@@ -221,6 +222,16 @@ TEST(RunConfig, ShippedConfigsAreValid) {
                          "model.n_heads=32", "model.n_kv_heads=8", "model.head_dim=128"})
     apply_override(cont, kv);
   EXPECT_NO_THROW(validate(cont));
+}
+
+TEST(RunConfig, Replica64kNeedlesIsReplica64kWithNeedles) {
+  RunConfig plain, needles;
+  apply_toml_file(plain, LIGHTHOUSE_SOURCE_DIR "/configs/replica-64k.toml");
+  apply_toml_file(needles, LIGHTHOUSE_SOURCE_DIR "/configs/replica-64k-needles.toml");
+  EXPECT_GT(needles.data.needles.records, 0);
+  plain.run.name = needles.run.name;
+  plain.data.needles = needles.data.needles;
+  EXPECT_EQ(to_toml(needles), to_toml(plain));
 }
 
 TEST(RunConfig, Replica64kIsSmallGpuAt64k) {
