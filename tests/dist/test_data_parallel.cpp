@@ -213,7 +213,7 @@ TEST_F(DataParallel, ContextParallelFourRanksEqualOneProcess) {
 // dist.dp = 2 x dist.cp = 2 over 4 processes (a 2-D mesh: CP groups {0, 1} and {2, 3}, data
 // parallel across them): 8 steps equal one process with the same global batch of 4 sequences
 // (the CP tolerance: the ring's LSE merge reassociates fp32 sums), a kill after step 5 resumes
-// bitwise, and its step-2 checkpoint re-meshed 2 x 2 -> 2 x 1 -> 1 x 2 -> 4 x 1 (two steps each)
+// bitwise, and a 2 x 2 run stopped at step 2 re-meshed 2 x 1 -> 1 x 2 -> 4 x 1 (two steps each)
 // finishes equal to it.
 TEST_F(DataParallel, MeshTwoByTwoEqualsOneProcessResumesAndRemeshes) {
   const std::string one = dir_ + "/one", mesh = dir_ + "/mesh", killed = dir_ + "/killed";
@@ -234,9 +234,8 @@ TEST_F(DataParallel, MeshTwoByTwoEqualsOneProcessResumesAndRemeshes) {
   expect_same_run(killed, mesh, 0.0);  // the same mesh and reductions: bitwise
 
   const std::string re = dir_ + "/remesh";
-  std::filesystem::create_directories(re + "/checkpoints");
-  std::filesystem::copy_file(checkpoint_path(mesh, 2), checkpoint_path(re, 2));
-  std::filesystem::copy_file(mesh + "/metrics.jsonl", re + "/metrics.jsonl");
+  r = train(re, {"lighthouse.topk=32", "dist.world_size=4", "dist.cp=2", "train.stop_at=2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
   for (const auto& sets : std::vector<std::vector<std::string>>{
            {"dist.world_size=2", "dist.cp=1", "train.stop_at=4"},
            {"dist.world_size=2", "dist.cp=2", "train.grad_accum=2", "train.stop_at=6"},
