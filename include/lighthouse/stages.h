@@ -11,7 +11,10 @@
 //     pyramids of the three and the scores of q and k (empty unless want_score) as one op,
 //     one launch on CUDA; each output bitwise equals pool_score's
 //   dilated_score(q [B, N, H, D], k, v [B, N, Hkv, D]) -> sq, sk [B, H, P] fp32
-//   select(sq [B, H, P], sk [B, Hkv, P], cfg) -> slots [B, H, S] int64, inverse [B, H, P] int64
+//   select(sq [B, H, P], sk [B, Hkv, P], cfg) -> slots [B, H, S] int64, inverse [B, H, P] int64;
+//     for the causal rule, optionally the halo of a sequence cut into chunks (SPEC.md §10):
+//     prev_sq [B, H, L-1], prev_sk [B, Hkv, L-1] fp32, the scores at levels 1..L-1 of the window
+//     just before position 0 (the previous chunk's last entries); undefined: none (chunk 0)
 //   gather(x [B, N, Hx, D], pyramid, slots, inverse) -> [B, H, S, D]
 //   gather_backward(grad [B, H, S, D], inverse, kv_heads) -> [B, N, kv_heads, D]
 //   gather_qkv(q, k, v, their pyramids, slots, inverse) -> three [B, H, S, D]: the three gathers
@@ -39,7 +42,9 @@ std::tuple<at::Tensor, at::Tensor> dilated_score(const at::Tensor& q, const at::
                                                  const at::Tensor& v, int64_t levels,
                                                  int64_t pool, int64_t dilation);
 std::tuple<at::Tensor, at::Tensor> select(const at::Tensor& sq, const at::Tensor& sk,
-                                          const Config& cfg);
+                                          const Config& cfg,
+                                          const at::Tensor& prev_sq = at::Tensor(),
+                                          const at::Tensor& prev_sk = at::Tensor());
 at::Tensor gather(const at::Tensor& x, const at::Tensor& pyramid, const at::Tensor& slots,
                   const at::Tensor& inverse, int64_t levels, int64_t pool);
 at::Tensor gather_backward(const at::Tensor& grad, const at::Tensor& inverse, int64_t levels,

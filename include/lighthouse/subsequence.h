@@ -1,6 +1,6 @@
 // The two halves of attention(q, k, v, plan, cfg) (lighthouse.h) for callers that run the
-// inner causal SDPA themselves; context parallel runs it as ring attention over ranks
-// (src/dist/context_parallel.h):
+// inner causal SDPA themselves (as context parallel does with ring attention over ranks,
+// src/dist/context_parallel.h, from the stage ops of lighthouse/stages.h):
 //   attention(q, k, v, plan, cfg) == scatter(causal_sdpa(gather(q, k, v, plan, cfg)), plan, cfg)
 // Both go through registered `lighthouse::` ops and are differentiable.
 #pragma once

@@ -28,9 +28,13 @@ std::tuple<at::Tensor, at::Tensor> dilated_score(const at::Tensor& q, const at::
 
 // Stage 2 cascade + post-order slot table (SPEC.md §4-§5; the causal rule of §12).
 // sq: [B, H, P] float32, sk: [B, Hkv, P] float32 -> slots [B, H, S], inverse [B, H, P] int64.
+// prev_sq [B, H, L-1], prev_sk [B, Hkv, L-1] (causal only, both or neither): the halo of
+// SPEC.md §10, the scores of the window before position 0 at every level >= 1.
 std::tuple<at::Tensor, at::Tensor> select(const at::Tensor& sq, const at::Tensor& sk,
                                           const Geometry& g,
-                                          Selection selection = Selection::Stratified);
+                                          Selection selection = Selection::Stratified,
+                                          const at::Tensor& prev_sq = at::Tensor(),
+                                          const at::Tensor& prev_sk = at::Tensor());
 
 // Gather (SPEC.md §5): x [B, N, Hx, D], pyramid [B, P1, Hx, D], slots [B, H, S] -> [B, H, S, D].
 at::Tensor gather(const at::Tensor& x, const at::Tensor& pyramid, const at::Tensor& slots,

@@ -22,11 +22,13 @@ inline bool ranks_before(float a, int64_t ia, float b, int64_t ib) {
 }
 
 // Causal score of entry (l, i) (SPEC.md §12): the max of the previous window's pooled score
-// and the score of the entry's first base position (NaN if either is NaN).
-inline float causal_score(const float* s, const Geometry& g, int64_t l, int64_t i) {
+// and the score of the entry's first base position (NaN if either is NaN). The window before
+// entry 0 is the halo's (prev [L-1], SPEC.md §10), or none when prev is null.
+inline float causal_score(const float* s, const float* prev_s, const Geometry& g, int64_t l,
+                          int64_t i) {
   const float first = s[i * g.window[l]];
-  if (i == 0) return first;
-  const float prev = s[g.level_offset[l] + i - 1];
+  if (i == 0 && !prev_s) return first;
+  const float prev = i == 0 ? prev_s[l - 1] : s[g.level_offset[l] + i - 1];
   if (std::isnan(first) || std::isnan(prev)) return std::nanf("");
   return prev > first ? prev : first;
 }
@@ -41,14 +43,17 @@ struct TileSelector {
   const Geometry& g;
   const float* sq;       // [P] scores of this query head
   const float* sk;       // [P] scores of its KV head
+  const float* prev_q;   // [L-1] halo of this query head, or null (SPEC.md §10)
+  const float* prev_k;   // [L-1] halo of its KV head, or null
   int64_t tile;
   std::vector<std::vector<char>> selected;  // [L][tile entries at level l]
   std::vector<int64_t> start;               // [L] first level-local index of the tile
 
   int64_t entries;                          // coarsest entries of the tile
 
-  TileSelector(const Geometry& geom, const float* q, const float* k, int64_t j)
-      : g(geom), sq(q), sk(k), tile(j), selected(geom.L), start(geom.L),
+  TileSelector(const Geometry& geom, const float* q, const float* k, const float* pq,
+               const float* pk, int64_t j)
+      : g(geom), sq(q), sk(k), prev_q(pq), prev_k(pk), tile(j), selected(geom.L), start(geom.L),
         entries(tile_entries(geom, j)) {
     for (int64_t l = 0; l < g.L; ++l) {
       const int64_t scale = g.window[g.c] / g.window[l];
@@ -83,7 +88,7 @@ struct TileSelector {
     std::vector<int64_t> sel;
     for (int64_t r = 0; r < n; ++r) {
       const int64_t i = cand[r];
-      const float a = causal_score(sq, g, l, i), b = causal_score(sk, g, l, i);
+      const float a = causal_score(sq, prev_q, g, l, i), b = causal_score(sk, prev_k, g, l, i);
       bool take = false;
       if (budget - taken == n - r) {
         take = true;
@@ -133,7 +138,8 @@ struct TileSelector {
 }  // namespace
 
 std::tuple<at::Tensor, at::Tensor> select(const at::Tensor& sq, const at::Tensor& sk,
-                                          const Geometry& g, Selection selection) {
+                                          const Geometry& g, Selection selection,
+                                          const at::Tensor& prev_sq, const at::Tensor& prev_sk) {
   const int64_t B = sq.size(0), H = sq.size(1), Hkv = sk.size(1);
   const int64_t group = H / Hkv;
   auto opts = sq.options().dtype(at::kLong);
@@ -141,12 +147,17 @@ std::tuple<at::Tensor, at::Tensor> select(const at::Tensor& sq, const at::Tensor
   at::Tensor inverse = at::full({B, H, g.P}, -1, opts);   // [B, H, P]
   const float* q = sq.data_ptr<float>();
   const float* k = sk.data_ptr<float>();
+  const float* pq = prev_sq.defined() ? prev_sq.data_ptr<float>() : nullptr;  // [B, H, L-1]
+  const float* pk = prev_sk.defined() ? prev_sk.data_ptr<float>() : nullptr;  // [B, Hkv, L-1]
+  const int64_t L1 = g.L - 1;
   int64_t* sl = slots.data_ptr<int64_t>();
   int64_t* inv = inverse.data_ptr<int64_t>();
   at::parallel_for(0, B * H * g.tiles, 1, [&](int64_t begin, int64_t end) {
     for (int64_t w = begin; w < end; ++w) {
       const int64_t bh = w / g.tiles, j = w % g.tiles, b = bh / H, h = bh % H;
-      TileSelector tile(g, q + bh * g.P, k + (b * Hkv + h / group) * g.P, j);
+      const int64_t kv = b * Hkv + h / group;
+      TileSelector tile(g, q + bh * g.P, k + kv * g.P, pq ? pq + bh * L1 : nullptr,
+                        pk ? pk + kv * L1 : nullptr, j);
       tile.cascade(selection);
       int64_t next = j * g.S_tile;
       for (int64_t i = 0; i < tile.entries; ++i)

@@ -55,10 +55,13 @@ cudaError_t launch_pool_score(const PoolScoreParams& prm, cudaStream_t stream);
 // [B, H, P], sk [B, Hkv, P] fp32 -> slots [B, H, S], inverse [B, H, P] int64 (the launcher
 // fills inverse with -1 first, and writes the tail's level-0 tokens after the tiles). causal:
 // the causal rule of SPEC.md §12 instead of the stratified top-m/2 of §4. The tiles, m and S
-// come from the geometry.
+// come from the geometry. prev_sq [B, H, L-1], prev_sk [B, Hkv, L-1] (causal only; null: none):
+// the halo of SPEC.md §10, the scores of the window before position 0 at levels 1..L-1.
 struct SelectParams : StageParams {
   const float* sq = nullptr;
   const float* sk = nullptr;
+  const float* prev_sq = nullptr;
+  const float* prev_sk = nullptr;
   int64_t* slots = nullptr;
   int64_t* inverse = nullptr;
   bool causal = false;

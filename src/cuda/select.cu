@@ -100,11 +100,13 @@ __device__ uint64_t radix_select(int n, int K, const Key& key, const Active& act
   return prefix;
 }
 
-// Causal score of entry (l, i), SPEC.md §12 (the same expression as src/cpu/select.cpp).
-__device__ __forceinline__ float causal_score(const float* s, const Geometry& geo, int l, int64_t i) {
+// Causal score of entry (l, i), SPEC.md §12 (the same expression as src/cpu/select.cpp); the
+// window before entry 0 is the halo's (prev [L-1], SPEC.md §10), or none when prev is null.
+__device__ __forceinline__ float causal_score(const float* s, const float* prev_s,
+                                              const Geometry& geo, int l, int64_t i) {
   const float first = __ldg(s + (i << (l * geo.log2p)));
-  if (i == 0) return first;
-  const float prev = __ldg(s + geo.level_offset[l] + i - 1);
+  if (i == 0 && prev_s == nullptr) return first;
+  const float prev = i == 0 ? __ldg(prev_s + l - 1) : __ldg(s + geo.level_offset[l] + i - 1);
   if (isnan(first) || isnan(prev)) return __int_as_float(0x7fc00000);
   return prev > first ? prev : first;
 }
@@ -183,6 +185,8 @@ struct CausalRule {
 struct Tile {
   const float* sq;   // [P] this query head
   const float* sk;   // [P] its KV head
+  const float* prev_q;  // [L-1] halo of this query head, or null (SPEC.md §10)
+  const float* prev_k;  // [L-1] halo of its KV head, or null
   int64_t* slots;    // [S] this head
   int64_t* inverse;  // [P] this head
   int64_t base;      // first slot of the tile
@@ -222,7 +226,10 @@ __global__ void __launch_bounds__(kThreads) select_kernel(SelectParams prm) {
   const int c = static_cast<int>(geo.c), m = static_cast<int>(geo.m), half = m / 2;
   Tile t;
   t.sq = prm.sq + bh * geo.P;
-  t.sk = prm.sk + (b * prm.Hx + h / (prm.H / prm.Hx)) * geo.P;
+  const int64_t kv = b * prm.Hx + h / (prm.H / prm.Hx);
+  t.sk = prm.sk + kv * geo.P;
+  t.prev_q = prm.prev_sq ? prm.prev_sq + bh * (geo.L - 1) : nullptr;
+  t.prev_k = prm.prev_sk ? prm.prev_sk + kv * (geo.L - 1) : nullptr;
   t.slots = prm.slots + bh * geo.S;
   t.inverse = prm.inverse + bh * geo.P;
   t.base = j * geo.S_tile;
@@ -260,8 +267,8 @@ __global__ void __launch_bounds__(kThreads) select_kernel(SelectParams prm) {
       for (int r0 = 0; r0 < n; r0 += kCausalChunk) {
         const int count = n - r0 < kCausalChunk ? n - r0 : kCausalChunk;
         for (int u = threadIdx.x; u < count; u += blockDim.x) {
-          t.cq[u] = causal_score(t.sq, geo, l, t.cand(l, r0 + u));
-          t.ck[u] = causal_score(t.sk, geo, l, t.cand(l, r0 + u));
+          t.cq[u] = causal_score(t.sq, t.prev_q, geo, l, t.cand(l, r0 + u));
+          t.ck[u] = causal_score(t.sk, t.prev_k, geo, l, t.cand(l, r0 + u));
         }
         __syncthreads();
         if (threadIdx.x == 0) rule.decide(t.cq, t.ck, count, flags + r0);

@@ -2,10 +2,14 @@
 // H / Hkv heads, D head dim, Sc = S / (2W) slots per chunk, W ranks of the CP group.
 #include "dist/context_parallel.h"
 
+#include <limits>
+#include <optional>
 #include <vector>
 
 #include "dist/cp_layout.h"
 #include "dist/ring_attention.h"
+#include "lighthouse/stages.h"
+#include "lighthouse/subsequence.h"
 
 namespace lighthouse::dist {
 namespace {
@@ -93,6 +97,52 @@ at::Tensor scatter_with_halo(Group& g, const at::Tensor& ot, const Plan& plan, c
   return at::cat({o.narrow(1, 0, w) + add, o.narrow(1, w, n - w)}, 1);  // [2B, n, H, E]
 }
 
+// The causal rule's halo (SPEC.md §10): for each of this rank's chunks, the scores of the
+// previous chunk's last entry at every level >= 1. Head chunk r receives rank r-1's head chunk's,
+// tail chunk 2W-1-r rank r+1's tail chunk's; rank W-1's tail chunk W takes its own head chunk's
+// and chunk 0 gets -inf (no previous window: cs_l(0) = s_0(0)). The transfers are posted at
+// construction and waited by prev(), so the caller computes in between.
+class Halo {
+ public:
+  // last [2B, X, L-1]: this rank's chunks' last scores, head chunk first.
+  Halo(Group& g, const at::Tensor& last) : g_(g), last_(last.contiguous()) {
+    const int W = g.size(), r = g.rank();
+    const int64_t B = last_.size(0) / 2;
+    recv_head_ = at::empty_like(last_.narrow(0, 0, B));  // [B, X, L-1]
+    recv_tail_ = at::empty_like(recv_head_);
+    if (W == 1) return;
+    head_ = g.send_recv(last_.narrow(0, 0, B), (r + 1) % W, recv_head_, (r - 1 + W) % W, kTag,
+                        "context-parallel selection halo (head chunks)");
+    tail_ = g.send_recv(last_.narrow(0, B, B), (r - 1 + W) % W, recv_tail_, (r + 1) % W,
+                        kTag + 1, "context-parallel selection halo (tail chunks)");
+  }
+
+  // [2B, X, L-1]: the previous chunk's last scores for this rank's head and tail chunk.
+  at::Tensor prev() {
+    head_.wait();
+    tail_.wait();
+    const int W = g_.size(), r = g_.rank();
+    const int64_t B = last_.size(0) / 2;
+    const at::Tensor head =
+        r == 0 ? at::full_like(recv_head_, -std::numeric_limits<float>::infinity()) : recv_head_;
+    const at::Tensor tail = r == W - 1 ? last_.narrow(0, 0, B) : recv_tail_;
+    return at::cat({head, tail}, 0);
+  }
+
+ private:
+  static constexpr int kTag = 1 << 20;  // apart from the ring's tags (2 step, 2 step + 1)
+  Group& g_;
+  at::Tensor last_, recv_head_, recv_tail_;
+  Pending head_, tail_;
+};
+
+// The score of the last entry of every level >= 1: s [2B, X, P] -> [2B, X, L-1].
+at::Tensor last_scores(const at::Tensor& s, const Geometry& lg) {
+  std::vector<int64_t> idx;
+  for (int64_t l = 1; l < lg.L; ++l) idx.push_back(lg.level_offset[l] + lg.level_len[l] - 1);
+  return s.index_select(2, torch::tensor(idx, s.options().dtype(at::kLong)));
+}
+
 }  // namespace
 
 std::string check_context_parallel(const Config& cfg, int64_t N, int W) {
@@ -100,11 +150,6 @@ std::string check_context_parallel(const Config& cfg, int64_t N, int W) {
   if (cfg.scorer != Scorer::Norm)
     return "scorer: context parallel needs the norm scorer (the \"" + scorer_name(cfg.scorer) +
            "\" scorer attends across chunk boundaries), got \"" + scorer_name(cfg.scorer) + "\"";
-  if (cfg.selection != Selection::Stratified)
-    return "selection: context parallel needs the stratified selection (the \"" +
-           selection_name(cfg.selection) +
-           "\" rule reads the previous tile's scores at a tile start), got \"" +
-           selection_name(cfg.selection) + "\"";
   if (cfg.tile_topk <= 0 || cfg.topk % cfg.tile_topk != 0 ||
       (cfg.topk / cfg.tile_topk) % (2 * W) != 0)
     return "topk: context parallel over " + std::to_string(W) +
@@ -154,17 +199,40 @@ at::Tensor cp_attention(Group& g, const at::Tensor& q, const at::Tensor& k, cons
   const std::string error = check_context_parallel(cfg, 2 * W * n, W);
   TORCH_CHECK_VALUE(error.empty(), "cp_attention: ", error);
   const Config ccfg = chunk_config(cfg, W);
+  const int64_t L = ccfg.levels, p = ccfg.pool;
   const at::Tensor qs = stack_chunks(q), ks = stack_chunks(k), vs = stack_chunks(v);  // [2B, n, .]
+  // Scores, the causal rule's halo posted, the pyramids while it travels, then the selection
+  // (SPEC.md §10).
+  at::Tensor sq, sk;  // [2B, H, P], [2B, Hkv, P]
+  std::optional<Halo> halo;
+  {
+    torch::NoGradGuard no_grad;
+    sq = std::get<1>(stages::pool_score(qs, L, p, false, true));
+    sk = std::get<1>(stages::pool_score(ks, L, p, false, true));
+    if (ccfg.selection == Selection::Causal) {
+      const Geometry lg = level_geometry(L, p, n);
+      halo.emplace(g, at::cat({last_scores(sq, lg), last_scores(sk, lg)}, 1));  // [2B, H+Hkv, L-1]
+    }
+  }
+  auto [pyr_q, pyr_k, pyr_v, no_sq, no_sk] = stages::pool_score_qkv(qs, ks, vs, L, p, false);
   Plan plan;
   {
     torch::NoGradGuard no_grad;
-    plan = lighthouse::plan(qs, ks, ccfg);  // [2B, H, Sc], [2B, H, P]
+    at::Tensor prev_sq, prev_sk;  // [2B, H, L-1], [2B, Hkv, L-1] (causal only)
+    if (halo) {
+      const at::Tensor prev = halo->prev();  // [2B, H+Hkv, L-1]
+      prev_sq = prev.narrow(1, 0, H);
+      prev_sk = prev.narrow(1, H, sk.size(1));
+    }
+    auto [slots, inverse] = stages::select(sq, sk, ccfg, prev_sq, prev_sk);
+    plan = {slots, inverse};  // [2B, H, Sc], [2B, H, P]
   }
   if (plans) *plans = plan;
-  const SubSequence sub = lighthouse::gather(qs, ks, vs, plan, ccfg, false);  // [2B, H, Sc, D] each
+  auto [qt, kt, vt] = stages::gather_qkv(qs, ks, vs, pyr_q, pyr_k, pyr_v, plan.slots,
+                                         plan.inverse, L, p);  // [2B, H, Sc, D] each
   const at::Tensor ot = sequence_to_chunks(ring_attention(
-      g, chunks_to_sequence(sub.q), chunks_to_sequence(sub.k),
-      chunks_to_sequence(sub.v)));                // [2B, H, Sc, D]
+      g, chunks_to_sequence(qt), chunks_to_sequence(kt),
+      chunks_to_sequence(vt)));                   // [2B, H, Sc, D]
   at::Tensor o = unstack_chunks(scatter_with_halo(g, ot, plan, ccfg));  // [B, 2n, H, D]
   if (fan_in) {
     torch::NoGradGuard no_grad;

@@ -1,6 +1,7 @@
 // Context-parallel Lighthouse attention (SPEC.md §10): the sequence sharded over a CP group in
 // the layout of cp_layout.h; each chunk pools, scores and selects on its own with budget
-// k / (2W); the sub-sequences of all chunks in global chunk order run as one causal sequence
+// k / (2W) (the causal rule with the previous chunk's last scores, a point-to-point halo); the
+// sub-sequences of all chunks in global chunk order run as one causal sequence
 // through ring attention; each chunk scatters back locally, and the entries whose scatter
 // range crosses into the next chunk (the last entry of each level) are passed on to it.
 #pragma once
@@ -11,14 +12,14 @@
 #include <string>
 
 #include "dist/group.h"
-#include "lighthouse/subsequence.h"
+#include "lighthouse/lighthouse.h"
 
 namespace lighthouse::dist {
 
 // Empty when cfg can run context parallel over W ranks at global sequence length N, else the
-// error naming the parameter: the norm scorer and the stratified selection (their plans are
-// tile-local), topk / tile_topk tiles a multiple of 2W (chunk boundaries on tile boundaries),
-// and N valid for cfg (SPEC.md §2).
+// error naming the parameter: the norm scorer (either selection rule), topk / tile_topk tiles a
+// multiple of 2W (chunk boundaries on tile boundaries), and N valid for cfg with whole, equal
+// tiles (SPEC.md §2).
 std::string check_context_parallel(const Config& cfg, int64_t N, int W);
 
 // The configuration of one chunk's plan: cfg with topk / (2W).

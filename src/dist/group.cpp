@@ -67,7 +67,9 @@ LaunchEnv launch_env() {
 }
 
 Group::Group(const LaunchEnv& env, const torch::Device& device, std::chrono::milliseconds timeout)
-    : rank_(env.rank), size_(env.world), local_rank_(env.local_rank), timeout_(timeout) {
+    : rank_(env.rank), size_(env.world), local_rank_(env.local_rank), timeout_(timeout),
+      label_("rank " + std::to_string(env.rank) + " of " + std::to_string(env.world)),
+      device_(device) {
   c10::intrusive_ptr<c10d::Store> store;
   try {
     c10d::TCPStoreOptions o;
@@ -84,11 +86,38 @@ Group::Group(const LaunchEnv& env, const torch::Device& device, std::chrono::mil
     fail("rendezvous", "TCPStore at " + env.master_addr + ":" + std::to_string(env.master_port) +
                            ": " + one_line(e.what()));
   }
+  connect(store, device);
+}
+
+Group::Group(const c10::intrusive_ptr<c10d::Store>& store, int rank, int size, int local_rank,
+             const torch::Device& device, std::chrono::milliseconds timeout, std::string label)
+    : rank_(rank), size_(size), local_rank_(local_rank), timeout_(timeout),
+      label_(std::move(label)), device_(device) {
+  connect(store, device);
+}
+
+std::unique_ptr<Group> Group::sub_group(const std::string& name, const std::vector<int>& ranks) {
+  int mine = -1;
+  for (size_t i = 0; i < ranks.size(); ++i) {
+    if (ranks[i] < 0 || ranks[i] >= size_)
+      fail("sub-group", name + " names rank " + std::to_string(ranks[i]) + " outside [0, " +
+                            std::to_string(size_) + ")");
+    if (ranks[i] == rank_) mine = static_cast<int>(i);
+  }
+  if (mine < 0) fail("sub-group", name + " does not hold this rank");
+  const auto store = c10::make_intrusive<c10d::PrefixStore>("group_" + name, store_);
+  return std::unique_ptr<Group>(new Group(store, mine, static_cast<int>(ranks.size()),
+                                          local_rank_, device_, timeout_,
+                                          label_ + " in the " + name + " group"));
+}
+
+void Group::connect(const c10::intrusive_ptr<c10d::Store>& store, const torch::Device& device) {
+  store_ = store;
   try {
     if (device.is_cuda()) {
 #ifdef USE_C10D_NCCL
       auto opts = c10d::ProcessGroupNCCL::Options::create();
-      opts->timeout = timeout;
+      opts->timeout = timeout_;
       backend_ = c10::make_intrusive<c10d::ProcessGroupNCCL>(store, rank_, size_, opts);
       backend_name_ = "nccl";
 #else
@@ -157,15 +186,14 @@ void Group::connect_gloo(const c10::intrusive_ptr<c10d::Store>& store) {
     if (attempt + 1 == kGlooConnectAttempts)
       fail("init", "Gloo could not connect in " + std::to_string(kGlooConnectAttempts) +
                        " attempts; last failure on " + failed);
-    std::cerr << "lighthouse: dist: rank " << rank_ << " of " << size_
+    std::cerr << "lighthouse: dist: " << label_
               << ": Gloo connection attempt " << attempt + 1 << " of " << kGlooConnectAttempts
               << " failed on " << failed << "; connecting again" << std::endl;
   }
 }
 
 void Group::fail(const char* what, const std::string& reason) const {
-  throw DistError("dist: rank " + std::to_string(rank_) + " of " + std::to_string(size_) + ": " +
-                  what + " failed or timed out (dist.timeout_s = " +
+  throw DistError("dist: " + label_ + ": " + what + " failed or timed out (dist.timeout_s = " +
                   std::to_string(timeout_.count() / 1000) + "): " + reason);
 }
 

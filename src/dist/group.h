@@ -1,7 +1,8 @@
 // The process group of a multi-process run: rank, world size and local rank from the variables
 // torchrun sets (RANK, WORLD_SIZE, LOCAL_RANK, MASTER_ADDR, MASTER_PORT), a c10d TCPStore
-// rendezvous, and a c10d backend (NCCL for CUDA tensors, Gloo for CPU tensors). Every
-// collective waits at most the group's timeout and throws DistError naming this rank.
+// rendezvous, and a c10d backend (NCCL for CUDA tensors, Gloo for CPU tensors); sub-groups of
+// it (a 2-D mesh's context-parallel groups) over the same store. Every collective waits at most
+// the group's timeout and throws DistError naming this rank.
 #pragma once
 
 #include <torch/torch.h>
@@ -22,7 +23,8 @@ class Work;
 namespace lighthouse::dist {
 
 // A failed or timed-out collective, or a rendezvous that did not complete; what() is one
-// line that starts with "dist: rank R of W".
+// line that starts with "dist: " and the rank's label ("rank R of W", with its mesh coordinates
+// when set: Group::set_label).
 class DistError : public std::runtime_error {
  public:
   using std::runtime_error::runtime_error;
@@ -73,6 +75,15 @@ class Group {
   Group(const Group&) = delete;
   Group& operator=(const Group&) = delete;
 
+  // The sub-group of the ranks `ranks` of this group (this rank among them; the sub-group's
+  // rank i is ranks[i]), joined over this group's rendezvous store under the prefix `name`
+  // (one name per sub-group, the same on all its members), with this group's backend, device
+  // and timeout. Only its members call it; blocks until all of them have joined.
+  std::unique_ptr<Group> sub_group(const std::string& name, const std::vector<int>& ranks);
+  // How errors name this rank: "rank R of W" unless set (e.g. with its mesh coordinates).
+  void set_label(std::string label) { label_ = std::move(label); }
+  const std::string& label() const { return label_; }
+
   int rank() const { return rank_; }
   int size() const { return size_; }
   int local_rank() const { return local_rank_; }
@@ -96,6 +107,11 @@ class Group {
 
  private:
   friend class Pending;
+  // A member of a sub-group: rank `rank` of `size` over `store`.
+  Group(const c10::intrusive_ptr<c10d::Store>& store, int rank, int size, int local_rank,
+        const torch::Device& device, std::chrono::milliseconds timeout, std::string label);
+  // Builds the backend for tensors on `device` over `store` (rank_ and size_ set).
+  void connect(const c10::intrusive_ptr<c10d::Store>& store, const torch::Device& device);
   [[noreturn]] void fail(const char* what, const std::string& reason) const;
   // Builds the Gloo backend, whose construction connects every pair of ranks. A connection
   // can drop while the mesh forms on a loaded machine ("Connection closed by peer"); the
@@ -108,7 +124,10 @@ class Group {
 
   int rank_ = 0, size_ = 1, local_rank_ = 0;
   std::chrono::milliseconds timeout_;
+  std::string label_;
+  torch::Device device_ = torch::kCPU;
   std::string backend_name_;
+  c10::intrusive_ptr<c10d::Store> store_;
   c10::intrusive_ptr<c10d::Backend> backend_;
 };
 

@@ -172,7 +172,9 @@ std::tuple<at::Tensor, at::Tensor> dilated_score_autograd(const at::Tensor& q,
 
 std::tuple<at::Tensor, at::Tensor> select_autograd(const at::Tensor& sq, const at::Tensor& sk,
                                                    int64_t levels, int64_t pool, int64_t topk,
-                                                   int64_t tile_topk, c10::string_view selection) {
+                                                   int64_t tile_topk, c10::string_view selection,
+                                                   const std::optional<at::Tensor>& prev_sq,
+                                                   const std::optional<at::Tensor>& prev_sk) {
   at::AutoDispatchBelowADInplaceOrView guard;
   Config cfg;
   cfg.levels = levels;
@@ -182,7 +184,7 @@ std::tuple<at::Tensor, at::Tensor> select_autograd(const at::Tensor& sq, const a
   std::string err;
   cfg.selection = parse_selection(std::string(selection), &err);
   TORCH_CHECK_VALUE(err.empty(), err);
-  return select(sq, sk, cfg);
+  return select(sq, sk, cfg, prev_sq.value_or(at::Tensor()), prev_sk.value_or(at::Tensor()));
 }
 
 }  // namespace

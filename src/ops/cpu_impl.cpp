@@ -34,8 +34,12 @@ struct Cpu {
   }
 
   static std::tuple<at::Tensor, at::Tensor> select(const at::Tensor& sq, const at::Tensor& sk,
-                                                   Selection selection, const Geometry& g) {
-    return cpu::select(sq.contiguous(), sk.contiguous(), g, selection);
+                                                   Selection selection, const Geometry& g,
+                                                   const at::Tensor& prev_sq,
+                                                   const at::Tensor& prev_sk) {
+    const auto contiguous = [](const at::Tensor& t) { return t.defined() ? t.contiguous() : t; };
+    return cpu::select(sq.contiguous(), sk.contiguous(), g, selection, contiguous(prev_sq),
+                       contiguous(prev_sk));
   }
 
   static at::Tensor gather(const at::Tensor& x, const at::Tensor& pyramid, const at::Tensor& slots,

@@ -113,10 +113,15 @@ struct Cuda {
   }
 
   static std::tuple<at::Tensor, at::Tensor> select(const at::Tensor& sq_in, const at::Tensor& sk_in,
-                                                   Selection selection, const Geometry& g) {
+                                                   Selection selection, const Geometry& g,
+                                                   const at::Tensor& prev_sq_in,
+                                                   const at::Tensor& prev_sk_in) {
     const char* op = "lighthouse::_select";
     const at::Tensor sq = sq_in.contiguous();  // [B, H, P]
     const at::Tensor sk = sk_in.contiguous();  // [B, Hkv, P]
+    const bool halo = prev_sq_in.defined();
+    const at::Tensor prev_sq = halo ? prev_sq_in.contiguous() : at::Tensor();  // [B, H, L-1]
+    const at::Tensor prev_sk = halo ? prev_sk_in.contiguous() : at::Tensor();  // [B, Hkv, L-1]
     const int64_t B = sq.size(0), H = sq.size(1);
     auto opts = sq.options().dtype(at::kLong);
     at::Tensor slots = at::empty({B, H, g.S}, opts);    // [B, H, S]
@@ -124,6 +129,8 @@ struct Cuda {
     k::SelectParams prm;
     prm.sq = sq.data_ptr<float>();
     prm.sk = sk.data_ptr<float>();
+    prm.prev_sq = halo ? prev_sq.data_ptr<float>() : nullptr;
+    prm.prev_sk = halo ? prev_sk.data_ptr<float>() : nullptr;
     prm.slots = slots.data_ptr<int64_t>();
     prm.inverse = inverse.data_ptr<int64_t>();
     prm.B = B;

@@ -33,12 +33,16 @@ std::tuple<at::Tensor, at::Tensor> dilated_score(const at::Tensor& q, const at::
 }
 
 std::tuple<at::Tensor, at::Tensor> select(const at::Tensor& sq, const at::Tensor& sk,
-                                          const Config& cfg) {
+                                          const Config& cfg, const at::Tensor& prev_sq,
+                                          const at::Tensor& prev_sk) {
   static auto op = op_handle<std::tuple<at::Tensor, at::Tensor>(
-      const at::Tensor&, const at::Tensor&, int64_t, int64_t, int64_t, int64_t, c10::string_view)>(
-      "lighthouse::_select");
+      const at::Tensor&, const at::Tensor&, int64_t, int64_t, int64_t, int64_t, c10::string_view,
+      const std::optional<at::Tensor>&, const std::optional<at::Tensor>&)>("lighthouse::_select");
+  const auto opt = [](const at::Tensor& t) {
+    return t.defined() ? std::optional<at::Tensor>(t) : std::nullopt;
+  };
   return op.call(sq, sk, cfg.levels, cfg.pool, cfg.topk, cfg.tile_topk,
-                 selection_name(cfg.selection));
+                 selection_name(cfg.selection), opt(prev_sq), opt(prev_sk));
 }
 
 at::Tensor gather(const at::Tensor& x, const at::Tensor& pyramid, const at::Tensor& slots,

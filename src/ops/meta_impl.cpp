@@ -28,7 +28,8 @@ struct Meta {
   }
 
   static std::tuple<at::Tensor, at::Tensor> select(const at::Tensor& sq, const at::Tensor&,
-                                                   Selection, const Geometry& g) {
+                                                   Selection, const Geometry& g,
+                                                   const at::Tensor&, const at::Tensor&) {
     auto opts = sq.options().dtype(at::kLong);
     return {at::empty({dim_size(sq, 0), dim_size(sq, 1), g.S}, opts),
             at::empty({dim_size(sq, 0), dim_size(sq, 1), g.P}, opts)};

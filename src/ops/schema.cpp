@@ -45,7 +45,8 @@ TORCH_LIBRARY(lighthouse, m) {
       "-> (Tensor sq, Tensor sk)");
   m.def(
       "_select(Tensor sq, Tensor sk, int levels, int pool, int topk, int tile_topk, "
-      "str selection=\"causal\") -> (Tensor slots, Tensor inverse)");
+      "str selection=\"causal\", Tensor? prev_sq=None, Tensor? prev_sk=None) "
+      "-> (Tensor slots, Tensor inverse)");
   m.def("_gather(Tensor x, Tensor pyramid, Tensor slots, Tensor inverse, int levels, int pool) -> Tensor");
   m.def("_gather_backward(Tensor grad, Tensor inverse, int levels, int pool, int kv_heads) -> Tensor");
   m.def(

@@ -50,7 +50,8 @@ Geometry check_dilated_score(const at::Tensor& q, const at::Tensor& k, const at:
   return g;
 }
 
-Geometry check_select(const at::Tensor& sq, const at::Tensor& sk, const Config& cfg) {
+Geometry check_select(const at::Tensor& sq, const at::Tensor& sk, const Config& cfg,
+                      const at::Tensor& prev_sq, const at::Tensor& prev_sk) {
   TORCH_CHECK_TYPE(sq.scalar_type() == at::kFloat && sk.scalar_type() == at::kFloat,
                    "lighthouse::_select: sq and sk must be float32, got ", sq.scalar_type(),
                    " and ", sk.scalar_type());
@@ -64,6 +65,30 @@ Geometry check_select(const at::Tensor& sq, const at::Tensor& sk, const Config& 
                     sq.device(), ", got ", sk.device());
   const Geometry lv =
       levels_from_pyramid(cfg.levels, cfg.pool, dim_size(sq, 2), "lighthouse::_select sq");
+  if (prev_sq.defined() || prev_sk.defined()) {
+    TORCH_CHECK_VALUE(prev_sq.defined() && prev_sk.defined(),
+                      "lighthouse::_select: prev_sq and prev_sk (the halo of the previous chunk) "
+                      "must be given together, got only ",
+                      prev_sq.defined() ? "prev_sq" : "prev_sk");
+    TORCH_CHECK_VALUE(cfg.selection == Selection::Causal,
+                      "lighthouse::_select: prev_sq and prev_sk are read by the causal selection "
+                      "only (SPEC.md §12), got selection \"",
+                      selection_name(cfg.selection), "\"");
+    const int64_t B = dim_size(sq, 0), L1 = cfg.levels - 1;
+    for (const auto& [t, heads, name, head_name] :
+         {std::tuple{&prev_sq, dim_size(sq, 1), "prev_sq", "H"},
+          std::tuple{&prev_sk, dim_size(sk, 1), "prev_sk", "Hkv"}}) {
+      TORCH_CHECK_TYPE(t->scalar_type() == at::kFloat, "lighthouse::_select: ", name,
+                       " must be float32, got ", t->scalar_type());
+      TORCH_CHECK_VALUE(t->dim() == 3 && dim_size(*t, 0) == B && dim_size(*t, 1) == heads &&
+                            dim_size(*t, 2) == L1,
+                        "lighthouse::_select: ", name, " must be [B, ", head_name,
+                        ", levels - 1] = [", B, ", ", heads, ", ",
+                        L1, "], got ", t->sym_sizes());
+      TORCH_CHECK_VALUE(t->device() == sq.device(), "lighthouse::_select: ", name,
+                        " must be on sq's device ", sq.device(), ", got ", t->device());
+    }
+  }
   return checked_geometry(cfg, lv.N);
 }
 

@@ -38,12 +38,15 @@ struct Stages {
 
   static std::tuple<at::Tensor, at::Tensor> select(const at::Tensor& sq, const at::Tensor& sk,
                                                    int64_t levels, int64_t pool, int64_t topk,
-                                                   int64_t tile_topk, c10::string_view selection) {
+                                                   int64_t tile_topk, c10::string_view selection,
+                                                   const std::optional<at::Tensor>& prev_sq,
+                                                   const std::optional<at::Tensor>& prev_sk) {
     const Config cfg =
         config_from_args(levels, pool, topk, tile_topk, "norm", "auto", 4, selection);
-    const Geometry g = check_select(sq, sk, cfg);
+    const at::Tensor pq = prev_sq.value_or(at::Tensor()), pk = prev_sk.value_or(at::Tensor());
+    const Geometry g = check_select(sq, sk, cfg, pq, pk);
     const Guard guard(sq.device());
-    return Backend::select(sq, sk, cfg.selection, g);
+    return Backend::select(sq, sk, cfg.selection, g, pq, pk);
   }
 
   static at::Tensor gather(const at::Tensor& x, const at::Tensor& pyramid, const at::Tensor& slots,

@@ -46,7 +46,10 @@ Geometry check_pool_score_qkv(const at::Tensor& q, const at::Tensor& k, const at
                               int64_t levels, int64_t pool);
 Geometry check_dilated_score(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                              int64_t levels, int64_t pool, int64_t dilation);
-Geometry check_select(const at::Tensor& sq, const at::Tensor& sk, const Config& cfg);
+// prev_sq / prev_sk: the optional halo of the causal rule (lighthouse/stages.h), both or neither.
+Geometry check_select(const at::Tensor& sq, const at::Tensor& sk, const Config& cfg,
+                      const at::Tensor& prev_sq = at::Tensor(),
+                      const at::Tensor& prev_sk = at::Tensor());
 Geometry check_gather(const at::Tensor& x, const at::Tensor& pyramid, const at::Tensor& slots,
                       const at::Tensor& inverse, int64_t levels, int64_t pool);
 Geometry check_gather_backward(const at::Tensor& grad, const at::Tensor& inverse, int64_t levels,

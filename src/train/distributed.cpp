@@ -21,6 +21,18 @@ std::shared_ptr<dist::Group> join_group(const RunConfig& cfg, const dist::Launch
   return std::make_shared<dist::Group>(env, device, std::chrono::seconds(cfg.dist.timeout_s));
 }
 
+std::shared_ptr<dist::Group> join_cp_group(const std::shared_ptr<dist::Group>& world, int64_t dp,
+                                           int64_t cp) {
+  if (!world || cp == 1) return nullptr;
+  const int r = world->rank(), C = static_cast<int>(cp), d = r / C, c = r % C;
+  world->set_label(world->label() + " (dp " + std::to_string(d) + " of " + std::to_string(dp) +
+                   ", cp " + std::to_string(c) + " of " + std::to_string(cp) + ")");
+  if (dp == 1) return world;
+  std::vector<int> ranks;
+  for (int i = 0; i < C; ++i) ranks.push_back(d * C + i);
+  return world->sub_group("cp" + std::to_string(d), ranks);
+}
+
 void add_sharded_optimizer(TensorMap& out, dist::Group& g, const torch::nn::Module& model,
                            torch::optim::AdamW& opt, const std::vector<int>& owners) {
   const auto named = model.named_parameters();

@@ -18,6 +18,14 @@ namespace lighthouse::train {
 std::shared_ptr<dist::Group> join_group(const RunConfig& cfg, const dist::LaunchEnv& env,
                                         torch::Device& device);
 
+// The 2-D mesh of dist.dp x dist.cp ranks: rank = dp_rank x cp + cp_rank, so a CP group is cp
+// consecutive ranks (neighbours, on one host when cp divides the GPUs per host) and data
+// parallel runs across the CP groups. When cp > 1, labels the group's errors with this rank's
+// mesh coordinates and returns its CP group: `world` itself when dp = 1, else a sub-group
+// joined now (collective over its members); nullptr when cp = 1 or there is no group.
+std::shared_ptr<dist::Group> join_cp_group(const std::shared_ptr<dist::Group>& world, int64_t dp,
+                                           int64_t cp);
+
 // Every parameter's AdamW state, each from the rank that owns it (owners: dist::shard_owners),
 // under the keys add_optimizer uses; filled on rank 0, left unchanged on the others.
 // Collective: every rank calls it.

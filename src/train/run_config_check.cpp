@@ -26,9 +26,6 @@ bool parse_index(const std::string& s, int64_t* out) {
 // Lighthouse configuration must be chunk-local with tiles on chunk boundaries.
 void check_context_parallel(const RunConfig& c) {
   const int64_t W = c.dist.cp;
-  if (c.dist.dp > 1)
-    fail("dist.cp", cat("context parallel together with data parallel (dist.dp = ", c.dist.dp,
-                        ") is not built yet: set dist.dp = 1, got dist.cp = ", W));
   if (c.train.context % (2 * W) != 0)
     fail("dist.cp", cat("train.context = ", c.train.context, " must be a multiple of 2 x ",
                         "dist.cp = ", 2 * W, " (two equal chunks per rank), got dist.cp = ", W));

@@ -256,7 +256,7 @@ const std::vector<Field>& fields() {
              "processes (0 = torchrun's WORLD_SIZE, else 1; N > 1 starts N local ranks)"),
       LH_KEY("dist.dp", dist.dp, false, "data-parallel degree (0 = world size / dist.cp)"),
       LH_KEY("dist.cp", dist.cp, false,
-             "context-parallel degree (SPEC.md §10; dist.dp must be 1 when > 1)"),
+             "context-parallel degree (SPEC.md §10; ranks form a dist.dp x dist.cp mesh)"),
       LH_KEY("dist.timeout_s", dist.timeout_s, false,
              "seconds a collective may wait before the run fails, naming the rank"),
       LH_KEY("dist.bucket_mb", dist.bucket_mb, false, "gradient all-reduce bucket size, MiB"),

@@ -78,7 +78,7 @@ void drop_gradients(const std::vector<at::Tensor>& params) {
 }
 
 at::Tensor batch_loss(Session& s, const at::Tensor& batch) {  // batch [B, N + 1]
-  return next_token_loss(s.model, batch, s.device, s.bf16, s.cp > 1 ? s.group.get() : nullptr);
+  return next_token_loss(s.model, batch, s.device, s.bf16, s.cp_group.get());
 }
 
 void write_text(const std::string& path, const std::string& text) {
@@ -141,6 +141,7 @@ std::unique_ptr<Session> open_session(const Launch& launch) {
   s->group = join_group(cfg, env, s->device);
   s->dp = resolve_dp(cfg, env.world);
   s->cp = cfg.dist.cp;
+  s->cp_group = join_cp_group(s->group, s->dp, s->cp);
   // The shapes against the memory left, before anything is allocated: once with the vocabulary
   // the config names (an absurd train.context stops here, before the data is built), then
   // with the data's.
@@ -162,7 +163,7 @@ std::unique_ptr<Session> open_session(const Launch& launch) {
     s->model = model::Llama(to_model_config(cfg));  // initialized on CPU: same on any device
     if (init) load_init_weights(s->model, *init, cfg.model.init);
     s->model->to(s->device);
-    if (s->cp > 1) model::set_context_parallel(*s->model, s->group.get());
+    if (s->cp_group) model::set_context_parallel(*s->model, s->cp_group.get());
     if (s->group) s->owners = dist::shard_owners(s->model->parameters(), s->group->size());
     s->opt = make_optimizer(*s->model, cfg, s->owners, s->rank());
   } catch (const ConfigError&) {

@@ -52,9 +52,12 @@ struct Session {
   // owns each parameter's AdamW state (ZeRO-1; `opt` holds this rank's parameters only).
   std::shared_ptr<dist::Group> group;
   int64_t dp = 1;
-  // Context parallel (dist.cp > 1, SPEC.md §10): every rank of the group reads the same
-  // sequences and holds its two chunks of each; gradients are averaged over all ranks.
+  // Context parallel (dist.cp > 1, SPEC.md §10): the ranks of a CP group read the same
+  // sequences and hold two chunks of each; gradients are averaged over all ranks. The mesh:
+  // rank = dp_rank x cp + cp_rank, cp_group this rank's CP group (the whole group when dp = 1, a
+  // sub-group otherwise; null when cp = 1).
   int64_t cp = 1;
+  std::shared_ptr<dist::Group> cp_group;
   std::vector<int> owners;
   // Gradient averaging overlapped with the last micro-batch's backward (with a group).
   std::unique_ptr<dist::OverlappedAverager> averager;

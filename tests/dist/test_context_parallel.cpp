@@ -1,5 +1,6 @@
 // The context-parallel Lighthouse op over 2 and 4 in-process Gloo ranks equals the
-// single-device op on the same inputs: output and gradients (fp32, 1e-5 relative) and the slot
+// single-device op on the same inputs, for both selection rules (the causal one with the
+// previous chunk's halo, SPEC.md §10): output and gradients (fp32, 1e-5 relative) and the slot
 // tables (each chunk's plan, renumbered globally, is its slice of the single-device plan).
 #include <gtest/gtest.h>
 #include <netinet/in.h>
@@ -16,13 +17,14 @@
 namespace lighthouse::dist {
 namespace {
 
-Config tiny(int64_t levels, int64_t pool, int64_t topk) {
+Config tiny(int64_t levels, int64_t pool, int64_t topk,
+            Selection selection = Selection::Stratified) {
   Config c;
   c.levels = levels;
   c.pool = pool;
   c.topk = topk;
   c.tile_topk = 4;
-  c.selection = Selection::Stratified;  // context parallel needs it (SPEC.md §10)
+  c.selection = selection;
   return c;
 }
 
@@ -77,6 +79,19 @@ TEST(ContextParallel, FourRanksEqualTheSingleDeviceOp) {
   check_cp(4, tiny(3, 2, 32), 128);  // 8 chunks of 1 tile
 }
 
+// The causal rule (SPEC.md §12) with C = 16 > m = 4 coarsest entries per tile, so it decides
+// at every level (a tile of at most m entries would take all of them) and the first entry's
+// causal score, which reads the previous chunk's last window through the halo, moves the
+// running means that later decisions compare with. GQA, B = 2.
+TEST(ContextParallel, CausalSelectionTwoRanksEqualsTheSingleDeviceOp) {
+  check_cp(2, tiny(3, 2, 16, Selection::Causal), 256);  // 4 chunks of 1 tile of 64 positions
+  check_cp(2, tiny(2, 4, 32, Selection::Causal), 512);  // 4 chunks of 2 tiles of 64 positions
+}
+
+TEST(ContextParallel, CausalSelectionFourRanksEqualsTheSingleDeviceOp) {
+  check_cp(4, tiny(3, 2, 32, Selection::Causal), 512);  // 8 chunks of 1 tile of 64 positions
+}
+
 TEST(ContextParallel, ConfigurationsThatAreNotChunkLocalAreRejectedByName) {
   const Config ok = tiny(3, 2, 32);
   EXPECT_EQ(check_context_parallel(ok, 128, 2), "");
@@ -85,8 +100,8 @@ TEST(ContextParallel, ConfigurationsThatAreNotChunkLocalAreRejectedByName) {
   c.scorer = Scorer::Dilated;
   EXPECT_EQ(check_context_parallel(c, 128, 2).rfind("scorer:", 0), 0u);
   c = ok;
-  c.selection = Selection::Causal;
-  EXPECT_EQ(check_context_parallel(c, 128, 2).rfind("selection:", 0), 0u);
+  c.selection = Selection::Causal;  // served with the halo (SPEC.md §10)
+  EXPECT_EQ(check_context_parallel(c, 128, 2), "");
   const std::string tiles = check_context_parallel(ok, 128, 3);  // 8 tiles into 6 chunks
   EXPECT_EQ(tiles.rfind("topk:", 0), 0u) << tiles;
   EXPECT_NE(tiles.find("multiple of 6"), std::string::npos) << tiles;

@@ -1,8 +1,8 @@
 // Data and context parallel through the `lighthouse` binary on CPU (Gloo, 2 and 4 local ranks
 // launched by --set dist.world_size): N steps of dp ranks equal N steps of one process with the same
 // global batch (losses, weights and AdamW state), resume across a kill, resharding a dp = 2
-// checkpoint to dp = 1 and dp = 4, collective time-outs naming the rank, config errors, and
-// dist.cp = 2 and 4 against one process.
+// checkpoint to dp = 1 and dp = 4, collective time-outs naming the rank, config errors,
+// dist.cp = 2 and 4 against one process, and the dp 2 x cp 2 mesh (equal, resumed, re-meshed).
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -189,13 +189,13 @@ TEST_F(DataParallel, CollectiveTimeOutFailsNamingTheRank) {
 // Context parallel (dist.cp = world size): every rank reads the same sequences and holds two
 // chunks of each; Lighthouse steps 1-5 run the CP op, dense steps 6-8 ring attention. The
 // topk leaves one or more tiles per chunk (tiny: 4 tiles of 64 positions; 8 of 32 for cp = 4).
-// Context parallel needs the stratified selection (SPEC.md §10), so these runs name it.
+// The default causal selection runs with the previous chunk's halo (SPEC.md §10); tiles of
+// C = 16 > m = 8 coarsest entries (8 for cp = 4), so it decides at every tile.
 TEST_F(DataParallel, ContextParallelTwoRanksEqualOneProcess) {
   const std::string one = dir_ + "/one", two = dir_ + "/cp2";
-  auto r = train(one, {"lighthouse.selection=stratified", "lighthouse.topk=32"});
+  auto r = train(one, {"lighthouse.topk=32"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  r = train(two, {"lighthouse.selection=stratified", "lighthouse.topk=32", "dist.world_size=2",
-                  "dist.cp=2"});
+  r = train(two, {"lighthouse.topk=32", "dist.world_size=2", "dist.cp=2"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("data parallel 1, context parallel 2"), std::string::npos) << r.out;
   expect_same_run(two, one, 5e-5, 1e-4);  // measured: weights 7.1e-6, AdamW 8.1e-6
@@ -203,23 +203,66 @@ TEST_F(DataParallel, ContextParallelTwoRanksEqualOneProcess) {
 
 TEST_F(DataParallel, ContextParallelFourRanksEqualOneProcess) {
   const std::string one = dir_ + "/one", four = dir_ + "/cp4";
-  auto r = train(one, {"lighthouse.selection=stratified", "lighthouse.topk=64"});
+  auto r = train(one, {"lighthouse.topk=64"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
-  r = train(four, {"lighthouse.selection=stratified", "lighthouse.topk=64", "dist.world_size=4",
-                   "dist.cp=4"});
+  r = train(four, {"lighthouse.topk=64", "dist.world_size=4", "dist.cp=4"});
   ASSERT_EQ(r.exit_code, 0) << r.err;
   expect_same_run(four, one, 5e-5, 1e-4);  // measured: weights 7.0e-6, AdamW 1.7e-5
 }
 
+// dist.dp = 2 x dist.cp = 2 over 4 processes (a 2-D mesh: CP groups {0, 1} and {2, 3}, data
+// parallel across them): 8 steps equal one process with the same global batch of 4 sequences
+// (the CP tolerance: the ring's LSE merge reassociates fp32 sums), a kill after step 5 resumes
+// bitwise, and a 2 x 2 run stopped at step 2 re-meshed 2 x 1 -> 1 x 2 -> 4 x 1 (two steps each)
+// finishes equal to it.
+TEST_F(DataParallel, MeshTwoByTwoEqualsOneProcessResumesAndRemeshes) {
+  const std::string one = dir_ + "/one", mesh = dir_ + "/mesh", killed = dir_ + "/killed";
+  auto r = train(one, {"lighthouse.topk=32", "train.grad_accum=2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  r = train(mesh, {"lighthouse.topk=32", "dist.world_size=4", "dist.cp=2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("x 4 ranks (gloo, data parallel 2, context parallel 2"), std::string::npos)
+      << r.out;
+  expect_same_run(mesh, one, 5e-5, 1e-4);
+
+  r = train(killed, {"lighthouse.topk=32", "dist.world_size=4", "dist.cp=2"},
+            {{"LIGHTHOUSE_FAULT_KILL_AFTER_STEP", "5"}});
+  EXPECT_EQ(r.exit_code, 128 + SIGKILL) << r.err;
+  EXPECT_EQ(list_checkpoints(killed).back(), checkpoint_path(killed, 4));
+  r = resume(killed, {});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  expect_same_run(killed, mesh, 0.0);  // the same mesh and reductions: bitwise
+
+  const std::string re = dir_ + "/remesh";
+  r = train(re, {"lighthouse.topk=32", "dist.world_size=4", "dist.cp=2", "train.stop_at=2"});
+  ASSERT_EQ(r.exit_code, 0) << r.err;
+  for (const auto& sets : std::vector<std::vector<std::string>>{
+           {"dist.world_size=2", "dist.cp=1", "train.stop_at=4"},
+           {"dist.world_size=2", "dist.cp=2", "train.grad_accum=2", "train.stop_at=6"},
+           {"dist.world_size=4", "dist.cp=1", "train.batch_size=1", "train.grad_accum=1"}}) {
+    r = resume(re, sets);
+    ASSERT_EQ(r.exit_code, 0) << sets.front() << " " << sets[1] << ": " << r.err;
+  }
+  expect_same_run(re, mesh, 5e-5, 1e-4);
+}
+
+// A collective failing inside a CP group names the rank's mesh coordinates.
+TEST_F(DataParallel, MeshTimeOutNamesTheMeshCoordinates) {
+  const auto r = train(dir_ + "/stall", {"lighthouse.topk=32", "dist.world_size=4", "dist.cp=2",
+                                         "dist.timeout_s=2"},
+                       {{"LIGHTHOUSE_FAULT_STALL_RANK", "3:6"}});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("dist: rank 2 of 4 (dp 1 of 2, cp 0 of 2)"), std::string::npos) << r.err;
+}
+
 TEST_F(DataParallel, BadDistConfigNamesTheKey) {
-  auto r = train(dir_ + "/a", {"lighthouse.selection=stratified", "dist.cp=2"});  // 16 / 8 = 2 tiles cannot make 4 chunks
+  auto r = train(dir_ + "/a", {"dist.cp=2"});  // 16 / 8 = 2 tiles cannot make 4 chunks
   EXPECT_EQ(r.exit_code, 1);
   EXPECT_NE(r.err.find("dist.cp: 2 does not fit the Lighthouse layers: topk: context parallel "
                        "over 2 ranks"),
             std::string::npos)
       << r.err;
-  r = train(dir_ + "/a2", {"lighthouse.selection=stratified", "dist.world_size=2", "dist.cp=4",
-                           "lighthouse.topk=64"});
+  r = train(dir_ + "/a2", {"dist.world_size=2", "dist.cp=4", "lighthouse.topk=64"});
   EXPECT_EQ(r.exit_code, 1);  // cp does not divide the world size
   EXPECT_NE(r.err.find("dist.cp: dist.dp x dist.cp must equal the world size 2, got 0 x 4"),
             std::string::npos)
@@ -230,16 +273,12 @@ TEST_F(DataParallel, BadDistConfigNamesTheKey) {
   EXPECT_NE(r.err.find("dist.cp: train.context = 258 must be a multiple of 2 x dist.cp = 4"),
             std::string::npos)
       << r.err;
-  // The default causal selection reads across tiles: context parallel refuses it by name.
-  r = train(dir_ + "/a5", {"dist.world_size=2", "dist.cp=2", "lighthouse.topk=32"});
+  // The dilated scorer attends across chunks: context parallel refuses it by name.
+  r = train(dir_ + "/a5", {"dist.world_size=2", "dist.cp=2", "lighthouse.topk=32",
+                           "lighthouse.scorer=dilated"});
   EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.err.find("selection: context parallel needs the stratified selection"),
-            std::string::npos)
-      << r.err;
-  r = train(dir_ + "/a4", {"lighthouse.selection=stratified", "dist.world_size=4", "dist.cp=2",
-                           "dist.dp=2", "lighthouse.topk=32"});
-  EXPECT_EQ(r.exit_code, 1);
-  EXPECT_NE(r.err.find("dist.cp: context parallel together with data parallel"),
+  EXPECT_NE(r.err.find("dist.cp: 2 does not fit the Lighthouse layers: scorer: context parallel "
+                       "needs the norm scorer"),
             std::string::npos)
       << r.err;
   r = train(dir_ + "/b", {"dist.world_size=2", "dist.dp=3"});

@@ -1,5 +1,6 @@
 // The causal selection (SPEC.md §12) on CUDA: the kernel's plan bitwise equals the CPU plan
-// from identical fp32 scores (ties, NaN, +-0 and +-inf included, up to N = 512K), the op with
+// from identical fp32 scores (ties, NaN, +-0 and +-inf included, up to N = 512K; with and
+// without a context-parallel halo, SPEC.md §10), the op with
 // selection = causal matches the float64 CPU reference on the same plan, and the defining
 // property holds on the device: outputs at positions <= t are bitwise unchanged when the
 // inputs after t are redrawn, with the plan recomputed.
@@ -55,6 +56,16 @@ TEST_P(CudaCausal, PlanMatchesCpuOnIdenticalScores) {
     auto [slots_g, inv_g] = ops::select(to_cuda(sq), to_cuda(sk), causal(s));
     EXPECT_TRUE(bitwise_equal(slots_g.cpu(), slots_c)) << s.name() << " variant " << variant;
     EXPECT_TRUE(bitwise_equal(inv_g.cpu(), inv_c)) << s.name() << " variant " << variant;
+    // With a context-parallel halo (SPEC.md §10): the previous chunk's last scores per level.
+    const at::Tensor pq = scores(s.B, s.H, s.L - 1, variant, 500 + variant);    // [B, H, L-1]
+    const at::Tensor pk = scores(s.B, s.Hkv, s.L - 1, variant, 600 + variant);  // [B, Hkv, L-1]
+    auto [halo_slots_c, halo_inv_c] = ops::select(sq, sk, causal(s), pq, pk);
+    auto [halo_slots_g, halo_inv_g] =
+        ops::select(to_cuda(sq), to_cuda(sk), causal(s), to_cuda(pq), to_cuda(pk));
+    EXPECT_TRUE(bitwise_equal(halo_slots_g.cpu(), halo_slots_c))
+        << s.name() << " variant " << variant << " with a halo";
+    EXPECT_TRUE(bitwise_equal(halo_inv_g.cpu(), halo_inv_c))
+        << s.name() << " variant " << variant << " with a halo";
   }
 }
 

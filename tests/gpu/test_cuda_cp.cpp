@@ -82,7 +82,9 @@ TEST(CudaRingAttention, TwoGpusMatchSdpa) {
   check_ring(2, at::kBFloat16);
 }
 
-// The CP op over 2 GPUs (fp32) against the single-GPU op on the same inputs.
+// The CP op over 2 GPUs (fp32) against the single-GPU op on the same inputs, with the default
+// causal selection (the halo passed over NCCL send/recv, SPEC.md §10): output, dq, and every
+// chunk's slot table equal to its slice of the single-GPU plan.
 TEST(CudaContextParallel, TwoGpusEqualTheSingleGpuOp) {
   SKIP_WITHOUT_GPUS(2);
   Config cfg;
@@ -100,7 +102,9 @@ TEST(CudaContextParallel, TwoGpusEqualTheSingleGpuOp) {
                    vr = v.clone().requires_grad_();
   const at::Tensor ref = attention(qr, kr, vr, cfg);
   ref.backward(dout);
-  std::vector<at::Tensor> o(W), dq(W);
+  const at::Tensor whole = plan(q, k, cfg).slots.cpu();  // [B, H, S]
+  const int64_t n = N / (2 * W), Sc = whole.size(2) / (2 * W);
+  std::vector<at::Tensor> o(W), dq(W), slots(W);
   run_ranks(
       W,
       [&](Group &g) {
@@ -108,15 +112,23 @@ TEST(CudaContextParallel, TwoGpusEqualTheSingleGpuOp) {
         c10::cuda::CUDAGuard guard(static_cast<c10::DeviceIndex>(r));
         const auto dev = torch::Device(torch::kCUDA, r);
         at::Tensor ql = cp_shard(q, 1, r, W).to(dev).requires_grad_();
-        at::Tensor ol =
-            cp_attention(g, ql, cp_shard(k, 1, r, W).to(dev), cp_shard(v, 1, r, W).to(dev), cfg);
+        Plan local;
+        at::Tensor ol = cp_attention(g, ql, cp_shard(k, 1, r, W).to(dev),
+                                     cp_shard(v, 1, r, W).to(dev), cfg, &local);
         ol.backward(cp_shard(dout, 1, r, W).to(dev));
         o[r] = ol.detach().cpu();
         dq[r] = ql.grad().cpu();
+        slots[r] = local.slots.cpu();  // [2B, H, Sc]
       },
       true);
   EXPECT_LE(rel_err(cp_unshard(o, 1), ref.detach().cpu()), 1e-4);
   EXPECT_LE(rel_err(cp_unshard(dq, 1), qr.grad().cpu()), 1e-4);
+  for (int r = 0; r < W; ++r)
+    for (int half = 0; half < 2; ++half) {
+      const int64_t c = cp_chunk(r, W, half);
+      const at::Tensor mine = global_slots(slots[r].narrow(0, half * B, B), c, n, W, cfg);
+      EXPECT_TRUE(torch::equal(mine, whole.narrow(2, c * Sc, Sc))) << "slots of chunk " << c;
+    }
 }
 
 // Forward + backward milliseconds of one rank's CP step (median of 5 after 2

@@ -30,6 +30,13 @@ Inputs valid() {
   return random_inputs(kShape, at::kDouble, 71);
 }
 
+// kShape's config with the causal selection (whose select stage takes a halo).
+Config causal_cfg() {
+  Config c = kShape.cfg();
+  c.selection = Selection::Causal;
+  return c;
+}
+
 Config cfg_with(int64_t L, int64_t p, int64_t k, int64_t m) {
   return Shape{1, 1, 1, 1, 1, L, p, k, m}.cfg();
 }
@@ -267,6 +274,37 @@ std::vector<BadCase> cases() {
          ops::select(s, s.narrow(1, 0, 2), kShape.cfg());
        },
        {"lighthouse::_select sq: pyramid dimension 447"}},
+      // The causal rule's halo (SPEC.md §10): prev_sq [B, H, L-1] and prev_sk [B, Hkv, L-1].
+      {"select_halo_alone",
+       [] {
+         const at::Tensor s = randn({1, 4, 448}, at::kFloat, 84);
+         ops::select(s, s.narrow(1, 0, 2), causal_cfg(), randn({1, 4, 2}, at::kFloat, 85));
+       },
+       {"lighthouse::_select: prev_sq and prev_sk", "must be given together, got only prev_sq"}},
+      {"select_halo_stratified",
+       [] {
+         const at::Tensor s = randn({1, 4, 448}, at::kFloat, 86);
+         Config cfg = kShape.cfg();
+         cfg.selection = Selection::Stratified;
+         ops::select(s, s.narrow(1, 0, 2), cfg, randn({1, 4, 2}, at::kFloat, 87),
+                     randn({1, 2, 2}, at::kFloat, 88));
+       },
+       {"prev_sq and prev_sk are read by the causal selection only", "\"stratified\""}},
+      {"select_halo_levels",
+       [] {
+         const at::Tensor s = randn({1, 4, 448}, at::kFloat, 89);
+         ops::select(s, s.narrow(1, 0, 2), causal_cfg(), randn({1, 4, 2}, at::kFloat, 90),
+                     randn({1, 2, 3}, at::kFloat, 91));
+       },
+       {"lighthouse::_select: prev_sk must be [B, Hkv, levels - 1] = [1, 2, 2]", "[1, 2, 3]"}},
+      {"select_halo_dtype",
+       [] {
+         const at::Tensor s = randn({1, 4, 448}, at::kFloat, 92);
+         ops::select(s, s.narrow(1, 0, 2), causal_cfg(), randn({1, 4, 2}, at::kDouble, 93),
+                     randn({1, 2, 2}, at::kFloat, 94));
+       },
+       {"lighthouse::_select: prev_sq must be float32", "Double"},
+       true},
       {"pool_score_rank",
        [] {
          ops::pool_score(randn({256, 4, 8}, at::kDouble, 75), 3, 2, true, true);
