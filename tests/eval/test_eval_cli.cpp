@@ -93,7 +93,7 @@ TEST(EvalCli, ModesHeatmapAndBadFlags) {
   };
   const std::string run = dir + "/run";
   for (const Bad& b : std::vector<Bad>{
-           {{"eval", "--run", run}, "give --ppl, --niah or both"},
+           {{"eval", "--run", run}, "give --ppl, --retrieval, --niah or several"},
            {{"eval", "--ppl"}, "one of --run, --checkpoint or --model"},
            {{"eval", "--run", run, "--ppl", "--modes", "sparse"}, "--modes"},
            {{"eval", "--run", run, "--niah", "--niah-contexts", "16"}, "--niah-contexts: 16"},
