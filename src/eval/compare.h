@@ -53,6 +53,8 @@ inline constexpr size_t kRecoveryWindow = 20;    // steps averaged by the recove
 nlohmann::json compare_report(const RunLog& dense, const RunLog& lighthouse,
                               const nlohmann::json& eval_dense,
                               const nlohmann::json& eval_lighthouse);
+// The dense-mode `eval --ppl` loss of an eval JSON, NaN when it has none.
+double dense_eval_loss(const nlohmann::json& eval);
 // One pair's markdown; pair_only leaves out the title and the plots (the summary has them).
 std::string report_markdown(const nlohmann::json& report, bool pair_only = false);
 

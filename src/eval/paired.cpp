@@ -7,22 +7,15 @@
 #include <sstream>
 
 #include "eval/compare.h"
+#include "eval/report_format.h"
 
 namespace lighthouse::eval {
 namespace {
 
 using nlohmann::json;
-
-json number_or_null(double v) { return std::isfinite(v) ? json(v) : json(nullptr); }
-
-double number(const json& v) { return v.is_number() ? v.get<double>() : std::nan(""); }
-
-std::string fmt(const char* f, double v) {
-  if (!std::isfinite(v)) return "n/a";
-  char buf[64];
-  std::snprintf(buf, sizeof buf, f, v);
-  return buf;
-}
+using report::fmt;
+using report::number;
+using report::number_or_null;
 
 double mean_of(const std::vector<double>& v) {
   if (v.empty()) return std::nan("");
